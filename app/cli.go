@@ -1,0 +1,166 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/rs/zerolog"
+	"github.com/urfave/cli/v2"
+)
+
+// exitError carries a process exit code through urfave/cli.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// Main runs the CLI and returns the process exit code.
+func Main(args []string, build BuildInfo) int {
+	cliApp := NewCLI(build, os.Stdout, os.Stderr)
+	if err := cliApp.Run(args); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			if ee.msg != "" {
+				fmt.Fprintln(os.Stderr, "agentos:", ee.msg)
+			}
+			return ee.code
+		}
+		fmt.Fprintln(os.Stderr, "agentos:", err)
+		return 1
+	}
+	return 0
+}
+
+// configFlags are the settings of §7.1 as flags of every command that
+// loads the configuration.
+func configFlags() []cli.Flag {
+	out := make([]cli.Flag, 0, len(settings)+1)
+	for _, s := range settings {
+		out = append(out, &cli.StringFlag{Name: s.Flag, Usage: s.Usage + " [$" + s.Env + "]"})
+	}
+	out = append(out, &cli.StringFlag{Name: "env-file", Value: EnvFileName, Usage: "settings file read under the environment"})
+	return out
+}
+
+// loadConfig builds the Config of a command: flags, then environment, then
+// the env file, then defaults.
+func loadConfig(c *cli.Context) (Config, map[string]string, error) {
+	envFile, err := ReadEnvFile(c.String("env-file"))
+	if err != nil {
+		return Config{}, nil, err
+	}
+	flags := map[string]string{}
+	for _, s := range settings {
+		if c.IsSet(s.Flag) {
+			flags[s.Flag] = c.String(s.Flag)
+		}
+	}
+	cfg, err := LoadConfig(Layers{EnvFile: envFile, Flags: flags})
+	return cfg, envFile, err
+}
+
+// NewLogger builds the node's JSON logger.
+func NewLogger(w io.Writer, level string) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(strings.ToLower(level))
+	if err != nil || level == "" {
+		lvl = zerolog.InfoLevel
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Str("service", "agentos").Logger()
+}
+
+// NewCLI builds the command tree.
+func NewCLI(build BuildInfo, stdout, stderr io.Writer) *cli.App {
+	a := &cli.App{
+		Name:           "agentos",
+		Usage:          "a multi-tenant, federated agent platform in one binary",
+		Version:        build.Version,
+		Writer:         stdout,
+		ErrWriter:      stderr,
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+	a.Commands = []*cli.Command{
+		{
+			Name:  "serve",
+			Usage: "run the node in the foreground (for systemd, containers and tests)",
+			Flags: configFlags(),
+			Action: func(c *cli.Context) error {
+				cfg, envFile, err := loadConfig(c)
+				if err != nil {
+					return &exitError{2, err.Error()}
+				}
+				return serve(c.Context, cfg, envFile, build, stderr)
+			},
+		},
+		{
+			Name:  "version",
+			Usage: "print version, git sha and build time",
+			Action: func(c *cli.Context) error {
+				fmt.Fprintf(stdout, "agentos %s (git %s, built %s)\n", build.Version, build.GitSHA, build.BuildTime)
+				if sum, err := BinarySHA256(); err == nil {
+					fmt.Fprintf(stdout, "binary sha256 %s\n", sum)
+				}
+				return nil
+			},
+		},
+		{
+			Name:  "audit",
+			Usage: "audit tools",
+			Subcommands: []*cli.Command{{
+				Name:      "verify",
+				Usage:     "verify the audit hash chain of a tenant (or every tenant) in the data dir",
+				ArgsUsage: "[tenant_id]",
+				Flags:     configFlags(),
+				Action: func(c *cli.Context) error {
+					cfg, _, err := loadConfig(c)
+					if err != nil {
+						return &exitError{2, err.Error()}
+					}
+					return auditVerify(c.Context, cfg, c.Args().First(), stdout)
+				},
+			}},
+		},
+	}
+	a.Commands = append(a.Commands, operatorCommands(build, stdout, stderr)...)
+	return a
+}
+
+// serve runs a node until SIGINT/SIGTERM, then stops it gracefully.
+func serve(ctx context.Context, cfg Config, envFile map[string]string, build BuildInfo, logw io.Writer) error {
+	log := NewLogger(logw, cfg.LogLevel)
+	if err := CheckProd(cfg, envFile); err != nil {
+		return &exitError{2, err.Error()}
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	n := NewNode(cfg, build, log)
+	if err := n.Open(ctx); err != nil {
+		return &exitError{1, "start node: " + err.Error()}
+	}
+	if cfg.Mode != ModeProd {
+		if _, err := n.Seed(ctx); err != nil {
+			n.Close()
+			return &exitError{1, "seed: " + err.Error()}
+		}
+	}
+	log.Info().Str("stack_a", n.URL(StackA)).Str("stack_b", n.URL(StackB)).Str("federation", n.URL(StackFed)).
+		Str("mode", cfg.Mode).Str("version", build.Version).Msg("node ready")
+	select {
+	case <-ctx.Done():
+		log.Info().Msg("stopping: signal received")
+	case err := <-n.Errors():
+		log.Error().Err(err).Msg("stopping: a router failed")
+	}
+	if err := n.Close(); err != nil {
+		return &exitError{1, "stop node: " + err.Error()}
+	}
+	log.Info().Msg("stopped")
+	return nil
+}

@@ -1,0 +1,374 @@
+// Package app is the composition root: configuration, node wiring, the
+// HTTP edge shared by the three routers, the CLI commands and the operator
+// phases. It is the only package that knows every adapter.
+package app
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Modes of the node.
+const (
+	ModeDemo = "demo"
+	ModeDev  = "dev"
+	ModeProd = "prod"
+)
+
+// SMTPConfig is where alert email goes.
+type SMTPConfig struct {
+	Host     string
+	Port     int
+	From     string
+	To       []string
+	User     string
+	Password string
+	// StartTLS: "auto" (when offered), "require" or "off".
+	StartTLS string
+}
+
+// Enabled reports whether alert email is configured.
+func (s SMTPConfig) Enabled() bool { return s.Host != "" && len(s.To) > 0 }
+
+// Config is every setting of the node (CONTRACT §7.1 plus the knobs the
+// issues add). Fill it with DefaultConfig, then LoadConfig's layers.
+type Config struct {
+	DataDir       string
+	StackAAddr    string
+	StackBAddr    string
+	FedAddr       string
+	Mode          string
+	Profile       string
+	StackID       string
+	Region        string
+	Environment   string
+	PeersFile     string
+	StackBURL     string
+	StackBAPIKey  string
+	ProvidersFile string
+	SMTP          SMTPConfig
+
+	// ToolEgressAllow lists hosts and CIDRs tools may call.
+	ToolEgressAllow []string
+	// BodyLimit caps request bodies (413 beyond).
+	BodyLimit int64
+	// AuthFailuresPerMinute is the per-client-IP allowance of
+	// unauthenticated and failed-auth requests before 429.
+	AuthFailuresPerMinute int
+	// JWT verification beyond HS256 with the node secret.
+	JWTPublicKeyFiles []string
+	JWTJWKSFile       string
+	JWTIssuer         string
+	JWTAudience       string
+	// Federation mTLS (all three or none).
+	FedTLSCert string
+	FedTLSKey  string
+	FedTLSCA   string
+	// OTLPEndpoint turns on trace export (host:port or URL); empty = off.
+	OTLPEndpoint string
+	// ShutdownTimeout bounds the graceful stop.
+	ShutdownTimeout time.Duration
+	// LogLevel is zerolog's level name.
+	LogLevel string
+	// Workers is the executor's global concurrency cap.
+	Workers int
+}
+
+// DefaultConfig is the built-in layer.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:               "./.agentos",
+		StackAAddr:            "127.0.0.1:8080",
+		StackBAddr:            "127.0.0.1:8081",
+		FedAddr:               "127.0.0.1:8082",
+		Mode:                  ModeDemo,
+		Profile:               "local",
+		Region:                "local",
+		BodyLimit:             1 << 20,
+		AuthFailuresPerMinute: 100,
+		SMTP:                  SMTPConfig{Port: 25, StartTLS: "auto", From: "agentos@localhost"},
+		ShutdownTimeout:       10 * time.Second,
+		LogLevel:              "info",
+		Workers:               64,
+	}
+}
+
+// setting is one configurable value: its flag, its variable, and how a
+// string sets it.
+type setting struct {
+	Flag  string
+	Env   string
+	Usage string
+	Set   func(c *Config, v string) error
+	// Secret settings are never echoed in reports and are refused in
+	// plain text in .agentos.env in prod mode.
+	Secret bool
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func str(dst func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *dst(c) = v; return nil }
+}
+
+// settings is the table behind flags, variables and .agentos.env.
+var settings = []setting{
+	{"data-dir", "AGENTOS_DATA_DIR", "data directory (bbolt file, keys, credentials, logs, pid)", str(func(c *Config) *string { return &c.DataDir }), false},
+	{"stack-a-addr", "AGENTOS_STACK_A_ADDR", "Stack A listen address", str(func(c *Config) *string { return &c.StackAAddr }), false},
+	{"stack-b-addr", "AGENTOS_STACK_B_ADDR", "Stack B listen address", str(func(c *Config) *string { return &c.StackBAddr }), false},
+	{"fed-addr", "AGENTOS_FED_ADDR", "federation listen address", str(func(c *Config) *string { return &c.FedAddr }), false},
+	{"mode", "AGENTOS_MODE", "demo|dev|prod", str(func(c *Config) *string { return &c.Mode }), false},
+	{"profile", "AGENTOS_PROFILE", "local|federated", str(func(c *Config) *string { return &c.Profile }), false},
+	{"stack-id", "AGENTOS_STACK_ID", "this node's stack id (generated once when empty)", str(func(c *Config) *string { return &c.StackID }), false},
+	{"region", "AGENTOS_REGION", "region reported to peers", str(func(c *Config) *string { return &c.Region }), false},
+	{"environment", "AGENTOS_ENVIRONMENT", "environment reported to peers (default: the mode)", str(func(c *Config) *string { return &c.Environment }), false},
+	{"peers-file", "AGENTOS_PEERS_FILE", "federation peers JSON file", str(func(c *Config) *string { return &c.PeersFile }), false},
+	{"stack-b-url", "AGENTOS_STACK_B_URL", "remote Stack B base URL (default: in-process)", str(func(c *Config) *string { return &c.StackBURL }), false},
+	{"stack-b-api-key", "AGENTOS_STACK_B_API_KEY", "credential for a remote Stack B (default: a JWT signed with the node secret)", str(func(c *Config) *string { return &c.StackBAPIKey }), true},
+	{"providers-file", "AGENTOS_PROVIDERS_FILE", "model providers JSON file", str(func(c *Config) *string { return &c.ProvidersFile }), false},
+	{"smtp-host", "AGENTOS_SMTP_HOST", "SMTP server host for alerts", str(func(c *Config) *string { return &c.SMTP.Host }), false},
+	{"smtp-port", "AGENTOS_SMTP_PORT", "SMTP server port", func(c *Config, v string) error {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 1 || p > 65535 {
+			return fmt.Errorf("not a port: %q", v)
+		}
+		c.SMTP.Port = p
+		return nil
+	}, false},
+	{"smtp-from", "AGENTOS_SMTP_FROM", "alert sender address", str(func(c *Config) *string { return &c.SMTP.From }), false},
+	{"smtp-to", "AGENTOS_SMTP_TO", "alert recipients (comma separated)", func(c *Config, v string) error { c.SMTP.To = splitList(v); return nil }, false},
+	{"smtp-user", "AGENTOS_SMTP_USER", "SMTP auth user", str(func(c *Config) *string { return &c.SMTP.User }), false},
+	{"smtp-password", "AGENTOS_SMTP_PASSWORD", "SMTP auth password", str(func(c *Config) *string { return &c.SMTP.Password }), true},
+	{"smtp-starttls", "AGENTOS_SMTP_STARTTLS", "auto|require|off", str(func(c *Config) *string { return &c.SMTP.StartTLS }), false},
+	{"tool-egress-allow", "AGENTOS_TOOL_EGRESS_ALLOW", "hosts and CIDRs tools may call (comma separated)", func(c *Config, v string) error { c.ToolEgressAllow = splitList(v); return nil }, false},
+	{"body-limit", "AGENTOS_BODY_LIMIT", "maximum request body in bytes", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1024 {
+			return fmt.Errorf("want bytes >= 1024, got %q", v)
+		}
+		c.BodyLimit = n
+		return nil
+	}, false},
+	{"auth-failures-per-minute", "AGENTOS_AUTH_FAILURES_PER_MINUTE", "per-IP allowance of failed or missing credentials", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("want a positive integer, got %q", v)
+		}
+		c.AuthFailuresPerMinute = n
+		return nil
+	}, false},
+	{"jwt-public-keys", "AGENTOS_JWT_PUBLIC_KEYS", "PEM public key files for RS256/ES256/EdDSA JWTs (comma separated)", func(c *Config, v string) error { c.JWTPublicKeyFiles = splitList(v); return nil }, false},
+	{"jwt-jwks-file", "AGENTOS_JWT_JWKS_FILE", "JWKS file with JWT verification keys", str(func(c *Config) *string { return &c.JWTJWKSFile }), false},
+	{"jwt-issuer", "AGENTOS_JWT_ISSUER", "required JWT iss (empty: not checked)", str(func(c *Config) *string { return &c.JWTIssuer }), false},
+	{"jwt-audience", "AGENTOS_JWT_AUDIENCE", "required JWT aud (empty: not checked)", str(func(c *Config) *string { return &c.JWTAudience }), false},
+	{"fed-tls-cert", "AGENTOS_FED_TLS_CERT", "federation mTLS certificate file", str(func(c *Config) *string { return &c.FedTLSCert }), false},
+	{"fed-tls-key", "AGENTOS_FED_TLS_KEY", "federation mTLS key file", str(func(c *Config) *string { return &c.FedTLSKey }), false},
+	{"fed-tls-ca", "AGENTOS_FED_TLS_CA", "federation mTLS CA file", str(func(c *Config) *string { return &c.FedTLSCA }), false},
+	{"otlp-endpoint", "AGENTOS_OTLP_ENDPOINT", "OTLP/HTTP trace endpoint (empty: tracing export off)", str(func(c *Config) *string { return &c.OTLPEndpoint }), false},
+	{"log-level", "AGENTOS_LOG_LEVEL", "debug|info|warn|error", str(func(c *Config) *string { return &c.LogLevel }), false},
+	{"workers", "AGENTOS_WORKERS", "global cap of concurrently executing runs", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("want a positive integer, got %q", v)
+		}
+		c.Workers = n
+		return nil
+	}, false},
+}
+
+// EnvFileName is the editable settings file of the working directory.
+const EnvFileName = ".agentos.env"
+
+// ReadEnvFile parses KEY=VALUE lines (# comments, optional quotes). A
+// missing file is an empty map.
+func ReadEnvFile(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	line := 0
+	for sc.Scan() {
+		line++
+		s := strings.TrimSpace(sc.Text())
+		if s == "" || strings.HasPrefix(s, "#") {
+			continue
+		}
+		s = strings.TrimPrefix(s, "export ")
+		k, v, ok := strings.Cut(s, "=")
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: want KEY=VALUE", path, line)
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if len(v) >= 2 && (v[0] == '"' && v[len(v)-1] == '"' || v[0] == '\'' && v[len(v)-1] == '\'') {
+			v = v[1 : len(v)-1]
+		}
+		out[k] = v
+	}
+	return out, sc.Err()
+}
+
+// WriteEnvFile writes the settings of cfg that differ from the defaults,
+// plus the essentials, so an operator can edit them. Secrets are never
+// written.
+func WriteEnvFile(path string, cfg Config) error {
+	vals := map[string]string{
+		"AGENTOS_DATA_DIR":     cfg.DataDir,
+		"AGENTOS_STACK_A_ADDR": cfg.StackAAddr,
+		"AGENTOS_STACK_B_ADDR": cfg.StackBAddr,
+		"AGENTOS_FED_ADDR":     cfg.FedAddr,
+		"AGENTOS_MODE":         cfg.Mode,
+		"AGENTOS_REGION":       cfg.Region,
+	}
+	if cfg.ProvidersFile != "" {
+		vals["AGENTOS_PROVIDERS_FILE"] = cfg.ProvidersFile
+	}
+	if cfg.PeersFile != "" {
+		vals["AGENTOS_PEERS_FILE"] = cfg.PeersFile
+	}
+	if cfg.SMTP.Host != "" {
+		vals["AGENTOS_SMTP_HOST"] = cfg.SMTP.Host
+		vals["AGENTOS_SMTP_PORT"] = strconv.Itoa(cfg.SMTP.Port)
+		vals["AGENTOS_SMTP_TO"] = strings.Join(cfg.SMTP.To, ",")
+	}
+	keys := make([]string, 0, len(vals))
+	for k := range vals {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("# AgentOS node settings, written by `agentos up`. Edit freely:\n")
+	b.WriteString("# flags override these, and these override the built-in defaults.\n")
+	b.WriteString("# Secrets (SMTP password, provider keys) belong in the environment or\n# in owner-only files, not here.\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%s\n", k, vals[k])
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
+// Layers are the sources of LoadConfig, lowest precedence first after the
+// defaults.
+type Layers struct {
+	EnvFile map[string]string // .agentos.env
+	Environ func(string) (string, bool)
+	Flags   map[string]string // flags the user set explicitly
+}
+
+// LoadConfig applies .agentos.env, then the environment, then flags, onto
+// the defaults, and validates the result.
+func LoadConfig(l Layers) (Config, error) {
+	cfg := DefaultConfig()
+	if l.Environ == nil {
+		l.Environ = os.LookupEnv
+	}
+	for _, s := range settings {
+		if v, ok := l.EnvFile[s.Env]; ok {
+			if err := s.Set(&cfg, v); err != nil {
+				return cfg, fmt.Errorf("%s %s: %w", EnvFileName, s.Env, err)
+			}
+		}
+		if v, ok := l.Environ(s.Env); ok {
+			if err := s.Set(&cfg, v); err != nil {
+				return cfg, fmt.Errorf("environment %s: %w", s.Env, err)
+			}
+		}
+		if v, ok := l.Flags[s.Flag]; ok {
+			if err := s.Set(&cfg, v); err != nil {
+				return cfg, fmt.Errorf("flag --%s: %w", s.Flag, err)
+			}
+		}
+	}
+	if cfg.Environment == "" {
+		cfg.Environment = cfg.Mode
+	}
+	return cfg, cfg.Validate()
+}
+
+// PlaintextSecretsInEnvFile names the secret settings written in the env
+// file; prod refuses to start with any.
+func PlaintextSecretsInEnvFile(envFile map[string]string) []string {
+	var out []string
+	for _, s := range settings {
+		if _, ok := envFile[s.Env]; ok && s.Secret {
+			out = append(out, s.Env)
+		}
+	}
+	for k := range envFile {
+		if strings.HasSuffix(k, "_API_KEY") || strings.Contains(k, "SECRET") || strings.HasSuffix(k, "_PASSWORD") {
+			if !contains(out, k) {
+				out = append(out, k)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	switch c.Mode {
+	case ModeDemo, ModeDev, ModeProd:
+	default:
+		return fmt.Errorf("config mode: %q is not demo, dev or prod", c.Mode)
+	}
+	switch c.Profile {
+	case "local", "federated":
+	default:
+		return fmt.Errorf("config profile: %q is not local or federated", c.Profile)
+	}
+	if c.DataDir == "" {
+		return fmt.Errorf("config data_dir: empty")
+	}
+	for name, a := range map[string]string{"stack_a_addr": c.StackAAddr, "stack_b_addr": c.StackBAddr, "fed_addr": c.FedAddr} {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("config %s: %q is not host:port", name, a)
+		}
+	}
+	n := 0
+	for _, f := range []string{c.FedTLSCert, c.FedTLSKey, c.FedTLSCA} {
+		if f != "" {
+			n++
+		}
+	}
+	if n != 0 && n != 3 {
+		return fmt.Errorf("config fed_tls: set cert, key and CA together")
+	}
+	switch c.SMTP.StartTLS {
+	case "auto", "require", "off":
+	default:
+		return fmt.Errorf("config smtp_starttls: %q is not auto, require or off", c.SMTP.StartTLS)
+	}
+	return nil
+}
+
+// Path joins name onto the data dir.
+func (c Config) Path(name string) string { return filepath.Join(c.DataDir, name) }

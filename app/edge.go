@@ -1,0 +1,372 @@
+package app
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agentos/agentos/core"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// RequestValidator checks a request body against the port's OpenAPI
+// document; it returns the JSON path of the first violation.
+type RequestValidator interface {
+	ValidateRequest(r *http.Request) (field, message string, bad bool)
+}
+
+// edgeMetrics are the HTTP-level series every router shares.
+type edgeMetrics struct {
+	requests     *prometheus.CounterVec
+	authFailures prometheus.Counter
+	quotaRejects *prometheus.CounterVec
+}
+
+func newEdgeMetrics(reg prometheus.Registerer) *edgeMetrics {
+	m := &edgeMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agentos_http_requests_total",
+			Help: "HTTP requests answered, by stack and status class."}, []string{"stack", "code_class"}),
+		authFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "agentos_auth_failures_total",
+			Help: "Requests refused for a missing, invalid or insufficient credential."}),
+		quotaRejects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agentos_quota_rejections_total",
+			Help: "Requests refused by a quota or rate limit, by kind."}, []string{"kind"}),
+	}
+	reg.MustRegister(m.requests, m.authFailures, m.quotaRejects)
+	return m
+}
+
+// edge is the HTTP edge of one router: ids, limits, auth, validation and
+// the one error mapper.
+type edge struct {
+	stack     string // stack-a | stack-b | federation
+	log       zerolog.Logger
+	auth      *Authenticator
+	peerAuth  PeerAuthenticator
+	failures  *failureLimiter
+	validator RequestValidator
+	bodyLimit int64
+	metrics   *edgeMetrics
+}
+
+// publicPath reports the paths that need no credential (§1.4).
+func publicPath(p string) bool {
+	switch p {
+	case "/healthz", "/readyz", "/metrics", "/openapi.yaml", "/openapi.json", "/v1/health", "/v1/federation/health", "/examples", "/examples/", "/console":
+		return true
+	}
+	return strings.HasPrefix(p, "/examples/") || strings.HasPrefix(p, "/console/")
+}
+
+// openAIPath reports the OpenAI-compatible surface, whose errors take
+// OpenAI's shape.
+func openAIPath(p string) bool {
+	return p == "/v1/chat/completions" || p == "/v1/embeddings"
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+var validTraceparent = func(tp string) bool {
+	// version-traceid-parentid-flags, lower hex, 55 chars.
+	if len(tp) != 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' {
+		return false
+	}
+	for i, c := range tp {
+		if i == 2 || i == 35 || i == 52 {
+			continue
+		}
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return tp[3:35] != strings.Repeat("0", 32) && tp[36:52] != strings.Repeat("0", 16)
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// NewTraceparent mints a sampled W3C traceparent.
+func NewTraceparent() string { return "00-" + randHex(16) + "-" + randHex(8) + "-01" }
+
+// ids assigns request and correlation ids and the trace context.
+func (e *edge) ids(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		corr := r.Header.Get("X-Correlation-Id")
+		if corr == "" || len(corr) > 256 {
+			corr = core.NewID(core.PrefixCorrelation)
+		}
+		reqID := core.NewID(core.PrefixRequest)
+		tp := r.Header.Get("traceparent")
+		if !validTraceparent(tp) {
+			tp = NewTraceparent()
+		}
+		h := c.Response().Header()
+		h.Set("X-Correlation-Id", corr)
+		h.Set("X-Request-Id", reqID)
+		ctx := core.WithCorrelationID(r.Context(), corr)
+		ctx = core.WithRequestID(ctx, reqID)
+		ctx = core.WithTraceparent(ctx, tp)
+		c.SetRequest(r.WithContext(ctx))
+		return next(c)
+	}
+}
+
+// recoverPanics turns a handler panic into internal_error, logging the
+// stack server-side only.
+func (e *edge) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				e.log.Error().Str("correlation_id", core.CorrelationID(c.Request().Context())).
+					Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Msg("handler panic recovered")
+				err = core.Errorf(core.CodeInternal, "internal error")
+			}
+		}()
+		return next(c)
+	}
+}
+
+// accessLog counts and logs each answered request.
+func (e *edge) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		status := c.Response().Status
+		e.metrics.requests.WithLabelValues(e.stack, strconv.Itoa(status/100)+"xx").Inc()
+		ctx := c.Request().Context()
+		ev := e.log.Debug()
+		if status >= 500 {
+			ev = e.log.Warn()
+		}
+		tenant := ""
+		if a, ok := core.AuthFrom(ctx); ok {
+			tenant = a.TenantID
+		}
+		ev.Str("tenant_id", tenant).Str("correlation_id", core.CorrelationID(ctx)).
+			Str("method", c.Request().Method).Str("path", c.Request().URL.Path).Int("status", status).
+			Dur("latency", time.Since(start)).Msg("request")
+		return nil
+	}
+}
+
+func hasBody(r *http.Request) bool {
+	return r.ContentLength > 0 || (r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody)
+}
+
+// bodyRules enforces the size limit (413) and JSON content type (415),
+// and buffers the body so validation and the handler can both read it.
+func (e *edge) bodyRules(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodDelete && !hasBody(r) || !hasBody(r) {
+			return next(c)
+		}
+		if r.ContentLength > e.bodyLimit {
+			return tooLarge(e.bodyLimit)
+		}
+		raw, err := io.ReadAll(io.LimitReader(r.Body, e.bodyLimit+1))
+		if err != nil {
+			return core.Invalid("", "could not read the request body: %v", err)
+		}
+		if int64(len(raw)) > e.bodyLimit {
+			return tooLarge(e.bodyLimit)
+		}
+		if len(raw) > 0 {
+			mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+			if err != nil || !(mt == "application/json" || strings.HasSuffix(mt, "+json")) {
+				ce := core.Errorf(core.CodeInvalidRequest, "request body must be application/json")
+				ce.Status = http.StatusUnsupportedMediaType
+				ce.Details["content_type"] = r.Header.Get("Content-Type")
+				return ce
+			}
+		}
+		r.Body = io.NopCloser(bytes.NewReader(raw))
+		r.ContentLength = int64(len(raw))
+		return next(c)
+	}
+}
+
+func tooLarge(limit int64) *core.Error {
+	ce := core.Errorf(core.CodeInvalidRequest, "request body exceeds %d bytes", limit)
+	ce.Status = http.StatusRequestEntityTooLarge
+	ce.Details["limit_bytes"] = limit
+	return ce
+}
+
+// authenticate applies §1.4 to every non-public path, with the per-IP
+// failure limit in front.
+func (e *edge) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if publicPath(r.URL.Path) {
+			return next(c)
+		}
+		ip := clientIP(r)
+		if blocked, wait := e.failures.blocked(ip); blocked {
+			e.metrics.quotaRejects.WithLabelValues("auth_failures").Inc()
+			return core.RateLimited("auth_failures", wait, "too many failed or missing credentials from this address")
+		}
+		var au core.Auth
+		var err error
+		ok := false
+		if e.peerAuth != nil {
+			au, ok, err = e.peerAuth(r)
+		}
+		if !ok && err == nil {
+			au, err = e.auth.Authenticate(r)
+		}
+		if err != nil {
+			if code := core.ErrorCode(err); code == core.CodeUnauthorized || code == core.CodeForbidden {
+				e.metrics.authFailures.Inc()
+				if code == core.CodeUnauthorized {
+					e.failures.fail(ip)
+				}
+			}
+			return err
+		}
+		c.SetRequest(r.WithContext(core.WithAuth(r.Context(), au)))
+		return next(c)
+	}
+}
+
+// validate checks bodies against the OpenAPI document.
+func (e *edge) validate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if e.validator == nil || r.ContentLength <= 0 {
+			return next(c)
+		}
+		if field, msg, bad := e.validator.ValidateRequest(r); bad {
+			return core.Invalid(field, "%s", msg)
+		}
+		return next(c)
+	}
+}
+
+// errorHandler is the router's one error mapper.
+func (e *edge) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	ce := e.toCoreError(err)
+	if ce.Code == core.CodeRateLimited || ce.Code == core.CodeQuotaExceeded {
+		kind, _ := ce.Details["kind"].(string)
+		if kind == "" {
+			kind = ce.Code
+		}
+		if kind != "auth_failures" {
+			e.metrics.quotaRejects.WithLabelValues(kind).Inc()
+		}
+	}
+	if ce.Code == core.CodeForbidden {
+		if _, ok := ce.Details["scope"]; ok {
+			e.metrics.authFailures.Inc()
+		}
+	}
+	if ce.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(ce.RetryAfter))
+	}
+	status := ce.HTTPStatus()
+	if ce.Code == core.CodeInternal {
+		e.log.Error().Err(err).Str("correlation_id", core.CorrelationID(c.Request().Context())).Str("path", c.Request().URL.Path).Msg("internal error")
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	if openAIPath(c.Request().URL.Path) {
+		_ = c.JSON(status, openAIError(ce, status))
+		return
+	}
+	details := ce.Details
+	if details == nil {
+		details = map[string]any{}
+	}
+	_ = c.JSON(status, map[string]any{
+		"error":          map[string]any{"code": ce.Code, "message": ce.Message, "retryable": ce.Retryable, "details": details},
+		"correlation_id": core.CorrelationID(c.Request().Context()),
+	})
+}
+
+func (e *edge) toCoreError(err error) *core.Error {
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		switch he.Code {
+		case http.StatusNotFound, http.StatusMethodNotAllowed:
+			return core.Errorf(core.CodeNotFound, "no such route")
+		case http.StatusRequestEntityTooLarge:
+			return tooLarge(e.bodyLimit)
+		case http.StatusUnsupportedMediaType:
+			ce := core.Errorf(core.CodeInvalidRequest, "request body must be application/json")
+			ce.Status = http.StatusUnsupportedMediaType
+			return ce
+		case http.StatusBadRequest:
+			return core.Invalid("", "%v", he.Message)
+		case http.StatusUnauthorized:
+			return core.Errorf(core.CodeUnauthorized, "%v", he.Message)
+		case http.StatusForbidden:
+			return core.Errorf(core.CodeForbidden, "%v", he.Message)
+		case http.StatusServiceUnavailable:
+			return core.Errorf(core.CodeDependencyUnavailable, "%v", he.Message)
+		}
+		if he.Code < 500 {
+			ce := core.Errorf(core.CodeForStatus(he.Code), "%v", he.Message)
+			return ce
+		}
+	}
+	return core.AsError(err)
+}
+
+// openAIError renders OpenAI's error shape for the compatible surface.
+func openAIError(ce *core.Error, status int) map[string]any {
+	typ := "api_error"
+	switch status {
+	case 400, 413, 415:
+		typ = "invalid_request_error"
+	case 401:
+		typ = "authentication_error"
+	case 403:
+		typ = "permission_error"
+	case 404:
+		typ = "not_found_error"
+	case 409:
+		typ = "conflict_error"
+	case 429:
+		typ = "rate_limit_error"
+		if ce.Code == core.CodeQuotaExceeded {
+			typ = "insufficient_quota"
+		}
+	}
+	var param any
+	if f, ok := ce.Details["field"].(string); ok && f != "" {
+		param = f
+	}
+	return map[string]any{"error": map[string]any{"message": ce.Message, "type": typ, "param": param, "code": ce.Code}}
+}

@@ -1,0 +1,377 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/store"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+)
+
+// Stack names, as they appear in health answers, metrics and logs.
+const (
+	StackA   = "stack-a"
+	StackB   = "stack-b"
+	StackFed = "federation"
+)
+
+// APIVersion is the contract version the node speaks.
+const APIVersion = "1.0.2"
+
+// BuildInfo is stamped into the binary at link time.
+type BuildInfo struct {
+	Version   string `json:"version"`
+	GitSHA    string `json:"git_sha"`
+	BuildTime string `json:"build_time"`
+}
+
+// NodeFile is <data-dir>/node.json, written once all routers listen.
+type NodeFile struct {
+	PID       int    `json:"pid"`
+	StackID   string `json:"stack_id"`
+	StackAURL string `json:"stack_a_url"`
+	StackBURL string `json:"stack_b_url"`
+	FedURL    string `json:"fed_url"`
+	Mode      string `json:"mode"`
+	Version   string `json:"version"`
+	StartedAt string `json:"started_at"`
+}
+
+// router is one of the three HTTP servers.
+type router struct {
+	name     string
+	echo     *echo.Echo
+	listener net.Listener
+	server   *http.Server
+	url      string
+}
+
+// Node is one AgentOS process: a store, three routers and the stacks.
+// Build it with NewNode, then Open; Close stops it gracefully.
+type Node struct {
+	Config Config
+	Build  BuildInfo
+	Log    zerolog.Logger
+
+	store    *store.Store
+	secret   []byte
+	stackID  string
+	registry *prometheus.Registry
+	metrics  *edgeMetrics
+	auth     *Authenticator
+	failures *failureLimiter
+	routers  map[string]*router
+	edges    map[string]*edge
+	stacks   *stacks
+	// readiness checks per router: name → check.
+	ready map[string][]readyCheck
+
+	closeOnce sync.Once
+	closeErr  error
+	serveErr  chan error
+}
+
+type readyCheck struct {
+	name string
+	fn   func(ctx context.Context) error
+}
+
+// NewNode prepares a node; nothing is opened yet.
+func NewNode(cfg Config, build BuildInfo, log zerolog.Logger) *Node {
+	return &Node{Config: cfg, Build: build, Log: log, serveErr: make(chan error, 3)}
+}
+
+// Store exposes the node's store (tests and CLI commands).
+func (n *Node) Store() *store.Store { return n.store }
+
+// StackID is this node's stable id.
+func (n *Node) StackID() string { return n.stackID }
+
+// Secret is the node's HS256 secret.
+func (n *Node) Secret() []byte { return n.secret }
+
+// URL is the base URL of a router (StackA, StackB or StackFed) once open.
+func (n *Node) URL(name string) string {
+	if r, ok := n.routers[name]; ok {
+		return r.url
+	}
+	return ""
+}
+
+// Errors reports a router that stopped serving unexpectedly.
+func (n *Node) Errors() <-chan error { return n.serveErr }
+
+// Open validates the configuration, opens the store, wires the stacks,
+// binds the three ports, and writes node.json. On error everything opened
+// so far is closed again.
+func (n *Node) Open(ctx context.Context) (err error) {
+	if err := n.Config.Validate(); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	if err := os.MkdirAll(n.Config.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir %s: %w", n.Config.DataDir, err)
+	}
+	n.store, err = store.Open(n.Config.Path("agentos.db"), store.Options{})
+	if err != nil {
+		return err
+	}
+	if n.stackID, err = n.resolveStackID(ctx); err != nil {
+		return err
+	}
+	if n.secret, err = loadOrCreateSecret(n.Config.Path("node.secret")); err != nil {
+		return err
+	}
+	n.Log = n.Log.With().Str("stack_id", n.stackID).Logger()
+	n.registry = prometheus.NewRegistry()
+	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n.metrics = newEdgeMetrics(n.registry)
+	if n.auth, err = NewAuthenticator(n.Config, n.secret, n.store, n.store); err != nil {
+		return err
+	}
+	n.failures = newFailureLimiter(n.Config.AuthFailuresPerMinute)
+	n.ready = map[string][]readyCheck{}
+	n.routers = map[string]*router{}
+	n.edges = map[string]*edge{}
+	for _, name := range []string{StackA, StackB, StackFed} {
+		if err := n.newRouter(name); err != nil {
+			return err
+		}
+	}
+	if n.stacks, err = wireStacks(ctx, n); err != nil {
+		return err
+	}
+	for _, r := range n.routers {
+		n.serve(r)
+	}
+	if err := n.stacks.start(ctx); err != nil {
+		return err
+	}
+	return n.writeNodeFile()
+}
+
+func (n *Node) resolveStackID(ctx context.Context) (string, error) {
+	stored, err := n.store.GetMeta("stack_id")
+	if err != nil {
+		return "", fmt.Errorf("read stack id: %w", err)
+	}
+	id := n.Config.StackID
+	switch {
+	case id != "" && id != stored:
+		if err := n.store.SetMeta(ctx, "stack_id", id); err != nil {
+			return "", err
+		}
+	case id == "" && stored != "":
+		id = stored
+	case id == "":
+		id = core.NewID(core.PrefixStack)
+		if err := n.store.SetMeta(ctx, "stack_id", id); err != nil {
+			return "", err
+		}
+	}
+	return id, nil
+}
+
+// loadOrCreateSecret reads the node's 32-byte HS256 secret, creating it
+// (0600) on first start. An unreadable or short file stops startup.
+func loadOrCreateSecret(path string) ([]byte, error) {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return nil, fmt.Errorf("node secret: %w", err)
+		}
+		if err := os.WriteFile(path, []byte(hex.EncodeToString(b)+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("node secret: %w", err)
+		}
+		return b, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("node secret %s: %w", path, err)
+	}
+	b, err := hex.DecodeString(strings.TrimSpace(string(raw)))
+	if err != nil || len(b) < 32 {
+		return nil, fmt.Errorf("node secret %s: want 64 hex characters", path)
+	}
+	return b, nil
+}
+
+func (n *Node) addrOf(name string) string {
+	switch name {
+	case StackA:
+		return n.Config.StackAAddr
+	case StackB:
+		return n.Config.StackBAddr
+	default:
+		return n.Config.FedAddr
+	}
+}
+
+// newRouter builds the echo instance with the shared edge and binds its
+// port (":0" picks a free one).
+func (n *Node) newRouter(name string) error {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.Logger.SetOutput(io.Discard)
+	ed := &edge{stack: name, log: n.Log.With().Str("component", name).Logger(), auth: n.auth,
+		failures: n.failures, bodyLimit: n.Config.BodyLimit, metrics: n.metrics}
+	e.HTTPErrorHandler = ed.errorHandler
+	e.Use(ed.ids, ed.accessLog, ed.recoverPanics, ed.bodyRules, ed.authenticate, ed.validate)
+	n.mountCommon(e, name)
+
+	ln, err := net.Listen("tcp", n.addrOf(name))
+	if err != nil {
+		return fmt.Errorf("%s: listen on %s: %w", name, n.addrOf(name), err)
+	}
+	r := &router{name: name, echo: e, listener: ln, url: "http://" + ln.Addr().String()}
+	r.server = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	n.routers[name] = r
+	n.edges[name] = ed
+	return nil
+}
+
+func (n *Node) serve(r *router) {
+	go func() {
+		if err := r.server.Serve(r.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.Log.Error().Err(err).Str("component", r.name).Msg("router stopped")
+			n.serveErr <- fmt.Errorf("%s: %w", r.name, err)
+		}
+	}()
+}
+
+// mountCommon serves what every port serves: liveness, readiness, metrics,
+// the OpenAPI document and the golden examples.
+func (n *Node) mountCommon(e *echo.Echo, name string) {
+	e.GET("/healthz", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]any{"status": "ok", "checks": map[string]string{"process": "ok"},
+			"service": name, "correlation_id": core.CorrelationID(c.Request().Context())})
+	})
+	e.GET("/readyz", func(c echo.Context) error {
+		checks, ok := n.Ready(c.Request().Context(), name)
+		status, code := "ok", http.StatusOK
+		if !ok {
+			status, code = "unavailable", http.StatusServiceUnavailable
+		}
+		return c.JSON(code, map[string]any{"status": status, "checks": checks, "service": name,
+			"correlation_id": core.CorrelationID(c.Request().Context())})
+	})
+	metrics := promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{})
+	e.GET("/metrics", echo.WrapHandler(metrics))
+	mountDocuments(e, name)
+}
+
+// AddReadyCheck adds a readiness check to a router.
+func (n *Node) AddReadyCheck(router, name string, fn func(ctx context.Context) error) {
+	n.ready[router] = append(n.ready[router], readyCheck{name, fn})
+}
+
+// Ready runs the router's readiness checks: the store is writable, and
+// what the router depends on answers.
+func (n *Node) Ready(ctx context.Context, router string) (map[string]string, bool) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	checks := map[string]string{}
+	ok := true
+	if err := n.store.Ping(ctx); err != nil {
+		checks["store"] = "unavailable: " + err.Error()
+		ok = false
+	} else {
+		checks["store"] = "ok"
+	}
+	for _, rc := range n.ready[router] {
+		if err := rc.fn(ctx); err != nil {
+			checks[rc.name] = "unavailable: " + err.Error()
+			ok = false
+		} else {
+			checks[rc.name] = "ok"
+		}
+	}
+	return checks, ok
+}
+
+func (n *Node) writeNodeFile() error {
+	nf := NodeFile{PID: os.Getpid(), StackID: n.stackID, StackAURL: n.URL(StackA), StackBURL: n.URL(StackB),
+		FedURL: n.URL(StackFed), Mode: n.Config.Mode, Version: n.Build.Version, StartedAt: core.Now().Format(time.RFC3339)}
+	raw, _ := json.MarshalIndent(nf, "", "  ")
+	tmp := n.Config.Path("node.json.tmp")
+	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
+		return fmt.Errorf("write node.json: %w", err)
+	}
+	return os.Rename(tmp, n.Config.Path("node.json"))
+}
+
+// ReadNodeFile reads <data-dir>/node.json.
+func ReadNodeFile(dataDir string) (NodeFile, error) {
+	var nf NodeFile
+	raw, err := os.ReadFile(filepath.Join(dataDir, "node.json"))
+	if err != nil {
+		return nf, err
+	}
+	return nf, json.Unmarshal(raw, &nf)
+}
+
+// Close stops accepting requests, drains streams and in-flight work within
+// the shutdown timeout, stops the stacks and closes the store.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), n.Config.ShutdownTimeout)
+		defer cancel()
+		var errs []error
+		var wg sync.WaitGroup
+		for _, r := range n.routers {
+			if r.server == nil {
+				continue
+			}
+			wg.Add(1)
+			go func(r *router) {
+				defer wg.Done()
+				if err := r.server.Shutdown(ctx); err != nil {
+					_ = r.server.Close()
+				}
+			}(r)
+		}
+		if n.stacks != nil {
+			// Stopping the stacks ends SSE streams, so Shutdown can finish.
+			if err := n.stacks.close(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		wg.Wait()
+		for _, r := range n.routers {
+			if r.server == nil && r.listener != nil {
+				r.listener.Close()
+			}
+		}
+		if n.store != nil {
+			if err := n.store.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if n.Config.DataDir != "" {
+			os.Remove(n.Config.Path("node.json"))
+		}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}

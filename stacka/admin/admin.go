@@ -1,0 +1,600 @@
+// Package admin is Stack A's tenant admin API (CONTRACT §2.2) and audit reader (§3.6).
+package admin
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agentos/agentos/core"
+	"github.com/labstack/echo/v4"
+)
+
+// AdminAPI is the tenant admin API of CONTRACT §2.2 and the audit reader of
+// §3.6. Every change commits with its audit record in one transaction.
+type AdminAPI struct {
+	Tenants core.TenantPort
+	Tokens  core.TokenPort
+	Audit   core.AuditPort
+	// DefaultToolIDs are granted to a new tenant that names no tools.
+	DefaultToolIDs []string
+}
+
+// Register mounts the admin and audit routes.
+func (a *AdminAPI) Register(e *echo.Echo) {
+	e.POST("/v1/admin/tenants", a.handleCreateTenant)
+	e.GET("/v1/admin/tenants", a.handleListTenants)
+	e.GET("/v1/admin/tenants/:tenant_id", a.handleGetTenant)
+	e.PATCH("/v1/admin/tenants/:tenant_id", a.handleUpdateTenant)
+	e.POST("/v1/admin/tenants/:tenant_id/tokens", a.handleIssueToken)
+	e.GET("/v1/admin/tenants/:tenant_id/tokens", a.handleListTokens)
+	// ":rotate" is a custom method on the token: echo's param takes the
+	// whole segment, so the suffix is split off in the handler.
+	e.POST("/v1/admin/tenants/:tenant_id/tokens/:token_ref", a.handleTokenAction)
+	e.DELETE("/v1/admin/tenants/:tenant_id/tokens/:token_id", a.handleRevokeToken)
+	e.GET("/v1/audit", a.handleListAudit)
+}
+
+// TenantCreate is the body of POST /v1/admin/tenants.
+type TenantCreate struct {
+	TenantID        string             `json:"tenant_id"`
+	Name            string             `json:"name"`
+	PlanTier        string             `json:"plan_tier"`
+	DefaultPolicyID string             `json:"default_policy_id"`
+	Entitlements    *core.Entitlements `json:"entitlements"`
+	Quotas          *core.Quotas       `json:"quotas"`
+	Metadata        map[string]any     `json:"metadata"`
+}
+
+// TokenCreate is the body of POST /v1/admin/tenants/{id}/tokens.
+type TokenCreate struct {
+	PrincipalID   string     `json:"principal_id"`
+	PrincipalType string     `json:"principal_type"`
+	DisplayName   string     `json:"display_name"`
+	Scopes        []string   `json:"scopes"`
+	Roles         []string   `json:"roles"`
+	ExpiresAt     *time.Time `json:"expires_at"`
+}
+
+var (
+	tenantIDPattern    = regexp.MustCompile(`^tnt_[A-Za-z0-9_-]{1,64}$`)
+	principalIDPattern = regexp.MustCompile(`^(usr|svc)_[A-Za-z0-9_-]{1,64}$`)
+)
+
+func auth(c echo.Context) core.Auth {
+	a, _ := core.AuthFrom(c.Request().Context())
+	return a
+}
+
+func isTenantsAdmin(a core.Auth) bool { return a.IsPlatformAdmin() || a.Can(core.ScopeTenantsAdmin) }
+
+func requireTenantsAdmin(a core.Auth) error {
+	if isTenantsAdmin(a) {
+		return nil
+	}
+	return core.Errorf(core.CodeForbidden, "requires role platform_admin or scope tenants:admin").With("scope", core.ScopeTenantsAdmin)
+}
+
+// canSeeTenant: admins see every tenant; a tenant admin only its own, and
+// any other tenant is not_found so existence does not leak.
+func canSeeTenant(a core.Auth, tenantID string) error {
+	if isTenantsAdmin(a) {
+		return nil
+	}
+	if a.TenantID != tenantID {
+		return core.NotFound("tenant", tenantID)
+	}
+	if a.HasRole(core.RoleTenantAdmin) {
+		return nil
+	}
+	return core.Errorf(core.CodeForbidden, "requires role tenant_admin").With("scope", core.ScopeTenantsAdmin)
+}
+
+func decodeStrict(c echo.Context, v any) error {
+	dec := json.NewDecoder(c.Request().Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return core.Invalid(jsonField(err), "malformed request body: %v", err)
+	}
+	return nil
+}
+
+// jsonField names the JSON path of a decode error where Go says it.
+func jsonField(err error) string {
+	var te *json.UnmarshalTypeError
+	if ok := asErr(err, &te); ok {
+		return te.Field
+	}
+	if s := err.Error(); strings.HasPrefix(s, "json: unknown field ") {
+		return strings.Trim(strings.TrimPrefix(s, "json: unknown field "), `"`)
+	}
+	return ""
+}
+
+func asErr(err error, te **json.UnmarshalTypeError) bool {
+	t, ok := err.(*json.UnmarshalTypeError)
+	if ok {
+		*te = t
+	}
+	return ok
+}
+
+func reply(c echo.Context, status int, body map[string]any) error {
+	body["correlation_id"] = core.CorrelationID(c.Request().Context())
+	return c.JSON(status, body)
+}
+
+func (a *AdminAPI) handleCreateTenant(c echo.Context) error {
+	au := auth(c)
+	if err := requireTenantsAdmin(au); err != nil {
+		return err
+	}
+	var body struct {
+		TenantCreate *TenantCreate `json:"tenant_create"`
+	}
+	if err := decodeStrict(c, &body); err != nil {
+		return err
+	}
+	if body.TenantCreate == nil {
+		return core.Invalid("tenant_create", "tenant_create is required")
+	}
+	t, err := a.CreateTenant(c.Request().Context(), au, *body.TenantCreate)
+	if err != nil {
+		return err
+	}
+	return reply(c, http.StatusCreated, map[string]any{"tenant": t})
+}
+
+// CreateTenant validates tc, fills defaults and stores the tenant with its
+// audit record. Returns invalid_request or conflict.
+func (a *AdminAPI) CreateTenant(ctx context.Context, au core.Auth, tc TenantCreate) (core.Tenant, error) {
+	if tc.TenantID == "" {
+		tc.TenantID = core.NewID(core.PrefixTenant)
+	}
+	if !tenantIDPattern.MatchString(tc.TenantID) {
+		return core.Tenant{}, core.Invalid("tenant_create.tenant_id", "tenant_id must look like tnt_<letters, digits, _ or ->")
+	}
+	if strings.TrimSpace(tc.Name) == "" {
+		return core.Tenant{}, core.Invalid("tenant_create.name", "name is required")
+	}
+	if tc.PlanTier == "" {
+		tc.PlanTier = "free"
+	}
+	if tc.DefaultPolicyID == "" {
+		tc.DefaultPolicyID = "pol_default"
+	}
+	ent := core.Entitlements{ModelTiersAllowed: []string{"fast", "balanced"}, ModelBackendsAllowed: []string{"builtin"}, ToolIDsAllowed: a.DefaultToolIDs}
+	if tc.Entitlements != nil {
+		ent = *tc.Entitlements
+	}
+	if err := validateEntitlements("tenant_create.entitlements", &ent); err != nil {
+		return core.Tenant{}, err
+	}
+	var q core.Quotas
+	if tc.Quotas != nil {
+		q = *tc.Quotas
+	}
+	if err := validateQuotas("tenant_create.quotas", q); err != nil {
+		return core.Tenant{}, err
+	}
+	md := tc.Metadata
+	if md == nil {
+		md = map[string]any{}
+	}
+	now := core.Now()
+	t := core.Tenant{TenantID: tc.TenantID, Name: tc.Name, Status: core.TenantActive, PlanTier: tc.PlanTier,
+		CreatedAt: now, UpdatedAt: now, DefaultPolicyID: tc.DefaultPolicyID, Entitlements: ent, Quotas: q, Metadata: md}
+	rec := core.NewAudit(au, "tenant.create", "tenant", t.TenantID, "success", map[string]any{"plan_tier": t.PlanTier})
+	rec.TenantID = t.TenantID
+	if err := a.Tenants.CreateTenant(ctx, t, &rec); err != nil {
+		return core.Tenant{}, err
+	}
+	return t, nil
+}
+
+func validateEntitlements(field string, e *core.Entitlements) error {
+	if e.ModelTiersAllowed == nil {
+		e.ModelTiersAllowed = []string{}
+	}
+	if e.ModelBackendsAllowed == nil {
+		e.ModelBackendsAllowed = []string{}
+	}
+	if e.ToolIDsAllowed == nil {
+		e.ToolIDsAllowed = []string{}
+	}
+	for i, t := range e.ModelTiersAllowed {
+		if t != "fast" && t != "balanced" && t != "premium" {
+			return core.Invalid(fmt.Sprintf("%s.model_tiers_allowed[%d]", field, i), "unknown tier %q (fast, balanced, premium)", t)
+		}
+	}
+	return nil
+}
+
+func validateQuotas(field string, q core.Quotas) error {
+	nonNeg := func(name string, v *int) error {
+		if v != nil && *v < 0 {
+			return core.Invalid(field+"."+name, "must be >= 0")
+		}
+		return nil
+	}
+	if r := q.Runs; r != nil {
+		for name, v := range map[string]*int{"runs.max_concurrent_runs": r.MaxConcurrentRuns, "runs.run_create_burst": r.RunCreateBurst} {
+			if err := nonNeg(name, v); err != nil {
+				return err
+			}
+		}
+		if r.RunCreateQPS != nil && *r.RunCreateQPS < 0 {
+			return core.Invalid(field+".runs.run_create_qps", "must be >= 0")
+		}
+	}
+	if t := q.Tools; t != nil {
+		if err := nonNeg("tools.tool_calls_per_minute", t.ToolCallsPerMinute); err != nil {
+			return err
+		}
+	}
+	if m := q.Models; m != nil {
+		if b := m.TokenBudget; b != nil {
+			if b.Window != "" && b.Window != "minute" && b.Window != "hour" && b.Window != "day" {
+				return core.Invalid(field+".models.token_budget.window", "window must be minute, hour or day")
+			}
+			if b.MaxTokens != nil && *b.MaxTokens < 0 {
+				return core.Invalid(field+".models.token_budget.max_tokens", "must be >= 0")
+			}
+			if b.MaxCostUSD != nil && *b.MaxCostUSD < 0 {
+				return core.Invalid(field+".models.token_budget.max_cost_usd", "must be >= 0")
+			}
+		}
+		if err := nonNeg("models.max_tokens_per_request", m.MaxTokensPerRequest); err != nil {
+			return err
+		}
+		if err := nonNeg("models.max_requests_per_minute", m.MaxRequestsPerMinute); err != nil {
+			return err
+		}
+	}
+	if s := q.Storage; s != nil && s.MaxMemoryBytes != nil && *s.MaxMemoryBytes < 0 {
+		return core.Invalid(field+".storage.max_memory_bytes", "must be >= 0")
+	}
+	return nil
+}
+
+func (a *AdminAPI) handleListTenants(c echo.Context) error {
+	au := auth(c)
+	ctx := c.Request().Context()
+	if !isTenantsAdmin(au) {
+		if err := canSeeTenant(au, au.TenantID); err != nil {
+			return err
+		}
+		t, err := a.Tenants.GetTenant(ctx, au.TenantID)
+		if err != nil {
+			return err
+		}
+		return reply(c, http.StatusOK, map[string]any{"tenants": []core.Tenant{t}})
+	}
+	ts, err := a.Tenants.ListTenants(ctx)
+	if err != nil {
+		return err
+	}
+	return reply(c, http.StatusOK, map[string]any{"tenants": ts})
+}
+
+func (a *AdminAPI) handleGetTenant(c echo.Context) error {
+	id := c.Param("tenant_id")
+	if err := canSeeTenant(auth(c), id); err != nil {
+		return err
+	}
+	t, err := a.Tenants.GetTenant(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return reply(c, http.StatusOK, map[string]any{"tenant": t})
+}
+
+var patchableTenantFields = []string{"name", "status", "plan_tier", "entitlements", "quotas", "default_policy_id", "metadata"}
+
+func (a *AdminAPI) handleUpdateTenant(c echo.Context) error {
+	au := auth(c)
+	id := c.Param("tenant_id")
+	if err := canSeeTenant(au, id); err != nil {
+		return err
+	}
+	if err := requireTenantsAdmin(au); err != nil {
+		return err
+	}
+	var body struct {
+		TenantUpdate map[string]json.RawMessage `json:"tenant_update"`
+	}
+	if err := decodeStrict(c, &body); err != nil {
+		return err
+	}
+	if body.TenantUpdate == nil {
+		return core.Invalid("tenant_update", "tenant_update is required")
+	}
+	t, err := a.UpdateTenant(c.Request().Context(), au, id, body.TenantUpdate)
+	if err != nil {
+		return err
+	}
+	return reply(c, http.StatusOK, map[string]any{"tenant": t})
+}
+
+// UpdateTenant merges patch (JSON merge patch semantics per field) into the
+// stored tenant and audits the change in the same transaction.
+func (a *AdminAPI) UpdateTenant(ctx context.Context, au core.Auth, tenantID string, patch map[string]json.RawMessage) (core.Tenant, error) {
+	fields := make([]string, 0, len(patch))
+	for k := range patch {
+		if !slices.Contains(patchableTenantFields, k) {
+			return core.Tenant{}, core.Invalid("tenant_update."+k, "field %s cannot be changed", k)
+		}
+		fields = append(fields, k)
+	}
+	slices.Sort(fields)
+	action := "tenant.update"
+	if raw, ok := patch["status"]; ok {
+		var s string
+		if json.Unmarshal(raw, &s) != nil || (s != core.TenantActive && s != core.TenantDisabled) {
+			return core.Tenant{}, core.Invalid("tenant_update.status", "status must be active or disabled")
+		}
+		action = "tenant." + map[string]string{core.TenantActive: "enable", core.TenantDisabled: "disable"}[s]
+	}
+	rec := core.NewAudit(au, action, "tenant", tenantID, "success", map[string]any{"fields": fields})
+	rec.TenantID = tenantID
+	return a.Tenants.UpdateTenant(ctx, tenantID, func(t *core.Tenant) error {
+		cur, err := json.Marshal(t)
+		if err != nil {
+			return err
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(cur, &doc); err != nil {
+			return err
+		}
+		for k, raw := range patch {
+			var v any
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return core.Invalid("tenant_update."+k, "malformed value")
+			}
+			doc[k] = mergePatch(doc[k], v)
+		}
+		merged, err := json.Marshal(doc)
+		if err != nil {
+			return err
+		}
+		var next core.Tenant
+		dec := json.NewDecoder(bytes.NewReader(merged))
+		if err := dec.Decode(&next); err != nil {
+			return core.Invalid("tenant_update", "merged tenant is not valid: %v", err)
+		}
+		if strings.TrimSpace(next.Name) == "" {
+			return core.Invalid("tenant_update.name", "name cannot be empty")
+		}
+		if err := validateEntitlements("tenant_update.entitlements", &next.Entitlements); err != nil {
+			return err
+		}
+		if err := validateQuotas("tenant_update.quotas", next.Quotas); err != nil {
+			return err
+		}
+		if next.Metadata == nil {
+			next.Metadata = map[string]any{}
+		}
+		*t = next
+		return nil
+	}, &rec)
+}
+
+// mergePatch applies RFC 7386: objects merge recursively, null deletes,
+// anything else replaces.
+func mergePatch(target, patch any) any {
+	p, ok := patch.(map[string]any)
+	if !ok {
+		return patch
+	}
+	t, ok := target.(map[string]any)
+	if !ok {
+		t = map[string]any{}
+	}
+	for k, v := range p {
+		if v == nil {
+			delete(t, k)
+			continue
+		}
+		t[k] = mergePatch(t[k], v)
+	}
+	return t
+}
+
+// tokenAdmin checks the caller may manage tokens of tenantID.
+func tokenAdmin(au core.Auth, tenantID string) error {
+	if isTenantsAdmin(au) {
+		return nil
+	}
+	if au.TenantID != tenantID {
+		return core.NotFound("tenant", tenantID)
+	}
+	if au.HasRole(core.RoleTenantAdmin) {
+		return nil
+	}
+	return core.Errorf(core.CodeForbidden, "managing tokens requires role tenant_admin").With("scope", core.ScopeTenantsAdmin)
+}
+
+// NewSecret mints an API key secret: "aos_" + 256 random bits.
+func NewSecret() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	return "aos_" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// HashSecret is the stored form of a secret (hex SHA-256).
+func HashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// privileged scopes and roles only a platform-wide admin may hand out.
+var privilegedScopes = []string{core.ScopeTenantsAdmin, core.ScopeTenantsActAs}
+
+func (a *AdminAPI) handleIssueToken(c echo.Context) error {
+	au := auth(c)
+	tenantID := c.Param("tenant_id")
+	if err := tokenAdmin(au, tenantID); err != nil {
+		return err
+	}
+	var body struct {
+		TokenCreate *TokenCreate `json:"token_create"`
+	}
+	if err := decodeStrict(c, &body); err != nil {
+		return err
+	}
+	if body.TokenCreate == nil {
+		return core.Invalid("token_create", "token_create is required")
+	}
+	tok, secret, err := a.IssueToken(c.Request().Context(), au, tenantID, *body.TokenCreate)
+	if err != nil {
+		return err
+	}
+	return reply(c, http.StatusCreated, map[string]any{"token": tok, "secret": secret})
+}
+
+// IssueToken validates tc and stores a new key; the secret is returned
+// once and only its hash is kept.
+func (a *AdminAPI) IssueToken(ctx context.Context, au core.Auth, tenantID string, tc TokenCreate) (core.Token, string, error) {
+	if !principalIDPattern.MatchString(tc.PrincipalID) {
+		return core.Token{}, "", core.Invalid("token_create.principal_id", "principal_id must look like usr_… or svc_…")
+	}
+	if tc.PrincipalType != "user" && tc.PrincipalType != "service" {
+		return core.Token{}, "", core.Invalid("token_create.principal_type", "principal_type must be user or service")
+	}
+	if tc.Scopes == nil {
+		tc.Scopes = []string{}
+	}
+	if tc.Roles == nil {
+		tc.Roles = []string{}
+	}
+	for i, s := range tc.Scopes {
+		if !slices.Contains(core.AllScopes, s) {
+			return core.Token{}, "", core.Invalid(fmt.Sprintf("token_create.scopes[%d]", i), "unknown scope %q", s)
+		}
+		if slices.Contains(privilegedScopes, s) && !au.IsPlatformAdmin() && !au.Can(core.ScopeTenantsAdmin) {
+			return core.Token{}, "", core.Errorf(core.CodeForbidden, "only a platform admin may grant %s", s).With("scope", s)
+		}
+	}
+	for i, r := range tc.Roles {
+		if !slices.Contains(core.AllRoles, r) {
+			return core.Token{}, "", core.Invalid(fmt.Sprintf("token_create.roles[%d]", i), "unknown role %q", r)
+		}
+		if r == core.RolePlatformAdmin && !au.IsPlatformAdmin() {
+			return core.Token{}, "", core.Errorf(core.CodeForbidden, "only a platform admin may grant platform_admin").With("role", r)
+		}
+	}
+	if tc.ExpiresAt != nil && !tc.ExpiresAt.After(time.Now()) {
+		return core.Token{}, "", core.Invalid("token_create.expires_at", "expires_at must be in the future")
+	}
+	secret := NewSecret()
+	tok := core.Token{TokenID: core.NewID(core.PrefixToken), TenantID: tenantID, PrincipalID: tc.PrincipalID,
+		PrincipalType: tc.PrincipalType, DisplayName: tc.DisplayName, Scopes: tc.Scopes, Roles: tc.Roles,
+		CreatedAt: core.Now(), ExpiresAt: tc.ExpiresAt, SecretHash: HashSecret(secret)}
+	rec := core.NewAudit(au, "token.issue", "token", tok.TokenID, "success", map[string]any{"principal_id": tok.PrincipalID, "scopes": tok.Scopes, "roles": tok.Roles})
+	rec.TenantID = tenantID
+	if err := a.Tokens.CreateToken(ctx, tok, &rec); err != nil {
+		if core.IsCode(err, core.CodeNotFound) {
+			return core.Token{}, "", core.NotFound("tenant", tenantID)
+		}
+		return core.Token{}, "", err
+	}
+	return tok, secret, nil
+}
+
+func (a *AdminAPI) handleListTokens(c echo.Context) error {
+	tenantID := c.Param("tenant_id")
+	if err := tokenAdmin(auth(c), tenantID); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if _, err := a.Tenants.GetTenant(ctx, tenantID); err != nil {
+		return err
+	}
+	toks, err := a.Tokens.ListTokens(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	return reply(c, http.StatusOK, map[string]any{"tokens": toks})
+}
+
+func (a *AdminAPI) handleTokenAction(c echo.Context) error {
+	au := auth(c)
+	tenantID := c.Param("tenant_id")
+	tokenID, action, ok := strings.Cut(c.Param("token_ref"), ":")
+	if !ok || action != "rotate" {
+		return core.Errorf(core.CodeNotFound, "no such route")
+	}
+	if err := tokenAdmin(au, tenantID); err != nil {
+		return err
+	}
+	secret := NewSecret()
+	rec := core.NewAudit(au, "token.rotate", "token", tokenID, "success", nil)
+	rec.TenantID = tenantID
+	tok, err := a.Tokens.RotateToken(c.Request().Context(), tenantID, tokenID, HashSecret(secret), &rec)
+	if err != nil {
+		return err
+	}
+	return reply(c, http.StatusOK, map[string]any{"token": tok, "secret": secret})
+}
+
+func (a *AdminAPI) handleRevokeToken(c echo.Context) error {
+	au := auth(c)
+	tenantID, tokenID := c.Param("tenant_id"), c.Param("token_id")
+	if err := tokenAdmin(au, tenantID); err != nil {
+		return err
+	}
+	rec := core.NewAudit(au, "token.revoke", "token", tokenID, "success", nil)
+	rec.TenantID = tenantID
+	tok, err := a.Tokens.RevokeToken(c.Request().Context(), tenantID, tokenID, &rec)
+	if err != nil {
+		return err
+	}
+	return reply(c, http.StatusOK, map[string]any{"token": tok})
+}
+
+func (a *AdminAPI) handleListAudit(c echo.Context) error {
+	au := auth(c)
+	if err := au.Require(core.ScopeAuditRead); err != nil {
+		return err
+	}
+	tenantID := au.TenantID
+	if q := c.QueryParam("tenant_id"); q != "" && q != tenantID {
+		if !au.IsPlatformAdmin() {
+			return core.Errorf(core.CodeForbidden, "only a platform admin may read another tenant's audit").With("tenant_id", q)
+		}
+		tenantID = q
+	}
+	f := core.AuditFilter{Action: c.QueryParam("action")}
+	if s := c.QueryParam("since"); s != "" {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return core.Invalid("since", "since must be an RFC3339 time")
+		}
+		f.Since = t
+	}
+	if s := c.QueryParam("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			return core.Invalid("limit", "limit must be 1..1000")
+		}
+		f.Limit = n
+	}
+	recs, err := a.Audit.ListAudit(c.Request().Context(), tenantID, f)
+	if err != nil {
+		return err
+	}
+	return reply(c, http.StatusOK, map[string]any{"records": recs})
+}
