@@ -1,0 +1,327 @@
+package fed
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agentos/agentos/core"
+	"github.com/labstack/echo/v4"
+)
+
+// Register mounts the federation routes on e. app installs recovery,
+// correlation ids, body limits, authentication (AuthenticatePeer first,
+// then API keys and JWTs) and the error mapper before them.
+func (n *Node) Register(e *echo.Echo) {
+	e.GET("/v1/federation/health", n.handleHealth)
+	e.GET("/v1/federation/peer", n.handlePeerInfo)
+	e.GET("/v1/peer/info", n.handlePeerInfo)
+	e.GET("/v1/federation/peer/capabilities", n.handleCapabilities)
+	e.GET("/v1/peer/capabilities", n.handleCapabilities)
+	// A backslash keeps echo from reading ":forward" as a path parameter.
+	e.POST(`/v1/federation/runs\:forward`, n.handleForward)
+	e.GET("/v1/federation/runs/:run_id/events", n.handleEvents)
+	e.POST(`/v1/federation/events\:ingest`, n.handleIngest)
+	e.GET("/v1/federation/peers", n.handleListPeers)
+	e.POST("/v1/federation/peers", n.handlePutPeer)
+	e.DELETE("/v1/federation/peers/:stack_id", n.handleDeletePeer)
+}
+
+func authOf(ctx context.Context) (core.Auth, error) {
+	a, ok := core.AuthFrom(ctx)
+	if !ok {
+		return core.Auth{}, core.Errorf(core.CodeUnauthorized, "credential required")
+	}
+	return a, nil
+}
+
+func (n *Node) handleHealth(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "service": "federation", "version": ServiceVersion,
+		"correlation_id": core.CorrelationID(c.Request().Context())})
+}
+
+func (n *Node) handlePeerInfo(c echo.Context) error {
+	ctx := c.Request().Context()
+	if _, err := authOf(ctx); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"peer": n.Info(), "correlation_id": core.CorrelationID(ctx)})
+}
+
+func (n *Node) handleCapabilities(c echo.Context) error {
+	ctx := c.Request().Context()
+	if _, err := authOf(ctx); err != nil {
+		return err
+	}
+	caps, err := n.Capabilities(ctx)
+	if err != nil {
+		return core.Errorf(core.CodeDependencyUnavailable, "model catalogue unavailable")
+	}
+	return c.JSON(http.StatusOK, map[string]any{"capabilities": caps, "correlation_id": core.CorrelationID(ctx)})
+}
+
+// decodeBody reads a JSON body into v (open objects: unknown fields pass).
+func decodeBody(c echo.Context, v any) error {
+	raw, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return core.Invalid("", "read body: %v", err)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return core.Invalid(te.Field, "wrong type at %s", te.Field)
+		}
+		return core.Invalid("", "malformed JSON: %v", err)
+	}
+	return nil
+}
+
+func (n *Node) handleForward(c echo.Context) error {
+	ctx := c.Request().Context()
+	a, err := authOf(ctx)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Forward *ForwardRequest `json:"forward"`
+	}
+	if err := decodeBody(c, &body); err != nil {
+		return err
+	}
+	if body.Forward == nil {
+		return core.Invalid("forward", "forward is required")
+	}
+	f, replayed, err := n.Forward(ctx, a, *body.Forward, c.Request().Header.Get("Idempotency-Key"))
+	if err != nil {
+		return err
+	}
+	if replayed {
+		c.Response().Header().Set("Idempotent-Replayed", "true")
+	}
+	return c.JSON(http.StatusOK, map[string]any{"forwarded": f, "correlation_id": core.CorrelationID(ctx)})
+}
+
+// afterSequence reads ?after_sequence= or, when absent, Last-Event-ID.
+func afterSequence(c echo.Context) (int64, error) {
+	field, raw := "after_sequence", c.QueryParam("after_sequence")
+	if raw == "" {
+		field, raw = "Last-Event-ID", c.Request().Header.Get("Last-Event-ID")
+	}
+	if raw == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(raw), 10, 64)
+	if err != nil || v < 0 {
+		return 0, core.Invalid(field, "%s must be a non-negative integer", field)
+	}
+	return v, nil
+}
+
+func wantsJSON(r *http.Request) bool {
+	acc := r.Header.Get("Accept")
+	return strings.Contains(acc, "application/json") && !strings.Contains(acc, "text/event-stream")
+}
+
+func (n *Node) handleEvents(c echo.Context) error {
+	ctx := c.Request().Context()
+	a, err := authOf(ctx)
+	if err != nil {
+		return err
+	}
+	if err := a.Require(core.ScopeRunsRead); err != nil {
+		return err
+	}
+	runID := c.Param("run_id")
+	after, err := afterSequence(c)
+	if err != nil {
+		return err
+	}
+	if wantsJSON(c.Request()) {
+		evs, err := n.ListRunEvents(ctx, a, runID, after)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, map[string]any{"events": evs, "correlation_id": core.CorrelationID(ctx)})
+	}
+	src, err := n.resolveRun(ctx, a, runID)
+	if err != nil {
+		return err
+	}
+	select {
+	case n.streams <- struct{}{}:
+		defer func() { <-n.streams }()
+	default:
+		return core.RateLimited("event_streams", 1, "too many open event streams on this node")
+	}
+	n.m.streams.Inc()
+	defer n.m.streams.Dec()
+
+	h := c.Response().Header()
+	h.Set(echo.HeaderContentType, "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no")
+	c.Response().WriteHeader(http.StatusOK)
+	c.Response().Flush()
+
+	w := newSSEWriter(c.Response())
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go n.pingLoop(ctx, cancel, w)
+	if err := n.streamSource(ctx, a, runID, src, after, w.event); err != nil && ctx.Err() == nil {
+		// The status line is out: the stream just ends and the client
+		// resumes with Last-Event-ID.
+		n.log.Warn().Err(err).Str("tenant_id", a.TenantID).Str("run_id", runID).
+			Str("correlation_id", core.CorrelationID(ctx)).Msg("event stream ended early")
+	}
+	return nil
+}
+
+func (n *Node) pingLoop(ctx context.Context, cancel context.CancelFunc, w *sseWriter) {
+	t := time.NewTicker(n.d.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := w.ping(); err != nil {
+				cancel()
+				return
+			}
+		}
+	}
+}
+
+// IngestRequest is the body of POST /v1/federation/events:ingest, in either
+// accepted form.
+type IngestRequest struct {
+	Peer        *core.PeerInfo    `json:"peer,omitempty"`
+	Events      []json.RawMessage `json:"events"`
+	Ingest      *IngestOptions    `json:"ingest,omitempty"`
+	Traceparent string            `json:"traceparent,omitempty"`
+}
+
+// IngestOptions is the `ingest` object of the second body form.
+type IngestOptions struct {
+	SourceStackID string `json:"source_stack_id"`
+	Dedupe        *struct {
+		Mode string `json:"mode"`
+	} `json:"dedupe,omitempty"`
+}
+
+func (n *Node) handleIngest(c echo.Context) error {
+	ctx := c.Request().Context()
+	a, err := authOf(ctx)
+	if err != nil {
+		return err
+	}
+	var req IngestRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	accepted, rejected, err := n.Ingest(ctx, a, req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"accepted": accepted, "rejected": rejected, "correlation_id": core.CorrelationID(ctx)})
+}
+
+func requirePlatformAdmin(a core.Auth) error {
+	if a.IsPlatformAdmin() {
+		return nil
+	}
+	return core.Errorf(core.CodeForbidden, "the peer registry needs role platform_admin").With("role", core.RolePlatformAdmin)
+}
+
+func (n *Node) handleListPeers(c echo.Context) error {
+	ctx := c.Request().Context()
+	a, err := authOf(ctx)
+	if err != nil {
+		return err
+	}
+	if err := requirePlatformAdmin(a); err != nil {
+		return err
+	}
+	peers, err := n.d.Peers.ListPeers(ctx)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"peers": peers, "correlation_id": core.CorrelationID(ctx)})
+}
+
+func (n *Node) handlePutPeer(c echo.Context) error {
+	ctx := c.Request().Context()
+	a, err := authOf(ctx)
+	if err != nil {
+		return err
+	}
+	if err := requirePlatformAdmin(a); err != nil {
+		return err
+	}
+	var body struct {
+		Peer *core.Peer `json:"peer"`
+	}
+	if err := decodeBody(c, &body); err != nil {
+		return err
+	}
+	if body.Peer == nil {
+		return core.Invalid("peer", "peer is required")
+	}
+	p, created, err := n.PutPeer(ctx, a, *body.Peer)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return c.JSON(status, map[string]any{"peer": p, "correlation_id": core.CorrelationID(ctx)})
+}
+
+func (n *Node) handleDeletePeer(c echo.Context) error {
+	ctx := c.Request().Context()
+	a, err := authOf(ctx)
+	if err != nil {
+		return err
+	}
+	if err := requirePlatformAdmin(a); err != nil {
+		return err
+	}
+	p, err := n.d.Peers.DeletePeer(ctx, c.Param("stack_id"))
+	if err != nil {
+		return err
+	}
+	n.audit(ctx, core.NewAudit(a, "federation.peer.delete", "peer", p.StackID, "success", nil))
+	return c.JSON(http.StatusOK, map[string]any{"peer": p, "deleted": true, "correlation_id": core.CorrelationID(ctx)})
+}
+
+// PutPeer validates and stores a registry entry (admin API), auditing the
+// change in the admin's tenant. invalid_request names the bad field.
+func (n *Node) PutPeer(ctx context.Context, a core.Auth, p core.Peer) (core.Peer, bool, error) {
+	if err := ValidatePeer(p, "peer"); err != nil {
+		return p, false, err
+	}
+	if p.StackID == n.d.StackID {
+		return p, false, core.Invalid("peer.stack_id", "peer.stack_id %s is this node's own stack_id", p.StackID)
+	}
+	if p.TrustedTenants == nil {
+		p.TrustedTenants = []string{}
+	}
+	created, err := n.d.Peers.PutPeer(ctx, p)
+	if err != nil {
+		return p, false, err
+	}
+	stored, err := n.d.Peers.GetPeer(ctx, p.StackID)
+	if err != nil {
+		return p, false, err
+	}
+	n.audit(ctx, core.NewAudit(a, "federation.peer.put", "peer", p.StackID, "success",
+		map[string]any{"created": created, "trusted_tenants": p.TrustedTenants}))
+	return stored, created, nil
+}

@@ -1,0 +1,136 @@
+package fed
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/agentos/agentos/core"
+)
+
+// sseEventName is the SSE event name of every run event (§3.4).
+const sseEventName = "agentos.event"
+
+// sseWriter writes SSE messages; pings come from another goroutine, so
+// writes are serialised.
+type sseWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	f   http.Flusher
+	buf bytes.Buffer
+}
+
+func newSSEWriter(w http.ResponseWriter) *sseWriter {
+	f, _ := w.(http.Flusher)
+	return &sseWriter{w: w, f: f}
+}
+
+// event writes one run event as `id`, `event`, `data` lines.
+func (s *sseWriter) event(ev core.Event) error {
+	data, err := json.Marshal(core.EventEnvelope{Event: ev})
+	if err != nil {
+		return fmt.Errorf("encode event: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.buf.Reset()
+	s.buf.WriteString("id: ")
+	s.buf.WriteString(strconv.FormatInt(ev.Sequence, 10))
+	s.buf.WriteString("\nevent: " + sseEventName + "\ndata: ")
+	s.buf.Write(data)
+	s.buf.WriteString("\n\n")
+	if _, err := s.w.Write(s.buf.Bytes()); err != nil {
+		return err
+	}
+	if s.f != nil {
+		s.f.Flush()
+	}
+	return nil
+}
+
+// ping writes the keep-alive comment.
+func (s *sseWriter) ping() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := io.WriteString(s.w, ": ping\n\n"); err != nil {
+		return err
+	}
+	if s.f != nil {
+		s.f.Flush()
+	}
+	return nil
+}
+
+// sseReader reads the run events of an SSE stream; comments and other
+// event names are skipped.
+type sseReader struct {
+	r *bufio.Reader
+}
+
+func newSSEReader(r io.Reader) *sseReader { return &sseReader{r: bufio.NewReaderSize(r, 64<<10)} }
+
+// next returns the next run event; io.EOF (or the read error) when the
+// stream ends. An event whose data does not decode is an error: the relay
+// reconnects rather than deliver something half-read.
+func (s *sseReader) next() (core.Event, error) {
+	var data []byte
+	name := ""
+	for {
+		line, err := s.r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			// A long data line: collect the rest of it.
+			rest, err2 := s.r.ReadBytes('\n')
+			line = append(append([]byte{}, line...), rest...)
+			err = err2
+		}
+		if err != nil {
+			return core.Event{}, err
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			if data != nil && (name == "" || name == sseEventName) {
+				return decodeEventData(data)
+			}
+			data, name = nil, ""
+			continue
+		}
+		if line[0] == ':' {
+			continue
+		}
+		field, value, _ := bytes.Cut(line, []byte(":"))
+		value = bytes.TrimPrefix(value, []byte(" "))
+		switch string(field) {
+		case "data":
+			if data != nil {
+				data = append(data, '\n')
+			}
+			data = append(data, value...)
+		case "event":
+			name = strings.TrimSpace(string(value))
+		}
+	}
+}
+
+// decodeEventData accepts an envelope ({"event": {...}}) or a bare event.
+func decodeEventData(data []byte) (core.Event, error) {
+	var env struct {
+		Event *core.Event `json:"event"`
+	}
+	if err := json.Unmarshal(data, &env); err != nil {
+		return core.Event{}, fmt.Errorf("decode event: %w", err)
+	}
+	if env.Event != nil {
+		return *env.Event, nil
+	}
+	var ev core.Event
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return core.Event{}, fmt.Errorf("decode event: %w", err)
+	}
+	return ev, nil
+}
