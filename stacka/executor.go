@@ -1,0 +1,345 @@
+package stacka
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/agentos/agentos/core"
+	"github.com/rs/zerolog"
+)
+
+// runExec is one run being executed: a local copy of its record and the
+// events waiting for the next commit. The executor commits before every
+// model or tool call (so the stream shows the step as started and recovery
+// knows which call may be lost) and after the last one, merging the close of
+// one step and the start of the next into one transaction.
+type runExec struct {
+	s      *Service
+	rec    core.RunRecord
+	drafts []core.EventDraft
+	log    zerolog.Logger
+}
+
+// execute runs one dequeued run until it is terminal, canceled or the node
+// shuts down; it reports whether the run ended (terminal).
+func (s *Service) execute(base context.Context, it queuedRun) bool {
+	bg := context.Background()
+	rec, err := s.runs.GetRun(bg, it.tenantID, it.runID)
+	if err != nil {
+		s.log.Error().Err(err).Str("tenant_id", it.tenantID).Str("run_id", it.runID).Msg("load run")
+		return true
+	}
+	if core.RunTerminal(rec.Status) {
+		return true
+	}
+	ctx, cancel := context.WithCancelCause(base)
+	defer cancel(nil)
+	s.sched.register(rec.RunID, cancel)
+	defer s.sched.unregister(rec.RunID)
+
+	x := &runExec{s: s, rec: rec, log: s.log.With().Str("tenant_id", rec.TenantID).
+		Str("run_id", rec.RunID).Str("correlation_id", rec.CorrelationID).Logger()}
+	return x.run(ctx)
+}
+
+func (x *runExec) add(typ, stepID string, payload any) {
+	x.drafts = append(x.drafts, core.EventDraft{Type: typ, StepID: stepID, Payload: payload})
+}
+
+// commit writes the local record and the pending events in one transaction
+// unless the run became terminal meanwhile (canceled), then wakes streams.
+func (x *runExec) commit() error {
+	local, drafts := x.rec, x.drafts
+	out, evs, err := x.s.runs.AdvanceRun(context.Background(), local.TenantID, local.RunID,
+		func(r *core.RunRecord) ([]core.EventDraft, error) {
+			if core.RunTerminal(r.Status) {
+				return nil, core.ErrRunFinished
+			}
+			seq := r.LastSequence
+			*r = local
+			r.LastSequence = seq
+			return drafts, nil
+		})
+	x.drafts = nil
+	if err != nil {
+		return err
+	}
+	x.rec = out
+	x.s.hub.publish(evs)
+	if core.RunTerminal(out.Status) {
+		x.s.metrics.runs.WithLabelValues(out.Status).Inc()
+		x.s.metrics.runLatency.Observe(float64(time.Since(out.CreatedAt).Milliseconds()))
+	}
+	return nil
+}
+
+// stopped reports whether ctx was canceled by a user cancel or a shutdown,
+// in which case the executor must write nothing more.
+func stopped(ctx context.Context) bool {
+	c := context.Cause(ctx)
+	return errors.Is(c, errShutdown) || errors.Is(c, errUserCanceled)
+}
+
+// run drives the loop; it returns true when the run is terminal.
+func (x *runExec) run(ctx context.Context) bool {
+	r := &x.rec
+	now := core.Now()
+	if r.Status == core.RunQueued {
+		r.Status = core.RunRunning
+		r.StartedAt = &now
+		d := now.Add(time.Duration(r.TimeoutMS) * time.Millisecond)
+		r.Deadline = &d
+		x.add(core.EventRunStarted, "", map[string]any{"status": core.RunRunning})
+	} else if o := r.Open; o != nil {
+		// Resume after a crash: the call in flight is lost; close its step
+		// as an error and run it again from the stored conversation.
+		lost := map[string]any{"code": core.CodeInternal, "message": "interrupted by a node restart; the step is retried"}
+		if o.Kind == "tool" {
+			x.add(core.EventToolCallCompleted, o.StepID, map[string]any{"tool_call_id": o.ToolCallID, "tool_id": o.Name,
+				"status": "error", "output": nil, "duration_ms": 0, "error": lost})
+		} else {
+			x.add(core.EventModelCompleted, o.StepID, map[string]any{"model_ref": r.ModelRef, "operation": core.OpChat,
+				"status": "error", "usage": core.Usage{}, "latency_ms": 0, "policy_outcome": nil, "route": nil, "error": lost})
+		}
+		x.add(core.EventStepCompleted, o.StepID, map[string]any{"step_kind": o.Kind, "name": o.Name, "status": "error", "duration_ms": 0})
+		r.Open = nil
+	}
+	if r.Deadline != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, *r.Deadline)
+		defer cancel()
+	}
+	if r.StartedAt == nil {
+		r.StartedAt = &now
+	}
+	for {
+		if stopped(ctx) {
+			return false
+		}
+		if ctx.Err() != nil {
+			return x.fail(ctx, timeoutErr(r))
+		}
+		if r.Summary.StepsTotal >= r.MaxSteps {
+			e := core.Errorf(core.CodeTimeout, "run reached max_steps (%d) before the model answered", r.MaxSteps)
+			e.Retryable = false
+			return x.fail(ctx, e.With("reason", "max_steps").With("max_steps", r.MaxSteps))
+		}
+		var (
+			done bool
+			err  error
+		)
+		if len(r.PendingCalls) > 0 {
+			err = x.toolStep(ctx)
+		} else {
+			done, err = x.modelStep(ctx)
+		}
+		if err != nil {
+			if errors.Is(err, core.ErrRunFinished) || stopped(ctx) {
+				return errors.Is(err, core.ErrRunFinished) || errors.Is(context.Cause(ctx), errUserCanceled)
+			}
+			if ctx.Err() != nil && !core.IsCode(err, core.CodeTimeout) {
+				err = timeoutErr(r)
+			}
+			return x.fail(ctx, err)
+		}
+		if done {
+			return true
+		}
+	}
+}
+
+func timeoutErr(r *core.RunRecord) error {
+	return core.Errorf(core.CodeTimeout, "run exceeded timeout_ms (%d)", r.TimeoutMS).With("timeout_ms", r.TimeoutMS)
+}
+
+// fail ends the run failed with err's error object (pending events first).
+func (x *runExec) fail(ctx context.Context, err error) bool {
+	if stopped(ctx) {
+		return false
+	}
+	r := &x.rec
+	body := core.ErrorBodyOf(err)
+	now := core.Now()
+	r.Status, r.Error, r.CompletedAt, r.Open, r.PendingCalls = core.RunFailed, body, &now, nil, nil
+	x.add(core.EventRunFailed, "", map[string]any{"status": core.RunFailed, "error": body})
+	if cerr := x.commit(); cerr != nil && !errors.Is(cerr, core.ErrRunFinished) {
+		x.log.Error().Err(cerr).Msg("commit failed run")
+		return false
+	}
+	return true
+}
+
+// modelStep asks the model for the next move; done when the run completed.
+func (x *runExec) modelStep(ctx context.Context) (bool, error) {
+	r := &x.rec
+	tools, err := x.s.modelTools(ctx, r.TenantID, r.Tools)
+	if err != nil {
+		return false, err
+	}
+	stepID := core.NewID(core.PrefixStep)
+	started := time.Now()
+	x.add(core.EventStepStarted, stepID, map[string]any{"step_kind": "model", "name": r.ModelRef})
+	x.add(core.EventModelRequested, stepID, map[string]any{"model_ref": r.ModelRef, "operation": core.OpChat,
+		"requirements": map[string]any{}, "input_summary": map[string]any{"messages": len(r.Messages), "has_tools": len(tools) > 0}})
+	r.Open = &core.OpenStep{StepID: stepID, Kind: "model", Name: r.ModelRef, StartedAt: core.Now()}
+	r.Summary.StepsTotal++
+	r.Summary.ModelCallsTotal++
+	if err := x.commit(); err != nil {
+		return false, err
+	}
+	req := core.ModelRequest{RequestID: core.NewID(core.PrefixRequest), Operation: core.OpChat, ModelRef: r.ModelRef,
+		Input: core.ModelInput{Messages: r.Messages, Tools: tools}, AgentID: r.AgentID}
+	if len(tools) > 0 {
+		req.Input.ToolChoice = "auto"
+	}
+	mctx := core.WithTraceparent(core.WithCorrelationID(ctx, r.CorrelationID), r.Traceparent)
+	resp, merr := x.s.models.Chat(mctx, r.Auth, req)
+	dur := time.Since(started).Milliseconds()
+	x.s.metrics.stepLat.WithLabelValues("model").Observe(float64(dur))
+	if stopped(ctx) {
+		return false, context.Cause(ctx)
+	}
+	status := "ok"
+	var body *core.ErrorBody
+	if merr != nil {
+		merr = modelError(ctx, merr)
+		status, body = "error", core.ErrorBodyOf(merr)
+	}
+	x.add(core.EventModelCompleted, stepID, map[string]any{"model_ref": r.ModelRef, "operation": core.OpChat,
+		"status": status, "usage": resp.Usage, "latency_ms": dur, "policy_outcome": resp.PolicyOutcome,
+		"route": resp.Route, "error": body})
+	x.add(core.EventStepCompleted, stepID, map[string]any{"step_kind": "model", "name": r.ModelRef, "status": status, "duration_ms": dur})
+	r.Open = nil
+	if merr != nil {
+		return false, merr
+	}
+	msg := core.ChatMessage{Role: "assistant"}
+	if resp.Output.Message != nil {
+		msg.Content = resp.Output.Message.Content
+	}
+	if calls := resp.Output.ToolCalls; len(calls) > 0 {
+		msg.ToolCalls = calls
+		r.Messages = append(r.Messages, msg)
+		r.PendingCalls = append([]core.ToolCall(nil), calls...)
+		return false, nil
+	}
+	r.Messages = append(r.Messages, msg)
+	now := core.Now()
+	out := &core.RunInput{Type: "text", Text: msg.Content}
+	r.Status, r.Output, r.CompletedAt = core.RunCompleted, out, &now
+	x.add(core.EventRunCompleted, "", map[string]any{"status": core.RunCompleted, "output": out})
+	return true, x.commit()
+}
+
+// modelError keeps contract errors and turns transport failures of Stack B
+// into dependency_unavailable.
+func modelError(ctx context.Context, err error) error {
+	var e *core.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+		return core.Errorf(core.CodeTimeout, "model call ran past the run's deadline")
+	}
+	return core.Errorf(core.CodeDependencyUnavailable, "stack b unavailable: %v", err)
+}
+
+// toolStep executes the first pending tool call.
+func (x *runExec) toolStep(ctx context.Context) error {
+	r := &x.rec
+	call := r.PendingCalls[0]
+	toolID := call.ToolID
+	if toolID == "" {
+		toolID = x.s.toolIDByName(ctx, r, call.Name)
+	}
+	callID := core.NewID(core.PrefixToolCall)
+	stepID := core.NewID(core.PrefixStep)
+	input := call.Arguments
+	if input == nil {
+		input = map[string]any{}
+	}
+	td, terr := x.s.resolveTool(ctx, r, toolID)
+	timeout := toolTimeout(td, r)
+	x.add(core.EventStepStarted, stepID, map[string]any{"step_kind": "tool", "name": toolID})
+	x.add(core.EventToolCallRequested, stepID, map[string]any{"tool_call_id": callID, "tool_id": toolID,
+		"input": input, "timeout_ms": timeout.Milliseconds()})
+	r.Open = &core.OpenStep{StepID: stepID, Kind: "tool", Name: toolID, ToolCallID: callID, StartedAt: core.Now()}
+	r.Summary.StepsTotal++
+	r.Summary.ToolCallsTotal++
+	if err := x.commit(); err != nil {
+		return err
+	}
+	started := time.Now()
+	var output map[string]any
+	if terr == nil {
+		terr = x.s.quotas.allowTool(r.TenantID, x.s.tenantLimits(ctx, r.TenantID))
+	}
+	if terr == nil {
+		tctx, cancel := context.WithTimeout(ctx, timeout)
+		tctx = core.WithTraceparent(core.WithCorrelationID(tctx, r.CorrelationID), r.Traceparent)
+		output, terr = x.s.invokeTool(tctx, r, td, callID, input)
+		if terr != nil && tctx.Err() == context.DeadlineExceeded && ctx.Err() == nil && !core.IsCode(terr, core.CodeTimeout) {
+			terr = core.Errorf(core.CodeTimeout, "tool %s ran past its %d ms timeout", toolID, timeout.Milliseconds())
+		}
+		cancel()
+	}
+	dur := time.Since(started).Milliseconds()
+	x.s.metrics.toolLat.Observe(float64(dur))
+	x.s.metrics.stepLat.WithLabelValues("tool").Observe(float64(dur))
+	if stopped(ctx) {
+		return context.Cause(ctx)
+	}
+	status := "ok"
+	var errObj any
+	if terr != nil {
+		x.s.metrics.toolErrs.Inc()
+		terr = toolError(terr)
+		e := core.AsError(terr)
+		status, errObj, output = "error", map[string]any{"code": e.Code, "message": e.Message}, nil
+	}
+	x.add(core.EventToolCallCompleted, stepID, map[string]any{"tool_call_id": callID, "tool_id": toolID, "status": status,
+		"output": output, "duration_ms": dur, "error": errObj})
+	x.add(core.EventStepCompleted, stepID, map[string]any{"step_kind": "tool", "name": toolID, "status": status, "duration_ms": dur})
+	r.Open = nil
+	r.PendingCalls = r.PendingCalls[1:]
+	if terr != nil {
+		return terr
+	}
+	raw, err := json.Marshal(output)
+	if err != nil {
+		return fmt.Errorf("encode tool output: %w", err)
+	}
+	name := call.Name
+	if name == "" {
+		name = toolID
+	}
+	r.Messages = append(r.Messages, core.ChatMessage{Role: "tool", Content: string(raw), Name: name, ToolCallID: call.ID})
+	return nil
+}
+
+func toolError(err error) error {
+	var e *core.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return core.Errorf(core.CodeTimeout, "tool call timed out")
+	}
+	return core.Errorf(core.CodeDependencyUnavailable, "tool call failed: %v", err)
+}
+
+func toolTimeout(td core.ToolDescriptor, r *core.RunRecord) time.Duration {
+	d := 30 * time.Second
+	if v, ok := td.Config["timeout_ms"].(float64); ok && v > 0 {
+		d = time.Duration(v) * time.Millisecond
+	}
+	if r.Deadline != nil {
+		if left := time.Until(*r.Deadline); left < d {
+			d = max(left, time.Millisecond)
+		}
+	}
+	return d
+}

@@ -1,0 +1,311 @@
+package stacka
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/agentos/agentos/core"
+	"github.com/labstack/echo/v4"
+)
+
+// Register mounts Stack A's routes on e. app installs auth, correlation,
+// body limits, OpenAPI validation and the error handler before them.
+func (s *Service) Register(e *echo.Echo) {
+	e.GET("/v1/health", s.handleHealth)
+	e.GET("/v1/agents", s.handleListAgents)
+	e.GET("/v1/agents/:agent_id", s.handleGetAgent)
+	e.PUT("/v1/agents/:agent_id", s.handlePutAgent)
+	e.POST("/v1/agents/:agent_id/runs", s.handleCreateRun)
+	e.GET("/v1/runs", s.handleListRuns)
+	e.GET("/v1/runs/:run_id", s.handleGetRun)
+	// "/v1/runs/{run_id}:cancel" is one path segment; echo would read a
+	// second ':' as a parameter, so the handler splits the verb off.
+	e.POST("/v1/runs/:run_id", s.handleRunAction)
+	e.GET("/v1/runs/:run_id/events", s.handleEvents)
+	e.GET("/v1/tools", s.handleListTools)
+	e.PUT("/v1/tools/:tool_id", s.handlePutTool)
+	e.PUT("/v1/memory/:ns/:key", s.handlePutMemory)
+	e.GET("/v1/memory/:ns/:key", s.handleGetMemory)
+	e.POST("/v1/memory/:ns", s.handleMemoryAction) // "{ns}:search"
+}
+
+func authOf(c echo.Context) core.Auth {
+	a, _ := core.AuthFrom(c.Request().Context())
+	return a
+}
+
+func cid(c echo.Context) string { return core.CorrelationID(c.Request().Context()) }
+
+// decodeBody reads a JSON body into v, mapping decode failures to
+// invalid_request with the offending field.
+func decodeBody(c echo.Context, v any) error {
+	raw, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return core.Errorf(core.CodeInvalidRequest, "cannot read body")
+	}
+	if len(strings.TrimSpace(string(raw))) == 0 {
+		return core.Invalid("", "a JSON body is required")
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return core.Invalid(te.Field, "%s has the wrong type (want %s)", te.Field, te.Type)
+		}
+		return core.Invalid("", "malformed JSON: %v", err)
+	}
+	return nil
+}
+
+func (s *Service) handleHealth(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "service": "stack-a", "version": Version})
+}
+
+func (s *Service) handleListAgents(c echo.Context) error {
+	a := authOf(c)
+	if err := a.Require(core.ScopeAgentsRead); err != nil {
+		return err
+	}
+	list, err := s.agents.ListAgents(c.Request().Context(), a.TenantID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"agents": list, "correlation_id": cid(c)})
+}
+
+func (s *Service) handleGetAgent(c echo.Context) error {
+	a := authOf(c)
+	if err := a.Require(core.ScopeAgentsRead); err != nil {
+		return err
+	}
+	ag, err := s.agents.GetAgent(c.Request().Context(), a.TenantID, c.Param("agent_id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"agent": ag, "correlation_id": cid(c)})
+}
+
+func (s *Service) handlePutAgent(c echo.Context) error {
+	a := authOf(c)
+	if err := a.Require(core.ScopeAgentsWrite); err != nil {
+		return err
+	}
+	var body struct {
+		Agent *core.Agent `json:"agent"`
+	}
+	if err := decodeBody(c, &body); err != nil {
+		return err
+	}
+	if body.Agent == nil {
+		return core.Invalid("agent", "agent is required")
+	}
+	id := c.Param("agent_id")
+	if body.Agent.AgentID != "" && body.Agent.AgentID != id {
+		return core.Invalid("agent.agent_id", "agent.agent_id differs from the path")
+	}
+	body.Agent.AgentID = id
+	ag, err := s.PutAgent(c.Request().Context(), a, *body.Agent)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"agent": ag, "correlation_id": cid(c)})
+}
+
+func (s *Service) handleCreateRun(c echo.Context) error {
+	a := authOf(c)
+	if err := a.Require(core.ScopeRunsCreate); err != nil {
+		return err
+	}
+	var req core.RunRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	run, replayed, err := s.CreateRun(c.Request().Context(), a, c.Param("agent_id"), req, c.Request().Header.Get("Idempotency-Key"))
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if replayed {
+		status = http.StatusOK
+		c.Response().Header().Set("Idempotent-Replayed", "true")
+	}
+	return c.JSON(status, map[string]any{"run": run, "correlation_id": cid(c)})
+}
+
+func (s *Service) handleListRuns(c echo.Context) error {
+	f := core.RunFilter{AgentID: c.QueryParam("agent_id"), Status: c.QueryParam("status"), Cursor: c.QueryParam("cursor")}
+	if l := c.QueryParam("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 {
+			return core.Invalid("limit", "limit must be between 1 and 200")
+		}
+		f.Limit = n
+	}
+	runs, next, err := s.ListRuns(c.Request().Context(), authOf(c), f)
+	if err != nil {
+		return err
+	}
+	var nc any
+	if next != "" {
+		nc = next
+	}
+	return c.JSON(http.StatusOK, map[string]any{"runs": runs, "next_cursor": nc, "correlation_id": cid(c)})
+}
+
+func (s *Service) handleGetRun(c echo.Context) error {
+	run, err := s.GetRun(c.Request().Context(), authOf(c), c.Param("run_id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"run": run, "correlation_id": cid(c)})
+}
+
+func (s *Service) handleRunAction(c echo.Context) error {
+	ref := c.Param("run_id")
+	id, ok := strings.CutSuffix(ref, ":cancel")
+	if !ok || id == "" {
+		return core.Errorf(core.CodeNotFound, "no route POST /v1/runs/%s", ref)
+	}
+	run, err := s.CancelRun(c.Request().Context(), authOf(c), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"run": run, "correlation_id": cid(c)})
+}
+
+func (s *Service) handleEvents(c echo.Context) error {
+	return s.ServeEventStream(c, authOf(c), c.Param("run_id"))
+}
+
+func (s *Service) handleListTools(c echo.Context) error {
+	a := authOf(c)
+	if err := a.Require(core.ScopeAgentsRead); err != nil && !a.Can(core.ScopeToolsWrite) && !a.Can(core.ScopeToolsInvoke) {
+		return err
+	}
+	ctx := c.Request().Context()
+	reg, err := s.tools.ListTools(ctx, a.TenantID)
+	if err != nil {
+		return err
+	}
+	out := make([]core.ToolDescriptor, 0, len(reg)+len(builtinTools))
+	seen := map[string]bool{}
+	for _, t := range reg {
+		seen[t.ToolID] = true
+		out = append(out, t)
+	}
+	for _, b := range builtinTools {
+		if !seen[b.ToolID] {
+			out = append(out, b)
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"tools": out, "correlation_id": cid(c)})
+}
+
+func (s *Service) handlePutTool(c echo.Context) error {
+	a := authOf(c)
+	if err := a.Require(core.ScopeToolsWrite); err != nil {
+		return err
+	}
+	var body struct {
+		Tool *core.ToolDescriptor `json:"tool"`
+	}
+	if err := decodeBody(c, &body); err != nil {
+		return err
+	}
+	if body.Tool == nil {
+		return core.Invalid("tool", "tool is required")
+	}
+	id := c.Param("tool_id")
+	if body.Tool.ToolID != "" && body.Tool.ToolID != id {
+		return core.Invalid("tool.tool_id", "tool.tool_id differs from the path")
+	}
+	td := *body.Tool
+	td.ToolID, td.TenantID = id, a.TenantID
+	if err := validateTool(&td); err != nil {
+		return err
+	}
+	out, err := s.tools.PutTool(c.Request().Context(), td)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"tool": out, "correlation_id": cid(c)})
+}
+
+// memoryView is a memory item as the API shows it (no vector).
+type memoryView struct {
+	Namespace string          `json:"namespace"`
+	Key       string          `json:"key"`
+	Value     json.RawMessage `json:"value"`
+	Metadata  map[string]any  `json:"metadata"`
+	CreatedAt string          `json:"created_at"`
+	UpdatedAt string          `json:"updated_at"`
+}
+
+func viewOf(it core.MemoryItem) memoryView {
+	return memoryView{Namespace: it.Namespace, Key: it.Key, Value: it.Value, Metadata: it.Metadata,
+		CreatedAt: it.CreatedAt.Format("2006-01-02T15:04:05.999999999Z"), UpdatedAt: it.UpdatedAt.Format("2006-01-02T15:04:05.999999999Z")}
+}
+
+func (s *Service) handlePutMemory(c echo.Context) error {
+	a := authOf(c)
+	if err := a.Require(core.ScopeMemoryWrite); err != nil {
+		return err
+	}
+	var body struct {
+		Value    json.RawMessage `json:"value"`
+		Metadata map[string]any  `json:"metadata"`
+	}
+	if err := decodeBody(c, &body); err != nil {
+		return err
+	}
+	if len(body.Value) == 0 {
+		return core.Invalid("value", "value is required")
+	}
+	it, err := s.putMemory(c.Request().Context(), a, c.Param("ns"), c.Param("key"), body.Value, body.Metadata)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"memory": viewOf(it), "correlation_id": cid(c)})
+}
+
+func (s *Service) handleGetMemory(c echo.Context) error {
+	a := authOf(c)
+	if err := a.Require(core.ScopeMemoryRead); err != nil {
+		return err
+	}
+	it, err := s.memory.GetMemory(c.Request().Context(), a.TenantID, c.Param("ns"), c.Param("key"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"memory": viewOf(it), "correlation_id": cid(c)})
+}
+
+func (s *Service) handleMemoryAction(c echo.Context) error {
+	a := authOf(c)
+	ns, ok := strings.CutSuffix(c.Param("ns"), ":search")
+	if !ok || ns == "" {
+		return core.Errorf(core.CodeNotFound, "no route POST /v1/memory/%s", c.Param("ns"))
+	}
+	if err := a.Require(core.ScopeMemoryRead); err != nil {
+		return err
+	}
+	var body struct {
+		Query string `json:"query"`
+		Mode  string `json:"mode"`
+		Limit int    `json:"limit"`
+	}
+	if err := decodeBody(c, &body); err != nil {
+		return err
+	}
+	if strings.TrimSpace(body.Query) == "" {
+		return core.Invalid("query", "query is required")
+	}
+	res, err := s.searchMemory(c.Request().Context(), a, ns, body.Query, body.Mode, body.Limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"results": res, "correlation_id": cid(c)})
+}

@@ -1,0 +1,256 @@
+// Package stacka is Stack A, the orchestration stack: agents, runs and their
+// executor, the event hub behind the SSE streams, tools and tenant memory.
+// It talks to storage and to Stack B only through the ports of core, which
+// app wires in.
+package stacka
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/agentos/agentos/core"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// Version is reported by GET /v1/health.
+const Version = "1.0.2"
+
+// Config tunes the service; zero values take the defaults of DefaultConfig.
+type Config struct {
+	// Workers is the global cap on runs executing at once.
+	Workers int
+	// MaxQueued caps the runs waiting in the queue (all tenants); over it,
+	// run create answers 429 rate_limited.
+	MaxQueued int
+	// DefaultTimeoutMS and DefaultMaxSteps apply when neither the request
+	// nor the agent sets them.
+	DefaultTimeoutMS int64
+	DefaultMaxSteps  int
+	// ToolEgressAllow lists hosts ("api.example.com", "*.example.com") and
+	// CIDRs ("10.1.0.0/16") tools may call.
+	ToolEgressAllow []string
+	// AllowLoopbackEgress lets tools call loopback addresses (demo, dev).
+	AllowLoopbackEgress bool
+	// Mode is demo, dev or prod.
+	Mode string
+	// HTTPClient, when set, replaces the egress-checked client of tools; for
+	// tests only, since it bypasses the egress rules.
+	HTTPClient *http.Client
+	// HeartbeatInterval is the SSE ": ping" period (15 s).
+	HeartbeatInterval time.Duration
+	// FetchMaxBytes and FetchTimeout cap tool.http.fetch.
+	FetchMaxBytes int64
+	FetchTimeout  time.Duration
+	// EmbedModelRef is the model memory's vector search embeds with.
+	EmbedModelRef string
+}
+
+// DefaultConfig is the node's default configuration.
+func DefaultConfig() Config {
+	return Config{Workers: 64, MaxQueued: 10000, DefaultTimeoutMS: 180000, DefaultMaxSteps: 30,
+		Mode: "demo", AllowLoopbackEgress: true, HeartbeatInterval: 15 * time.Second,
+		FetchMaxBytes: 1 << 20, FetchTimeout: 10 * time.Second, EmbedModelRef: "builtin/hash-embed-1"}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Workers <= 0 {
+		c.Workers = d.Workers
+	}
+	if c.MaxQueued <= 0 {
+		c.MaxQueued = d.MaxQueued
+	}
+	if c.DefaultTimeoutMS <= 0 {
+		c.DefaultTimeoutMS = d.DefaultTimeoutMS
+	}
+	if c.DefaultMaxSteps <= 0 {
+		c.DefaultMaxSteps = d.DefaultMaxSteps
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = d.HeartbeatInterval
+	}
+	if c.FetchMaxBytes <= 0 {
+		c.FetchMaxBytes = d.FetchMaxBytes
+	}
+	if c.FetchTimeout <= 0 {
+		c.FetchTimeout = d.FetchTimeout
+	}
+	if c.EmbedModelRef == "" {
+		c.EmbedModelRef = d.EmbedModelRef
+	}
+	return c
+}
+
+// Deps are the ports and settings app wires in.
+type Deps struct {
+	Agents  core.AgentPort
+	Runs    core.RunStatePort
+	Queue   core.QueuePort
+	Tools   core.ToolRegistryPort
+	Memory  core.MemoryPort
+	Tenants core.TenantPort
+	Audit   core.AuditPort
+	Models  core.ModelPort
+	Log     zerolog.Logger
+	Metrics prometheus.Registerer
+	Config  Config
+	StackID string
+}
+
+// Service is Stack A.
+type Service struct {
+	agents  core.AgentPort
+	runs    core.RunStatePort
+	queue   core.QueuePort
+	tools   core.ToolRegistryPort
+	memory  core.MemoryPort
+	tenants core.TenantPort
+	audit   core.AuditPort
+	models  core.ModelPort
+	log     zerolog.Logger
+	cfg     Config
+	stackID string
+
+	metrics *metrics
+	hub     *eventHub
+	sched   *scheduler
+	quotas  *quotas
+	egress  *http.Client
+
+	startOnce sync.Once
+	closeOnce sync.Once
+}
+
+// Stats is a snapshot of the executor for operators.
+type Stats struct {
+	QueueDepth int `json:"queue_depth"`
+	ActiveRuns int `json:"active_runs"`
+	Workers    int `json:"workers"`
+	Streams    int `json:"streams"`
+}
+
+// New builds the service; Start begins executing runs.
+func New(d Deps) (*Service, error) {
+	switch {
+	case d.Agents == nil, d.Runs == nil, d.Queue == nil, d.Tools == nil, d.Memory == nil:
+		return nil, errors.New("stacka: Agents, Runs, Queue, Tools and Memory ports are required")
+	case d.Tenants == nil, d.Models == nil:
+		return nil, errors.New("stacka: Tenants and Models ports are required")
+	}
+	reg := d.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	cfg := d.Config.withDefaults()
+	s := &Service{
+		agents: d.Agents, runs: d.Runs, queue: d.Queue, tools: d.Tools, memory: d.Memory,
+		tenants: d.Tenants, audit: d.Audit, models: d.Models,
+		log: d.Log.With().Str("component", "stacka").Logger(), cfg: cfg, stackID: d.StackID,
+		metrics: m, hub: newEventHub(), quotas: newQuotas(),
+	}
+	eg, err := newEgressClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.egress = eg
+	if cfg.HTTPClient != nil {
+		s.egress = cfg.HTTPClient
+	}
+	s.sched = newScheduler(s, cfg.Workers)
+	return s, nil
+}
+
+// Start runs crash recovery (queued runs are queued again, running runs
+// resume from their last committed step) and starts the workers.
+func (s *Service) Start(ctx context.Context) error {
+	var err error
+	s.startOnce.Do(func() {
+		refs, e := s.queue.ActiveRuns(ctx)
+		if e != nil {
+			err = e
+			return
+		}
+		s.sched.start()
+		for _, ref := range refs {
+			rec, e := s.runs.GetRun(ctx, ref.TenantID, ref.RunID)
+			if e != nil {
+				s.log.Error().Err(e).Str("tenant_id", ref.TenantID).Str("run_id", ref.RunID).Msg("recovery: cannot load run")
+				continue
+			}
+			s.sched.enqueue(rec, s.tenantRunCap(ctx, rec.TenantID), true)
+		}
+		if len(refs) > 0 {
+			s.log.Info().Int("runs", len(refs)).Msg("recovery: resumed non-terminal runs")
+		}
+	})
+	return err
+}
+
+// Close stops taking work, stops the workers (runs in flight stay running in
+// the store and resume at the next Start), and ends every SSE stream.
+func (s *Service) Close(ctx context.Context) error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.hub.close()
+		err = s.sched.stop(ctx)
+	})
+	return err
+}
+
+// Stats reports queue depth and running runs.
+func (s *Service) Stats(ctx context.Context) (Stats, error) {
+	q, a := s.sched.counts()
+	return Stats{QueueDepth: q, ActiveRuns: a, Workers: s.cfg.Workers, Streams: s.hub.streams()}, nil
+}
+
+func (s *Service) tenantRunCap(ctx context.Context, tenantID string) int {
+	t, err := s.tenants.GetTenant(ctx, tenantID)
+	if err != nil {
+		return core.PlanDefaults("").MaxConcurrentRuns
+	}
+	return t.EffectiveLimits().MaxConcurrentRuns
+}
+
+type metrics struct {
+	runs       *prometheus.CounterVec
+	runLatency prometheus.Histogram
+	stepLat    *prometheus.HistogramVec
+	toolLat    prometheus.Histogram
+	toolErrs   prometheus.Counter
+	queueDepth prometheus.Gauge
+	active     prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	ms := []float64{1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000}
+	m := &metrics{
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agentos_runs_total",
+			Help: "Runs that reached a terminal status, by status."}, []string{"status"}),
+		runLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "agentos_run_latency_ms",
+			Help: "Run duration from creation to terminal status, in ms.", Buckets: ms}),
+		stepLat: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "agentos_step_latency_ms",
+			Help: "Step duration in ms, by step kind.", Buckets: ms}, []string{"kind"}),
+		toolLat: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "agentos_tool_latency_ms",
+			Help: "Tool call duration in ms.", Buckets: ms}),
+		toolErrs: prometheus.NewCounter(prometheus.CounterOpts{Name: "agentos_tool_errors_total",
+			Help: "Tool calls that ended in an error."}),
+		queueDepth: prometheus.NewGauge(prometheus.GaugeOpts{Name: "agentos_queue_depth",
+			Help: "Runs waiting for a worker."}),
+		active: prometheus.NewGauge(prometheus.GaugeOpts{Name: "agentos_active_runs",
+			Help: "Runs executing now."}),
+	}
+	for _, c := range []prometheus.Collector{m.runs, m.runLatency, m.stepLat, m.toolLat, m.toolErrs, m.queueDepth, m.active} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,72 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/agentos/agentos/core"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Agents live at tenant/{t}/agents/{agent_id}; each put bumps the version.
+
+var _ core.AgentPort = (*Store)(nil)
+
+func agentKey(tenantID, agentID string) []byte { return TenantKey(tenantID, "agents", agentID) }
+
+// PutAgent implements core.AgentPort.
+func (s *Store) PutAgent(ctx context.Context, ag core.Agent) (core.Agent, error) {
+	var out core.Agent
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		var prev core.Agent
+		ok, err := getJSON(Data(tx), agentKey(ag.TenantID, ag.AgentID), &prev)
+		if err != nil {
+			return err
+		}
+		now := core.Now()
+		a := ag
+		a.Version = 1
+		a.CreatedAt = now
+		if ok {
+			a.Version = prev.Version + 1
+			a.CreatedAt = prev.CreatedAt
+		}
+		a.UpdatedAt = now
+		out = a
+		return putJSON(Data(tx), agentKey(a.TenantID, a.AgentID), a)
+	})
+	return out, err
+}
+
+// GetAgent implements core.AgentPort.
+func (s *Store) GetAgent(ctx context.Context, tenantID, agentID string) (core.Agent, error) {
+	var out core.Agent
+	err := s.view(func(tx *bolt.Tx) error {
+		ok, err := getJSON(Data(tx), agentKey(tenantID, agentID), &out)
+		if err == nil && !ok {
+			err = core.NotFound("agent", agentID)
+		}
+		return err
+	})
+	return out, err
+}
+
+// ListAgents implements core.AgentPort.
+func (s *Store) ListAgents(ctx context.Context, tenantID string) ([]core.Agent, error) {
+	out := []core.Agent{}
+	var derr error
+	err := s.view(func(tx *bolt.Tx) error {
+		scanPrefix(Data(tx), TenantKey(tenantID, "agents", ""), false, func(k, v []byte) bool {
+			var a core.Agent
+			if err := json.Unmarshal(v, &a); err != nil {
+				derr = fmt.Errorf("decode %s: %w", k, err)
+				return false
+			}
+			out = append(out, a)
+			return true
+		})
+		return derr
+	})
+	return out, err
+}

@@ -1,0 +1,253 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	"github.com/agentos/agentos/core"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Runs live at tenant/{t}/runs/{run_id} (the whole core.RunRecord, so a
+// restarted executor can resume); idempotency keys at tenant/{t}/idem/{hash
+// of principal, agent and key} → run_id.
+
+var _ core.RunStatePort = (*Store)(nil)
+
+func runKey(tenantID, runID string) []byte { return TenantKey(tenantID, "runs", runID) }
+
+func idemKey(tenantID, principalID, agentID, key string) []byte {
+	h := sha256.Sum256([]byte(principalID + "\x00" + agentID + "\x00" + key))
+	return TenantKey(tenantID, "idem", hex.EncodeToString(h[:]))
+}
+
+func getRunTx(tx *bolt.Tx, tenantID, runID string) (core.RunRecord, error) {
+	var rec core.RunRecord
+	ok, err := getJSON(Data(tx), runKey(tenantID, runID), &rec)
+	if err != nil {
+		return rec, err
+	}
+	if !ok {
+		return rec, core.NotFound("run", runID)
+	}
+	return rec, nil
+}
+
+func putRunTx(tx *bolt.Tx, rec *core.RunRecord) error {
+	if err := putJSON(Data(tx), runKey(rec.TenantID, rec.RunID), rec); err != nil {
+		return err
+	}
+	if core.RunTerminal(rec.Status) {
+		return Index(tx).Delete(activeKey(rec.RunID))
+	}
+	return nil
+}
+
+// CreateRun implements core.RunStatePort.
+func (s *Store) CreateRun(ctx context.Context, rec core.RunRecord, drafts []core.EventDraft, audit *core.AuditRecord) (core.RunRecord, []core.Event, bool, error) {
+	var (
+		out      core.RunRecord
+		events   []core.Event
+		replayed bool
+	)
+	err := s.batch(ctx, func(tx *bolt.Tx) error {
+		out, events, replayed = core.RunRecord{}, nil, false
+		ik := idemKey(rec.TenantID, rec.PrincipalID, rec.AgentID, rec.IdempotencyKey)
+		if prev := Data(tx).Get(ik); prev != nil {
+			stored, err := getRunTx(tx, rec.TenantID, string(prev))
+			if err != nil {
+				return err
+			}
+			if stored.BodyHash != rec.BodyHash {
+				return core.Errorf(core.CodeConflict, "idempotency key reused with a different body").
+					With("idempotency_key", rec.IdempotencyKey).With("run_id", stored.RunID)
+			}
+			out, replayed = stored, true
+			return nil
+		}
+		r := rec
+		r.LastSequence = 0
+		evs, err := appendEventsTx(tx, &r, drafts)
+		if err != nil {
+			return err
+		}
+		if err := putRunTx(tx, &r); err != nil {
+			return err
+		}
+		if err := Data(tx).Put(ik, []byte(r.RunID)); err != nil {
+			return err
+		}
+		if !core.RunTerminal(r.Status) {
+			if err := Index(tx).Put(activeKey(r.RunID), []byte(r.TenantID)); err != nil {
+				return err
+			}
+		}
+		if err := appendAuditIf(tx, audit); err != nil {
+			return err
+		}
+		out, events = r, evs
+		return nil
+	})
+	if err != nil {
+		return core.RunRecord{}, nil, false, fmt.Errorf("create run: %w", err)
+	}
+	return out, events, replayed, nil
+}
+
+// FindIdempotent implements core.RunStatePort.
+func (s *Store) FindIdempotent(ctx context.Context, tenantID, principalID, agentID, key string) (core.RunRecord, bool, error) {
+	var (
+		rec core.RunRecord
+		ok  bool
+	)
+	err := s.view(func(tx *bolt.Tx) error {
+		prev := Data(tx).Get(idemKey(tenantID, principalID, agentID, key))
+		if prev == nil {
+			return nil
+		}
+		var err error
+		rec, err = getRunTx(tx, tenantID, string(prev))
+		ok = err == nil
+		return err
+	})
+	return rec, ok, err
+}
+
+// GetRun implements core.RunStatePort.
+func (s *Store) GetRun(ctx context.Context, tenantID, runID string) (core.RunRecord, error) {
+	var rec core.RunRecord
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		rec, err = getRunTx(tx, tenantID, runID)
+		return err
+	})
+	return rec, err
+}
+
+// ListRuns implements core.RunStatePort. It walks the tenant's run range
+// backwards (ULIDs: newest first) and jumps over each run's event keys.
+func (s *Store) ListRuns(ctx context.Context, tenantID string, f core.RunFilter) ([]core.Run, string, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	out := []core.Run{}
+	next := ""
+	err := s.view(func(tx *bolt.Tx) error {
+		prefix := TenantKey(tenantID, "runs", "")
+		c := Data(tx).Cursor()
+		var k, v []byte
+		if f.Cursor != "" {
+			k, _ = c.Seek(append(append([]byte{}, prefix...), f.Cursor...))
+			if k == nil {
+				k, v = c.Last()
+			} else {
+				k, v = c.Prev()
+			}
+		} else {
+			k, _ = c.Seek(append(append([]byte{}, prefix...), 0xff))
+			if k == nil {
+				k, v = c.Last()
+			} else {
+				k, v = c.Prev()
+			}
+		}
+		for k != nil && hasPrefix(k, prefix) {
+			rest := k[len(prefix):]
+			if i := bytes.IndexByte(rest, '/'); i >= 0 {
+				// An event key: jump to its run's own key.
+				k, v = c.Seek(append(append([]byte{}, prefix...), rest[:i]...))
+				if k == nil {
+					return fmt.Errorf("list runs: run key missing for %s", rest[:i])
+				}
+			}
+			var rec core.RunRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode %s: %w", k, err)
+			}
+			if (f.AgentID == "" || rec.AgentID == f.AgentID) && (f.Status == "" || rec.Status == f.Status) {
+				if len(out) == limit {
+					next = out[len(out)-1].RunID
+					return nil
+				}
+				out = append(out, rec.Run)
+			}
+			k, v = c.Prev()
+		}
+		return nil
+	})
+	return out, next, err
+}
+
+// AdvanceRun implements core.RunStatePort.
+func (s *Store) AdvanceRun(ctx context.Context, tenantID, runID string, fn func(*core.RunRecord) ([]core.EventDraft, error)) (core.RunRecord, []core.Event, error) {
+	var (
+		out    core.RunRecord
+		events []core.Event
+	)
+	err := s.batch(ctx, func(tx *bolt.Tx) error {
+		rec, err := getRunTx(tx, tenantID, runID)
+		if err != nil {
+			return err
+		}
+		drafts, err := fn(&rec)
+		if err != nil {
+			return err
+		}
+		evs, err := appendEventsTx(tx, &rec, drafts)
+		if err != nil {
+			return err
+		}
+		if err := putRunTx(tx, &rec); err != nil {
+			return err
+		}
+		out, events = rec, evs
+		return nil
+	})
+	return out, events, err
+}
+
+// CancelRun implements core.RunStatePort. An open step is closed with an
+// error step.completed so the stream stays well formed.
+func (s *Store) CancelRun(ctx context.Context, tenantID, runID string, audit *core.AuditRecord) (core.RunRecord, []core.Event, error) {
+	var (
+		out    core.RunRecord
+		events []core.Event
+	)
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		rec, err := getRunTx(tx, tenantID, runID)
+		if err != nil {
+			return err
+		}
+		if core.RunTerminal(rec.Status) {
+			return core.Errorf(core.CodeConflict, "run %s is already %s", runID, rec.Status).
+				With("run_id", runID).With("status", rec.Status)
+		}
+		var drafts []core.EventDraft
+		if o := rec.Open; o != nil {
+			drafts = append(drafts, core.EventDraft{Type: core.EventStepCompleted, StepID: o.StepID, Payload: map[string]any{
+				"step_kind": o.Kind, "name": o.Name, "status": "error",
+				"duration_ms": core.Now().Sub(o.StartedAt).Milliseconds()}})
+			rec.Open = nil
+		}
+		drafts = append(drafts, core.EventDraft{Type: core.EventRunCanceled, Payload: map[string]any{"status": core.RunCanceled}})
+		now := core.Now()
+		rec.Status = core.RunCanceled
+		rec.CompletedAt = &now
+		rec.PendingCalls = nil
+		evs, err := appendEventsTx(tx, &rec, drafts)
+		if err != nil {
+			return err
+		}
+		if err := putRunTx(tx, &rec); err != nil {
+			return err
+		}
+		out, events = rec, evs
+		return appendAuditIf(tx, audit)
+	})
+	return out, events, err
+}
