@@ -101,6 +101,7 @@ func (n *Node) callPeerOnce(ctx context.Context, a core.Auth, peer core.Peer, me
 	if err != nil {
 		return false, err
 	}
+	req.Header.Set("Accept", "application/json")
 	resp, err := n.client.Do(req)
 	if err != nil {
 		return true, err

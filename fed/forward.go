@@ -309,6 +309,11 @@ func (n *Node) selectPeer(ctx context.Context, a core.Auth, sel TargetSelector) 
 	if unreachable == len(candidates) {
 		return core.Peer{}, peerDown(candidates[len(candidates)-1], lastErr)
 	}
+	if len(candidates) == 1 && lastErr != nil {
+		// The only candidate refused us (e.g. 403: the tenant is not
+		// trusted there): its own answer says more than a 409.
+		return core.Peer{}, lastErr
+	}
 	flat := []string{}
 	for _, m := range missingBy {
 		for _, c := range m {

@@ -1,0 +1,378 @@
+package fed_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/fed"
+	"github.com/agentos/agentos/store"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+const (
+	tenantDemo  = "tnt_demo"
+	tenantOther = "tnt_other"
+	keyDemo     = "key-demo"  // tnt_demo user with runs:forward
+	keyOther    = "key-other" // tnt_other user with runs:forward
+	keyAdmin    = "key-admin" // platform_admin
+	keyNoScope  = "key-noscope"
+)
+
+var testKeys = map[string]core.Auth{
+	keyDemo: {TenantID: tenantDemo, Principal: core.Principal{PrincipalID: "usr_demo", PrincipalType: "user"},
+		Scopes: []string{core.ScopeRunsForward}, Roles: []string{core.RoleTenantUser}, TokenID: "tok_demo"},
+	keyOther: {TenantID: tenantOther, Principal: core.Principal{PrincipalID: "usr_other", PrincipalType: "user"},
+		Scopes: []string{core.ScopeRunsForward}, Roles: []string{core.RoleTenantUser}, TokenID: "tok_other"},
+	keyAdmin: {TenantID: tenantDemo, Principal: core.Principal{PrincipalID: "usr_platform_admin", PrincipalType: "user"},
+		Roles: []string{core.RolePlatformAdmin}, TokenID: "tok_admin"},
+	keyNoScope: {TenantID: tenantDemo, Principal: core.Principal{PrincipalID: "usr_reader", PrincipalType: "user"},
+		Scopes: []string{core.ScopeRunsRead}, TokenID: "tok_reader"},
+}
+
+// testNode is one federation node: its own store in a temp dir, the
+// in-memory Stack A, and a real HTTP server on 127.0.0.1:0.
+type testNode struct {
+	t       testing.TB
+	id      string
+	dir     string
+	store   *store.Store
+	runs    *memRuns
+	node    *fed.Node
+	srv     *httptest.Server
+	url     string
+	reg     *prometheus.Registry
+	client  *http.Client
+	serverT *tls.Config
+}
+
+type nodeOpts struct {
+	stackID     string
+	dir         string
+	runs        *memRuns
+	toolHosting bool
+	serverTLS   *tls.Config
+	clientTLS   *tls.Config
+}
+
+// startNode starts a node; the caller registers peers.
+func startNode(tb testing.TB, o nodeOpts) *testNode {
+	tb.Helper()
+	if o.dir == "" {
+		o.dir = tb.TempDir()
+	}
+	if o.runs == nil {
+		o.runs = newMemRuns(2, 5*time.Millisecond)
+	}
+	st, err := store.Open(filepath.Join(o.dir, "agentos.db"), store.Options{NoSync: true})
+	if err != nil {
+		tb.Fatalf("open store: %v", err)
+	}
+	ctx := context.Background()
+	for _, id := range []string{tenantDemo, tenantOther} {
+		err := st.CreateTenant(ctx, core.Tenant{TenantID: id, Name: id, Status: core.TenantActive, PlanTier: "demo"}, nil)
+		if err != nil && !core.IsCode(err, core.CodeConflict) {
+			tb.Fatalf("create tenant: %v", err)
+		}
+	}
+	tn := &testNode{t: tb, id: o.stackID, dir: o.dir, store: st, runs: o.runs, reg: prometheus.NewRegistry(), serverT: o.serverTLS}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = renderError
+	e.Use(tn.testAuth)
+	n, err := fed.New(fed.Deps{
+		DataDir: o.dir, StackID: o.stackID, Region: "us-west-2", Environment: "test",
+		Version: "test", GitSHA: "abc123", BuildTime: "2026-11-25T00:00:00Z",
+		StackAURL: func() string { return "http://stack-a.invalid" },
+		StackBURL: func() string { return "http://stack-b.invalid" },
+		FedURL:    func() string { return tn.url },
+		Peers:     st, Forward: st, JTIs: st, Events: st, Tenants: st, Audit: st,
+		Runs: o.runs,
+		Models: func(context.Context) ([]core.ModelInfo, error) {
+			return []core.ModelInfo{
+				{ModelID: "echo-1", Provider: "builtin", Capabilities: []string{"chat"}, Tier: "fast", ContextWindowTokens: 8192},
+				{ModelID: "qwen", Provider: "local-vllm", Capabilities: []string{"chat"}, Tier: "balanced", ContextWindowTokens: 32768},
+			}, nil
+		},
+		ToolHosting:  o.toolHosting,
+		ClientTLS:    o.clientTLS,
+		PingInterval: 100 * time.Millisecond,
+		RetryBase:    5 * time.Millisecond,
+		RelayGiveUp:  5 * time.Second,
+		Log:          zerolog.Nop(),
+		Metrics:      tn.reg,
+	})
+	if err != nil {
+		tb.Fatalf("fed.New: %v", err)
+	}
+	tn.node = n
+	n.Register(e)
+	tn.srv = httptest.NewUnstartedServer(e)
+	if o.serverTLS != nil {
+		tn.srv.TLS = o.serverTLS
+		tn.srv.StartTLS()
+	} else {
+		tn.srv.Start()
+	}
+	tn.url = tn.srv.URL
+	tn.client = &http.Client{Transport: &http.Transport{TLSClientConfig: o.clientTLS}}
+	tb.Cleanup(tn.close)
+	return tn
+}
+
+func (tn *testNode) close() {
+	if tn.srv != nil {
+		tn.srv.CloseClientConnections()
+		tn.srv.Close()
+		tn.srv = nil
+	}
+	if tn.store != nil {
+		tn.store.Close()
+		tn.store = nil
+	}
+}
+
+// trust registers peer p on tn (reachable at url) for tenants.
+func (tn *testNode) trust(p *testNode, url string, tenants ...string) {
+	tn.t.Helper()
+	_, err := tn.store.PutPeer(context.Background(), core.Peer{StackID: p.id, FederationURL: url,
+		PublicKey: p.node.PublicKey(), Region: "us-west-2", TrustedTenants: tenants})
+	if err != nil {
+		tn.t.Fatalf("put peer: %v", err)
+	}
+}
+
+// testAuth is the tiny auth middleware app provides for real: peer
+// assertion first, then an API key from the fixed table, then public paths.
+func (tn *testNode) testAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		ctx := core.WithCorrelationID(r.Context(), firstNonEmpty(r.Header.Get("X-Correlation-Id"), core.NewID(core.PrefixCorrelation)))
+		a, ok, err := tn.node.AuthenticatePeer(r)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			key := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if ka, found := testKeys[key]; found {
+				a, ok = ka, true
+			} else if key != "" {
+				return core.Errorf(core.CodeUnauthorized, "unknown API key")
+			}
+		}
+		if ok {
+			ctx = core.WithAuth(ctx, a)
+		} else if r.URL.Path != "/v1/federation/health" {
+			return core.Errorf(core.CodeUnauthorized, "credential required")
+		}
+		c.SetRequest(r.WithContext(ctx))
+		return next(c)
+	}
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func renderError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var he *echo.HTTPError
+	var e *core.Error
+	if errors.As(err, &he) {
+		e = core.Errorf(core.CodeForStatus(he.Code), "%v", he.Message)
+		e.Status = he.Code
+	} else {
+		e = core.AsError(err)
+	}
+	_ = c.JSON(e.HTTPStatus(), map[string]any{"error": e, "correlation_id": core.CorrelationID(c.Request().Context())})
+}
+
+// pair starts nodes A and B that trust each other for tnt_demo only.
+func pair(t *testing.T, bRuns *memRuns) (a, b *testNode) {
+	t.Helper()
+	a = startNode(t, nodeOpts{stackID: "stk_a"})
+	b = startNode(t, nodeOpts{stackID: "stk_b", runs: bRuns, toolHosting: false})
+	a.trust(b, b.url, tenantDemo)
+	b.trust(a, a.url, tenantDemo)
+	return a, b
+}
+
+type apiResp struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    []byte
+}
+
+func (r apiResp) errCode() string {
+	e, _ := r.body["error"].(map[string]any)
+	s, _ := e["code"].(string)
+	return s
+}
+
+// call makes a JSON request to tn with an API key (or extra headers).
+func (tn *testNode) call(method, path, key string, body any, hdr ...string) apiResp {
+	tn.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		raw, _ := json.Marshal(body)
+		rd = bytes.NewReader(raw)
+	}
+	req, _ := http.NewRequest(method, tn.url+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := tn.client.Do(req)
+	if err != nil {
+		tn.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := apiResp{status: resp.StatusCode, header: resp.Header, raw: raw}
+	_ = json.Unmarshal(raw, &out.body)
+	return out
+}
+
+func forwardBody(selector map[string]any, agentID, idem, text string) map[string]any {
+	return map[string]any{"forward": map[string]any{
+		"target_selector": selector,
+		"run_request": map[string]any{"agent_id": agentID, "input": map[string]any{"type": "text", "text": text},
+			"idempotency_key": idem},
+	}}
+}
+
+func forwarded(t testing.TB, r apiResp) map[string]any {
+	t.Helper()
+	if r.status != http.StatusOK {
+		t.Fatalf("forward: status %d: %s", r.status, r.raw)
+	}
+	f, ok := r.body["forwarded"].(map[string]any)
+	if !ok {
+		t.Fatalf("forward: no forwarded object: %s", r.raw)
+	}
+	return f
+}
+
+// sseEvent is one message read from an SSE stream.
+type sseEvent struct {
+	id    string
+	name  string
+	event core.Event
+}
+
+// readSSE reads an SSE stream until it ends, calling each(ev) per event;
+// it returns the events and the number of ping comments seen.
+func readSSE(t testing.TB, body io.Reader, each func(sseEvent)) ([]sseEvent, int) {
+	t.Helper()
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var out []sseEvent
+	var cur sseEvent
+	var data string
+	pings := 0
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if data != "" {
+				var env core.EventEnvelope
+				if err := json.Unmarshal([]byte(data), &env); err != nil {
+					t.Fatalf("bad event data %q: %v", data, err)
+				}
+				cur.event = env.Event
+				out = append(out, cur)
+				if each != nil {
+					each(cur)
+				}
+			}
+			cur, data = sseEvent{}, ""
+		case strings.HasPrefix(line, ": ping"):
+			pings++
+		case strings.HasPrefix(line, "id: "):
+			cur.id = strings.TrimPrefix(line, "id: ")
+		case strings.HasPrefix(line, "event: "):
+			cur.name = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: "):
+			data = strings.TrimPrefix(line, "data: ")
+		}
+	}
+	return out, pings
+}
+
+// stream opens the federation events stream of runID on tn.
+func (tn *testNode) stream(runID, key string, after int64) *http.Response {
+	tn.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, tn.url+"/v1/federation/runs/"+runID+"/events?after_sequence="+strconv.FormatInt(after, 10), nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := tn.client.Do(req)
+	if err != nil {
+		tn.t.Fatalf("open stream: %v", err)
+	}
+	return resp
+}
+
+// assertGapless checks sequences after..after+len rise by one with unique
+// event ids, the SSE id matches, and the last event is terminal.
+func assertGapless(t testing.TB, evs []sseEvent, after int64) {
+	t.Helper()
+	if len(evs) == 0 {
+		t.Fatal("no events")
+	}
+	ids := map[string]bool{}
+	for i, e := range evs {
+		want := after + int64(i) + 1
+		if e.event.Sequence != want {
+			t.Fatalf("event %d: sequence %d, want %d", i, e.event.Sequence, want)
+		}
+		if e.id != strconv.FormatInt(want, 10) || e.name != "agentos.event" {
+			t.Fatalf("event %d: id %q name %q", i, e.id, e.name)
+		}
+		if ids[e.event.EventID] {
+			t.Fatalf("duplicate event_id %s", e.event.EventID)
+		}
+		ids[e.event.EventID] = true
+	}
+	if last := evs[len(evs)-1].event.Type; !core.EventTerminal(last) {
+		t.Fatalf("stream ended with %s, not a terminal event", last)
+	}
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
