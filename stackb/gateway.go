@@ -1,0 +1,678 @@
+// Package stackb is Stack B, the governed model gateway: the canonical
+// model API (models, models:invoke, policy:check, usage), an
+// OpenAI-compatible surface, and the in-process core.ModelPort that Stack A
+// calls. Every call goes through the same pipeline: tenant and
+// entitlements, request rate, policy, token limits, budget reservation,
+// routing with fallback, metering, audit.
+package stackb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/stackb/policy"
+	"github.com/agentos/agentos/stackb/provider"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// Version is the service version /v1/health reports.
+const Version = "1.0.2"
+
+// Deps is what app/ wires into the gateway.
+type Deps struct {
+	Tenants core.TenantPort
+	Audit   core.AuditPort
+	Usage   core.UsagePort
+	// ProvidersFile is the --providers-file path; "" means the builtin
+	// provider serves every tier.
+	ProvidersFile string
+	// StackID is this node's stack id, reported as route.node.
+	StackID string
+	Log     zerolog.Logger
+	// Metrics is where the gateway registers its collectors; nil means a
+	// private registry.
+	Metrics prometheus.Registerer
+	// HTTPClient calls the upstream backends; nil means a pooled default.
+	HTTPClient *http.Client
+	// Now is the clock; nil means core.Now.
+	Now func() time.Time
+	// FlushInterval is how often usage and audit batches reach the store
+	// (default 50ms).
+	FlushInterval time.Duration
+	// HealthFailures consecutive unavailable/timeout answers take a backend
+	// out of routing (default 2); it is probed again after HealthCooldown
+	// (default 10s).
+	HealthFailures int
+	HealthCooldown time.Duration
+}
+
+// Gateway is Stack B. It implements core.ModelPort.
+type Gateway struct {
+	deps    Deps
+	log     zerolog.Logger
+	now     func() time.Time
+	cat     *catalog
+	policy  *policy.Engine
+	health  *backendHealth
+	meter   *meter
+	audit   *auditWriter
+	metrics *gatewayMetrics
+}
+
+var _ core.ModelPort = (*Gateway)(nil)
+
+// New builds the gateway and validates the providers file; its errors name
+// the offending field. Call Close to flush pending usage and audit records.
+func New(deps Deps) (*Gateway, error) {
+	if deps.Tenants == nil || deps.Usage == nil {
+		return nil, errors.New("stackb: Deps.Tenants and Deps.Usage are required")
+	}
+	if deps.Now == nil {
+		deps.Now = core.Now
+	}
+	if deps.HTTPClient == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 64
+		deps.HTTPClient = &http.Client{Transport: t}
+	}
+	if deps.Metrics == nil {
+		deps.Metrics = prometheus.NewRegistry()
+	}
+	if deps.FlushInterval <= 0 {
+		deps.FlushInterval = 50 * time.Millisecond
+	}
+	if deps.HealthFailures <= 0 {
+		deps.HealthFailures = 2
+	}
+	if deps.HealthCooldown <= 0 {
+		deps.HealthCooldown = 10 * time.Second
+	}
+	cat, err := loadCatalog(deps.ProvidersFile, deps.HTTPClient)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := policy.NewEngine(cat.rulesets)
+	if err != nil {
+		return nil, err
+	}
+	met, err := newGatewayMetrics(deps.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("register stack b metrics: %w", err)
+	}
+	log := deps.Log.With().Str("component", "stackb").Logger()
+	g := &Gateway{deps: deps, log: log, now: deps.Now, cat: cat, policy: eng, metrics: met}
+	g.health = newBackendHealth(cat.backends, deps.HealthFailures, deps.HealthCooldown, deps.Now, func(b string, up bool) {
+		v := 0.0
+		if up {
+			v = 1
+		}
+		met.backendUp.WithLabelValues(b).Set(v)
+		if !up {
+			log.Warn().Str("backend", b).Msg("backend left routing")
+		} else {
+			log.Debug().Str("backend", b).Msg("backend in routing")
+		}
+	})
+	g.meter = newMeter(deps.Usage, deps.Now, log, deps.FlushInterval)
+	g.audit = newAuditWriter(deps.Audit, log, deps.FlushInterval)
+	return g, nil
+}
+
+// Close flushes queued usage and audit records and stops the flushers.
+func (g *Gateway) Close() error {
+	g.meter.close()
+	g.audit.close()
+	return nil
+}
+
+// Flush writes queued usage, replays and audit records now.
+func (g *Gateway) Flush() {
+	g.meter.flush()
+	g.audit.flush()
+}
+
+// BackendHealth reports, per backend, whether it is in routing (metrics
+// agentos_backend_up and alerts read it).
+func (g *Gateway) BackendHealth() map[string]bool { return g.health.snapshot() }
+
+// tenant loads the governing tenant: not_found when unknown, forbidden
+// when disabled.
+func (g *Gateway) tenant(ctx context.Context, tenantID string) (core.Tenant, error) {
+	t, err := g.deps.Tenants.GetTenant(ctx, tenantID)
+	if err != nil {
+		if core.IsCode(err, core.CodeNotFound) {
+			return t, core.NotFound("tenant", tenantID)
+		}
+		return t, fmt.Errorf("get tenant: %w", err)
+	}
+	if t.Status == core.TenantDisabled {
+		return t, core.Errorf(core.CodeForbidden, "tenant %s is disabled", tenantID).With("tenant_id", tenantID)
+	}
+	return t, nil
+}
+
+// ruleset picks the tenant's ruleset: metadata "policy_ruleset", then
+// default_policy_id, then pol_default.
+func (g *Gateway) ruleset(t core.Tenant, explicit string) (*policy.Ruleset, error) {
+	if explicit != "" {
+		rs, ok := g.policy.Ruleset(explicit, t.TenantID)
+		if !ok {
+			return nil, core.Invalid("policy_check.ruleset", "unknown ruleset %q", explicit)
+		}
+		return rs, nil
+	}
+	id, _ := t.Metadata["policy_ruleset"].(string)
+	if id == "" {
+		id = t.DefaultPolicyID
+	}
+	if rs, ok := g.policy.Ruleset(id, t.TenantID); ok {
+		return rs, nil
+	}
+	rs, _ := g.policy.Ruleset(policy.DefaultRulesetID, "")
+	return rs, nil
+}
+
+var validRoles = []string{"system", "user", "assistant", "tool"}
+
+func validate(req *core.ModelRequest) error {
+	if req.ModelRef == "" {
+		return core.Invalid("request.model_ref", "model_ref is required")
+	}
+	switch req.Operation {
+	case core.OpChat:
+		if len(req.Input.Messages) == 0 {
+			return core.Invalid("request.input.messages", "at least one message is required")
+		}
+		for i, m := range req.Input.Messages {
+			if !slices.Contains(validRoles, m.Role) {
+				return core.Invalid(fmt.Sprintf("request.input.messages[%d].role", i), "unknown role %q (want system, user, assistant or tool)", m.Role)
+			}
+		}
+		switch req.Input.ToolChoice {
+		case "", "auto", "none", "required":
+		default:
+			if !slices.ContainsFunc(req.Input.Tools, func(t core.ModelTool) bool {
+				return t.Name == req.Input.ToolChoice || t.ToolID == req.Input.ToolChoice
+			}) {
+				return core.Invalid("request.input.tool_choice", "tool_choice %q names no offered tool", req.Input.ToolChoice)
+			}
+		}
+	case core.OpEmbed:
+		if len(req.Input.Texts) == 0 {
+			return core.Invalid("request.input.texts", "at least one text is required")
+		}
+		switch req.Input.EncodingFormat {
+		case "", "float", "base64":
+		default:
+			return core.Invalid("request.input.encoding_format", "unknown encoding_format %q (want float or base64)", req.Input.EncodingFormat)
+		}
+	default:
+		return core.Invalid("request.operation", "unknown operation %q (want chat or embed)", req.Operation)
+	}
+	if g := req.Generation; g != nil {
+		if g.MaxOutputTokens != nil && *g.MaxOutputTokens < 1 {
+			return core.Invalid("request.generation.max_output_tokens", "max_output_tokens must be ≥ 1")
+		}
+		if g.Temperature != nil && (*g.Temperature < 0 || *g.Temperature > 2) {
+			return core.Invalid("request.generation.temperature", "temperature must be between 0 and 2")
+		}
+		if g.TopP != nil && (*g.TopP < 0 || *g.TopP > 1) {
+			return core.Invalid("request.generation.top_p", "top_p must be between 0 and 1")
+		}
+	}
+	return nil
+}
+
+// Chat implements core.ModelPort (operation chat).
+func (g *Gateway) Chat(ctx context.Context, a core.Auth, req core.ModelRequest) (core.ModelResponse, error) {
+	if req.Operation == "" {
+		req.Operation = core.OpChat
+	}
+	if req.Operation != core.OpChat {
+		return core.ModelResponse{}, core.Invalid("request.operation", "Chat takes operation chat")
+	}
+	return g.Invoke(ctx, a, req)
+}
+
+// Embed implements core.ModelPort (operation embed).
+func (g *Gateway) Embed(ctx context.Context, a core.Auth, req core.ModelRequest) (core.ModelResponse, error) {
+	if req.Operation == "" {
+		req.Operation = core.OpEmbed
+	}
+	if req.Operation != core.OpEmbed {
+		return core.ModelResponse{}, core.Invalid("request.operation", "Embed takes operation embed")
+	}
+	return g.Invoke(ctx, a, req)
+}
+
+// Invoke runs one model request for the tenant of a through the whole
+// pipeline. The same request_id for the same tenant replays the stored
+// answer and is metered once.
+func (g *Gateway) Invoke(ctx context.Context, a core.Auth, req core.ModelRequest) (core.ModelResponse, error) {
+	if err := validate(&req); err != nil {
+		return core.ModelResponse{}, err
+	}
+	t, err := g.tenant(ctx, a.TenantID)
+	if err != nil {
+		return core.ModelResponse{}, err
+	}
+	if req.RequestID == "" {
+		req.RequestID = core.NewID(core.PrefixRequest)
+		return g.invoke(ctx, a, t, req, false)
+	}
+	done, err := g.meter.begin(ctx, t.TenantID, req.RequestID)
+	if err != nil {
+		return core.ModelResponse{}, err
+	}
+	defer done()
+	if r, ok, err := g.meter.replay(ctx, t.TenantID, req.RequestID); err != nil {
+		return core.ModelResponse{}, fmt.Errorf("read replay: %w", err)
+	} else if ok {
+		var resp core.ModelResponse
+		if err := json.Unmarshal(r.Response, &resp); err != nil {
+			return resp, fmt.Errorf("decode replay: %w", err)
+		}
+		return resp, nil
+	}
+	return g.invoke(ctx, a, t, req, true)
+}
+
+// attempt is one try of one model, for audit.
+type attempt struct {
+	Ref  string `json:"route"`
+	Code string `json:"error_code,omitempty"`
+}
+
+func (g *Gateway) invoke(ctx context.Context, a core.Auth, t core.Tenant, req core.ModelRequest, store bool) (core.ModelResponse, error) {
+	start := time.Now()
+	limits := t.EffectiveLimits()
+	log := g.log.With().Str("tenant_id", t.TenantID).Str("request_id", req.RequestID).Str("correlation_id", core.CorrelationID(ctx)).Logger()
+	fail := func(backend string, err error) (core.ModelResponse, error) {
+		code := core.ErrorCode(err)
+		g.metrics.requests.WithLabelValues(backend, code).Inc()
+		g.metrics.errors.WithLabelValues(code).Inc()
+		return core.ModelResponse{}, err
+	}
+
+	// Routing candidates: capability, entitlements, requirements.
+	tier, chain, err := g.cat.resolve(req.ModelRef)
+	if err != nil {
+		return fail("none", err)
+	}
+	if c := g.cat.canaryFor(t.TenantID, req.AgentID, tier, req.RequestID); c != nil {
+		chain = append([]*model{c}, slices.DeleteFunc(slices.Clone(chain), func(m *model) bool { return m == c })...)
+	}
+	if tier != "" && t.Entitlements.ModelTiersAllowed != nil && !slices.Contains(t.Entitlements.ModelTiersAllowed, tier) {
+		return fail("none", core.Errorf(core.CodeForbidden, "tier %s is not entitled to tenant %s", tier, t.TenantID).
+			With("tenant_id", t.TenantID).With("tier", tier))
+	}
+	inTokens := inputTokens(&req)
+	cands := make([]*model, 0, len(chain))
+	notEntitled, missed := 0, 0
+	for _, m := range chain {
+		switch {
+		case !m.can(req.Operation):
+		case !entitled(t, tier, m):
+			notEntitled++
+		case !meets(req.Requirements, m, inTokens, g.health.latency(m.backend)):
+			missed++
+		default:
+			cands = append(cands, m)
+		}
+	}
+	if len(cands) == 0 {
+		switch {
+		case notEntitled > 0 && missed == 0:
+			return fail("none", core.Errorf(core.CodeForbidden, "no model of %s is entitled to tenant %s", req.ModelRef, t.TenantID).
+				With("tenant_id", t.TenantID).With("model_ref", req.ModelRef))
+		case missed > 0:
+			return fail("none", core.Invalid("request.requirements", "no model of %s meets the requirements", req.ModelRef))
+		default:
+			return fail("none", core.Invalid("request.model_ref", "no model of %s supports %s", req.ModelRef, req.Operation))
+		}
+	}
+
+	// Request rate.
+	if err := g.meter.allow(t.TenantID, limits.MaxRequestsPerMinute); err != nil {
+		return fail("none", err)
+	}
+
+	// Policy over the input.
+	rs, err := g.ruleset(t, "")
+	if err != nil {
+		return fail("none", err)
+	}
+	var pres policy.Result
+	maxOut := 0
+	if req.Operation == core.OpChat {
+		maxOut = cands[0].cfg.MaxOutputTokens
+		if maxOut <= 0 {
+			maxOut = 1024
+		}
+		if gen := req.Generation; gen != nil && gen.MaxOutputTokens != nil {
+			if lim := limits.MaxTokensPerRequest; lim > 0 && inTokens+*gen.MaxOutputTokens > lim {
+				return fail("none", core.Errorf(core.CodeQuotaExceeded, "request asks for %d tokens, over max_tokens_per_request %d", inTokens+*gen.MaxOutputTokens, lim).
+					With("tenant_id", t.TenantID).With("limit", lim).With("requested", inTokens+*gen.MaxOutputTokens))
+			}
+			maxOut = *gen.MaxOutputTokens
+		}
+	}
+	if lim := limits.MaxTokensPerRequest; lim > 0 {
+		if inTokens > lim || (req.Operation == core.OpChat && inTokens >= lim) {
+			return fail("none", core.Errorf(core.CodeQuotaExceeded, "input of %d tokens is over max_tokens_per_request %d", inTokens, lim).
+				With("tenant_id", t.TenantID).With("limit", lim).With("requested", inTokens))
+		}
+		if inTokens+maxOut > lim {
+			maxOut = lim - inTokens
+		}
+	}
+	msgs, texts := g.applyPolicy(rs, &req, inTokens+maxOut, &pres)
+	outcome := pres.Outcome()
+	for _, r := range outcome.Redactions {
+		g.metrics.redactions.WithLabelValues(r.Kind).Inc()
+	}
+	if outcome.Decision == core.DecisionBlocked {
+		g.metrics.blocks.Inc()
+		g.audit.add(core.NewAudit(a, "policy.decision", "model_request", req.RequestID, "blocked",
+			map[string]any{"ruleset": rs.ID, "reasons": outcome.Reasons, "model_ref": req.ModelRef}))
+		return fail("none", core.Errorf(core.CodePolicyBlocked, "policy %s blocked the request", rs.ID).
+			With("ruleset", rs.ID).With("reasons", outcome.Reasons).With("request_id", req.RequestID))
+	}
+	if outcome.Decision == core.DecisionRedacted {
+		g.audit.add(core.NewAudit(a, "policy.decision", "model_request", req.RequestID, "redacted",
+			map[string]any{"ruleset": rs.ID, "reasons": outcome.Reasons, "redactions": len(outcome.Redactions)}))
+	}
+
+	// Budget: reserve the most this call can cost on any candidate.
+	var maxCost float64
+	for _, m := range cands {
+		maxCost = math.Max(maxCost, m.cost(inTokens, maxOut))
+	}
+	res, err := g.meter.reserve(ctx, t.TenantID, limits, int64(inTokens+maxOut), maxCost)
+	if err != nil {
+		return fail("none", err)
+	}
+
+	// Route: healthy candidates first, in chain order; fall back on
+	// unavailable and timeout.
+	ordered := make([]*model, 0, len(cands))
+	var parked []*model
+	for _, m := range cands {
+		if g.health.usable(m.backend) {
+			ordered = append(ordered, m)
+		} else {
+			parked = append(parked, m)
+		}
+	}
+	ordered = append(ordered, parked...)
+	var (
+		attempts []attempt
+		lastErr  error
+		out      core.ModelOutput
+		usage    core.Usage
+		used     *model
+	)
+	for _, m := range ordered {
+		callStart := time.Now()
+		out, usage, err = g.call(ctx, m, &req, msgs, texts, maxOut)
+		if err == nil {
+			g.health.success(m.backend, time.Since(callStart))
+			g.metrics.latency.WithLabelValues(m.backend).Observe(time.Since(callStart).Seconds())
+			used = m
+			break
+		}
+		code := core.ErrorCode(err)
+		attempts = append(attempts, attempt{Ref: m.ref, Code: code})
+		lastErr = err
+		if code != core.CodeDependencyUnavailable && code != core.CodeTimeout || ctx.Err() != nil {
+			break
+		}
+		g.health.failure(m.backend)
+		g.metrics.requests.WithLabelValues(m.backend, code).Inc()
+		log.Warn().Str("backend", m.backend).Str("model", m.cfg.ModelID).Str("code", code).Msg("backend failed; falling back")
+	}
+	if used == nil {
+		g.meter.release(res)
+		backend := "none"
+		if len(attempts) > 0 {
+			backend = strings.SplitN(attempts[len(attempts)-1].Ref, "/", 2)[0]
+		}
+		g.audit.add(core.NewAudit(a, "model.invoke", "model_request", req.RequestID, "error",
+			map[string]any{"model_ref": req.ModelRef, "attempts": attempts, "error_code": core.ErrorCode(lastErr)}))
+		if ctx.Err() != nil && !errors.Is(lastErr, context.DeadlineExceeded) && core.ErrorCode(lastErr) != core.CodeTimeout {
+			return core.ModelResponse{}, lastErr
+		}
+		e := core.AsError(lastErr)
+		return fail(backend, e)
+	}
+	cost := used.cost(usage.InputTokens, usage.OutputTokens)
+	resp := core.ModelResponse{
+		RequestID: req.RequestID, Status: "ok", Output: out, Usage: usage,
+		LatencyMS:     time.Since(start).Milliseconds(),
+		PolicyOutcome: outcome,
+		Route:         core.Route{Backend: used.backend, Model: used.cfg.ModelID, Node: g.deps.StackID, FallbackUsed: len(attempts) > 0},
+		CostUSD:       cost,
+	}
+	var replay *core.ModelReplay
+	if store {
+		raw, err := json.Marshal(resp)
+		if err == nil {
+			replay = &core.ModelReplay{TenantID: t.TenantID, RequestID: req.RequestID, Operation: req.Operation, Response: raw, CreatedAt: g.now()}
+		}
+	}
+	g.meter.settle(res, usage, cost, replay)
+	g.metrics.requests.WithLabelValues(used.backend, "ok").Inc()
+	g.metrics.tokens.WithLabelValues("input").Add(float64(usage.InputTokens))
+	g.metrics.tokens.WithLabelValues("output").Add(float64(usage.OutputTokens))
+	g.metrics.cost.Add(cost)
+	details := map[string]any{"operation": req.Operation, "model_ref": req.ModelRef, "backend": used.backend, "model": used.cfg.ModelID,
+		"fallback_used": resp.Route.FallbackUsed, "policy_decision": outcome.Decision, "input_tokens": usage.InputTokens,
+		"output_tokens": usage.OutputTokens, "cost_usd": cost}
+	if len(attempts) > 0 {
+		details["attempts"] = attempts
+		g.audit.add(core.NewAudit(a, "model.route", "model_request", req.RequestID, "fallback",
+			map[string]any{"model_ref": req.ModelRef, "attempts": attempts, "served_by": used.ref}))
+	}
+	g.audit.add(core.NewAudit(a, "model.invoke", "model_request", req.RequestID, "ok", details))
+	return resp, nil
+}
+
+// call runs one model with its timeout.
+func (g *Gateway) call(ctx context.Context, m *model, req *core.ModelRequest, msgs []core.ChatMessage, texts []string, maxOut int) (core.ModelOutput, core.Usage, error) {
+	if m.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, m.timeout)
+		defer cancel()
+	}
+	if req.Operation == core.OpEmbed {
+		r, err := m.prov.Embed(ctx, m.cfg.ModelID, texts)
+		if err != nil {
+			return core.ModelOutput{}, core.Usage{}, err
+		}
+		out := core.ModelOutput{Type: "embedding", Embeddings: make([]core.Embedding, len(r.Vectors))}
+		for i, v := range r.Vectors {
+			out.Embeddings[i] = core.Embedding{Index: i, Vector: v}
+		}
+		return out, r.Usage, nil
+	}
+	call := provider.ChatCall{Model: m.cfg.ModelID, Messages: msgs, Tools: req.Input.Tools, ToolChoice: req.Input.ToolChoice, MaxTokens: maxOut}
+	if gen := req.Generation; gen != nil {
+		call.Temperature, call.TopP = gen.Temperature, gen.TopP
+	}
+	r, err := m.prov.Chat(ctx, call)
+	if err != nil {
+		return core.ModelOutput{}, core.Usage{}, err
+	}
+	msg := r.Message
+	msg.Role = "assistant"
+	return core.ModelOutput{Type: "chat", Message: &msg, ToolCalls: r.ToolCalls}, r.Usage, nil
+}
+
+// applyPolicy checks the request's input against rs and returns the input
+// to send on (redacted where the ruleset says so).
+func (g *Gateway) applyPolicy(rs *policy.Ruleset, req *core.ModelRequest, tokens int, res *policy.Result) ([]core.ChatMessage, []string) {
+	rs.CheckTokens(tokens, res)
+	if req.Operation == core.OpEmbed {
+		texts := req.Input.Texts
+		for i, tx := range req.Input.Texts {
+			if red := rs.CheckText(tx, res); red != tx {
+				if &texts[0] == &req.Input.Texts[0] {
+					texts = slices.Clone(req.Input.Texts)
+				}
+				texts[i] = red
+			}
+		}
+		return nil, texts
+	}
+	ids := make([]string, 0, len(req.Input.Tools))
+	for _, t := range req.Input.Tools {
+		ids = append(ids, t.ToolID)
+	}
+	rs.CheckTools(ids, res)
+	msgs := req.Input.Messages
+	for i, m := range req.Input.Messages {
+		if red := rs.CheckText(m.Content, res); red != m.Content {
+			if &msgs[0] == &req.Input.Messages[0] {
+				msgs = slices.Clone(req.Input.Messages)
+			}
+			msgs[i].Content = red
+		}
+	}
+	return msgs, nil
+}
+
+// inputTokens estimates the request's input as ceil(bytes/4) per message
+// or text.
+func inputTokens(req *core.ModelRequest) int {
+	n := 0
+	for _, m := range req.Input.Messages {
+		n += provider.TokensOf(m.Content)
+	}
+	for _, t := range req.Input.Texts {
+		n += provider.TokensOf(t)
+	}
+	return n
+}
+
+// meets reports whether m satisfies the routing requirements.
+func meets(r *core.Requirements, m *model, inTokens int, latencyMS float64) bool {
+	if r == nil {
+		return true
+	}
+	if r.MinContextTokens != nil && m.cfg.ContextWindowTokens > 0 && m.cfg.ContextWindowTokens < *r.MinContextTokens {
+		return false
+	}
+	if r.MaxCostUSD != nil {
+		out := m.cfg.MaxOutputTokens
+		if out <= 0 {
+			out = 1024
+		}
+		if m.cost(inTokens, out) > *r.MaxCostUSD {
+			return false
+		}
+	}
+	if r.MaxLatencyMS != nil && latencyMS > float64(*r.MaxLatencyMS) {
+		return false
+	}
+	return true
+}
+
+// PolicyCheck implements core.ModelPort: it applies the tenant's ruleset
+// (or the one named) to the content and reports the decision; a blocked
+// decision is an answer, not an error.
+func (g *Gateway) PolicyCheck(ctx context.Context, a core.Auth, req core.PolicyCheckRequest) (core.PolicyResult, error) {
+	if req.Content.Type != "" && req.Content.Type != "text" {
+		return core.PolicyResult{}, core.Invalid("policy_check.content.type", "unknown content type %q (want text)", req.Content.Type)
+	}
+	t, err := g.tenant(ctx, a.TenantID)
+	if err != nil {
+		return core.PolicyResult{}, err
+	}
+	rs, err := g.ruleset(t, req.Ruleset)
+	if err != nil {
+		return core.PolicyResult{}, err
+	}
+	if req.RequestID == "" {
+		req.RequestID = core.NewID(core.PrefixRequest)
+	}
+	var res policy.Result
+	rs.CheckText(req.Content.Text, &res)
+	o := res.Outcome()
+	for _, r := range o.Redactions {
+		g.metrics.redactions.WithLabelValues(r.Kind).Inc()
+	}
+	if o.Decision == core.DecisionBlocked {
+		g.metrics.blocks.Inc()
+	}
+	g.audit.add(core.NewAudit(a, "policy.check", "policy_check", req.RequestID, o.Decision,
+		map[string]any{"ruleset": rs.ID, "reasons": o.Reasons, "redactions": len(o.Redactions)}))
+	return core.PolicyResult{RequestID: req.RequestID, Decision: o.Decision, Reasons: o.Reasons, Redactions: o.Redactions}, nil
+}
+
+// ListModels implements core.ModelPort: the models the tenant is entitled
+// to, in providers-file order.
+func (g *Gateway) ListModels(ctx context.Context, a core.Auth) ([]core.ModelInfo, error) {
+	t, err := g.tenant(ctx, a.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	out := []core.ModelInfo{}
+	for _, m := range g.cat.order {
+		if !entitled(t, "", m) {
+			continue
+		}
+		out = append(out, core.ModelInfo{ModelID: m.cfg.ModelID, Provider: m.backend, Capabilities: m.cfg.Capabilities,
+			MaxOutputTokens: m.cfg.MaxOutputTokens, ContextWindowTokens: m.cfg.ContextWindowTokens, Tier: m.cfg.Tier})
+	}
+	return out, nil
+}
+
+// UsageReport is the body of GET /v1/usage.
+type UsageReport struct {
+	TenantID string             `json:"tenant_id"`
+	Window   string             `json:"window"`
+	Period   string             `json:"period"`
+	Limits   UsageLimits        `json:"limits"`
+	Current  core.UsageRecord   `json:"current"`
+	Windows  []core.UsageRecord `json:"windows"`
+}
+
+// UsageLimits are the model limits in force for the tenant.
+type UsageLimits struct {
+	MaxTokens            int64   `json:"max_tokens"`
+	MaxCostUSD           float64 `json:"max_cost_usd"`
+	MaxTokensPerRequest  int     `json:"max_tokens_per_request"`
+	MaxRequestsPerMinute int     `json:"max_requests_per_minute"`
+}
+
+// Usage returns the tenant's ledger: its limits, the current budget
+// window, and the stored windows (newest first).
+func (g *Gateway) Usage(ctx context.Context, a core.Auth) (UsageReport, error) {
+	t, err := g.tenant(ctx, a.TenantID)
+	if err != nil {
+		return UsageReport{}, err
+	}
+	g.meter.flush()
+	l := t.EffectiveLimits()
+	period := core.UsagePeriod(l.BudgetWindow, g.now())
+	cur, err := g.deps.Usage.GetUsage(ctx, t.TenantID, l.BudgetWindow, period)
+	if err != nil {
+		return UsageReport{}, err
+	}
+	wins, err := g.deps.Usage.ListUsage(ctx, t.TenantID, 100)
+	if err != nil {
+		return UsageReport{}, err
+	}
+	return UsageReport{TenantID: t.TenantID, Window: l.BudgetWindow, Period: period, Current: cur, Windows: wins,
+		Limits: UsageLimits{MaxTokens: l.MaxTokens, MaxCostUSD: l.MaxCostUSD, MaxTokensPerRequest: l.MaxTokensPerRequest,
+			MaxRequestsPerMinute: l.MaxRequestsPerMinute}}, nil
+}

@@ -1,0 +1,147 @@
+package stackb_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/stackb"
+	"github.com/agentos/agentos/store"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// env is one gateway over a real store with tenant tnt_demo.
+type env struct {
+	gw    *stackb.Gateway
+	st    *store.Store
+	reg   *prometheus.Registry
+	auth  core.Auth
+	url   string // set by serve
+	dir   string
+	clock func() time.Time
+}
+
+type envOpt struct {
+	providers string // JSON of the providers file ("" = builtin only)
+	tenant    *core.Tenant
+	deps      func(*stackb.Deps)
+}
+
+func demoTenant(id string) core.Tenant {
+	return core.Tenant{TenantID: id, Name: id, Status: core.TenantActive, PlanTier: "enterprise",
+		DefaultPolicyID: "pol_default"}
+}
+
+func userAuth(tenantID string) core.Auth {
+	return core.Auth{TenantID: tenantID, Principal: core.Principal{PrincipalID: "usr_test", PrincipalType: "user"},
+		Scopes: []string{core.ScopeModelsInvoke, core.ScopeModelsList, core.ScopePolicyCheck},
+		PolicyContext: core.DefaultPolicyContext("local")}
+}
+
+func newEnv(t testing.TB, o envOpt) *env {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "agentos.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	tn := demoTenant("tnt_demo")
+	if o.tenant != nil {
+		tn = *o.tenant
+	}
+	if err := st.CreateTenant(context.Background(), tn, nil); err != nil {
+		t.Fatalf("create tenant: %v", err)
+	}
+	deps := stackb.Deps{Tenants: st, Audit: st, Usage: st, StackID: "stk_test", Log: zerolog.Nop(),
+		FlushInterval: 10 * time.Millisecond}
+	if o.providers != "" {
+		p := filepath.Join(dir, "providers.json")
+		if err := os.WriteFile(p, []byte(o.providers), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		deps.ProvidersFile = p
+	}
+	reg := prometheus.NewRegistry()
+	deps.Metrics = reg
+	if o.deps != nil {
+		o.deps(&deps)
+	}
+	gw, err := stackb.New(deps)
+	if err != nil {
+		t.Fatalf("stackb.New: %v", err)
+	}
+	t.Cleanup(func() { gw.Close() })
+	return &env{gw: gw, st: st, reg: reg, auth: userAuth(tn.TenantID), dir: dir}
+}
+
+// serve starts the gateway's routes on a real listener at 127.0.0.1:0
+// behind a minimal stand-in for app's middleware: correlation id, an Auth
+// (a service credential that may act as the tenant in X-Tenant-Id, or the
+// user of tnt_demo with the bearer "user"), and the error mapper.
+func (e *env) serve(t testing.TB) string {
+	t.Helper()
+	ec := echo.New()
+	ec.HideBanner, ec.HidePort = true, true
+	ec.HTTPErrorHandler = func(err error, c echo.Context) {
+		var he *echo.HTTPError
+		ce := core.AsError(err)
+		if errors.As(err, &he) {
+			ce = core.Errorf(core.CodeForStatus(he.Code), "%v", he.Message)
+			ce.Status = he.Code
+		}
+		if ce.RetryAfter > 0 {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(ce.RetryAfter))
+		}
+		_ = c.JSON(ce.HTTPStatus(), map[string]any{"error": ce, "correlation_id": core.CorrelationID(c.Request().Context())})
+	}
+	ec.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			r := c.Request()
+			corr := r.Header.Get("X-Correlation-Id")
+			if corr == "" {
+				corr = core.NewID(core.PrefixCorrelation)
+			}
+			c.Response().Header().Set("X-Correlation-Id", corr)
+			ctx := core.WithCorrelationID(r.Context(), corr)
+			if tp := r.Header.Get("traceparent"); tp != "" {
+				ctx = core.WithTraceparent(ctx, tp)
+			}
+			var a core.Auth
+			switch r.Header.Get("Authorization") {
+			case "Bearer user":
+				a = e.auth
+			case "Bearer service":
+				tenant := r.Header.Get("X-Tenant-Id")
+				if tenant == "" {
+					tenant = e.auth.TenantID
+				}
+				a = core.Auth{TenantID: tenant, Principal: core.Principal{PrincipalID: "svc_stacka", PrincipalType: "service"},
+					Scopes: []string{core.ScopeModelsInvoke, core.ScopeModelsList, core.ScopePolicyCheck, core.ScopeTenantsActAs}}
+			default:
+				return core.Errorf(core.CodeUnauthorized, "no credential")
+			}
+			c.SetRequest(r.WithContext(core.WithAuth(ctx, a)))
+			return next(c)
+		}
+	})
+	e.gw.Register(ec)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: ec}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	e.url = "http://" + ln.Addr().String()
+	return e.url
+}

@@ -1,0 +1,310 @@
+package stackb
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sort"
+
+	"github.com/agentos/agentos/core"
+	"github.com/labstack/echo/v4"
+)
+
+// Register mounts Stack B's routes on e. Paths with a literal ':' are
+// escaped, or echo would read ":invoke" as a path parameter.
+func (g *Gateway) Register(e *echo.Echo) {
+	e.GET("/v1/health", g.handleHealth)
+	e.GET("/v1/models", g.handleListModels)
+	e.POST(`/v1/models\:invoke`, g.handleInvoke)
+	e.POST(`/v1/policy\:check`, g.handlePolicyCheck)
+	e.GET("/v1/usage", g.handleUsage)
+	e.POST("/v1/chat/completions", g.handleChatCompletions)
+	e.POST("/v1/embeddings", g.handleEmbeddings)
+}
+
+func (g *Gateway) handleHealth(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "service": "stack-b", "version": Version,
+		"correlation_id": core.CorrelationID(c.Request().Context())})
+}
+
+// caller is the authenticated principal of the request.
+func caller(c echo.Context, scope string) (core.Auth, error) {
+	a, ok := core.AuthFrom(c.Request().Context())
+	if !ok {
+		return a, core.Errorf(core.CodeUnauthorized, "no credential")
+	}
+	return a, a.Require(scope)
+}
+
+// effectiveAuth applies the body auth rule of §4: the body's tenant must
+// be the caller's unless the caller may act as another tenant, in which
+// case the body auth governs. A missing body auth means the caller's.
+func effectiveAuth(callerAuth core.Auth, body *core.Auth) (core.Auth, error) {
+	if body == nil || body.TenantID == "" {
+		return callerAuth, nil
+	}
+	if body.TenantID != callerAuth.TenantID && !callerAuth.CanActAs() {
+		return callerAuth, core.Errorf(core.CodeForbidden, "auth.tenant_id does not match the credential's tenant").
+			With("field", "auth.tenant_id")
+	}
+	if body.TenantID == callerAuth.TenantID && !callerAuth.CanActAs() {
+		// Same tenant: the credential's principal and scopes stand; the body
+		// may only add policy context.
+		a := callerAuth
+		if body.PolicyContext.Purpose != "" {
+			a.PolicyContext = body.PolicyContext
+		}
+		return a, nil
+	}
+	return *body, nil
+}
+
+// readBody reads the request body (app limits its size).
+func readBody(c echo.Context) ([]byte, error) {
+	raw, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return nil, core.Invalid("", "unreadable body: %v", err)
+	}
+	return raw, nil
+}
+
+// closedObject decodes raw as a JSON object whose keys must be in allowed;
+// field is the JSON path of raw for error details.
+func closedObject(raw []byte, field string, allowed ...string) (map[string]json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+		name := field
+		if name == "" {
+			name = "body"
+		}
+		return nil, core.Invalid(field, "%s must be a JSON object", name)
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !slices.Contains(allowed, k) {
+			return nil, core.Invalid(join(field, k), "unknown field %s", join(field, k))
+		}
+	}
+	return m, nil
+}
+
+func join(field, k string) string {
+	if field == "" {
+		return k
+	}
+	return field + "." + k
+}
+
+// decodeInto unmarshals raw into v, naming field on a type error.
+func decodeInto(raw json.RawMessage, field string, v any) error {
+	if raw == nil {
+		return nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		if te, ok := err.(*json.UnmarshalTypeError); ok && te.Field != "" {
+			return core.Invalid(join(field, te.Field), "%s has the wrong type", join(field, te.Field))
+		}
+		return core.Invalid(field, "%s is malformed: %v", field, err)
+	}
+	return nil
+}
+
+// decodeInvoke decodes a models:invoke body keeping the closed objects
+// closed: the top level, requirements, generation and the chat or embed
+// input.
+func decodeInvoke(raw []byte) (*core.Auth, core.ModelRequest, string, error) {
+	var req core.ModelRequest
+	top, err := closedObject(raw, "", "auth", "request", "traceparent")
+	if err != nil {
+		return nil, req, "", err
+	}
+	var auth *core.Auth
+	if a, ok := top["auth"]; ok {
+		auth = new(core.Auth)
+		if err := decodeInto(a, "auth", auth); err != nil {
+			return nil, req, "", err
+		}
+	}
+	var tp string
+	if err := decodeInto(top["traceparent"], "traceparent", &tp); err != nil {
+		return nil, req, "", err
+	}
+	rraw, ok := top["request"]
+	if !ok {
+		return nil, req, "", core.Invalid("request", "request is required")
+	}
+	var r struct {
+		RequestID    string          `json:"request_id"`
+		Operation    string          `json:"operation"`
+		ModelRef     string          `json:"model_ref"`
+		Requirements json.RawMessage `json:"requirements"`
+		Input        json.RawMessage `json:"input"`
+		Generation   json.RawMessage `json:"generation"`
+	}
+	if err := decodeInto(rraw, "request", &r); err != nil {
+		return nil, req, "", err
+	}
+	req = core.ModelRequest{RequestID: r.RequestID, Operation: r.Operation, ModelRef: r.ModelRef}
+	if r.Requirements != nil && string(r.Requirements) != "null" {
+		if _, err := closedObject(r.Requirements, "request.requirements", "max_latency_ms", "max_cost_usd", "min_context_tokens"); err != nil {
+			return nil, req, "", err
+		}
+		req.Requirements = new(core.Requirements)
+		if err := decodeInto(r.Requirements, "request.requirements", req.Requirements); err != nil {
+			return nil, req, "", err
+		}
+	}
+	if r.Generation != nil && string(r.Generation) != "null" {
+		if _, err := closedObject(r.Generation, "request.generation", "temperature", "top_p", "max_output_tokens"); err != nil {
+			return nil, req, "", err
+		}
+		req.Generation = new(core.Generation)
+		if err := decodeInto(r.Generation, "request.generation", req.Generation); err != nil {
+			return nil, req, "", err
+		}
+	}
+	if r.Input == nil {
+		return nil, req, "", core.Invalid("request.input", "input is required")
+	}
+	allowed := []string{"messages", "tools", "tool_choice"}
+	if r.Operation == core.OpEmbed {
+		allowed = []string{"texts", "encoding_format"}
+	}
+	if _, err := closedObject(r.Input, "request.input", allowed...); err != nil {
+		return nil, req, "", err
+	}
+	if err := decodeInto(r.Input, "request.input", &req.Input); err != nil {
+		return nil, req, "", err
+	}
+	return auth, req, tp, nil
+}
+
+// invokeResponse is the body of a models:invoke answer.
+type invokeResponse struct {
+	Response      core.ModelResponse `json:"response"`
+	CorrelationID string             `json:"correlation_id"`
+	Traceparent   string             `json:"traceparent,omitempty"`
+}
+
+func (g *Gateway) handleInvoke(c echo.Context) error {
+	ctx := c.Request().Context()
+	ca, err := caller(c, core.ScopeModelsInvoke)
+	if err != nil {
+		return err
+	}
+	raw, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	body, req, tp, err := decodeInvoke(raw)
+	if err != nil {
+		return err
+	}
+	a, err := effectiveAuth(ca, body)
+	if err != nil {
+		return err
+	}
+	if tp != "" {
+		ctx = core.WithTraceparent(ctx, tp)
+	}
+	req.AgentID = c.Request().Header.Get("X-AgentOS-Agent-Id")
+	resp, err := g.Invoke(ctx, a, req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, invokeResponse{Response: resp, CorrelationID: core.CorrelationID(ctx), Traceparent: core.Traceparent(ctx)})
+}
+
+func (g *Gateway) handlePolicyCheck(c echo.Context) error {
+	ctx := c.Request().Context()
+	ca, err := caller(c, core.ScopePolicyCheck)
+	if err != nil {
+		return err
+	}
+	raw, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	top, err := closedObject(raw, "", "auth", "policy_check")
+	if err != nil {
+		return err
+	}
+	var body *core.Auth
+	if ar, ok := top["auth"]; ok {
+		body = new(core.Auth)
+		if err := decodeInto(ar, "auth", body); err != nil {
+			return err
+		}
+	}
+	pc, ok := top["policy_check"]
+	if !ok {
+		return core.Invalid("policy_check", "policy_check is required")
+	}
+	pm, err := closedObject(pc, "policy_check", "request_id", "content", "ruleset")
+	if err != nil {
+		return err
+	}
+	if cr, ok := pm["content"]; !ok {
+		return core.Invalid("policy_check.content", "content is required")
+	} else if _, err := closedObject(cr, "policy_check.content", "type", "text"); err != nil {
+		return err
+	}
+	var req core.PolicyCheckRequest
+	if err := decodeInto(pc, "policy_check", &req); err != nil {
+		return err
+	}
+	a, err := effectiveAuth(ca, body)
+	if err != nil {
+		return err
+	}
+	res, err := g.PolicyCheck(ctx, a, req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"policy_result": res, "correlation_id": core.CorrelationID(ctx)})
+}
+
+func (g *Gateway) handleListModels(c echo.Context) error {
+	ctx := c.Request().Context()
+	a, err := caller(c, core.ScopeModelsList)
+	if err != nil {
+		return err
+	}
+	models, err := g.ListModels(ctx, a)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"models": models, "correlation_id": core.CorrelationID(ctx)})
+}
+
+func (g *Gateway) handleUsage(c echo.Context) error {
+	ctx := c.Request().Context()
+	a, err := caller(c, core.ScopeModelsList)
+	if err != nil {
+		return err
+	}
+	rep, err := g.Usage(ctx, a)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"usage": rep, "correlation_id": core.CorrelationID(ctx)})
+}
+
+// writeJSON encodes v with a pooled buffer (the hot OpenAI path).
+func writeJSON(c echo.Context, status int, v any) error {
+	buf := jsonBufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer jsonBufPool.Put(buf)
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
+		return fmt.Errorf("encode answer: %w", err)
+	}
+	return c.Blob(status, echo.MIMEApplicationJSON, buf.Bytes())
+}
+

@@ -1,0 +1,89 @@
+// Package provider holds Stack B's model backends behind one small
+// interface: the offline builtin models, any OpenAI-compatible server, and
+// Anthropic's Messages API.
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+
+	"github.com/agentos/agentos/core"
+)
+
+// ChatResult is a provider's answer to a chat call.
+type ChatResult struct {
+	Message   core.ChatMessage
+	ToolCalls []core.ToolCall
+	Usage     core.Usage
+}
+
+// EmbedResult is a provider's answer to an embed call.
+type EmbedResult struct {
+	Vectors [][]float64
+	Usage   core.Usage
+}
+
+// ChatCall is what the gateway asks of a chat model: input already through
+// policy, max output tokens already capped by the tenant's limits.
+type ChatCall struct {
+	Model       string
+	Messages    []core.ChatMessage
+	Tools       []core.ModelTool
+	ToolChoice  string
+	Temperature *float64
+	TopP        *float64
+	MaxTokens   int
+}
+
+// Provider is one backend. Errors are *core.Error: dependency_unavailable
+// when the backend cannot be reached or fails, timeout when ctx's deadline
+// passes, invalid_request when the backend rejects the request itself.
+type Provider interface {
+	Chat(ctx context.Context, call ChatCall) (ChatResult, error)
+	Embed(ctx context.Context, model string, texts []string) (EmbedResult, error)
+}
+
+// TokensOf estimates tokens as ceil(bytes/4), the builtin counting rule.
+func TokensOf(s string) int { return (len(s) + 3) / 4 }
+
+// transportError maps a failed HTTP round trip to the contract's codes.
+func transportError(ctx context.Context, backend string, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded {
+		return core.Errorf(core.CodeTimeout, "backend %s: deadline exceeded", backend).With("backend", backend)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return core.Errorf(core.CodeTimeout, "backend %s: timed out", backend).With("backend", backend)
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return core.Errorf(core.CodeDependencyUnavailable, "backend %s unreachable", backend).With("backend", backend)
+}
+
+// statusError maps an upstream error status: the caller's fault stays
+// invalid_request, everything else makes the backend unavailable (so the
+// router may fall back).
+func statusError(backend string, status int, msg string) error {
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	switch {
+	case status == http.StatusBadRequest || status == http.StatusUnprocessableEntity || status == http.StatusRequestEntityTooLarge:
+		return core.Errorf(core.CodeInvalidRequest, "backend %s rejected the request: %s", backend, msg).With("backend", backend)
+	case status == http.StatusGatewayTimeout || status == http.StatusRequestTimeout:
+		return core.Errorf(core.CodeTimeout, "backend %s timed out: %s", backend, msg).With("backend", backend)
+	default:
+		e := core.Errorf(core.CodeDependencyUnavailable, "backend %s answered %d: %s", backend, status, msg).With("backend", backend)
+		return e.With("upstream_status", status)
+	}
+}
+
+func decodeErr(backend string, err error) error {
+	return core.Errorf(core.CodeDependencyUnavailable, "backend %s: undecodable answer: %v", backend, err).With("backend", backend)
+}
+
+var errNoEmbed = fmt.Errorf("embeddings not supported")
