@@ -43,7 +43,7 @@ func demoTenant(id string) core.Tenant {
 
 func userAuth(tenantID string) core.Auth {
 	return core.Auth{TenantID: tenantID, Principal: core.Principal{PrincipalID: "usr_test", PrincipalType: "user"},
-		Scopes: []string{core.ScopeModelsInvoke, core.ScopeModelsList, core.ScopePolicyCheck},
+		Scopes:        []string{core.ScopeModelsInvoke, core.ScopeModelsList, core.ScopePolicyCheck},
 		PolicyContext: core.DefaultPolicyContext("local")}
 }
 

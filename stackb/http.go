@@ -307,4 +307,3 @@ func writeJSON(c echo.Context, status int, v any) error {
 	}
 	return c.Blob(status, echo.MIMEApplicationJSON, buf.Bytes())
 }
-

@@ -431,8 +431,8 @@ func (g *Gateway) handleEmbeddings(c echo.Context) error {
 		}
 	}
 	return writeJSON(c, http.StatusOK, map[string]any{"object": "list", "data": data,
-		"model": resp.Route.Backend + "/" + resp.Route.Model,
-		"usage": map[string]int{"prompt_tokens": resp.Usage.InputTokens, "total_tokens": resp.Usage.TotalTokens},
+		"model":          resp.Route.Backend + "/" + resp.Route.Model,
+		"usage":          map[string]int{"prompt_tokens": resp.Usage.InputTokens, "total_tokens": resp.Usage.TotalTokens},
 		"correlation_id": core.CorrelationID(ctx)})
 }
 
