@@ -196,9 +196,11 @@ func (n *Node) forwardToPeer(ctx context.Context, a core.Auth, sel TargetSelecto
 			map[string]any{"error_code": core.ErrorCode(err), "agent_id": rr.AgentID}))
 		return Forwarded{}, false, err
 	}
+	wire := a
+	wire.Scopes, wire.Roles, wire.Session = exportScopes(a), nil, nil
 	body, err := json.Marshal(map[string]any{"forward": ForwardRequest{
 		TargetSelector: TargetSelector{StackID: peer.StackID},
-		Auth:           &a,
+		Auth:           &wire,
 		RunRequest:     rr,
 		Traceparent:    core.Traceparent(ctx),
 	}})

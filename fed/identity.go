@@ -129,7 +129,7 @@ type assertionClaims struct {
 // exportScopes are the scopes an assertion may carry: what the principal
 // holds here, minus the admin powers that never cross nodes.
 func exportScopes(a core.Auth) []string {
-	var out []string
+	out := []string{}
 	for _, s := range core.AllScopes {
 		if s == core.ScopeTenantsAdmin || s == core.ScopeTenantsActAs {
 			continue
