@@ -3,8 +3,17 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
 
+	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/fed"
+	"github.com/agentos/agentos/stacka"
 	"github.com/agentos/agentos/stacka/admin"
+	"github.com/agentos/agentos/stackb"
+	stackbclient "github.com/agentos/agentos/stackb/client"
 )
 
 // BuiltinToolIDs are the tools every node hosts.
@@ -13,20 +22,112 @@ var BuiltinToolIDs = []string{"tool.echo", "tool.kv.put", "tool.kv.get", "tool.k
 // stacks holds the wired services of a node.
 type stacks struct {
 	admin   *admin.AdminAPI
+	gateway *stackb.Gateway
+	runs    *stacka.Service
+	fed     *fed.Node
+	models  core.ModelPort
+
 	closers []func(context.Context) error
 	starts  []func(context.Context) error
-
-	listBackends  func() []string
-	ensureSamples func(ctx context.Context, tenantID string) ([]string, error)
 }
 
-// wireStacks builds Stack A, Stack B and federation on the node's store
-// and mounts them on their routers.
+// stackAServiceScopes is what Stack A's identity holds when it calls a
+// remote Stack B: model calls on behalf of any tenant.
+var stackAServiceScopes = []string{core.ScopeModelsInvoke, core.ScopeModelsList, core.ScopePolicyCheck, core.ScopeTenantsActAs}
+
+// wireStacks builds Stack B, Stack A and federation on the node's store
+// and mounts each on its router. Stack A reaches Stack B in-process unless
+// --stack-b-url names a remote one.
 func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 	s := &stacks{}
-	s.admin = &admin.AdminAPI{Tenants: n.store, Tokens: n.store, Audit: n.store, DefaultToolIDs: []string{"tool.echo", "tool.kv.put", "tool.kv.get", "tool.kv.search"}}
+	cfg := n.Config
+	st := n.store
+
+	gw, err := stackb.New(stackb.Deps{Tenants: st, Audit: st, Usage: st, ProvidersFile: cfg.ProvidersFile,
+		StackID: n.stackID, Log: n.Log.With().Str("component", StackB).Logger(), Metrics: n.registry})
+	if err != nil {
+		return nil, fmt.Errorf("stack b: %w", err)
+	}
+	s.gateway = gw
+	s.closers = append(s.closers, func(context.Context) error { return gw.Close() })
+	gw.Register(n.routers[StackB].echo)
+
+	s.models = gw
+	if cfg.StackBURL != "" {
+		bearer := cfg.StackBAPIKey
+		if bearer == "" {
+			// Same-secret deployments (Stack B split off onto another
+			// process of this node) authenticate with a service JWT.
+			bearer, err = MintServiceJWT(n.secret, "tnt_system", "svc_stack_a", stackAServiceScopes, []string{core.RoleTenantService}, 365*24*time.Hour)
+			if err != nil {
+				return nil, fmt.Errorf("stack a service credential: %w", err)
+			}
+		}
+		remote := stackbclient.New(cfg.StackBURL, bearer, &http.Client{Timeout: 5 * time.Minute})
+		s.models = remote
+		n.AddReadyCheck(StackA, "stack_b", func(ctx context.Context) error { return probe(ctx, cfg.StackBURL+"/healthz") })
+	} else {
+		n.AddReadyCheck(StackA, "stack_b", func(ctx context.Context) error { return probe(ctx, n.URL(StackB)+"/healthz") })
+	}
+
+	acfg := stacka.DefaultConfig()
+	acfg.Workers = cfg.Workers
+	acfg.ToolEgressAllow = cfg.ToolEgressAllow
+	acfg.AllowLoopbackEgress = cfg.Mode != ModeProd
+	acfg.Mode = cfg.Mode
+	svc, err := stacka.New(stacka.Deps{Agents: st, Runs: st, Queue: st, Tools: st, Memory: st, Tenants: st, Audit: st,
+		Models: s.models, Log: n.Log.With().Str("component", StackA).Logger(), Metrics: n.registry, Config: acfg, StackID: n.stackID})
+	if err != nil {
+		return nil, fmt.Errorf("stack a: %w", err)
+	}
+	s.runs = svc
+	svc.Register(n.routers[StackA].echo)
+	s.starts = append(s.starts, svc.Start)
+	s.closers = append(s.closers, svc.Close)
+
+	s.admin = &admin.AdminAPI{Tenants: st, Tokens: st, Audit: st, DefaultToolIDs: []string{"tool.echo", "tool.kv.put", "tool.kv.get", "tool.kv.search"}}
 	s.admin.Register(n.routers[StackA].echo)
+
+	fcfg := fed.Deps{DataDir: cfg.DataDir, StackID: n.stackID, Region: cfg.Region, Environment: cfg.Environment,
+		Version: n.Build.Version, GitSHA: n.Build.GitSHA, BuildTime: n.Build.BuildTime,
+		StackAURL: func() string { return n.URL(StackA) }, StackBURL: func() string { return n.URL(StackB) },
+		FedURL: func() string { return n.URL(StackFed) },
+		Peers: st, Forward: st, JTIs: st, Events: st, Tenants: st, Audit: st, Runs: svc, PeersFile: cfg.PeersFile,
+		Models: func(ctx context.Context) ([]core.ModelInfo, error) {
+			return s.gateway.ListModels(ctx, systemAuth("tnt_system"))
+		},
+		MaxConcurrentRuns: cfg.Workers, ToolHosting: true,
+		Log: n.Log.With().Str("component", StackFed).Logger(), Metrics: n.registry}
+	if cfg.FedTLSCert != "" {
+		if fcfg.ClientTLS, err = fed.ClientTLSConfig(cfg.FedTLSCert, cfg.FedTLSKey, cfg.FedTLSCA); err != nil {
+			return nil, err
+		}
+	}
+	fn, err := fed.New(fcfg)
+	if err != nil {
+		return nil, fmt.Errorf("federation: %w", err)
+	}
+	s.fed = fn
+	fn.Register(n.routers[StackFed].echo)
+	n.edges[StackFed].peerAuth = fn.AuthenticatePeer
 	return s, nil
+}
+
+// probe GETs url and wants a 2xx.
+func probe(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("unreachable: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("answered %d", resp.StatusCode)
+	}
+	return nil
 }
 
 func (s *stacks) start(ctx context.Context) error {
@@ -51,16 +152,28 @@ func (s *stacks) close(ctx context.Context) error {
 // backends lists the configured model backends (the demo tenant is
 // entitled to all of them).
 func (s *stacks) backends() []string {
-	if s.listBackends != nil {
-		return s.listBackends()
+	out := []string{}
+	for b := range s.gateway.BackendHealth() {
+		out = append(out, b)
 	}
-	return []string{"builtin"}
+	if len(out) == 0 {
+		out = append(out, "builtin")
+	}
+	sort.Strings(out)
+	return out
 }
 
 // seedSamples creates the sample agent and tool through Stack A.
 func (s *stacks) seedSamples(ctx context.Context, tenantID string) ([]string, error) {
-	if s.ensureSamples == nil {
-		return nil, nil
+	if err := s.runs.EnsureTool(ctx, tenantID, core.ToolDescriptor{ToolID: SampleToolID, Name: "echo", Kind: "builtin",
+		Description: "Returns its input.", InputSchema: map[string]any{"type": "object"}}); err != nil {
+		return nil, fmt.Errorf("seed tool: %w", err)
 	}
-	return s.ensureSamples(ctx, tenantID)
+	err := s.runs.EnsureAgent(ctx, core.Agent{TenantID: tenantID, AgentID: SampleAgentID, Name: "Sample echo agent",
+		Description: "Calls tool.echo once, then answers from its result (builtin/echo-1).", ModelRef: "tier:fast",
+		Instructions: "You are a helpful echo agent.", ToolIDs: []string{SampleToolID}, Status: "active"})
+	if err != nil {
+		return nil, fmt.Errorf("seed agent: %w", err)
+	}
+	return nil, nil
 }
