@@ -92,7 +92,7 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 		Version: n.Build.Version, GitSHA: n.Build.GitSHA, BuildTime: n.Build.BuildTime,
 		StackAURL: func() string { return n.URL(StackA) }, StackBURL: func() string { return n.URL(StackB) },
 		FedURL: func() string { return n.URL(StackFed) },
-		Peers: st, Forward: st, JTIs: st, Events: st, Tenants: st, Audit: st, Runs: svc, PeersFile: cfg.PeersFile,
+		Peers:  st, Forward: st, JTIs: st, Events: st, Tenants: st, Audit: st, Runs: svc, PeersFile: cfg.PeersFile,
 		Models: func(ctx context.Context) ([]core.ModelInfo, error) {
 			return s.gateway.ListModels(ctx, systemAuth("tnt_system"))
 		},
