@@ -107,12 +107,25 @@ func ssnValid(s string) bool {
 }
 
 func ipValid(s string) bool {
-	s = strings.Trim(s, ":")
 	if strings.Count(s, ":") == 0 && strings.Count(s, ".") != 3 {
 		return false
 	}
 	_, err := netip.ParseAddr(s)
 	return err == nil
+}
+
+// partOfLongerNumber reports whether text[start:end] is a slice of a longer
+// run of digit groups (a failed card number is not a phone number).
+func partOfLongerNumber(text string, start, end int) bool {
+	isDigit := func(c byte) bool { return c >= '0' && c <= '9' }
+	isSep := func(c byte) bool { return c == ' ' || c == '-' || c == '.' }
+	if end+1 < len(text) && isSep(text[end]) && isDigit(text[end+1]) {
+		return true
+	}
+	if start >= 2 && isSep(text[start-1]) && isDigit(text[start-2]) {
+		return true
+	}
+	return false
 }
 
 func phoneValid(s string) bool {
@@ -142,6 +155,9 @@ func Detect(text string, wanted map[string]bool) []Span {
 				}
 			}
 			if d.valid != nil && !d.valid(text[start:end]) {
+				continue
+			}
+			if d.kind == KindPhone && partOfLongerNumber(text, start, end) {
 				continue
 			}
 			if overlaps(spans, start, end) {
