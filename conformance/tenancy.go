@@ -1,0 +1,220 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agentos/agentos/core"
+)
+
+// TenancyPorts are the storage ports every engine must provide for the
+// node foundation: tenants, tokens and the audit chain.
+type TenancyPorts struct {
+	Tenants core.TenantPort
+	Tokens  core.TokenPort
+	Audit   core.AuditPort
+	// Tamper, when set, overwrites the stored audit record with id in a way
+	// that bypasses the port, so the suite can prove verification catches
+	// it. Engines that cannot be tampered with from a test leave it nil.
+	Tamper func(tenantID, auditID string) error
+}
+
+func sampleTenant(id string) core.Tenant {
+	now := core.Now()
+	return core.Tenant{TenantID: id, Name: "Tenant " + id, Status: core.TenantActive, PlanTier: "pro",
+		CreatedAt: now, UpdatedAt: now, DefaultPolicyID: "pol_default",
+		Entitlements: core.Entitlements{ModelTiersAllowed: []string{"fast"}, ModelBackendsAllowed: []string{"builtin"}, ToolIDsAllowed: []string{"tool.echo"}},
+		Quotas:       core.Quotas{Runs: &core.RunQuotas{MaxConcurrentRuns: core.Ptr(3)}}, Metadata: map[string]any{}}
+}
+
+func sysAuth(tenantID string) core.Auth {
+	return core.Auth{TenantID: tenantID, Principal: core.Principal{PrincipalID: "svc_conformance", PrincipalType: "service"}}
+}
+
+// RunTenancySuite checks an adapter of the tenant, token and audit ports
+// against the behaviour the node relies on.
+func RunTenancySuite(t *testing.T, newPorts func(t *testing.T) TenancyPorts) {
+	t.Helper()
+	ctx := context.Background()
+
+	t.Run("TenantCreateGetListConflict", func(t *testing.T) {
+		p := newPorts(t)
+		for _, id := range []string{"tnt_b", "tnt_a", "tnt_c"} {
+			if err := p.Tenants.CreateTenant(ctx, sampleTenant(id), nil); err != nil {
+				t.Fatalf("create %s: %v", id, err)
+			}
+		}
+		if err := p.Tenants.CreateTenant(ctx, sampleTenant("tnt_a"), nil); !core.IsCode(err, core.CodeConflict) {
+			t.Fatalf("duplicate create: want conflict, got %v", err)
+		}
+		got, err := p.Tenants.GetTenant(ctx, "tnt_a")
+		if err != nil || got.Name != "Tenant tnt_a" || *got.Quotas.Runs.MaxConcurrentRuns != 3 {
+			t.Fatalf("get: %+v %v", got, err)
+		}
+		if _, err := p.Tenants.GetTenant(ctx, "tnt_missing"); !core.IsCode(err, core.CodeNotFound) {
+			t.Fatalf("get missing: want not_found, got %v", err)
+		}
+		list, err := p.Tenants.ListTenants(ctx)
+		if err != nil || len(list) != 3 || list[0].TenantID != "tnt_a" || list[2].TenantID != "tnt_c" {
+			t.Fatalf("list: want 3 ordered by id, got %v %v", ids(list), err)
+		}
+	})
+
+	t.Run("TenantUpdateIsAtomicWithAudit", func(t *testing.T) {
+		p := newPorts(t)
+		if err := p.Tenants.CreateTenant(ctx, sampleTenant("tnt_u"), nil); err != nil {
+			t.Fatal(err)
+		}
+		rec := core.NewAudit(sysAuth("tnt_u"), "tenant.update", "tenant", "tnt_u", "success", nil)
+		// A failing update changes nothing and writes no audit record.
+		_, err := p.Tenants.UpdateTenant(ctx, "tnt_u", func(tn *core.Tenant) error {
+			tn.Name = "changed"
+			return core.Invalid("name", "refused")
+		}, &rec)
+		if !core.IsCode(err, core.CodeInvalidRequest) {
+			t.Fatalf("failing update: got %v", err)
+		}
+		if got, _ := p.Tenants.GetTenant(ctx, "tnt_u"); got.Name != "Tenant tnt_u" {
+			t.Fatalf("failed update leaked: %q", got.Name)
+		}
+		if recs, _ := p.Audit.ListAudit(ctx, "tnt_u", core.AuditFilter{}); len(recs) != 0 {
+			t.Fatalf("failed update wrote %d audit records", len(recs))
+		}
+		got, err := p.Tenants.UpdateTenant(ctx, "tnt_u", func(tn *core.Tenant) error { tn.Status = core.TenantDisabled; return nil }, &rec)
+		if err != nil || got.Status != core.TenantDisabled {
+			t.Fatalf("update: %+v %v", got, err)
+		}
+		if recs, _ := p.Audit.ListAudit(ctx, "tnt_u", core.AuditFilter{}); len(recs) != 1 || recs[0].Action != "tenant.update" {
+			t.Fatalf("update audit: %+v", recs)
+		}
+		if _, err := p.Tenants.UpdateTenant(ctx, "tnt_none", func(*core.Tenant) error { return nil }, nil); !core.IsCode(err, core.CodeNotFound) {
+			t.Fatalf("update missing: %v", err)
+		}
+	})
+
+	t.Run("TokensByHashRotateRevokeAndTenantScope", func(t *testing.T) {
+		p := newPorts(t)
+		for _, id := range []string{"tnt_1", "tnt_2"} {
+			if err := p.Tenants.CreateTenant(ctx, sampleTenant(id), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tok := core.Token{TokenID: core.NewID(core.PrefixToken), TenantID: "tnt_1", PrincipalID: "usr_x", PrincipalType: "user",
+			Scopes: []string{"runs:read"}, Roles: []string{}, CreatedAt: core.Now(), SecretHash: "hash-1"}
+		if err := p.Tokens.CreateToken(ctx, tok, nil); err != nil {
+			t.Fatal(err)
+		}
+		missing := tok
+		missing.TokenID, missing.TenantID, missing.SecretHash = core.NewID(core.PrefixToken), "tnt_none", "hash-x"
+		if err := p.Tokens.CreateToken(ctx, missing, nil); !core.IsCode(err, core.CodeNotFound) {
+			t.Fatalf("token of missing tenant: %v", err)
+		}
+		got, err := p.Tokens.TokenBySecretHash(ctx, "hash-1")
+		if err != nil || got.TokenID != tok.TokenID || got.TenantID != "tnt_1" {
+			t.Fatalf("by hash: %+v %v", got, err)
+		}
+		if _, err := p.Tokens.GetToken(ctx, "tnt_2", tok.TokenID); !core.IsCode(err, core.CodeNotFound) {
+			t.Fatalf("token read through another tenant: %v", err)
+		}
+		if _, err := p.Tokens.RotateToken(ctx, "tnt_2", tok.TokenID, "hash-evil", nil); !core.IsCode(err, core.CodeNotFound) {
+			t.Fatalf("rotate through another tenant: %v", err)
+		}
+		if _, err := p.Tokens.RotateToken(ctx, "tnt_1", tok.TokenID, "hash-2", nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Tokens.TokenBySecretHash(ctx, "hash-1"); !core.IsCode(err, core.CodeUnauthorized) {
+			t.Fatalf("old hash after rotate: %v", err)
+		}
+		if _, err := p.Tokens.TokenBySecretHash(ctx, "hash-2"); err != nil {
+			t.Fatalf("new hash after rotate: %v", err)
+		}
+		revoked, err := p.Tokens.RevokeToken(ctx, "tnt_1", tok.TokenID, nil)
+		if err != nil || revoked.RevokedAt == nil || revoked.Active(time.Now()) {
+			t.Fatalf("revoke: %+v %v", revoked, err)
+		}
+		if got, err := p.Tokens.TokenBySecretHash(ctx, "hash-2"); err == nil && got.Active(time.Now()) {
+			t.Fatal("revoked token still authenticates")
+		}
+		if _, err := p.Tokens.RotateToken(ctx, "tnt_1", tok.TokenID, "hash-3", nil); !core.IsCode(err, core.CodeConflict) {
+			t.Fatalf("rotate revoked: %v", err)
+		}
+		list, err := p.Tokens.ListTokens(ctx, "tnt_1")
+		if err != nil || len(list) != 1 {
+			t.Fatalf("list: %v %v", list, err)
+		}
+		if list2, _ := p.Tokens.ListTokens(ctx, "tnt_2"); len(list2) != 0 {
+			t.Fatalf("tnt_2 sees tokens: %v", list2)
+		}
+	})
+
+	t.Run("AuditChainAppendListVerify", func(t *testing.T) {
+		p := newPorts(t)
+		var wg sync.WaitGroup
+		for i := 0; i < 40; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				tenant := []string{"tnt_x", "tnt_y"}[i%2]
+				rec := core.NewAudit(sysAuth(tenant), fmt.Sprintf("act.%d", i%4), "thing", fmt.Sprint(i), "success", map[string]any{"i": i})
+				if _, err := p.Audit.AppendAudit(ctx, rec); err != nil {
+					t.Error(err)
+				}
+			}(i)
+		}
+		wg.Wait()
+		for _, tenant := range []string{"tnt_x", "tnt_y"} {
+			n, err := p.Audit.VerifyAudit(ctx, tenant)
+			if err != nil || n != 20 {
+				t.Fatalf("verify %s: %d %v", tenant, n, err)
+			}
+			recs, err := p.Audit.ListAudit(ctx, tenant, core.AuditFilter{Limit: 100})
+			if err != nil || len(recs) != 20 {
+				t.Fatalf("list %s: %d %v", tenant, len(recs), err)
+			}
+			for i := 1; i < len(recs); i++ {
+				if recs[i].Time.After(recs[i-1].Time) || recs[i-1].PrevHash != recs[i].Hash {
+					t.Fatalf("list %s not newest-first along the chain at %d", tenant, i)
+				}
+				if recs[i].TenantID != tenant {
+					t.Fatalf("record of %s listed under %s", recs[i].TenantID, tenant)
+				}
+			}
+		}
+		only, _ := p.Audit.ListAudit(ctx, "tnt_x", core.AuditFilter{Action: "act.0", Limit: 100})
+		for _, r := range only {
+			if r.Action != "act.0" {
+				t.Fatalf("action filter let %s through", r.Action)
+			}
+		}
+		if len(only) != 10 {
+			t.Fatalf("action filter: %d records, want 10", len(only))
+		}
+		if few, _ := p.Audit.ListAudit(ctx, "tnt_x", core.AuditFilter{Limit: 3}); len(few) != 3 {
+			t.Fatalf("limit: %d", len(few))
+		}
+		future, _ := p.Audit.ListAudit(ctx, "tnt_x", core.AuditFilter{Since: time.Now().Add(time.Hour)})
+		if len(future) != 0 {
+			t.Fatalf("since filter: %d", len(future))
+		}
+		if p.Tamper != nil {
+			recs, _ := p.Audit.ListAudit(ctx, "tnt_y", core.AuditFilter{Limit: 100})
+			if err := p.Tamper("tnt_y", recs[5].AuditID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.Audit.VerifyAudit(ctx, "tnt_y"); err == nil {
+				t.Fatal("verification missed a tampered record")
+			}
+		}
+	})
+}
+
+func ids(ts []core.Tenant) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.TenantID
+	}
+	return out
+}

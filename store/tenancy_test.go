@@ -1,0 +1,41 @@
+package store_test
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"testing"
+
+	"github.com/agentos/agentos/conformance"
+	"github.com/agentos/agentos/store"
+	bolt "go.etcd.io/bbolt"
+)
+
+func openStore(t *testing.T) *store.Store {
+	t.Helper()
+	s, err := store.Open(filepath.Join(t.TempDir(), "agentos.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestStore_TenancyConformance(t *testing.T) {
+	conformance.RunTenancySuite(t, func(t *testing.T) conformance.TenancyPorts {
+		s := openStore(t)
+		return conformance.TenancyPorts{Tenants: s, Tokens: s, Audit: s,
+			Tamper: func(tenantID, auditID string) error {
+				return s.DB().Update(func(tx *bolt.Tx) error {
+					b := store.Data(tx)
+					key := store.TenantKey(tenantID, "audit", auditID)
+					var rec map[string]any
+					if err := json.Unmarshal(b.Get(key), &rec); err != nil {
+						return err
+					}
+					rec["outcome"] = "failure"
+					raw, _ := json.Marshal(rec)
+					return b.Put(key, raw)
+				})
+			}}
+	})
+}
