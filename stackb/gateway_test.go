@@ -1,0 +1,296 @@
+package stackb_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/stackb"
+)
+
+func chatReq(ref, text string) core.ModelRequest {
+	return core.ModelRequest{ModelRef: ref, Input: core.ModelInput{Messages: []core.ChatMessage{{Role: "user", Content: text}}}}
+}
+
+func TestGateway_Budget_ConcurrentCallersNeverOvershoot(t *testing.T) {
+	tn := demoTenant("tnt_budget")
+	// Each call: "0123456789abcdef" → 4 input tokens, max 8 output → reserves 12;
+	// echo answers "echo: 0123456789abcdef" → 6 output tokens, 10 total.
+	tn.Quotas.Models = &core.ModelQuotas{TokenBudget: &core.TokenBudget{Window: "hour", MaxTokens: core.Ptr[int64](505)},
+		MaxRequestsPerMinute: core.Ptr(100000)}
+	e := newEnv(t, envOpt{tenant: &tn})
+	ctx := context.Background()
+	var (
+		wg             sync.WaitGroup
+		mu             sync.Mutex
+		okCalls, quota int
+		used           int
+	)
+	for w := 0; w < 32; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				req := chatReq("tier:fast", "0123456789abcdef")
+				req.Generation = &core.Generation{MaxOutputTokens: core.Ptr(8)}
+				resp, err := e.gw.Chat(ctx, e.auth, req)
+				mu.Lock()
+				switch {
+				case err == nil:
+					okCalls++
+					used += resp.Usage.TotalTokens
+				case core.IsCode(err, core.CodeQuotaExceeded):
+					quota++
+				default:
+					t.Errorf("unexpected error %v", err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if used > 505+10 {
+		t.Fatalf("used %d tokens over a 505 budget: overshoot beyond one request", used)
+	}
+	if okCalls < 40 || quota == 0 {
+		t.Fatalf("ok %d quota_exceeded %d: want the budget to be used then refused", okCalls, quota)
+	}
+	e.gw.Flush()
+	rep, err := e.gw.Usage(ctx, e.auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Current.TotalTokens != int64(used) || rep.Current.Requests != int64(okCalls) || rep.Window != "hour" {
+		t.Fatalf("ledger %+v, want %d tokens in %d requests in the hour window", rep.Current, used, okCalls)
+	}
+	_, err = e.gw.Chat(ctx, e.auth, chatReq("tier:fast", "more"))
+	ce := core.AsError(err)
+	if ce == nil || ce.Code != core.CodeQuotaExceeded || ce.Details["window"] != "hour" || ce.Details["limit"] != int64(505) {
+		t.Fatalf("after the budget: err = %#v, want quota_exceeded naming limit and window", ce)
+	}
+}
+
+func TestGateway_Limits(t *testing.T) {
+	tn := demoTenant("tnt_limits")
+	tn.Quotas.Models = &core.ModelQuotas{MaxTokensPerRequest: core.Ptr(50), MaxRequestsPerMinute: core.Ptr(3)}
+	tn.Entitlements = core.Entitlements{ModelTiersAllowed: []string{"fast"}, ModelBackendsAllowed: []string{"builtin"}}
+	e := newEnv(t, envOpt{tenant: &tn})
+	ctx := context.Background()
+
+	big := chatReq("tier:fast", "hi")
+	big.Generation = &core.Generation{MaxOutputTokens: core.Ptr(100)}
+	if _, err := e.gw.Chat(ctx, e.auth, big); !core.IsCode(err, core.CodeQuotaExceeded) {
+		t.Fatalf("max_tokens_per_request: err = %v, want quota_exceeded", err)
+	}
+	if _, err := e.gw.Chat(ctx, e.auth, chatReq("tier:premium", "hi")); !core.IsCode(err, core.CodeForbidden) {
+		t.Fatalf("tier not entitled: err = %v, want forbidden", err)
+	}
+	var rl *core.Error
+	for i := 0; i < 5; i++ {
+		_, err := e.gw.Chat(ctx, e.auth, chatReq("tier:fast", "hi"))
+		if err != nil {
+			rl = core.AsError(err)
+			break
+		}
+	}
+	if rl == nil || rl.Code != core.CodeRateLimited || rl.RetryAfter < 1 {
+		t.Fatalf("requests per minute: err = %#v, want rate_limited with Retry-After", rl)
+	}
+}
+
+func TestGateway_Replay_MeteredOnce(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	ctx := context.Background()
+	req := chatReq("tier:fast", "hello world")
+	req.RequestID = "req_replay_1"
+	var wg sync.WaitGroup
+	answers := make([]core.ModelResponse, 8)
+	for i := range answers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := e.gw.Chat(ctx, e.auth, req)
+			if err != nil {
+				t.Error(err)
+			}
+			answers[i] = r
+		}()
+	}
+	wg.Wait()
+	e.gw.Flush()
+	for _, a := range answers {
+		if a.LatencyMS != answers[0].LatencyMS || a.RequestID != "req_replay_1" || a.Output.Message.Content != "echo: hello world" {
+			t.Fatalf("answers differ: %+v vs %+v", a, answers[0])
+		}
+	}
+	rep, _ := e.gw.Usage(ctx, e.auth)
+	if rep.Current.Requests != 1 {
+		t.Fatalf("metered %d requests for one request_id, want 1", rep.Current.Requests)
+	}
+	// Another tenant with the same request id gets its own answer.
+	if err := e.st.CreateTenant(ctx, demoTenant("tnt_other"), nil); err != nil {
+		t.Fatal(err)
+	}
+	other := req
+	other.Input.Messages = []core.ChatMessage{{Role: "user", Content: "other tenant"}}
+	r, err := e.gw.Chat(ctx, userAuth("tnt_other"), other)
+	if err != nil || r.Output.Message.Content != "echo: other tenant" {
+		t.Fatalf("other tenant got %+v, %v", r.Output, err)
+	}
+}
+
+func providersJSON(upstream string, extra string) string {
+	return fmt.Sprintf(`{"providers":[{"name":"local-vllm","kind":"openai","base_url":%q,"api_key_env":"STACKB_TEST_KEY","timeout_ms":2000,
+  "models":[{"model_id":"qwen2.5:7b","capabilities":["chat"],"tier":"balanced","context_window_tokens":32768,"max_output_tokens":2048,
+             "usd_per_1k_input_tokens":0.2,"usd_per_1k_output_tokens":0.6},
+            {"model_id":"emb","capabilities":["embed"],"tier":"balanced"}]}],
+  "tiers":{"fast":["builtin/echo-1"],"balanced":["local-vllm/qwen2.5:7b","builtin/echo-1"],"premium":["local-vllm/qwen2.5:7b"]}%s}`, upstream, extra)
+}
+
+func TestGateway_Fallback_UpstreamStoppedMidTest(t *testing.T) {
+	up := newFakeOpenAI(t)
+	var now time.Time
+	var clockMu sync.Mutex
+	now = time.Now().UTC()
+	clock := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
+	advance := func(d time.Duration) { clockMu.Lock(); now = now.Add(d); clockMu.Unlock() }
+	e := newEnv(t, envOpt{providers: providersJSON(up.srv.URL+"/v1", ""), deps: func(d *stackb.Deps) {
+		d.Now = clock
+		d.HealthFailures = 1
+		d.HealthCooldown = time.Minute
+	}})
+	ctx := context.Background()
+
+	r, err := e.gw.Chat(ctx, e.auth, chatReq("tier:balanced", "hi"))
+	if err != nil || r.Route.Backend != "local-vllm" || r.Route.FallbackUsed || r.Output.Message.Content != "upstream: hi" {
+		t.Fatalf("healthy upstream: %+v, %v", r, err)
+	}
+	if want := 7*0.2/1000 + 3*0.6/1000; r.CostUSD < want-1e-12 || r.CostUSD > want+1e-12 {
+		t.Fatalf("cost_usd %v, want %v from the price table", r.CostUSD, want)
+	}
+	url := up.srv.URL
+	up.srv.Close() // the backend goes away mid-test
+
+	r, err = e.gw.Chat(ctx, e.auth, chatReq("tier:balanced", "hi"))
+	if err != nil || r.Route.Backend != "builtin" || !r.Route.FallbackUsed {
+		t.Fatalf("after stop: %+v, %v; want builtin with fallback_used", r.Route, err)
+	}
+	if h := e.gw.BackendHealth(); h["local-vllm"] || !h["builtin"] {
+		t.Fatalf("health = %v, want local-vllm down", h)
+	}
+	// Down backends are skipped: the next call goes straight to builtin.
+	r, err = e.gw.Chat(ctx, e.auth, chatReq("tier:balanced", "again"))
+	if err != nil || r.Route.Backend != "builtin" || r.Route.FallbackUsed {
+		t.Fatalf("while down: %+v, %v; want builtin first", r.Route, err)
+	}
+	// A chain with nothing left answers dependency_unavailable.
+	if _, err := e.gw.Chat(ctx, e.auth, chatReq("tier:premium", "x")); !core.IsCode(err, core.CodeDependencyUnavailable) {
+		t.Fatalf("premium with its only backend down: err = %v, want dependency_unavailable", err)
+	}
+
+	// The backend comes back on the same address and rejoins after cooldown.
+	up2 := newFakeOpenAIAt(t, url)
+	advance(2 * time.Minute)
+	r, err = e.gw.Chat(ctx, e.auth, chatReq("tier:balanced", "back"))
+	if err != nil || r.Route.Backend != "local-vllm" || r.Output.Message.Content != "upstream: back" {
+		t.Fatalf("after rejoin: %+v, %v", r.Route, err)
+	}
+	if !e.gw.BackendHealth()["local-vllm"] || up2.calls.Load() != 1 {
+		t.Fatalf("health = %v, upstream calls %d", e.gw.BackendHealth(), up2.calls.Load())
+	}
+	if !strings.Contains(scrape(t, e), `agentos_backend_up{backend="local-vllm"} 1`) {
+		t.Fatalf("metrics do not show local-vllm up")
+	}
+}
+
+func TestGateway_Canary_SplitWithinFivePercent(t *testing.T) {
+	up := newFakeOpenAI(t)
+	canary := `,"canary":[{"tenant_id":"tnt_demo","agent_id":null,"tier":"balanced","route":"builtin/echo-1","percent":10}]`
+	e := newEnv(t, envOpt{providers: providersJSON(up.srv.URL+"/v1", canary)})
+	ctx := context.Background()
+	const n = 2000
+	toCanary := 0
+	for i := 0; i < n; i++ {
+		req := chatReq("tier:balanced", "x")
+		req.RequestID = core.NewID(core.PrefixRequest)
+		r, err := e.gw.Chat(ctx, e.auth, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Route.Backend == "builtin" {
+			toCanary++
+		}
+	}
+	share := float64(toCanary) / n * 100
+	if share < 5 || share > 15 {
+		t.Fatalf("canary got %.1f%% of traffic, want 10%% ± 5", share)
+	}
+	// An agent-scoped rule matches only that agent.
+	agentRule := `,"canary":[{"tenant_id":null,"agent_id":"agt_x","tier":"balanced","route":"builtin/echo-1","percent":100}]`
+	e2 := newEnv(t, envOpt{providers: providersJSON(up.srv.URL+"/v1", agentRule)})
+	req := chatReq("tier:balanced", "x")
+	req.AgentID = "agt_x"
+	if r, _ := e2.gw.Chat(ctx, e2.auth, req); r.Route.Backend != "builtin" {
+		t.Fatalf("agent canary: route %+v", r.Route)
+	}
+	req.AgentID = "agt_y"
+	if r, _ := e2.gw.Chat(ctx, e2.auth, req); r.Route.Backend != "local-vllm" {
+		t.Fatalf("other agent: route %+v", r.Route)
+	}
+}
+
+func TestGateway_Entitlements_BackendFilter(t *testing.T) {
+	up := newFakeOpenAI(t)
+	tn := demoTenant("tnt_demo")
+	tn.Entitlements.ModelBackendsAllowed = []string{"builtin"}
+	e := newEnv(t, envOpt{tenant: &tn, providers: providersJSON(up.srv.URL+"/v1", "")})
+	ctx := context.Background()
+	r, err := e.gw.Chat(ctx, e.auth, chatReq("tier:balanced", "x"))
+	if err != nil || r.Route.Backend != "builtin" || up.calls.Load() != 0 {
+		t.Fatalf("route %+v err %v upstream calls %d; want builtin only", r.Route, err, up.calls.Load())
+	}
+	if _, err := e.gw.Chat(ctx, e.auth, chatReq("local-vllm/qwen2.5:7b", "x")); !core.IsCode(err, core.CodeForbidden) {
+		t.Fatalf("backend not entitled: err = %v, want forbidden", err)
+	}
+	models, _ := e.gw.ListModels(ctx, e.auth)
+	for _, m := range models {
+		if m.Provider != "builtin" {
+			t.Fatalf("ListModels shows %s/%s to a builtin-only tenant", m.Provider, m.ModelID)
+		}
+	}
+	req := chatReq("tier:balanced", "x")
+	req.Requirements = &core.Requirements{MinContextTokens: core.Ptr(1_000_000)}
+	if _, err := e.gw.Chat(ctx, e.auth, req); !core.IsCode(err, core.CodeInvalidRequest) {
+		t.Fatalf("unmeetable requirements: err = %v, want invalid_request", err)
+	}
+}
+
+func TestNew_ProvidersFileErrorsNameTheField(t *testing.T) {
+	tests := []struct{ file, want string }{
+		{`{"providers":[`, "providers file"},
+		{`{"providers":[{"name":"x","kind":"grpc","models":[{"model_id":"m","capabilities":["chat"]}]}]}`, "providers[0].kind"},
+		{`{"providers":[{"name":"x","kind":"openai","models":[{"model_id":"m","capabilities":["chat"]}]}]}`, "providers[0].base_url"},
+		{`{"providers":[],"tiers":{"fast":["nope/m"]}}`, "tiers.fast[0]"},
+		{`{"providers":[],"tiers":{"ultra":["builtin/echo-1"]}}`, "tiers.ultra"},
+		{`{"providers":[{"name":"x","kind":"openai","base_url":"http://h","models":[{"model_id":"m","capabilities":["see"]}]}]}`, "providers[0].models[0].capabilities[0]"},
+		{`{"providers":[],"canary":[{"tier":"fast","route":"x/y","percent":5}]}`, "canary[0].route"},
+		{`{"providers":[],"bogus":1}`, "bogus"},
+		{`{"providers":[],"rulesets":[{"id":"p","pii":{"dna":"block"}}]}`, "rulesets[0].pii.dna"},
+		{`{"providers":[{"name":"x","kind":"anthropic","api_key_file":"/nonexistent/key","models":[{"model_id":"m","capabilities":["chat"]}]}]}`, "providers[0].api_key_file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			dir := t.TempDir()
+			p := dir + "/providers.json"
+			writeFile(t, p, tt.file)
+			_, err := stackb.New(stackb.Deps{Tenants: nopTenants{}, Usage: nopUsage{}, ProvidersFile: p})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("New = %v, want an error naming %s", err, tt.want)
+			}
+		})
+	}
+}
