@@ -1,0 +1,391 @@
+package stacka_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/stacka"
+	"github.com/agentos/agentos/store"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// echoModel is a small real ModelPort with the semantics of builtin/echo-1
+// and builtin/hash-embed-1 (CONTRACT §4.5).
+type echoModel struct {
+	fail  atomic.Value // failBox
+	calls atomic.Int64
+}
+
+type failBox struct{ err error }
+
+func (m *echoModel) setFail(err error) { m.fail.Store(failBox{err}) }
+
+func (m *echoModel) Chat(ctx context.Context, a core.Auth, req core.ModelRequest) (core.ModelResponse, error) {
+	m.calls.Add(1)
+	if f, ok := m.fail.Load().(failBox); ok && f.err != nil {
+		return core.ModelResponse{}, f.err
+	}
+	if err := ctx.Err(); err != nil {
+		return core.ModelResponse{}, err
+	}
+	lastUser, toolSeen, in := "", false, 0
+	for _, msg := range req.Input.Messages {
+		in += (len(msg.Content) + 3) / 4
+		switch msg.Role {
+		case "user":
+			lastUser = msg.Content
+		case "tool":
+			toolSeen = true
+		}
+	}
+	out := core.ModelOutput{Type: "chat", Message: &core.ChatMessage{Role: "assistant"}}
+	if len(req.Input.Tools) > 0 && !toolSeen {
+		t := req.Input.Tools[0]
+		out.ToolCalls = []core.ToolCall{{ID: core.NewID("call"), ToolID: t.ToolID, Name: t.Name, Arguments: map[string]any{"text": lastUser}}}
+	} else {
+		var b strings.Builder
+		b.WriteString("echo: " + lastUser)
+		for _, msg := range req.Input.Messages {
+			if msg.Role == "tool" {
+				fmt.Fprintf(&b, "\ntool %s: %s", msg.Name, msg.Content)
+			}
+		}
+		out.Message.Content = b.String()
+	}
+	outTok := (len(out.Message.Content) + 3) / 4
+	return core.ModelResponse{RequestID: req.RequestID, Status: "ok", Output: out,
+		Usage:         core.Usage{InputTokens: in, OutputTokens: outTok, TotalTokens: in + outTok},
+		PolicyOutcome: core.PolicyOutcome{Decision: "allowed", Reasons: []string{}, Redactions: []core.Redaction{}},
+		Route:         core.Route{Backend: "builtin", Model: "echo-1", Node: "stk_test"}}, nil
+}
+
+func hashEmbed(text string) []float64 {
+	v := make([]float64, 256)
+	w := strings.Fields(strings.ToLower(text))
+	add := func(s string) {
+		h := fnv.New32a()
+		h.Write([]byte(s))
+		v[h.Sum32()%256]++
+	}
+	for i := range w {
+		add(w[i])
+		if i > 0 {
+			add(w[i-1] + " " + w[i])
+		}
+	}
+	var n float64
+	for _, x := range v {
+		n += x * x
+	}
+	if n > 0 {
+		for i := range v {
+			v[i] /= math.Sqrt(n)
+		}
+	}
+	return v
+}
+
+func (m *echoModel) Embed(ctx context.Context, a core.Auth, req core.ModelRequest) (core.ModelResponse, error) {
+	out := core.ModelOutput{Type: "embedding"}
+	for i, t := range req.Input.Texts {
+		out.Embeddings = append(out.Embeddings, core.Embedding{Index: i, Vector: hashEmbed(t)})
+	}
+	return core.ModelResponse{RequestID: req.RequestID, Status: "ok", Output: out}, nil
+}
+
+func (m *echoModel) PolicyCheck(ctx context.Context, a core.Auth, req core.PolicyCheckRequest) (core.PolicyResult, error) {
+	return core.PolicyResult{RequestID: req.RequestID, Decision: "allowed", Reasons: []string{}, Redactions: []core.Redaction{}}, nil
+}
+
+func (m *echoModel) ListModels(ctx context.Context, a core.Auth) ([]core.ModelInfo, error) {
+	return []core.ModelInfo{{ModelID: "echo-1", Provider: "builtin", Capabilities: []string{"chat"}}}, nil
+}
+
+var allTools = []string{"tool.echo", "tool.kv.put", "tool.kv.get", "tool.kv.search", "tool.http.fetch", "tool.slow", "tool.hook", "tool.mcp.add"}
+
+// testNode is Stack A on a real store and a real HTTP server.
+type testNode struct {
+	t     testing.TB
+	st    *store.Store
+	svc   *stacka.Service
+	srv   *httptest.Server
+	model *echoModel
+	auths map[string]core.Auth
+	reg   *prometheus.Registry
+}
+
+type nodeOpt func(*stacka.Config, map[string]*core.Tenant)
+
+func authFor(tenantID, principal string) core.Auth {
+	return core.Auth{TenantID: tenantID, Principal: core.Principal{PrincipalID: principal, PrincipalType: "user"},
+		Scopes: []string{}, Roles: []string{core.RoleTenantAdmin}, PolicyContext: core.DefaultPolicyContext("local")}
+}
+
+func newNodeAt(t testing.TB, path string, start bool, opts ...nodeOpt) *testNode {
+	t.Helper()
+	st, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, st, start, opts...)
+	t.Cleanup(func() { n.close() })
+	return n
+}
+
+func newNode(t testing.TB, opts ...nodeOpt) *testNode {
+	return newNodeAt(t, filepath.Join(t.TempDir(), "agentos.db"), true, opts...)
+}
+
+func startNode(t testing.TB, st *store.Store, start bool, opts ...nodeOpt) *testNode {
+	t.Helper()
+	ctx := context.Background()
+	cfg := stacka.Config{HeartbeatInterval: 200 * time.Millisecond, AllowLoopbackEgress: true, Workers: 16}
+	tenants := map[string]*core.Tenant{
+		"tnt_a": {TenantID: "tnt_a", Name: "A", Status: core.TenantActive, PlanTier: "enterprise",
+			Entitlements: core.Entitlements{ToolIDsAllowed: allTools}},
+		"tnt_b": {TenantID: "tnt_b", Name: "B", Status: core.TenantActive, PlanTier: "enterprise",
+			Entitlements: core.Entitlements{ToolIDsAllowed: allTools}},
+	}
+	for _, o := range opts {
+		o(&cfg, tenants)
+	}
+	for _, tn := range tenants {
+		if _, err := st.GetTenant(ctx, tn.TenantID); err != nil {
+			if err := st.CreateTenant(ctx, *tn, nil); err != nil {
+				t.Fatal(err)
+			}
+		} else if _, err := st.UpdateTenant(ctx, tn.TenantID, func(x *core.Tenant) error { *x = *tn; return nil }, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	model := &echoModel{}
+	svc, err := stacka.New(stacka.Deps{Agents: st, Runs: st, Queue: st, Tools: st, Memory: st, Tenants: st, Audit: st,
+		Models: model, Log: zerolog.Nop(), Metrics: reg, Config: cfg, StackID: "stk_test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &testNode{t: t, st: st, svc: svc, model: model, reg: reg, auths: map[string]core.Auth{
+		"tok-a": authFor("tnt_a", "usr_a"), "tok-a2": authFor("tnt_a", "usr_a2"), "tok-b": authFor("tnt_b", "usr_b"),
+	}}
+	e := echo.New()
+	e.HideBanner = true
+	e.HTTPErrorHandler = func(err error, c echo.Context) {
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			err = core.Errorf(core.CodeForStatus(he.Code), "%v", he.Message)
+		}
+		ce := core.AsError(err)
+		if ce.RetryAfter > 0 {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(ce.RetryAfter))
+		}
+		if !c.Response().Committed {
+			_ = c.JSON(ce.HTTPStatus(), map[string]any{"error": ce, "correlation_id": core.CorrelationID(c.Request().Context())})
+		}
+	}
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			ctx := core.WithCorrelationID(c.Request().Context(), core.NewID(core.PrefixCorrelation))
+			if c.Path() != "/v1/health" {
+				a, ok := n.auths[strings.TrimPrefix(c.Request().Header.Get("Authorization"), "Bearer ")]
+				if !ok {
+					return core.Errorf(core.CodeUnauthorized, "no credential")
+				}
+				ctx = core.WithAuth(ctx, a)
+			}
+			c.SetRequest(c.Request().WithContext(ctx))
+			return next(c)
+		}
+	})
+	svc.Register(e)
+	n.srv = httptest.NewServer(e)
+	if start {
+		if err := svc.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n
+}
+
+func (n *testNode) close() {
+	if n.srv != nil {
+		n.srv.CloseClientConnections()
+		n.srv.Close()
+		n.srv = nil
+	}
+	if n.svc != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = n.svc.Close(ctx)
+		cancel()
+		n.svc = nil
+	}
+	if n.st != nil {
+		_ = n.st.Close()
+		n.st = nil
+	}
+}
+
+// do sends a JSON request and decodes the JSON answer.
+func (n *testNode) do(method, path, token string, body any, hdr ...string) (int, http.Header, map[string]any) {
+	n.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		raw, _ := json.Marshal(b)
+		rd = bytes.NewReader(raw)
+	}
+	req, _ := http.NewRequest(method, n.srv.URL+path, rd)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			n.t.Fatalf("%s %s: non-JSON answer %q", method, path, raw)
+		}
+	}
+	return resp.StatusCode, resp.Header, out
+}
+
+func (n *testNode) putAgent(token, id string, tools ...string) {
+	n.t.Helper()
+	if tools == nil {
+		tools = []string{}
+	}
+	code, _, body := n.do("PUT", "/v1/agents/"+id, token, map[string]any{"agent": map[string]any{
+		"name": id, "model_ref": "tier:fast", "instructions": "Be brief.", "tool_ids": tools}})
+	if code != 200 {
+		n.t.Fatalf("put agent: %d %v", code, body)
+	}
+}
+
+func (n *testNode) createRun(token, agent, text string) map[string]any {
+	n.t.Helper()
+	code, _, body := n.do("POST", "/v1/agents/"+agent+"/runs", token, map[string]any{
+		"input": map[string]any{"type": "text", "text": text}, "idempotency_key": core.NewID("idem")})
+	if code != 201 {
+		n.t.Fatalf("create run: %d %v", code, body)
+	}
+	return body["run"].(map[string]any)
+}
+
+type sseMsg struct {
+	id    string
+	event string
+	data  core.EventEnvelope
+}
+
+// stream opens the SSE stream and returns a channel of messages (closed
+// at the end of the stream) and a cancel.
+func (n *testNode) stream(token, runID string, hdr ...string) (<-chan sseMsg, *http.Response, func()) {
+	n.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", n.srv.URL+"/v1/runs/"+runID+"/events", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "text/event-stream")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		n.t.Fatal(err)
+	}
+	ch := make(chan sseMsg, 256)
+	if resp.StatusCode != 200 {
+		close(ch)
+		resp.Body.Close()
+		return ch, resp, cancel
+	}
+	go func() {
+		defer close(ch)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		var m sseMsg
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if m.id != "" {
+					ch <- m
+				}
+				m = sseMsg{}
+			case strings.HasPrefix(line, "id: "):
+				m.id = line[4:]
+			case strings.HasPrefix(line, "event: "):
+				m.event = line[7:]
+			case strings.HasPrefix(line, "data: "):
+				_ = json.Unmarshal([]byte(line[6:]), &m.data)
+			}
+		}
+	}()
+	return ch, resp, cancel
+}
+
+// collect reads a stream to its end (or fails after d).
+func collect(t testing.TB, ch <-chan sseMsg, d time.Duration) []sseMsg {
+	t.Helper()
+	var out []sseMsg
+	timer := time.After(d)
+	for {
+		select {
+		case m, ok := <-ch:
+			if !ok {
+				return out
+			}
+			out = append(out, m)
+		case <-timer:
+			t.Fatalf("stream did not end within %s (got %d messages)", d, len(out))
+		}
+	}
+}
+
+func waitStatus(t testing.TB, n *testNode, token, runID string, want string, d time.Duration) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		_, _, body := n.do("GET", "/v1/runs/"+runID, token, nil)
+		run, _ := body["run"].(map[string]any)
+		if run != nil && run["status"] == want {
+			return run
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run %s: status %v, want %s", runID, run["status"], want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+type stackaConfig = stacka.Config
+type tenants = map[string]*core.Tenant
