@@ -144,12 +144,6 @@ func serve(ctx context.Context, cfg Config, envFile map[string]string, build Bui
 	if err := n.Open(ctx); err != nil {
 		return &exitError{1, "start node: " + err.Error()}
 	}
-	if cfg.Mode != ModeProd {
-		if _, err := n.Seed(ctx); err != nil {
-			n.Close()
-			return &exitError{1, "seed: " + err.Error()}
-		}
-	}
 	log.Info().Str("stack_a", n.URL(StackA)).Str("stack_b", n.URL(StackB)).Str("federation", n.URL(StackFed)).
 		Str("mode", cfg.Mode).Str("version", build.Version).Msg("node ready")
 	select {

@@ -69,6 +69,8 @@ type Node struct {
 	Config Config
 	Build  BuildInfo
 	Log    zerolog.Logger
+	// Seeded is what the demo/dev seed did when the node opened.
+	Seeded Seeded
 
 	store    *store.Store
 	secret   []byte
@@ -167,6 +169,13 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	}
 	if err := n.stacks.start(ctx); err != nil {
 		return err
+	}
+	// Seed before node.json appears, so whoever waits for node.json finds
+	// the credentials file too.
+	if n.Config.Mode != ModeProd {
+		if n.Seeded, err = n.Seed(ctx); err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
 	}
 	return n.writeNodeFile()
 }
