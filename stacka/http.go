@@ -261,7 +261,7 @@ func (s *Service) handlePutMemory(c echo.Context) error {
 	if err := decodeBody(c, &body); err != nil {
 		return err
 	}
-	if len(body.Value) == 0 {
+	if len(body.Value) == 0 || string(body.Value) == "null" {
 		return core.Invalid("value", "value is required")
 	}
 	it, err := s.putMemory(c.Request().Context(), a, c.Param("ns"), c.Param("key"), body.Value, body.Metadata)

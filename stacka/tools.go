@@ -178,7 +178,9 @@ func (s *Service) callBuiltin(ctx context.Context, a core.Auth, toolID string, i
 		}
 		return map[string]any{"results": res}, nil
 	case "tool.http.fetch":
-		return s.httpFetch(ctx, strArg(in, "url", ""))
+		// input.text is accepted as the URL too, so builtin/echo-1 (which
+		// passes {"text": <user message>}) can drive the tool.
+		return s.httpFetch(ctx, strArg(in, "url", strArg(in, "text", "")))
 	}
 	return nil, core.NotFound("tool", toolID)
 }

@@ -1,0 +1,261 @@
+package stacka_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/stacka"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+func TestTools_WebhookSignedCallAndErrorObject(t *testing.T) {
+	t.Setenv("AGENTOS_TEST_HOOK_SECRET", "s3cret")
+	type call struct {
+		body map[string]any
+		sig  string
+		tp   string
+		ok   bool
+	}
+	calls := make(chan call, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		m := hmac.New(sha256.New, []byte("s3cret"))
+		m.Write(raw)
+		c := call{sig: r.Header.Get("X-AgentOS-Signature"), tp: r.Header.Get("traceparent")}
+		c.ok = c.sig == "sha256="+hex.EncodeToString(m.Sum(nil))
+		_ = json.Unmarshal(raw, &c.body)
+		calls <- c
+		in, _ := c.body["input"].(map[string]any)
+		if in["text"] == "fail please" {
+			w.WriteHeader(http.StatusBadGateway)
+			_, _ = w.Write([]byte(`{"error":{"code":"dependency_unavailable","message":"crm down","retryable":true,"details":{}}}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"output":{"shouted":"` + strings.ToUpper(in["text"].(string)) + `"}}`))
+	}))
+	defer hook.Close()
+	n := newNode(t)
+	code, _, b := n.do("PUT", "/v1/tools/tool.hook", "tok-a", map[string]any{"tool": map[string]any{"kind": "http", "name": "shout",
+		"config": map[string]any{"url": hook.URL, "secret_ref": "env:AGENTOS_TEST_HOOK_SECRET", "timeout_ms": 5000}}})
+	if code != 200 || b["tool"].(map[string]any)["tool_id"] != "tool.hook" {
+		t.Fatalf("put tool: %d %v", code, b)
+	}
+	n.putAgent("tok-a", "agt_h", "tool.hook")
+	id := n.createRun("tok-a", "agt_h", "hi there")["run_id"].(string)
+	run := waitStatus(t, n, "tok-a", id, "completed", 5*time.Second)
+	c := <-calls
+	if !c.ok || !strings.HasPrefix(c.tp, "00-") || c.body["run_id"] != id || c.body["tenant_id"] != "tnt_a" ||
+		c.body["tool_id"] != "tool.hook" || !strings.HasPrefix(c.body["tool_call_id"].(string), "tcall_") {
+		t.Fatalf("webhook call: %+v", c)
+	}
+	if !strings.Contains(run["output"].(map[string]any)["text"].(string), `tool shout: {"shouted":"HI THERE"}`) {
+		t.Fatalf("output %v", run["output"])
+	}
+	id = n.createRun("tok-a", "agt_h", "fail please")["run_id"].(string)
+	run = waitStatus(t, n, "tok-a", id, "failed", 5*time.Second)
+	if e := run["error"].(map[string]any); e["code"] != "dependency_unavailable" || !strings.Contains(e["message"].(string), "crm down") {
+		t.Fatalf("error %v", e)
+	}
+}
+
+type shoutIn struct {
+	Text string `json:"text"`
+}
+type shoutOut struct {
+	Upper string `json:"upper"`
+}
+
+func TestTools_MCPToolOverStreamableHTTP(t *testing.T) {
+	server := mcp.NewServer(&mcp.Implementation{Name: "test-mcp", Version: "1.0.0"}, nil)
+	mcp.AddTool(server, &mcp.Tool{Name: "shout", Description: "upper-cases text"},
+		func(ctx context.Context, req *mcp.CallToolRequest, in shoutIn) (*mcp.CallToolResult, shoutOut, error) {
+			return nil, shoutOut{Upper: strings.ToUpper(in.Text)}, nil
+		})
+	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil))
+	defer srv.Close()
+	n := newNode(t)
+	if code, _, b := n.do("PUT", "/v1/tools/tool.mcp.add", "tok-a", map[string]any{"tool": map[string]any{"kind": "mcp", "name": "shout",
+		"config": map[string]any{"url": srv.URL, "tool_name": "shout"}}}); code != 200 {
+		t.Fatalf("put tool: %d %v", code, b)
+	}
+	n.putAgent("tok-a", "agt_m", "tool.mcp.add")
+	id := n.createRun("tok-a", "agt_m", "quiet words")["run_id"].(string)
+	run := waitStatus(t, n, "tok-a", id, "completed", 10*time.Second)
+	if !strings.Contains(run["output"].(map[string]any)["text"].(string), `{"upper":"QUIET WORDS"}`) {
+		t.Fatalf("output %v", run["output"])
+	}
+}
+
+func TestTools_HTTPFetchEgressRules(t *testing.T) {
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(strings.Repeat("a", 100)))
+	}))
+	defer page.Close()
+	cases := []struct {
+		name     string
+		loopback bool
+		allow    []string
+		url      string
+		status   string
+		want     string
+	}{
+		{"loopback allowed in demo", true, nil, page.URL, "completed", `"truncated":true`},
+		{"loopback refused in prod", false, nil, page.URL, "failed", "forbidden"},
+		{"listed host name still checks the resolved IP", false, []string{"localhost"}, strings.Replace(page.URL, "127.0.0.1", "localhost", 1), "failed", "forbidden"},
+		{"listed CIDR", false, []string{"127.0.0.0/8"}, page.URL, "completed", `"status":200`},
+		{"private address refused", true, nil, "http://10.255.255.1:9/", "failed", "forbidden"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newNode(t, func(c *stackaConfig, _ tenants) {
+				c.AllowLoopbackEgress, c.ToolEgressAllow, c.FetchMaxBytes = tc.loopback, tc.allow, 64
+				c.Mode = "prod"
+			})
+			n.putAgent("tok-a", "agt_f", "tool.http.fetch")
+			id := n.createRun("tok-a", "agt_f", tc.url)["run_id"].(string)
+			run := waitStatus(t, n, "tok-a", id, tc.status, 10*time.Second)
+			hay := fmt.Sprint(run["output"], run["error"])
+			if !strings.Contains(hay, tc.want) {
+				t.Fatalf("run output/error %s", hay)
+			}
+		})
+	}
+}
+
+func TestTools_RegistryAPI(t *testing.T) {
+	n := newNode(t)
+	cases := []struct {
+		name   string
+		id     string
+		tool   map[string]any
+		status int
+		field  string
+	}{
+		{"http ok", "tool.crm", map[string]any{"kind": "http", "config": map[string]any{"url": "https://crm.example.com/hook"}}, 200, ""},
+		{"unknown kind", "tool.x", map[string]any{"kind": "grpc"}, 400, "tool.kind"},
+		{"http without url", "tool.x", map[string]any{"kind": "http", "config": map[string]any{}}, 400, "tool.config.url"},
+		{"bad secret ref", "tool.x", map[string]any{"kind": "http", "config": map[string]any{"url": "https://a.b", "secret_ref": "vault:x"}}, 400, "tool.config.secret_ref"},
+		{"mcp without tool name", "tool.x", map[string]any{"kind": "mcp", "config": map[string]any{"url": "http://a.b/mcp"}}, 400, "tool.config.tool_name"},
+		{"builtin kind is reserved", "tool.mine", map[string]any{"kind": "builtin"}, 400, "tool.kind"},
+		{"bad id", "bad id!", map[string]any{"kind": "http", "config": map[string]any{"url": "https://a.b"}}, 400, "tool.tool_id"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, b := n.do("PUT", "/v1/tools/"+strings.ReplaceAll(tc.id, " ", "%20"), "tok-a", map[string]any{"tool": tc.tool})
+			if code != tc.status {
+				t.Fatalf("%d %v", code, b)
+			}
+			if tc.field != "" && b["error"].(map[string]any)["details"].(map[string]any)["field"] != tc.field {
+				t.Fatalf("error %v", b["error"])
+			}
+		})
+	}
+	_, _, b := n.do("GET", "/v1/tools", "tok-a", nil)
+	ids := map[string]bool{}
+	for _, x := range asSlice(b["tools"]) {
+		ids[x.(map[string]any)["tool_id"].(string)] = true
+	}
+	for _, want := range []string{"tool.crm", "tool.echo", "tool.kv.put", "tool.kv.get", "tool.kv.search", "tool.http.fetch"} {
+		if !ids[want] {
+			t.Fatalf("GET /v1/tools lacks %s: %v", want, ids)
+		}
+	}
+	_, _, b = n.do("GET", "/v1/tools", "tok-b", nil)
+	for _, x := range asSlice(b["tools"]) {
+		if x.(map[string]any)["tool_id"] == "tool.crm" {
+			t.Fatal("tenant b sees tenant a's tool")
+		}
+	}
+	if err := n.svc.EnsureTool(context.Background(), "tnt_a", core.ToolDescriptor{ToolID: "tool.echo", Name: "echo", Kind: "builtin"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.svc.EnsureTool(context.Background(), "tnt_a", core.ToolDescriptor{ToolID: "tool.echo", Name: "echo", Kind: "builtin"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAgents_PutGetListVersioned(t *testing.T) {
+	n := newNode(t)
+	n.putAgent("tok-a", "agt_v", "tool.echo")
+	n.putAgent("tok-a", "agt_v", "tool.echo", "tool.kv.get")
+	code, _, b := n.do("GET", "/v1/agents/agt_v", "tok-a", nil)
+	ag := b["agent"].(map[string]any)
+	if code != 200 || ag["version"] != 2.0 || ag["tenant_id"] != "tnt_a" || len(asSlice(ag["tool_ids"])) != 2 || b["correlation_id"] == "" {
+		t.Fatalf("%d %v", code, b)
+	}
+	if code, _, _ := n.do("PUT", "/v1/agents/agt_v", "tok-a", map[string]any{"agent": map[string]any{"name": "x"}}); code != 400 {
+		t.Fatalf("agent without model_ref: %d", code)
+	}
+	if code, _, _ := n.do("PUT", "/v1/agents/agt_v", "tok-a", map[string]any{"agent": map[string]any{"agent_id": "agt_other", "model_ref": "tier:fast"}}); code != 400 {
+		t.Fatalf("mismatched id: %d", code)
+	}
+	if code, _, _ := n.do("GET", "/v1/agents/agt_none", "tok-a", nil); code != 404 {
+		t.Fatalf("unknown agent: %d", code)
+	}
+	seed := core.Agent{TenantID: "tnt_a", AgentID: "agt_sample_echo_v1", Name: "Sample echo agent", ModelRef: "tier:fast", ToolIDs: []string{"tool.echo"}}
+	for i := 0; i < 2; i++ {
+		if err := n.svc.EnsureAgent(context.Background(), seed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, b = n.do("GET", "/v1/agents/agt_sample_echo_v1", "tok-a", nil)
+	if b["agent"].(map[string]any)["version"] != 1.0 {
+		t.Fatalf("EnsureAgent is not idempotent: %v", b["agent"])
+	}
+	_, _, b = n.do("GET", "/v1/agents", "tok-a", nil)
+	if len(asSlice(b["agents"])) != 2 {
+		t.Fatalf("list %v", b)
+	}
+	if code, _, b := n.do("GET", "/v1/health", "", nil); code != 200 || b["service"] != "stack-a" || b["version"] != stacka.Version {
+		t.Fatalf("health %d %v", code, b)
+	}
+}
+
+func TestMemory_PutGetSearchAndQuota(t *testing.T) {
+	n := newNode(t, func(c *stackaConfig, ts tenants) {
+		ts["tnt_b"].Quotas.Storage = &core.StorageQuotas{MaxMemoryBytes: core.Ptr[int64](3000)}
+	})
+	put := func(tok, ns, key string, v any) (int, map[string]any) {
+		code, _, b := n.do("PUT", "/v1/memory/"+ns+"/"+key, tok, map[string]any{"value": v, "metadata": map[string]any{"src": "test"}})
+		return code, b
+	}
+	for k, v := range map[string]string{"cats": "cats purr and sleep in the sun", "dogs": "dogs bark at the mail carrier", "fish": "fish swim in the sea"} {
+		if code, b := put("tok-a", "notes", k, v); code != 200 {
+			t.Fatalf("put: %d %v", code, b)
+		}
+	}
+	code, _, b := n.do("GET", "/v1/memory/notes/cats", "tok-a", nil)
+	if code != 200 || b["memory"].(map[string]any)["value"] != "cats purr and sleep in the sun" {
+		t.Fatalf("get %d %v", code, b)
+	}
+	if code, _, _ := n.do("GET", "/v1/memory/notes/cats", "tok-b", nil); code != 404 {
+		t.Fatalf("other tenant: %d", code)
+	}
+	for _, mode := range []string{"keyword", "vector"} {
+		code, _, b = n.do("POST", "/v1/memory/notes:search", "tok-a", map[string]any{"query": "dogs bark", "mode": mode, "limit": 2})
+		res := asSlice(b["results"])
+		if code != 200 || len(res) == 0 || len(res) > 2 || res[0].(map[string]any)["key"] != "dogs" {
+			t.Fatalf("%s search: %d %v", mode, code, b)
+		}
+	}
+	if code, _, _ := n.do("POST", "/v1/memory/notes:search", "tok-a", map[string]any{"query": "x", "mode": "fuzzy"}); code != 400 {
+		t.Fatalf("bad mode: %d", code)
+	}
+	if code, _ := put("tok-a", "notes", "k", nil); code != 400 {
+		t.Fatalf("missing value: %d", code)
+	}
+	if code, b := put("tok-b", "big", "one", strings.Repeat("x", 4000)); code != 429 || b["error"].(map[string]any)["code"] != "quota_exceeded" {
+		t.Fatalf("over max_memory_bytes: %d %v", code, b)
+	}
+}
