@@ -103,15 +103,17 @@ func (n *Node) StreamRunEvents(ctx context.Context, a core.Auth, runID string, a
 	if err != nil {
 		return err
 	}
-	return n.streamSource(ctx, a, runID, src, afterSeq, fn)
+	return n.streamSource(ctx, a, runID, src, afterSeq, fn, nil)
 }
 
-func (n *Node) streamSource(ctx context.Context, a core.Auth, runID string, src runSource, afterSeq int64, fn func(core.Event) error) error {
+// streamSource streams from src. flush, when set, is called whenever the
+// relay has delivered all it has read (fn may then buffer).
+func (n *Node) streamSource(ctx context.Context, a core.Auth, runID string, src runSource, afterSeq int64, fn func(core.Event) error, flush func()) error {
 	switch src.kind {
 	case sourceLocal:
 		return n.d.Runs.StreamEvents(ctx, a, runID, afterSeq, fn)
 	case sourceForwarded:
-		return n.relay(ctx, a, src.forward, afterSeq, fn)
+		return n.relay(ctx, a, src.forward, afterSeq, fn, flush)
 	default:
 		evs, err := n.d.Events.ListIngestedEvents(ctx, a.TenantID, runID, afterSeq)
 		if err != nil {
@@ -143,6 +145,8 @@ type relayState struct {
 	pending  map[int64]core.Event
 	fn       func(core.Event) error
 	persist  *persister
+	// flush sends what fn buffered.
+	flush func()
 	// delivered counts events handed to fn (nil: not counted).
 	delivered interface{ Inc() }
 }
@@ -196,7 +200,10 @@ func (s *relayState) offer(ev core.Event) error {
 // earlier relay stored, then follows the peer from the last delivered
 // sequence, reconnecting with backoff after every drop, until the terminal
 // event, ctx ends, or RelayGiveUp passes with no progress.
-func (n *Node) relay(ctx context.Context, a core.Auth, rec core.ForwardRecord, afterSeq int64, fn func(core.Event) error) error {
+func (n *Node) relay(ctx context.Context, a core.Auth, rec core.ForwardRecord, afterSeq int64, fn func(core.Event) error, flush func()) error {
+	if flush == nil {
+		flush = func() {}
+	}
 	log := n.log.With().Str("tenant_id", a.TenantID).Str("run_id", rec.RemoteRunID).Str("correlation_id", core.CorrelationID(ctx)).Logger()
 	st := &relayState{tenantID: rec.TenantID, runID: rec.RemoteRunID, last: afterSeq,
 		seen: map[string]bool{}, pending: map[int64]core.Event{}, fn: fn, delivered: n.m.relayEvents}
@@ -209,11 +216,14 @@ func (n *Node) relay(ctx context.Context, a core.Auth, rec core.ForwardRecord, a
 			break
 		}
 		if err := st.offer(ev); errors.Is(err, errRelayDone) {
+			flush()
 			return nil
 		} else if err != nil {
 			return err
 		}
 	}
+	flush()
+	st.flush = flush
 	peer, err := n.d.Peers.GetPeer(ctx, rec.RemoteStackID)
 	if err != nil {
 		return fmt.Errorf("peer %s of run %s: %w", rec.RemoteStackID, rec.RemoteRunID, err)
@@ -286,7 +296,11 @@ func (n *Node) relayOnce(ctx context.Context, a core.Auth, peer core.Peer, st *r
 		if err != nil {
 			return err
 		}
-		if err := st.offer(ev); err != nil {
+		err = st.offer(ev)
+		if rd.idle() || err != nil {
+			st.flush()
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -361,3 +361,31 @@ func TestForward_ReceivingSideErrorsPassThrough(t *testing.T) {
 		t.Fatalf("unknown agent on B: %d %s", r.status, r.raw)
 	}
 }
+
+func TestStream_LocalRun_PingsResumeAndIsolation(t *testing.T) {
+	runs := newMemRuns(2, 40*time.Millisecond) // 19 events over ~750 ms; pings every 100 ms
+	a := startNode(t, nodeOpts{stackID: "stk_a", runs: runs})
+	run, _, err := runs.CreateRun(context.Background(), testKeys[keyDemo], "agt_sample_echo_v1",
+		core.RunRequest{Input: core.RunInput{Type: "text", Text: "hi"}, IdempotencyKey: "idem_local"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := a.stream(run.RunID, keyDemo, 0)
+	evs, pings := readSSE(t, resp.Body, nil)
+	resp.Body.Close()
+	assertGapless(t, evs, 0)
+	if pings == 0 {
+		t.Fatal("no ': ping' comment on a slow stream")
+	}
+	// Last-Event-ID resumes after the given sequence.
+	resp = a.streamWith(run.RunID, "Authorization", "Bearer "+keyDemo, "Last-Event-ID", "7")
+	tail, _ := readSSE(t, resp.Body, nil)
+	resp.Body.Close()
+	assertGapless(t, tail, 7)
+	if r := a.call(http.MethodGet, "/v1/federation/runs/"+run.RunID+"/events", keyOther, nil); r.status != 404 {
+		t.Fatalf("other tenant: %d", r.status)
+	}
+	if r := a.call(http.MethodGet, "/v1/federation/runs/"+run.RunID+"/events?after_sequence=-1", keyDemo, nil); r.status != 400 {
+		t.Fatalf("negative after_sequence: %d", r.status)
+	}
+}

@@ -171,9 +171,21 @@ func (n *Node) handleEvents(c echo.Context) error {
 
 	w := newSSEWriter(c.Response())
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go n.pingLoop(ctx, cancel, w)
-	if err := n.streamSource(ctx, a, runID, src, after, w.event); err != nil && ctx.Err() == nil {
+	pingDone := make(chan struct{})
+	go func() {
+		defer close(pingDone)
+		n.pingLoop(ctx, cancel, w)
+	}()
+	// The response must not be touched once the handler returns.
+	defer func() {
+		cancel()
+		<-pingDone
+	}()
+	write, flush := w.event, func() {}
+	if src.kind == sourceForwarded {
+		write, flush = w.eventNoFlush, w.flush
+	}
+	if err := n.streamSource(ctx, a, runID, src, after, write, flush); err != nil && ctx.Err() == nil {
 		// The status line is out: the stream just ends and the client
 		// resumes with Last-Event-ID.
 		n.log.Warn().Err(err).Str("tenant_id", a.TenantID).Str("run_id", runID).

@@ -31,8 +31,23 @@ func newSSEWriter(w http.ResponseWriter) *sseWriter {
 	return &sseWriter{w: w, f: f}
 }
 
-// event writes one run event as `id`, `event`, `data` lines.
-func (s *sseWriter) event(ev core.Event) error {
+// event writes one run event as `id`, `event`, `data` lines and flushes.
+func (s *sseWriter) event(ev core.Event) error { return s.write(ev, true) }
+
+// eventNoFlush writes one event and leaves it buffered; the relay flushes
+// once it has nothing more to read, so a burst costs one syscall.
+func (s *sseWriter) eventNoFlush(ev core.Event) error { return s.write(ev, false) }
+
+// flush sends what is buffered.
+func (s *sseWriter) flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f != nil {
+		s.f.Flush()
+	}
+}
+
+func (s *sseWriter) write(ev core.Event, flush bool) error {
 	data, err := json.Marshal(core.EventEnvelope{Event: ev})
 	if err != nil {
 		return fmt.Errorf("encode event: %w", err)
@@ -48,7 +63,7 @@ func (s *sseWriter) event(ev core.Event) error {
 	if _, err := s.w.Write(s.buf.Bytes()); err != nil {
 		return err
 	}
-	if s.f != nil {
+	if flush && s.f != nil {
 		s.f.Flush()
 	}
 	return nil
@@ -74,6 +89,9 @@ type sseReader struct {
 }
 
 func newSSEReader(r io.Reader) *sseReader { return &sseReader{r: bufio.NewReaderSize(r, 64<<10)} }
+
+// idle reports whether nothing more is buffered: the next read may block.
+func (s *sseReader) idle() bool { return s.r.Buffered() == 0 }
 
 // next returns the next run event; io.EOF (or the read error) when the
 // stream ends. An event whose data does not decode is an error: the relay

@@ -238,11 +238,13 @@ func ingestedIDKey(tenantID, eventID string) []byte {
 	return TenantKey(tenantID, "federation", "event_ids", eventID)
 }
 
-// PutEvents implements core.IngestedEventsPort. Writes are batched with
-// concurrent callers (relays and ingests share fsyncs).
+// PutEvents implements core.IngestedEventsPort. Callers already send
+// chunks (an ingest body, or a relay's coalesced backlog), so this commits
+// at once rather than wait out bbolt's batch delay: while one chunk
+// commits, the next one grows.
 func (s *Store) PutEvents(ctx context.Context, sourceStackID string, events []core.Event) ([]core.IngestOutcome, error) {
 	out := make([]core.IngestOutcome, len(events))
-	err := s.batch(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bolt.Tx) error {
 		d := Data(tx)
 		for i, ev := range events {
 			if d.Get(ingestedIDKey(ev.TenantID, ev.EventID)) != nil {
