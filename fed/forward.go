@@ -198,6 +198,12 @@ func (n *Node) forwardToPeer(ctx context.Context, a core.Auth, sel TargetSelecto
 	}
 	wire := a
 	wire.Scopes, wire.Roles, wire.Session = exportScopes(a), nil, nil
+	if wire.Principal.PrincipalType != "user" {
+		wire.Principal.PrincipalType = "service"
+	}
+	if wire.PolicyContext.Region == "" || wire.PolicyContext.Purpose == "" || wire.PolicyContext.DataClassification == "" {
+		wire.PolicyContext = core.DefaultPolicyContext(n.d.Region)
+	}
 	body, err := json.Marshal(map[string]any{"forward": ForwardRequest{
 		TargetSelector: TargetSelector{StackID: peer.StackID},
 		Auth:           &wire,
