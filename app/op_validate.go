@@ -1,0 +1,317 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/agentos/agentos/core"
+)
+
+// IsolationProbeTenantID is the second tenant `validate` uses to prove
+// isolation; it is created once and reused, and its probe key is revoked
+// after each run.
+const IsolationProbeTenantID = "tnt_validate_probe"
+
+// serviceHealthPath is each router's own health endpoint.
+var serviceHealthPath = map[string]string{StackA: "/v1/health", StackB: "/v1/health", StackFed: "/v1/federation/health"}
+
+func nodeURLs(nf NodeFile) map[string]string {
+	return map[string]string{StackA: nf.StackAURL, StackB: nf.StackBURL, StackFed: nf.FedURL}
+}
+
+// healthGate checks liveness, readiness and the service health of every
+// port; it returns how many services are healthy.
+func healthGate(ctx context.Context, ph *phase, nf NodeFile) (int, error) {
+	healthy := 0
+	var errs []error
+	for _, name := range []string{StackA, StackB, StackFed} {
+		base := nodeURLs(nf)[name]
+		err := ph.check(name+" healthy", func() (string, error) {
+			var parts []string
+			for _, path := range []string{"/healthz", "/readyz", serviceHealthPath[name]} {
+				code, body, err := getPublic(ctx, base+path)
+				if err != nil {
+					return "", fmt.Errorf("%s%s: %v", base, path, err)
+				}
+				if code != http.StatusOK {
+					return "", fmt.Errorf("%s%s: HTTP %d %v", base, path, code, compact(body))
+				}
+				parts = append(parts, path+" 200")
+			}
+			return base + " " + strings.Join(parts, ", "), nil
+		})
+		if err == nil {
+			healthy++
+		} else {
+			errs = append(errs, err)
+		}
+	}
+	fmt.Fprintf(ph.p.out, "      services healthy %d/3\n", healthy)
+	ph.summarize("services healthy %d/3", healthy)
+	if healthy != 3 {
+		return healthy, fmt.Errorf("services healthy %d/3: %w", healthy, errors.Join(errs...))
+	}
+	return healthy, nil
+}
+
+// compact renders a small JSON body on one line for error messages.
+func compact(v map[string]any) string {
+	if v == nil {
+		return ""
+	}
+	if e, ok := v["error"].(map[string]any); ok {
+		return fmt.Sprintf("%v: %v", e["code"], e["message"])
+	}
+	if c, ok := v["checks"]; ok {
+		return fmt.Sprintf("checks %v", c)
+	}
+	return ""
+}
+
+// smokeResult is what the smoke gates found, for reports.
+type smokeResult struct {
+	RunID    string
+	Passed   int
+	Total    int
+	Duration time.Duration
+}
+
+// smokeGate runs the functional gates of CONTRACT §7 against a running
+// node: a sample run streamed to completion with a tool and a model call,
+// a policy check on Stack B, metrics moved, and cross-tenant isolation.
+func smokeGate(ctx context.Context, ph *phase, nf NodeFile, t nodeTarget) (smokeResult, error) {
+	var res smokeResult
+	start := time.Now()
+	defer func() { res.Duration = time.Since(start) }()
+	tenantID := t.Creds.DefaultTenantID
+	if tenantID == "" {
+		tenantID = DemoTenantID
+	}
+	user := newAPIClient(t.Creds.TenantAdmin.APIKey)
+	principal := t.Creds.TenantAdmin.PrincipalID
+	if t.Creds.TenantAdmin.APIKey == "" {
+		user = newAPIClient(t.AdminKey)
+		user.tenant = tenantID
+		principal = t.Creds.PlatformAdmin.PrincipalID
+	}
+	gates := []string{"sample run created", "events streamed to completion", "tool call", "model call through Stack B",
+		"policy check on Stack B", "metrics moved", "tenant isolation"}
+	res.Total = len(gates)
+	if user.key == "" {
+		for _, g := range gates {
+			ph.skip(g, "no credentials: pass --api-key (platform admin) or run `agentos bootstrap` in prod")
+		}
+		ph.summarize("smoke 0/%d (skipped: no credentials)", res.Total)
+		return res, nil
+	}
+	var failed []string
+	gate := func(name string, fn func() (string, error)) bool {
+		if err := ph.check(name, fn); err != nil {
+			failed = append(failed, name)
+			return false
+		}
+		res.Passed++
+		return true
+	}
+	before, mErr := metricsSnapshot(ctx, nf.StackAURL+"/metrics")
+
+	var run struct {
+		Run struct {
+			RunID     string `json:"run_id"`
+			Status    string `json:"status"`
+			EventsURL string `json:"events_url"`
+		} `json:"run"`
+	}
+	created := gate("sample run created", func() (string, error) {
+		body := map[string]any{"input": map[string]any{"type": "text", "text": "agentos validate: hello from the operator"},
+			"idempotency_key": core.NewID("idem")}
+		if err := user.do(ctx, http.MethodPost, nf.StackAURL+"/v1/agents/"+SampleAgentID+"/runs", body, &run); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s on %s (%s)", run.Run.RunID, SampleAgentID, run.Run.Status), nil
+	})
+	res.RunID = run.Run.RunID
+	var events []sseEvent
+	if created {
+		gate("events streamed to completion", func() (string, error) {
+			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			evs, err := user.streamEvents(sctx, nf.StackAURL+"/v1/runs/"+run.Run.RunID+"/events", nil)
+			events = evs
+			if err != nil {
+				return "", fmt.Errorf("after %d events: %w", len(evs), err)
+			}
+			last := evs[len(evs)-1]
+			if last.Type != "agentos.run.completed" {
+				return "", fmt.Errorf("run ended with %s: %v", last.Type, last.Payload["error"])
+			}
+			for i, e := range evs {
+				if e.Sequence != i+1 {
+					return "", fmt.Errorf("event %d has sequence %d (gap or reorder)", i+1, e.Sequence)
+				}
+			}
+			return fmt.Sprintf("%d events, sequences 1..%d, terminal %s", len(evs), len(evs), last.Type), nil
+		})
+	} else {
+		ph.skip("events streamed to completion", "no run")
+		failed = append(failed, "events streamed to completion")
+	}
+	count := func(typ string, pred func(sseEvent) bool) int {
+		n := 0
+		for _, e := range events {
+			if e.Type == typ && pred(e) {
+				n++
+			}
+		}
+		return n
+	}
+	gate("tool call", func() (string, error) {
+		n := count("agentos.tool.call.completed", func(e sseEvent) bool { return e.Payload["status"] == "ok" })
+		if n == 0 {
+			return "", errors.New("no agentos.tool.call.completed with status ok in the run's events")
+		}
+		return fmt.Sprintf("%d tool call(s) ok", n), nil
+	})
+	gate("model call through Stack B", func() (string, error) {
+		var route, decision string
+		n := count("agentos.model.completed", func(e sseEvent) bool {
+			if e.Payload["status"] != "ok" {
+				return false
+			}
+			if r, ok := e.Payload["route"].(map[string]any); ok {
+				route = fmt.Sprintf("%v/%v", r["backend"], r["model"])
+			}
+			if p, ok := e.Payload["policy_outcome"].(map[string]any); ok {
+				decision = fmt.Sprint(p["decision"])
+			}
+			return true
+		})
+		if n == 0 {
+			return "", errors.New("no agentos.model.completed with status ok in the run's events")
+		}
+		if decision == "" {
+			return "", errors.New("model call carried no policy_outcome")
+		}
+		return fmt.Sprintf("%d model call(s) ok, route %s, policy %s", n, route, decision), nil
+	})
+	gate("policy check on Stack B", func() (string, error) {
+		body := map[string]any{
+			"auth": map[string]any{"tenant_id": tenantID, "principal": map[string]any{"principal_id": principal, "principal_type": "user"},
+				"scopes": []string{core.ScopePolicyCheck}, "policy_context": map[string]any{"data_classification": "internal", "region": "local", "purpose": "operator_validation"}},
+			"policy_check": map[string]any{"request_id": core.NewID(core.PrefixRequest),
+				"content": map[string]any{"type": "text", "text": "validate: contact ops@example.com"}, "ruleset": "pol_default"}}
+		var out struct {
+			PolicyResult struct {
+				Decision string   `json:"decision"`
+				Reasons  []string `json:"reasons"`
+			} `json:"policy_result"`
+		}
+		if err := user.do(ctx, http.MethodPost, nf.StackBURL+"/v1/policy:check", body, &out); err != nil {
+			return "", err
+		}
+		switch out.PolicyResult.Decision {
+		case "allowed", "blocked", "redacted":
+		default:
+			return "", fmt.Errorf("decision %q is not allowed|blocked|redacted", out.PolicyResult.Decision)
+		}
+		return fmt.Sprintf("decision %s %v", out.PolicyResult.Decision, out.PolicyResult.Reasons), nil
+	})
+	gate("metrics moved", func() (string, error) {
+		if mErr != nil {
+			return "", fmt.Errorf("metrics before: %w", mErr)
+		}
+		after, err := metricsSnapshot(ctx, nf.StackAURL+"/metrics")
+		if err != nil {
+			return "", err
+		}
+		var moved, still []string
+		for _, name := range []string{"agentos_http_requests_total", "agentos_runs_total", "agentos_model_requests_total"} {
+			if d := after[name] - before[name]; d > 0 {
+				moved = append(moved, fmt.Sprintf("%s +%g", name, d))
+			} else {
+				still = append(still, name)
+			}
+		}
+		if len(still) > 0 {
+			return "", fmt.Errorf("did not move: %s", strings.Join(still, ", "))
+		}
+		return strings.Join(moved, ", "), nil
+	})
+	gate("tenant isolation", func() (string, error) {
+		if run.Run.RunID == "" {
+			return "", errors.New("no run to probe")
+		}
+		return isolationProbe(ctx, nf, t, run.Run.RunID)
+	})
+	fmt.Fprintf(ph.p.out, "      smoke %d/%d\n", res.Passed, res.Total)
+	ph.summarize("smoke %d/%d", res.Passed, res.Total)
+	if len(failed) > 0 {
+		return res, fmt.Errorf("smoke %d/%d: failed %s", res.Passed, res.Total, strings.Join(failed, ", "))
+	}
+	return res, nil
+}
+
+// isolationProbe creates (once) a second tenant, issues it a key with the
+// platform admin key, and proves it gets 404 on the first tenant's run and
+// events and does not see the run in its list. The probe key is revoked.
+func isolationProbe(ctx context.Context, nf NodeFile, t nodeTarget, runID string) (string, error) {
+	if t.AdminKey == "" {
+		return "", errors.New("no platform admin key: pass --api-key or keep credentials.json")
+	}
+	adm := newAPIClient(t.AdminKey)
+	base := nf.StackAURL + "/v1/admin/tenants"
+	err := adm.do(ctx, http.MethodPost, base, map[string]any{"tenant_create": map[string]any{
+		"tenant_id": IsolationProbeTenantID, "name": "Isolation probe (agentos validate)", "plan_tier": "demo"}}, nil)
+	if err != nil && statusOf(err) != http.StatusConflict {
+		return "", fmt.Errorf("create probe tenant: %w", err)
+	}
+	var issued struct {
+		Token struct {
+			TokenID string `json:"token_id"`
+		} `json:"token"`
+		Secret string `json:"secret"`
+	}
+	if err := adm.do(ctx, http.MethodPost, base+"/"+IsolationProbeTenantID+"/tokens", map[string]any{"token_create": map[string]any{
+		"principal_id": "usr_validate_probe", "principal_type": "user", "display_name": "agentos validate probe",
+		"scopes": []string{core.ScopeRunsRead, core.ScopeRunsCreate}, "roles": []string{core.RoleTenantUser}}}, &issued); err != nil {
+		return "", fmt.Errorf("issue probe key: %w", err)
+	}
+	defer func() {
+		_ = adm.do(context.WithoutCancel(ctx), http.MethodDelete, base+"/"+IsolationProbeTenantID+"/tokens/"+issued.Token.TokenID, nil, nil)
+	}()
+	probe := newAPIClient(issued.Secret)
+	var list struct {
+		Runs []struct {
+			RunID string `json:"run_id"`
+		} `json:"runs"`
+	}
+	if err := probe.do(ctx, http.MethodGet, nf.StackAURL+"/v1/runs?limit=100", nil, &list); err != nil {
+		return "", fmt.Errorf("probe tenant lists its runs: %w", err)
+	}
+	if slices.ContainsFunc(list.Runs, func(r struct {
+		RunID string `json:"run_id"`
+	}) bool {
+		return r.RunID == runID
+	}) {
+		return "", fmt.Errorf("%s sees %s in GET /v1/runs", IsolationProbeTenantID, runID)
+	}
+	for _, path := range []string{"/v1/runs/" + runID, "/v1/runs/" + runID + "/events"} {
+		err := probe.do(ctx, http.MethodGet, nf.StackAURL+path, nil, nil)
+		if statusOf(err) != http.StatusNotFound {
+			return "", fmt.Errorf("%s GET %s: want 404 not_found, got %v", IsolationProbeTenantID, path, errOrOK(err))
+		}
+	}
+	return fmt.Sprintf("%s: run 404, events 404, not in list (%d own runs)", IsolationProbeTenantID, len(list.Runs)), nil
+}
+
+func errOrOK(err error) any {
+	if err == nil {
+		return "200 OK"
+	}
+	return err
+}
