@@ -389,3 +389,64 @@ func TestStream_LocalRun_PingsResumeAndIsolation(t *testing.T) {
 		t.Fatalf("negative after_sequence: %d", r.status)
 	}
 }
+
+// TestForward_LostAnswer_RetryFindsSameRun: the peer creates the run but
+// its answer never reaches A (the proxy swallows it); A's retry carries the
+// same idempotency key, so the peer answers with the run it made.
+func TestForward_LostAnswer_RetryFindsSameRun(t *testing.T) {
+	bRuns := newMemRuns(1, 0)
+	a := startNode(t, nodeOpts{stackID: "stk_a"})
+	b := startNode(t, nodeOpts{stackID: "stk_b", runs: bRuns})
+	u, _ := url.Parse(b.url)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	var swallowed atomic.Bool
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && swallowed.CompareAndSwap(false, true) {
+			rec := httptest.NewRecorder()
+			rp.ServeHTTP(rec, r)                                   // B creates the run…
+			http.Error(w, "upstream reset", http.StatusBadGateway) // …A never hears of it
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	a.trust(b, proxy.URL, tenantDemo)
+	b.trust(a, a.url, tenantDemo)
+	f := forwarded(t, a.call(http.MethodPost, "/v1/federation/runs:forward", keyDemo,
+		forwardBody(map[string]any{"stack_id": "stk_b"}, "agt_sample_echo_v1", "idem_lost", "hello")))
+	if !swallowed.Load() || bRuns.count() != 1 {
+		t.Fatalf("swallowed %v, B runs %d, want exactly 1", swallowed.Load(), bRuns.count())
+	}
+	if _, err := b.runs.GetRun(context.Background(), testKeys[keyDemo], f["remote_run_id"].(string)); err != nil {
+		t.Fatalf("recorded run is not B's run: %v", err)
+	}
+}
+
+func TestNode_CloseEndsOpenStreams(t *testing.T) {
+	runs := newMemRuns(1, 0)
+	runs.manual = true // the run never finishes on its own
+	a := startNode(t, nodeOpts{stackID: "stk_a", runs: runs})
+	run, _, _ := runs.CreateRun(context.Background(), testKeys[keyDemo], "agt_sample_echo_v1",
+		core.RunRequest{Input: core.RunInput{Type: "text", Text: "hi"}, IdempotencyKey: "idem_close"}, "")
+	resp := a.stream(run.RunID, keyDemo, 0)
+	defer resp.Body.Close()
+	got := make(chan int, 1)
+	go func() {
+		evs, _ := readSSE(t, resp.Body, nil)
+		got <- len(evs)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	done := make(chan struct{})
+	go func() { a.node.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not end the open stream")
+	}
+	if n := <-got; n != 1 {
+		t.Fatalf("stream delivered %d events before close, want 1", n)
+	}
+	if r := a.call(http.MethodGet, "/v1/federation/runs/"+run.RunID+"/events", keyDemo, nil); r.status != 503 {
+		t.Fatalf("stream after Close: %d", r.status)
+	}
+}

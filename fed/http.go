@@ -158,6 +158,10 @@ func (n *Node) handleEvents(c echo.Context) error {
 	default:
 		return core.RateLimited("event_streams", 1, "too many open event streams on this node")
 	}
+	if !n.joinStream() {
+		return core.Errorf(core.CodeDependencyUnavailable, "the federation router is shutting down")
+	}
+	defer n.active.Done()
 	n.m.streams.Inc()
 	defer n.m.streams.Dec()
 
@@ -171,6 +175,8 @@ func (n *Node) handleEvents(c echo.Context) error {
 
 	w := newSSEWriter(c.Response())
 	ctx, cancel := context.WithCancel(ctx)
+	stopOnClose := context.AfterFunc(n.life, cancel)
+	defer stopOnClose()
 	pingDone := make(chan struct{})
 	go func() {
 		defer close(pingDone)

@@ -106,6 +106,14 @@ type Node struct {
 	locks    map[string]*keyLock
 
 	streams chan struct{}
+
+	// life ends every open stream on Close; active counts them, and
+	// closed (under closeMu) stops new ones from joining.
+	life    context.Context
+	stop    context.CancelFunc
+	active  sync.WaitGroup
+	closeMu sync.Mutex
+	closed  bool
 }
 
 type keyLock struct {
@@ -177,6 +185,7 @@ func New(d Deps) (*Node, error) {
 		locks:   map[string]*keyLock{},
 		streams: make(chan struct{}, d.MaxEventStreams),
 	}
+	n.life, n.stop = context.WithCancel(context.Background())
 	if n.m, err = newMetrics(d.Metrics); err != nil {
 		return nil, err
 	}
@@ -186,6 +195,19 @@ func New(d Deps) (*Node, error) {
 		}
 	}
 	return n, nil
+}
+
+// Close ends every open event stream (clients resume with Last-Event-ID
+// elsewhere or after a restart) and waits for them, so the HTTP server's
+// shutdown is not held up by long-lived streams. Call it before shutting
+// the federation router down.
+func (n *Node) Close() error {
+	n.closeMu.Lock()
+	n.closed = true
+	n.closeMu.Unlock()
+	n.stop()
+	n.active.Wait()
+	return nil
 }
 
 // StackID is this node's stack_id.
@@ -239,6 +261,17 @@ func (n *Node) Capabilities(ctx context.Context) (core.Capabilities, error) {
 		}
 	}
 	return c, nil
+}
+
+// joinStream registers an open stream; false once the node is closing.
+func (n *Node) joinStream() bool {
+	n.closeMu.Lock()
+	defer n.closeMu.Unlock()
+	if n.closed {
+		return false
+	}
+	n.active.Add(1)
+	return true
 }
 
 // lockKey serialises work on one key (a tenant's idempotency key) within
