@@ -1,0 +1,101 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/stacka/console"
+)
+
+// mountConsole serves the operator console on Stack A: the page at
+// /console (public) and its aggregate endpoints under /v1/console/
+// (authenticated), reading the node in-process.
+func mountConsole(n *Node) {
+	c, err := console.New(console.Deps{
+		Health:  func(ctx context.Context) (console.NodeHealth, error) { return nodeHealth(ctx, n), nil },
+		Tenants: n.store,
+		Usage: func(ctx context.Context, tenantID string) (console.TenantUsage, error) {
+			return tenantUsage(ctx, n, tenantID)
+		},
+		Alerts: func() []console.Alert { return consoleAlerts(n.Alerts()) },
+		Log:    n.Log,
+	})
+	if err != nil {
+		// Only a wiring mistake gets here; the node serves on without it.
+		n.Log.Error().Err(err).Str("component", "console").Msg("console not mounted")
+		return
+	}
+	c.Register(n.routers[StackA].echo)
+}
+
+// nodeHealth is the console's health screen: each router's readiness,
+// each backend's routing state and the executor's counts.
+func nodeHealth(ctx context.Context, n *Node) console.NodeHealth {
+	h := console.NodeHealth{StackID: n.stackID, Version: n.Build.Version, Mode: n.Config.Mode, Status: "ok",
+		Routers: []console.RouterHealth{}, Backends: []console.BackendHealth{}}
+	for _, name := range []string{StackA, StackB, StackFed} {
+		checks, ok := n.Ready(ctx, name)
+		st := "ok"
+		if !ok {
+			st, h.Status = "unavailable", "degraded"
+		}
+		h.Routers = append(h.Routers, console.RouterHealth{Router: name, URL: n.URL(name), Status: st, Checks: checks})
+	}
+	if n.stacks != nil && n.stacks.gateway != nil {
+		for b, up := range n.stacks.gateway.BackendHealth() {
+			h.Backends = append(h.Backends, console.BackendHealth{Backend: b, Up: up})
+			if !up {
+				h.Status = "degraded"
+			}
+		}
+		sort.Slice(h.Backends, func(i, j int) bool { return h.Backends[i].Backend < h.Backends[j].Backend })
+	}
+	if n.stacks != nil && n.stacks.runs != nil {
+		if st, err := n.stacks.runs.Stats(ctx); err == nil {
+			h.Runs = console.RunStats{QueueDepth: st.QueueDepth, ActiveRuns: st.ActiveRuns, Workers: st.Workers, Streams: st.Streams}
+		}
+	}
+	return h
+}
+
+// tenantUsage reads a tenant's usage in its current budget window through
+// the gateway (which settles pending usage first). A disabled tenant,
+// which the gateway refuses, is read from the ledger directly.
+// Errors: not_found for an unknown tenant.
+func tenantUsage(ctx context.Context, n *Node, tenantID string) (console.TenantUsage, error) {
+	t, err := n.store.GetTenant(ctx, tenantID)
+	if err != nil {
+		return console.TenantUsage{}, err
+	}
+	u := console.TenantUsage{TenantID: t.TenantID, Name: t.Name, Status: t.Status, PlanTier: t.PlanTier}
+	if t.Status != core.TenantDisabled && n.stacks != nil && n.stacks.gateway != nil {
+		rep, err := n.stacks.gateway.Usage(ctx, systemAuth(tenantID))
+		if err != nil {
+			return u, fmt.Errorf("usage of %s: %w", tenantID, err)
+		}
+		u.Window, u.Period = rep.Window, rep.Period
+		u.Requests, u.TotalTokens, u.CostUSD = rep.Current.Requests, rep.Current.TotalTokens, rep.Current.CostUSD
+		u.MaxTokens, u.MaxCostUSD = rep.Limits.MaxTokens, rep.Limits.MaxCostUSD
+		return u, nil
+	}
+	l := t.EffectiveLimits()
+	u.Window, u.Period = l.BudgetWindow, core.UsagePeriod(l.BudgetWindow, core.Now())
+	rec, err := n.store.GetUsage(ctx, tenantID, u.Window, u.Period)
+	if err != nil {
+		return u, fmt.Errorf("usage of %s: %w", tenantID, err)
+	}
+	u.Requests, u.TotalTokens, u.CostUSD = rec.Requests, rec.TotalTokens, rec.CostUSD
+	u.MaxTokens, u.MaxCostUSD = l.MaxTokens, l.MaxCostUSD
+	return u, nil
+}
+
+func consoleAlerts(in []AlertStatus) []console.Alert {
+	out := make([]console.Alert, 0, len(in))
+	for _, a := range in {
+		out = append(out, console.Alert{Name: a.Name, Severity: a.Severity, State: a.State, Labels: a.Labels,
+			Summary: a.Summary, Value: a.Value, Since: a.Since, FiringSince: a.FiringSince, TenantID: a.TenantID})
+	}
+	return out
+}
