@@ -450,3 +450,17 @@ func TestNode_CloseEndsOpenStreams(t *testing.T) {
 		t.Fatalf("stream after Close: %d", r.status)
 	}
 }
+
+func TestCapabilities_WithoutModelCatalogue_StillForwardable(t *testing.T) {
+	a := startNode(t, nodeOpts{stackID: "stk_a"})
+	b := startNode(t, nodeOpts{stackID: "stk_b", modelsDown: true})
+	a.trust(b, b.url, tenantDemo)
+	b.trust(a, a.url, tenantDemo)
+	r := b.call(http.MethodGet, "/v1/federation/peer/capabilities", keyDemo, nil)
+	caps := r.body["capabilities"].(map[string]any)
+	if r.status != 200 || len(caps["models"].(map[string]any)["tiers"].([]any)) != 0 || caps["supports"].(map[string]any)["runs_forward"] != true {
+		t.Fatalf("capabilities: %d %s", r.status, r.raw)
+	}
+	forwarded(t, a.call(http.MethodPost, "/v1/federation/runs:forward", keyDemo,
+		forwardBody(map[string]any{"stack_id": "stk_b", "preferred_model_tier": "fast"}, "agt_sample_echo_v1", "idem_nomodels", "hi")))
+}

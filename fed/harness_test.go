@@ -67,6 +67,7 @@ type nodeOpts struct {
 	toolHosting bool
 	serverTLS   *tls.Config
 	clientTLS   *tls.Config
+	modelsDown  bool // Stack B's model list fails
 }
 
 // startNode starts a node; the caller registers peers.
@@ -103,6 +104,9 @@ func startNode(tb testing.TB, o nodeOpts) *testNode {
 		Peers:     st, Forward: st, JTIs: st, Events: st, Tenants: st, Audit: st,
 		Runs: o.runs,
 		Models: func(context.Context) ([]core.ModelInfo, error) {
+			if o.modelsDown {
+				return nil, errors.New("stack b unreachable")
+			}
 			return []core.ModelInfo{
 				{ModelID: "echo-1", Provider: "builtin", Capabilities: []string{"chat"}, Tier: "fast", ContextWindowTokens: 8192},
 				{ModelID: "qwen", Provider: "local-vllm", Capabilities: []string{"chat"}, Tier: "balanced", ContextWindowTokens: 32768},

@@ -60,7 +60,9 @@ func (n *Node) handleCapabilities(c echo.Context) error {
 	}
 	caps, err := n.Capabilities(ctx)
 	if err != nil {
-		return core.Errorf(core.CodeDependencyUnavailable, "model catalogue unavailable")
+		// The federation features stand without Stack B's catalogue: say
+		// what we know (no model tiers) rather than refuse every forward.
+		n.log.Warn().Err(err).Str("correlation_id", core.CorrelationID(ctx)).Msg("capabilities without models")
 	}
 	return c.JSON(http.StatusOK, map[string]any{"capabilities": caps, "correlation_id": core.CorrelationID(ctx)})
 }

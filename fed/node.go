@@ -232,7 +232,8 @@ func (n *Node) Info() core.PeerInfo {
 }
 
 // Capabilities computes this node's capabilities from live state: the
-// models Stack B routes to and the configured limits.
+// models Stack B routes to and the configured limits. When the model list
+// fails, the error comes with capabilities that list no models.
 func (n *Node) Capabilities(ctx context.Context) (core.Capabilities, error) {
 	c := core.Capabilities{
 		Supports: core.CapabilitySupports{RunsForward: true, EventsStream: true, TenantIsolation: true, ToolHosting: n.d.ToolHosting},
