@@ -13,6 +13,8 @@ import (
 
 	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/fed"
+	"github.com/agentos/agentos/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func ingestEvents(tenant, runID string, n int) []core.Event {
@@ -277,6 +279,41 @@ func TestPeerRegistry_AdminAPI(t *testing.T) {
 				if f := r.body["error"].(map[string]any)["details"].(map[string]any)["field"]; f != "peer.public_key" {
 					t.Fatalf("field %v", f)
 				}
+			}
+		})
+	}
+}
+
+func TestNew_RefusesBadDepsAndBadPeersFile(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "agentos.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	bad := filepath.Join(dir, "peers.json")
+	os.WriteFile(bad, []byte(`{"peers":[{"stack_id":"stk_b","federation_url":"http://x","public_key":"ed25519:AAAA"}]}`), 0o600)
+	full := fed.Deps{DataDir: dir, StackID: "stk_a", Peers: st, Forward: st, JTIs: st, Events: st, Tenants: st, Audit: st,
+		Runs: newMemRuns(1, 0), Metrics: prometheus.NewRegistry()}
+	tests := []struct {
+		name    string
+		mutate  func(*fed.Deps)
+		wantErr string
+	}{
+		{"no stack id", func(d *fed.Deps) { d.StackID = "" }, "StackID"},
+		{"no data dir", func(d *fed.Deps) { d.DataDir = "" }, "DataDir"},
+		{"no runs", func(d *fed.Deps) { d.Runs = nil }, "Runs"},
+		{"no store ports", func(d *fed.Deps) { d.Forward = nil }, "ports are required"},
+		{"bad peers file", func(d *fed.Deps) { d.PeersFile = bad }, "peers[0].public_key"},
+		{"missing peers file", func(d *fed.Deps) { d.PeersFile = filepath.Join(dir, "none.json") }, "none.json"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := full
+			d.Metrics = prometheus.NewRegistry()
+			tc.mutate(&d)
+			if _, err := fed.New(d); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err %v, want it to mention %q", err, tc.wantErr)
 			}
 		})
 	}
