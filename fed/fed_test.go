@@ -464,3 +464,39 @@ func TestCapabilities_WithoutModelCatalogue_StillForwardable(t *testing.T) {
 	forwarded(t, a.call(http.MethodPost, "/v1/federation/runs:forward", keyDemo,
 		forwardBody(map[string]any{"stack_id": "stk_b", "preferred_model_tier": "fast"}, "agt_sample_echo_v1", "idem_nomodels", "hi")))
 }
+
+func TestForward_BodyAuth(t *testing.T) {
+	bRuns := newMemRuns(1, 0)
+	a, _ := pair(t, bRuns)
+	tests := []struct {
+		name       string
+		key        string
+		auth       map[string]any
+		wantStatus int
+		wantOwner  string // principal of the run on B
+	}{
+		{"own auth echoed", keyDemo, map[string]any{"tenant_id": tenantDemo, "principal": map[string]any{"principal_id": "usr_demo", "principal_type": "user"}}, 200, "usr_demo"},
+		{"tenant only", keyDemo, map[string]any{"tenant_id": tenantDemo}, 200, "usr_demo"},
+		{"another tenant without act_as", keyDemo, map[string]any{"tenant_id": tenantOther, "principal": map[string]any{"principal_id": "usr_other"}}, 403, ""},
+		{"another principal without act_as", keyDemo, map[string]any{"tenant_id": tenantDemo, "principal": map[string]any{"principal_id": "usr_x"}}, 403, ""},
+		{"platform admin acts for a principal", keyAdmin, map[string]any{"tenant_id": tenantDemo,
+			"principal": map[string]any{"principal_id": "svc_batch", "principal_type": "service"},
+			"scopes":    []string{"runs:create", "runs:read", "runs:forward"}}, 200, "svc_batch"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			body := forwardBody(map[string]any{"stack_id": "stk_b"}, "agt_sample_echo_v1", "idem_auth_"+string(rune('a'+i)), "hi")
+			body["forward"].(map[string]any)["auth"] = tc.auth
+			r := a.call(http.MethodPost, "/v1/federation/runs:forward", tc.key, body)
+			if r.status != tc.wantStatus {
+				t.Fatalf("status %d, want %d: %s", r.status, tc.wantStatus, r.raw)
+			}
+			if tc.wantOwner != "" {
+				run, err := bRuns.GetRun(context.Background(), core.Auth{TenantID: tenantDemo}, forwarded(t, r)["remote_run_id"].(string))
+				if err != nil || run.PrincipalID != tc.wantOwner {
+					t.Fatalf("run on B: %+v %v", run, err)
+				}
+			}
+		})
+	}
+}

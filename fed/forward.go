@@ -94,7 +94,8 @@ func (n *Node) Forward(ctx context.Context, a core.Auth, req ForwardRequest, ide
 // effectiveAuth is the Auth a forward acts for: the caller's own, or the
 // body's when the caller may act for other tenants.
 func effectiveAuth(a core.Auth, body *core.Auth) (core.Auth, error) {
-	if body == nil || body.TenantID == "" || (body.TenantID == a.TenantID && body.Principal.PrincipalID == a.Principal.PrincipalID) {
+	samePrincipal := body != nil && (body.Principal.PrincipalID == "" || body.Principal.PrincipalID == a.Principal.PrincipalID)
+	if body == nil || (body.TenantID == "" || body.TenantID == a.TenantID) && samePrincipal {
 		return a, nil
 	}
 	if !a.CanActAs() {
