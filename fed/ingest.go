@@ -2,7 +2,9 @@ package fed
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 
 	"github.com/agentos/agentos/core"
 )
@@ -76,4 +78,31 @@ func (n *Node) Ingest(ctx context.Context, a core.Auth, req IngestRequest) (acce
 
 func wellFormed(ev core.Event) bool {
 	return ev.EventID != "" && ev.Sequence >= 1 && ev.Type != "" && ev.TenantID != "" && ev.RunID != ""
+}
+
+// PushEvents sends events to a peer's events:ingest, signed for a (which
+// must hold events:ingest), with this node's peer info. It returns the
+// peer's counts; errors as for calls to peers (not_found for an unknown
+// stack_id, the peer's 4xx, dependency_unavailable when it stays down).
+func (n *Node) PushEvents(ctx context.Context, a core.Auth, stackID string, events []core.Event) (accepted, rejected int, err error) {
+	peer, err := n.d.Peers.GetPeer(ctx, stackID)
+	if err != nil {
+		return 0, 0, err
+	}
+	items := make([]core.EventEnvelope, len(events))
+	for i, ev := range events {
+		items[i] = core.EventEnvelope{Event: ev}
+	}
+	body, err := json.Marshal(map[string]any{"peer": n.Info(), "events": items, "traceparent": core.Traceparent(ctx)})
+	if err != nil {
+		return 0, 0, fmt.Errorf("encode ingest: %w", err)
+	}
+	var out struct {
+		Accepted int `json:"accepted"`
+		Rejected int `json:"rejected"`
+	}
+	if err := n.callPeer(ctx, a, peer, "ingest", http.MethodPost, "/v1/federation/events:ingest", body, &out); err != nil {
+		return 0, 0, err
+	}
+	return out.Accepted, out.Rejected, nil
 }

@@ -70,6 +70,16 @@ func TestIngest_DedupeTrustAndBothForms(t *testing.T) {
 		t.Fatalf("second ingest: %d %s", r.status, r.raw)
 	}
 
+	// Form 1 once more, as A's own client sends it: all duplicates.
+	svc := core.Auth{TenantID: tenantDemo, Principal: core.Principal{PrincipalID: "svc_stk_a", PrincipalType: "service"},
+		Scopes: []string{core.ScopeEventsIngest}}
+	if acc, rej, err := a.node.PushEvents(context.Background(), svc, "stk_b", evs); err != nil || acc != 5 || rej != 0 {
+		t.Fatalf("PushEvents: %d %d %v", acc, rej, err)
+	}
+	if _, _, err := a.node.PushEvents(context.Background(), svc, "stk_nope", evs); !core.IsCode(err, core.CodeNotFound) {
+		t.Fatalf("PushEvents to unknown peer: %v", err)
+	}
+
 	stored, err := b.store.ListIngestedEvents(context.Background(), tenantDemo, runID, 0)
 	if err != nil || len(stored) != 5 {
 		t.Fatalf("stored %d events (%v), want 5 once each", len(stored), err)
@@ -85,8 +95,8 @@ func TestIngest_DedupeTrustAndBothForms(t *testing.T) {
 	assertGapless(t, got, 0)
 
 	recs, _ := b.store.ListAudit(context.Background(), tenantDemo, core.AuditFilter{Action: "federation.events.ingest"})
-	if len(recs) != 2 {
-		t.Fatalf("ingest audit records %d, want 2", len(recs))
+	if len(recs) != 3 {
+		t.Fatalf("ingest audit records %d, want 3 (one per request)", len(recs))
 	}
 
 	tests := []struct {
