@@ -33,7 +33,7 @@ func UsagePeriod(window string, t time.Time) string {
 type UsageRecord struct {
 	TenantID     string    `json:"tenant_id"`
 	Window       string    `json:"window"`
-	Period       string    `json:"period"`
+	Period       string    `json:"date"`
 	Requests     int64     `json:"requests"`
 	InputTokens  int64     `json:"input_tokens"`
 	OutputTokens int64     `json:"output_tokens"`

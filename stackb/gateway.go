@@ -636,43 +636,52 @@ func (g *Gateway) ListModels(ctx context.Context, a core.Auth) ([]core.ModelInfo
 	return out, nil
 }
 
-// UsageReport is the body of GET /v1/usage.
-type UsageReport struct {
-	TenantID string             `json:"tenant_id"`
-	Window   string             `json:"window"`
-	Period   string             `json:"period"`
-	Limits   UsageLimits        `json:"limits"`
-	Current  core.UsageRecord   `json:"current"`
-	Windows  []core.UsageRecord `json:"windows"`
+// UsageFilter selects ledger entries for Usage.
+type UsageFilter struct {
+	Window string    // "" = every window size
+	Since  time.Time // zero = no bound
+	Limit  int       // 0 = 100
 }
 
-// UsageLimits are the model limits in force for the tenant.
-type UsageLimits struct {
-	MaxTokens            int64   `json:"max_tokens"`
-	MaxCostUSD           float64 `json:"max_cost_usd"`
-	MaxTokensPerRequest  int     `json:"max_tokens_per_request"`
-	MaxRequestsPerMinute int     `json:"max_requests_per_minute"`
-}
-
-// Usage returns the tenant's ledger: its limits, the current budget
-// window, and the stored windows (newest first).
-func (g *Gateway) Usage(ctx context.Context, a core.Auth) (UsageReport, error) {
+// Usage returns the tenant's ledger entries, newest first within each
+// window size; it flushes queued usage first so the answer is current.
+func (g *Gateway) Usage(ctx context.Context, a core.Auth, f UsageFilter) ([]core.UsageRecord, error) {
 	t, err := g.tenant(ctx, a.TenantID)
 	if err != nil {
-		return UsageReport{}, err
+		return nil, err
+	}
+	g.meter.flush()
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	all, err := g.deps.Usage.ListUsage(ctx, t.TenantID, 3000)
+	if err != nil {
+		return nil, err
+	}
+	out := []core.UsageRecord{}
+	for _, r := range all {
+		if f.Window != "" && r.Window != f.Window {
+			continue
+		}
+		if !f.Since.IsZero() && r.Period < core.UsagePeriod(r.Window, f.Since) {
+			continue
+		}
+		out = append(out, r)
+		if len(out) == limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+// CurrentUsage returns the ledger entry of the tenant's budget window now.
+func (g *Gateway) CurrentUsage(ctx context.Context, a core.Auth) (core.UsageRecord, error) {
+	t, err := g.tenant(ctx, a.TenantID)
+	if err != nil {
+		return core.UsageRecord{}, err
 	}
 	g.meter.flush()
 	l := t.EffectiveLimits()
-	period := core.UsagePeriod(l.BudgetWindow, g.now())
-	cur, err := g.deps.Usage.GetUsage(ctx, t.TenantID, l.BudgetWindow, period)
-	if err != nil {
-		return UsageReport{}, err
-	}
-	wins, err := g.deps.Usage.ListUsage(ctx, t.TenantID, 100)
-	if err != nil {
-		return UsageReport{}, err
-	}
-	return UsageReport{TenantID: t.TenantID, Window: l.BudgetWindow, Period: period, Current: cur, Windows: wins,
-		Limits: UsageLimits{MaxTokens: l.MaxTokens, MaxCostUSD: l.MaxCostUSD, MaxTokensPerRequest: l.MaxTokensPerRequest,
-			MaxRequestsPerMinute: l.MaxRequestsPerMinute}}, nil
+	return g.deps.Usage.GetUsage(ctx, t.TenantID, l.BudgetWindow, core.UsagePeriod(l.BudgetWindow, g.now()))
 }

@@ -60,12 +60,12 @@ func TestGateway_Budget_ConcurrentCallersNeverOvershoot(t *testing.T) {
 		t.Fatalf("ok %d quota_exceeded %d: want the budget to be used then refused", okCalls, quota)
 	}
 	e.gw.Flush()
-	rep, err := e.gw.Usage(ctx, e.auth)
+	cur, err := e.gw.CurrentUsage(ctx, e.auth)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Current.TotalTokens != int64(used) || rep.Current.Requests != int64(okCalls) || rep.Window != "hour" {
-		t.Fatalf("ledger %+v, want %d tokens in %d requests in the hour window", rep.Current, used, okCalls)
+	if cur.TotalTokens != int64(used) || cur.Requests != int64(okCalls) || cur.Window != "hour" {
+		t.Fatalf("ledger %+v, want %d tokens in %d requests in the hour window", cur, used, okCalls)
 	}
 	_, err = e.gw.Chat(ctx, e.auth, chatReq("tier:fast", "more"))
 	ce := core.AsError(err)
@@ -127,9 +127,9 @@ func TestGateway_Replay_MeteredOnce(t *testing.T) {
 			t.Fatalf("answers differ: %+v vs %+v", a, answers[0])
 		}
 	}
-	rep, _ := e.gw.Usage(ctx, e.auth)
-	if rep.Current.Requests != 1 {
-		t.Fatalf("metered %d requests for one request_id, want 1", rep.Current.Requests)
+	cur, _ := e.gw.CurrentUsage(ctx, e.auth)
+	if cur.Requests != 1 {
+		t.Fatalf("metered %d requests for one request_id, want 1", cur.Requests)
 	}
 	// Another tenant with the same request id gets its own answer.
 	if err := e.st.CreateTenant(ctx, demoTenant("tnt_other"), nil); err != nil {

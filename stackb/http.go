@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
+	"time"
 
 	"github.com/agentos/agentos/core"
 	"github.com/labstack/echo/v4"
@@ -284,17 +286,64 @@ func (g *Gateway) handleListModels(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"models": models, "correlation_id": core.CorrelationID(ctx)})
 }
 
+// usageWindow is one item of GET /v1/usage.
+type usageWindow struct {
+	Window       string  `json:"window"`
+	Date         string  `json:"date"`
+	InputTokens  int64   `json:"input_tokens"`
+	OutputTokens int64   `json:"output_tokens"`
+	TotalTokens  int64   `json:"total_tokens"`
+	CostUSD      float64 `json:"cost_usd"`
+	Requests     int64   `json:"requests"`
+}
+
 func (g *Gateway) handleUsage(c echo.Context) error {
 	ctx := c.Request().Context()
-	a, err := caller(c, core.ScopeModelsList)
+	a, ok := core.AuthFrom(ctx)
+	if !ok {
+		return core.Errorf(core.CodeUnauthorized, "no credential")
+	}
+	if !a.Can(core.ScopeModelsList) && !a.Can(core.ScopeModelsInvoke) {
+		return a.Require(core.ScopeModelsList)
+	}
+	var f UsageFilter
+	q := c.QueryParams()
+	switch w := q.Get("window"); w {
+	case "", core.WindowMinute, core.WindowHour, core.WindowDay:
+		f.Window = w
+	default:
+		return core.Invalid("window", "unknown window %q (want minute, hour or day)", w)
+	}
+	if s := q.Get("since"); s != "" {
+		ts, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return core.Invalid("since", "since must be an RFC3339 time")
+		}
+		f.Since = ts
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			return core.Invalid("limit", "limit must be an integer from 1 to 1000")
+		}
+		f.Limit = n
+	}
+	if tid := q.Get("tenant_id"); tid != "" && tid != a.TenantID {
+		if !a.IsPlatformAdmin() {
+			return core.Errorf(core.CodeForbidden, "only a platform admin may read another tenant's usage")
+		}
+		a.TenantID = tid
+	}
+	recs, err := g.Usage(ctx, a, f)
 	if err != nil {
 		return err
 	}
-	rep, err := g.Usage(ctx, a)
-	if err != nil {
-		return err
+	out := make([]usageWindow, len(recs))
+	for i, r := range recs {
+		out[i] = usageWindow{Window: r.Window, Date: r.Period, InputTokens: r.InputTokens, OutputTokens: r.OutputTokens,
+			TotalTokens: r.TotalTokens, CostUSD: r.CostUSD, Requests: r.Requests}
 	}
-	return c.JSON(http.StatusOK, map[string]any{"usage": rep, "correlation_id": core.CorrelationID(ctx)})
+	return c.JSON(http.StatusOK, map[string]any{"usage": out, "correlation_id": core.CorrelationID(ctx)})
 }
 
 // writeJSON encodes v with a pooled buffer (the hot OpenAI path).

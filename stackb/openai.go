@@ -221,16 +221,19 @@ func (r *oaiChatRequest) toModelRequest() (core.ModelRequest, error) {
 	return req, nil
 }
 
-// governanceHeaders sets X-AgentOS-Route and X-AgentOS-Policy.
+// governanceHeaders sets X-AgentOS-Route ("<backend>/<model>", plus
+// ";fallback" when a fallback answered) and X-AgentOS-Policy (the
+// decision); the policy reasons go in X-AgentOS-Policy-Reasons.
 func governanceHeaders(h http.Header, resp *core.ModelResponse) {
-	route := resp.Route.Backend + "/" + resp.Route.Model + "; node=" + resp.Route.Node +
-		"; fallback_used=" + strconv.FormatBool(resp.Route.FallbackUsed)
-	h.Set("X-AgentOS-Route", route)
-	pol := resp.PolicyOutcome.Decision
-	if len(resp.PolicyOutcome.Reasons) > 0 {
-		pol += "; reasons=" + strings.Join(resp.PolicyOutcome.Reasons, ",")
+	route := resp.Route.Backend + "/" + resp.Route.Model
+	if resp.Route.FallbackUsed {
+		route += ";fallback"
 	}
-	h.Set("X-AgentOS-Policy", pol)
+	h.Set("X-AgentOS-Route", route)
+	h.Set("X-AgentOS-Policy", resp.PolicyOutcome.Decision)
+	if len(resp.PolicyOutcome.Reasons) > 0 {
+		h.Set("X-AgentOS-Policy-Reasons", strings.Join(resp.PolicyOutcome.Reasons, ","))
+	}
 	h.Set("X-AgentOS-Request-Id", resp.RequestID)
 }
 
