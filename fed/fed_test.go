@@ -110,6 +110,19 @@ func TestForward_StreamThroughA_ToCompletion(t *testing.T) {
 		t.Fatal("resumed stream does not continue the same events")
 	}
 
+	// Both sides audited the forward (checked below); now B goes away and
+	// A still replays the whole run from what its relay stored.
+	defer func() {
+		b.srv.Close()
+		resp := a.stream(runID, keyDemo, 0)
+		again, _ := readSSE(t, resp.Body, nil)
+		resp.Body.Close()
+		assertGapless(t, again, 0)
+		if len(again) != len(evs) {
+			t.Fatalf("replay from A's store: %d events, want %d", len(again), len(evs))
+		}
+	}()
+
 	// Another tenant on A cannot read it.
 	if r := a.call(http.MethodGet, "/v1/federation/runs/"+runID+"/events", keyOther, nil); r.status != 404 {
 		t.Fatalf("other tenant: %d %s", r.status, r.raw)
