@@ -108,6 +108,12 @@ type RunStatePort interface {
 	// fn may run more than once and must only depend on its argument.
 	// Returns not_found for an unknown run and fn's error unchanged.
 	AdvanceRun(ctx context.Context, tenantID, runID string, fn func(*RunRecord) ([]EventDraft, error)) (RunRecord, []Event, error)
+	// AppendRun is AdvanceRun for the run's single writer: it commits rec
+	// and the drafts (sequenced after rec.LastSequence) only if the stored
+	// run is still non-terminal and still at rec.LastSequence, so all
+	// encoding happens outside the transaction. ErrRunFinished when the run
+	// became terminal, conflict when another writer appended meanwhile.
+	AppendRun(ctx context.Context, rec RunRecord, drafts []EventDraft) (RunRecord, []Event, error)
 	// CancelRun moves a non-terminal run to canceled with its
 	// agentos.run.canceled event and the audit record; conflict when the
 	// run is already terminal, not_found when it is not in tenantID.

@@ -52,6 +52,7 @@ func (s *Service) PutAgent(ctx context.Context, a core.Auth, ag core.Agent) (cor
 	if err := s.validateAgent(&ag); err != nil {
 		return core.Agent{}, err
 	}
+	defer s.cache.forget("a/" + ag.TenantID + "/" + ag.AgentID)
 	return s.agents.PutAgent(ctx, ag)
 }
 
@@ -68,5 +69,6 @@ func (s *Service) EnsureAgent(ctx context.Context, ag core.Agent) error {
 		}
 	}
 	_, err := s.agents.PutAgent(ctx, ag)
+	s.cache.forget("a/" + ag.TenantID + "/" + ag.AgentID)
 	return err
 }

@@ -26,8 +26,15 @@ type runExec struct {
 // execute runs one dequeued run until it is terminal, canceled or the node
 // shuts down; it reports whether the run ended (terminal).
 func (s *Service) execute(base context.Context, it queuedRun) bool {
-	bg := context.Background()
-	rec, err := s.runs.GetRun(bg, it.tenantID, it.runID)
+	var (
+		rec core.RunRecord
+		err error
+	)
+	if it.rec != nil {
+		rec = *it.rec
+	} else {
+		rec, err = s.runs.GetRun(context.Background(), it.tenantID, it.runID)
+	}
 	if err != nil {
 		s.log.Error().Err(err).Str("tenant_id", it.tenantID).Str("run_id", it.runID).Msg("load run")
 		return true
@@ -52,17 +59,7 @@ func (x *runExec) add(typ, stepID string, payload any) {
 // commit writes the local record and the pending events in one transaction
 // unless the run became terminal meanwhile (canceled), then wakes streams.
 func (x *runExec) commit() error {
-	local, drafts := x.rec, x.drafts
-	out, evs, err := x.s.runs.AdvanceRun(context.Background(), local.TenantID, local.RunID,
-		func(r *core.RunRecord) ([]core.EventDraft, error) {
-			if core.RunTerminal(r.Status) {
-				return nil, core.ErrRunFinished
-			}
-			seq := r.LastSequence
-			*r = local
-			r.LastSequence = seq
-			return drafts, nil
-		})
+	out, evs, err := x.s.runs.AppendRun(context.Background(), x.rec, x.drafts)
 	x.drafts = nil
 	if err != nil {
 		return err
@@ -72,6 +69,46 @@ func (x *runExec) commit() error {
 	if core.RunTerminal(out.Status) {
 		x.s.metrics.runs.WithLabelValues(out.Status).Inc()
 		x.s.metrics.runLatency.Observe(float64(time.Since(out.CreatedAt).Milliseconds()))
+	}
+	return nil
+}
+
+// maxPending is how many events a run may hold uncommitted between steps.
+const maxPending = 64
+
+// during runs call while the run's pending events wait in memory; if call
+// is still running after StepCommitDelay they are committed, so a slow
+// step shows up as started (and recovery knows it is open).
+func (x *runExec) during(call func()) error {
+	delay := x.s.cfg.StepCommitDelay
+	if delay < 0 {
+		if err := x.commit(); err != nil {
+			return err
+		}
+		call()
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		call()
+	}()
+	t := time.NewTimer(delay)
+	select {
+	case <-done:
+		t.Stop()
+		return nil
+	case <-t.C:
+	}
+	err := x.commit()
+	<-done
+	return err
+}
+
+// settle commits when too many events are pending.
+func (x *runExec) settle() error {
+	if len(x.drafts) >= maxPending {
+		return x.commit()
 	}
 	return nil
 }
@@ -187,16 +224,19 @@ func (x *runExec) modelStep(ctx context.Context) (bool, error) {
 	r.Open = &core.OpenStep{StepID: stepID, Kind: "model", Name: r.ModelRef, StartedAt: core.Now()}
 	r.Summary.StepsTotal++
 	r.Summary.ModelCallsTotal++
-	if err := x.commit(); err != nil {
-		return false, err
-	}
 	req := core.ModelRequest{RequestID: core.NewID(core.PrefixRequest), Operation: core.OpChat, ModelRef: r.ModelRef,
 		Input: core.ModelInput{Messages: r.Messages, Tools: tools}, AgentID: r.AgentID}
 	if len(tools) > 0 {
 		req.Input.ToolChoice = "auto"
 	}
 	mctx := core.WithTraceparent(core.WithCorrelationID(ctx, r.CorrelationID), r.Traceparent)
-	resp, merr := x.s.models.Chat(mctx, r.Auth, req)
+	var (
+		resp core.ModelResponse
+		merr error
+	)
+	if err := x.during(func() { resp, merr = x.s.models.Chat(mctx, r.Auth, req) }); err != nil {
+		return false, err
+	}
 	dur := time.Since(started).Milliseconds()
 	x.s.metrics.stepLat.WithLabelValues("model").Observe(float64(dur))
 	if stopped(ctx) {
@@ -224,7 +264,7 @@ func (x *runExec) modelStep(ctx context.Context) (bool, error) {
 		msg.ToolCalls = calls
 		r.Messages = append(r.Messages, msg)
 		r.PendingCalls = append([]core.ToolCall(nil), calls...)
-		return false, nil
+		return false, x.settle()
 	}
 	r.Messages = append(r.Messages, msg)
 	now := core.Now()
@@ -269,9 +309,6 @@ func (x *runExec) toolStep(ctx context.Context) error {
 	r.Open = &core.OpenStep{StepID: stepID, Kind: "tool", Name: toolID, ToolCallID: callID, StartedAt: core.Now()}
 	r.Summary.StepsTotal++
 	r.Summary.ToolCallsTotal++
-	if err := x.commit(); err != nil {
-		return err
-	}
 	started := time.Now()
 	var output map[string]any
 	if terr == nil {
@@ -280,11 +317,17 @@ func (x *runExec) toolStep(ctx context.Context) error {
 	if terr == nil {
 		tctx, cancel := context.WithTimeout(ctx, timeout)
 		tctx = core.WithTraceparent(core.WithCorrelationID(tctx, r.CorrelationID), r.Traceparent)
-		output, terr = x.s.invokeTool(tctx, r, td, callID, input)
-		if terr != nil && tctx.Err() == context.DeadlineExceeded && ctx.Err() == nil && !core.IsCode(terr, core.CodeTimeout) {
-			terr = core.Errorf(core.CodeTimeout, "tool %s ran past its %d ms timeout", toolID, timeout.Milliseconds())
-		}
+		rec := *r
+		err := x.during(func() {
+			output, terr = x.s.invokeTool(tctx, &rec, td, callID, input)
+			if terr != nil && tctx.Err() == context.DeadlineExceeded && ctx.Err() == nil && !core.IsCode(terr, core.CodeTimeout) {
+				terr = core.Errorf(core.CodeTimeout, "tool %s ran past its %d ms timeout", toolID, timeout.Milliseconds())
+			}
+		})
 		cancel()
+		if err != nil {
+			return err
+		}
 	}
 	dur := time.Since(started).Milliseconds()
 	x.s.metrics.toolLat.Observe(float64(dur))
@@ -317,7 +360,7 @@ func (x *runExec) toolStep(ctx context.Context) error {
 		name = toolID
 	}
 	r.Messages = append(r.Messages, core.ChatMessage{Role: "tool", Content: string(raw), Name: name, ToolCallID: call.ID})
-	return nil
+	return x.settle()
 }
 
 func toolError(err error) error {

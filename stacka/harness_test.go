@@ -12,6 +12,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -141,7 +142,7 @@ func authFor(tenantID, principal string) core.Auth {
 
 func newNodeAt(t testing.TB, path string, start bool, opts ...nodeOpt) *testNode {
 	t.Helper()
-	st, err := store.Open(path, store.Options{})
+	st, err := store.Open(path, store.Options{NoSync: os.Getenv("STACKA_TEST_NOSYNC") == "1"})
 	if err != nil {
 		t.Fatal(err)
 	}

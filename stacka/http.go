@@ -228,6 +228,7 @@ func (s *Service) handlePutTool(c echo.Context) error {
 		return err
 	}
 	out, err := s.tools.PutTool(c.Request().Context(), td)
+	s.cache.forget("x/" + td.TenantID + "/" + td.ToolID)
 	if err != nil {
 		return err
 	}

@@ -72,7 +72,7 @@ func (q *quotas) allowTool(tenantID string, l core.Limits) error {
 }
 
 func (s *Service) tenantLimits(ctx context.Context, tenantID string) core.Limits {
-	t, err := s.tenants.GetTenant(ctx, tenantID)
+	t, err := s.cachedTenant(ctx, tenantID)
 	if err != nil {
 		return core.PlanDefaults("")
 	}

@@ -127,14 +127,14 @@ func (s *Service) CreateRun(ctx context.Context, a core.Auth, agentID string, re
 		return core.Run{}, false, err
 	}
 	req.IdempotencyKey = key
-	agent, err := s.agents.GetAgent(ctx, a.TenantID, agentID)
+	agent, err := s.cachedAgent(ctx, a.TenantID, agentID)
 	if err != nil {
 		return core.Run{}, false, err
 	}
 	if agent.Status == "disabled" {
 		return core.Run{}, false, core.Errorf(core.CodeConflict, "agent %s is disabled", agentID).With("agent_id", agentID)
 	}
-	tenant, err := s.tenants.GetTenant(ctx, a.TenantID)
+	tenant, err := s.cachedTenant(ctx, a.TenantID)
 	if err != nil {
 		if core.IsCode(err, core.CodeNotFound) {
 			return core.Run{}, false, core.Errorf(core.CodeForbidden, "tenant %s does not exist", a.TenantID)

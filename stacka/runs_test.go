@@ -354,7 +354,6 @@ func TestQuota_RateLimitAnswers429WithRetryAfter(t *testing.T) {
 	}
 	// max_concurrent_runs: a run blocked in a slow model holds the slot.
 	block := make(chan struct{})
-	defer close(block)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.ReadAll(r.Body) // the server notices a gone client only once the body is read
 		select {
@@ -363,6 +362,7 @@ func TestQuota_RateLimitAnswers429WithRetryAfter(t *testing.T) {
 		}
 	}))
 	defer hook.Close()
+	defer close(block) // runs first: frees the handler so Close does not wait
 	n.do("PUT", "/v1/tools/tool.slow", "tok-b", map[string]any{"tool": map[string]any{"kind": "http", "config": map[string]any{"url": hook.URL}}})
 	n.putAgent("tok-b", "agt_slow", "tool.slow")
 	n.createRun("tok-b", "agt_slow", "x")

@@ -20,6 +20,9 @@ type queuedRun struct {
 	tenantID string
 	runID    string
 	cap      int
+	// rec is the record as created (nil after recovery); the executor's
+	// first commit re-checks it against the store.
+	rec *core.RunRecord
 }
 
 // scheduler is the in-memory side of the durable queue: runs waiting for a
@@ -106,7 +109,11 @@ func (sc *scheduler) enqueue(rec core.RunRecord, cap int, recovered bool) {
 		sc.active[rec.TenantID]++
 	}
 	i := priorityIndex(rec.Priority)
-	sc.queues[i] = append(sc.queues[i], queuedRun{tenantID: rec.TenantID, runID: rec.RunID, cap: cap})
+	it := queuedRun{tenantID: rec.TenantID, runID: rec.RunID, cap: cap}
+	if !recovered {
+		it.rec = &rec
+	}
+	sc.queues[i] = append(sc.queues[i], it)
 	sc.s.metrics.queueDepth.Set(float64(sc.queued()))
 	sc.mu.Unlock()
 	sc.cond.Signal()

@@ -47,13 +47,21 @@ type Config struct {
 	FetchTimeout  time.Duration
 	// EmbedModelRef is the model memory's vector search embeds with.
 	EmbedModelRef string
+	// StepCommitDelay: the executor keeps a run's events in memory while
+	// its steps are fast and commits them (with the run's state, in one
+	// transaction) when a model or tool call is still running after this
+	// delay, when the run ends, or every 64 events. Streams then see a slow
+	// call as started while it runs, and a fast run costs two commits.
+	// Negative commits before every call.
+	StepCommitDelay time.Duration
 }
 
 // DefaultConfig is the node's default configuration.
 func DefaultConfig() Config {
 	return Config{Workers: 64, MaxQueued: 10000, DefaultTimeoutMS: 180000, DefaultMaxSteps: 30,
 		Mode: "demo", AllowLoopbackEgress: true, HeartbeatInterval: 15 * time.Second,
-		FetchMaxBytes: 1 << 20, FetchTimeout: 10 * time.Second, EmbedModelRef: "builtin/hash-embed-1"}
+		FetchMaxBytes: 1 << 20, FetchTimeout: 10 * time.Second, EmbedModelRef: "builtin/hash-embed-1",
+		StepCommitDelay: 10 * time.Millisecond}
 }
 
 func (c Config) withDefaults() Config {
@@ -78,6 +86,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.FetchTimeout <= 0 {
 		c.FetchTimeout = d.FetchTimeout
+	}
+	if c.StepCommitDelay == 0 {
+		c.StepCommitDelay = d.StepCommitDelay
 	}
 	if c.EmbedModelRef == "" {
 		c.EmbedModelRef = d.EmbedModelRef
@@ -119,6 +130,7 @@ type Service struct {
 	hub     *eventHub
 	sched   *scheduler
 	quotas  *quotas
+	cache   *readCache
 	egress  *http.Client
 
 	startOnce sync.Once
@@ -154,7 +166,7 @@ func New(d Deps) (*Service, error) {
 		agents: d.Agents, runs: d.Runs, queue: d.Queue, tools: d.Tools, memory: d.Memory,
 		tenants: d.Tenants, audit: d.Audit, models: d.Models,
 		log: d.Log.With().Str("component", "stacka").Logger(), cfg: cfg, stackID: d.StackID,
-		metrics: m, hub: newEventHub(), quotas: newQuotas(),
+		metrics: m, hub: newEventHub(), quotas: newQuotas(), cache: newReadCache(),
 	}
 	eg, err := newEgressClient(cfg)
 	if err != nil {
@@ -212,7 +224,7 @@ func (s *Service) Stats(ctx context.Context) (Stats, error) {
 }
 
 func (s *Service) tenantRunCap(ctx context.Context, tenantID string) int {
-	t, err := s.tenants.GetTenant(ctx, tenantID)
+	t, err := s.cachedTenant(ctx, tenantID)
 	if err != nil {
 		return core.PlanDefaults("").MaxConcurrentRuns
 	}

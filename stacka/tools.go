@@ -67,7 +67,7 @@ func builtinTool(id string) (core.ToolDescriptor, bool) {
 
 // lookupTool finds a tool in the tenant's registry, then among builtins.
 func (s *Service) lookupTool(ctx context.Context, tenantID, toolID string) (core.ToolDescriptor, error) {
-	td, err := s.tools.GetTool(ctx, tenantID, toolID)
+	td, err := s.cachedTool(ctx, tenantID, toolID)
 	if err == nil {
 		return td, nil
 	}
@@ -506,5 +506,6 @@ func (s *Service) EnsureTool(ctx context.Context, tenantID string, td core.ToolD
 		}
 	}
 	_, err := s.tools.PutTool(ctx, td)
+	s.cache.forget("x/" + tenantID + "/" + td.ToolID)
 	return err
 }

@@ -26,6 +26,37 @@ func spanID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// buildEvents sequences drafts after rec.LastSequence (advancing it) and
+// encodes them, outside any transaction.
+func buildEvents(rec *core.RunRecord, drafts []core.EventDraft) ([]core.Event, [][]byte, error) {
+	evs := make([]core.Event, 0, len(drafts))
+	raws := make([][]byte, 0, len(drafts))
+	now := core.Now()
+	for _, d := range drafts {
+		payload, err := json.Marshal(d.Payload)
+		if err != nil {
+			return nil, nil, fmt.Errorf("encode %s payload: %w", d.Type, err)
+		}
+		rec.LastSequence++
+		ev := core.Event{
+			EventID: core.NewID(core.PrefixEvent), Sequence: rec.LastSequence, Time: now, Type: d.Type,
+			TenantID: rec.TenantID, AgentID: rec.AgentID, RunID: rec.RunID,
+			Trace: core.EventTrace{Traceparent: rec.Traceparent, SpanID: spanID()}, Payload: payload,
+		}
+		if d.StepID != "" {
+			id := d.StepID
+			ev.StepID = &id
+		}
+		raw, err := json.Marshal(ev)
+		if err != nil {
+			return nil, nil, fmt.Errorf("encode event: %w", err)
+		}
+		evs = append(evs, ev)
+		raws = append(raws, raw)
+	}
+	return evs, raws, nil
+}
+
 // appendEventsTx sequences drafts after rec.LastSequence, stores them and
 // advances rec.LastSequence; the caller stores rec in the same tx.
 func appendEventsTx(tx *bolt.Tx, rec *core.RunRecord, drafts []core.EventDraft) ([]core.Event, error) {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/agentos/agentos/core"
 	bolt "go.etcd.io/bbolt"
@@ -37,8 +38,23 @@ func getRunTx(tx *bolt.Tx, tenantID, runID string) (core.RunRecord, error) {
 	return rec, nil
 }
 
+// The index keeps "runstate/{run_id}" → "{last_sequence} {status}" so the
+// executor's appends can check a run without decoding its record.
+func runStateKey(runID string) []byte { return []byte("runstate/" + runID) }
+
+func runStateVal(rec *core.RunRecord) []byte {
+	return []byte(strconv.FormatInt(rec.LastSequence, 10) + " " + rec.Status)
+}
+
 func putRunTx(tx *bolt.Tx, rec *core.RunRecord) error {
 	if err := putJSON(Data(tx), runKey(rec.TenantID, rec.RunID), rec); err != nil {
+		return err
+	}
+	return putRunIndexTx(tx, rec)
+}
+
+func putRunIndexTx(tx *bolt.Tx, rec *core.RunRecord) error {
+	if err := Index(tx).Put(runStateKey(rec.RunID), runStateVal(rec)); err != nil {
 		return err
 	}
 	if core.RunTerminal(rec.Status) {
@@ -47,35 +63,73 @@ func putRunTx(tx *bolt.Tx, rec *core.RunRecord) error {
 	return nil
 }
 
-// CreateRun implements core.RunStatePort.
+// runStateTx reads a run's sequence and status, from the index when it is
+// there, else from the record.
+func runStateTx(tx *bolt.Tx, tenantID, runID string) (int64, string, error) {
+	if v := Index(tx).Get(runStateKey(runID)); v != nil {
+		if i := bytes.IndexByte(v, ' '); i > 0 {
+			n, err := strconv.ParseInt(string(v[:i]), 10, 64)
+			if err == nil {
+				return n, string(v[i+1:]), nil
+			}
+		}
+	}
+	raw := Data(tx).Get(runKey(tenantID, runID))
+	if raw == nil {
+		return 0, "", core.NotFound("run", runID)
+	}
+	var cur struct {
+		Status       string `json:"status"`
+		LastSequence int64  `json:"last_sequence"`
+	}
+	if err := json.Unmarshal(raw, &cur); err != nil {
+		return 0, "", fmt.Errorf("decode run %s: %w", runID, err)
+	}
+	return cur.LastSequence, cur.Status, nil
+}
+
+// CreateRun implements core.RunStatePort. The record and its events are
+// encoded before the shared transaction, which checks the idempotency key
+// and writes bytes (plus the audit record, whose hash chains in the tx).
 func (s *Store) CreateRun(ctx context.Context, rec core.RunRecord, drafts []core.EventDraft, audit *core.AuditRecord) (core.RunRecord, []core.Event, bool, error) {
+	r := rec
+	r.LastSequence = 0
+	evs, raws, err := buildEvents(&r, drafts)
+	if err != nil {
+		return core.RunRecord{}, nil, false, err
+	}
+	recRaw, err := json.Marshal(r)
+	if err != nil {
+		return core.RunRecord{}, nil, false, fmt.Errorf("encode run: %w", err)
+	}
 	var (
-		out      core.RunRecord
-		events   []core.Event
+		stored   core.RunRecord
 		replayed bool
 	)
-	err := s.batch(ctx, func(tx *bolt.Tx) error {
-		out, events, replayed = core.RunRecord{}, nil, false
-		ik := idemKey(rec.TenantID, rec.PrincipalID, rec.AgentID, rec.IdempotencyKey)
+	ik := idemKey(r.TenantID, r.PrincipalID, r.AgentID, r.IdempotencyKey)
+	err = s.group(ctx, func(tx *bolt.Tx) error {
+		replayed = false
 		if prev := Data(tx).Get(ik); prev != nil {
-			stored, err := getRunTx(tx, rec.TenantID, string(prev))
+			old, err := getRunTx(tx, r.TenantID, string(prev))
 			if err != nil {
 				return err
 			}
-			if stored.BodyHash != rec.BodyHash {
+			if old.BodyHash != r.BodyHash {
 				return core.Errorf(core.CodeConflict, "idempotency key reused with a different body").
-					With("idempotency_key", rec.IdempotencyKey).With("run_id", stored.RunID)
+					With("idempotency_key", r.IdempotencyKey).With("run_id", old.RunID)
 			}
-			out, replayed = stored, true
+			stored, replayed = old, true
 			return nil
 		}
-		r := rec
-		r.LastSequence = 0
-		evs, err := appendEventsTx(tx, &r, drafts)
-		if err != nil {
+		for i, ev := range evs {
+			if err := Data(tx).Put(eventKey(r.TenantID, r.RunID, ev.Sequence), raws[i]); err != nil {
+				return err
+			}
+		}
+		if err := Data(tx).Put(runKey(r.TenantID, r.RunID), recRaw); err != nil {
 			return err
 		}
-		if err := putRunTx(tx, &r); err != nil {
+		if err := Index(tx).Put(runStateKey(r.RunID), runStateVal(&r)); err != nil {
 			return err
 		}
 		if err := Data(tx).Put(ik, []byte(r.RunID)); err != nil {
@@ -86,16 +140,15 @@ func (s *Store) CreateRun(ctx context.Context, rec core.RunRecord, drafts []core
 				return err
 			}
 		}
-		if err := appendAuditIf(tx, audit); err != nil {
-			return err
-		}
-		out, events = r, evs
-		return nil
+		return appendAuditIf(tx, audit)
 	})
 	if err != nil {
 		return core.RunRecord{}, nil, false, fmt.Errorf("create run: %w", err)
 	}
-	return out, events, replayed, nil
+	if replayed {
+		return stored, nil, true, nil
+	}
+	return r, evs, false, nil
 }
 
 // FindIdempotent implements core.RunStatePort.
@@ -209,6 +262,47 @@ func (s *Store) AdvanceRun(ctx context.Context, tenantID, runID string, fn func(
 		return nil
 	})
 	return out, events, err
+}
+
+// AppendRun implements core.RunStatePort. Events and the record are encoded
+// before the (shared, single-writer) transaction, which only checks the
+// stored status and sequence and writes bytes.
+func (s *Store) AppendRun(ctx context.Context, rec core.RunRecord, drafts []core.EventDraft) (core.RunRecord, []core.Event, error) {
+	expect := rec.LastSequence
+	evs, raws, err := buildEvents(&rec, drafts)
+	if err != nil {
+		return rec, nil, err
+	}
+	recRaw, err := json.Marshal(rec)
+	if err != nil {
+		return rec, nil, fmt.Errorf("encode run: %w", err)
+	}
+	rk := runKey(rec.TenantID, rec.RunID)
+	err = s.group(ctx, func(tx *bolt.Tx) error {
+		last, status, err := runStateTx(tx, rec.TenantID, rec.RunID)
+		if err != nil {
+			return err
+		}
+		if core.RunTerminal(status) {
+			return core.ErrRunFinished
+		}
+		if last != expect {
+			return core.Errorf(core.CodeConflict, "run %s moved to sequence %d (expected %d)", rec.RunID, last, expect)
+		}
+		for i, ev := range evs {
+			if err := Data(tx).Put(eventKey(rec.TenantID, rec.RunID, ev.Sequence), raws[i]); err != nil {
+				return err
+			}
+		}
+		if err := Data(tx).Put(rk, recRaw); err != nil {
+			return err
+		}
+		return putRunIndexTx(tx, &rec)
+	})
+	if err != nil {
+		return core.RunRecord{}, nil, err
+	}
+	return rec, evs, nil
 }
 
 // CancelRun implements core.RunStatePort. An open step is closed with an

@@ -1,0 +1,222 @@
+package stacka_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agentos/agentos/core"
+)
+
+func benchTenants(c *stackaConfig, ts tenants) {
+	c.Workers = 256
+	c.MaxQueued = 1 << 20
+	for _, tn := range ts {
+		tn.Quotas.Runs = &core.RunQuotas{MaxConcurrentRuns: core.Ptr(1 << 20), RunCreateQPS: core.Ptr(1e9), RunCreateBurst: core.Ptr(1 << 30)}
+		tn.Quotas.Tools = &core.ToolQuotas{ToolCallsPerMinute: core.Ptr(1 << 30)}
+	}
+}
+
+func waitIdle(tb testing.TB, n *testNode) {
+	for {
+		st, _ := n.svc.Stats(context.Background())
+		if st.QueueDepth == 0 && st.ActiveRuns == 0 {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// createRuns creates count runs of agent from conc goroutines.
+func createRuns(tb testing.TB, n *testNode, agent string, count, conc int) {
+	a := authFor("tnt_a", "usr_a")
+	var wg sync.WaitGroup
+	next := make(chan int, count)
+	for i := 0; i < count; i++ {
+		next <- i
+	}
+	close(next)
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				_, _, err := n.svc.CreateRun(context.Background(), a, agent, core.RunRequest{
+					Input: core.RunInput{Type: "text", Text: "benchmark run " + strconv.Itoa(i)}, IdempotencyKey: core.NewID("idem")}, "")
+				if err != nil {
+					tb.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// BenchmarkRuns_CompletedPerSecond measures runs created and driven to
+// completion (model step, one tool call, model step: 15 durable events per
+// run, fsync on) through the real executor and store.
+func BenchmarkRuns_CompletedPerSecond(b *testing.B) {
+	n := newNode(b, benchTenants)
+	n.putAgent("tok-a", "agt_bench", "tool.echo")
+	b.ResetTimer()
+	start := time.Now()
+	createRuns(b, n, "agt_bench", b.N, 64)
+	waitIdle(b, n)
+	el := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/el.Seconds(), "runs/s")
+	b.ReportMetric(0, "ns/op")
+	runs, _, _ := n.st.ListRuns(context.Background(), "tnt_a", core.RunFilter{Limit: 1, Status: core.RunCompleted})
+	if b.N > 0 && len(runs) != 1 {
+		b.Fatal("no completed run")
+	}
+}
+
+// BenchmarkSSE_DeliveryLatency1000Streams follows one run with 1,000
+// concurrent SSE clients and measures, per delivered live event, the time
+// from its commit (event.time) to its arrival at the client.
+func BenchmarkSSE_DeliveryLatency1000Streams(b *testing.B) {
+	const streams = 1000
+	release := make(chan struct{})
+	var relMu sync.Mutex
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		relMu.Lock()
+		ch := release
+		relMu.Unlock()
+		<-ch
+		_, _ = w.Write([]byte(`{"output":{"ok":true}}`))
+	}))
+	defer hook.Close()
+	n := newNode(b, benchTenants)
+	n.do("PUT", "/v1/tools/tool.hook", "tok-a", map[string]any{"tool": map[string]any{"kind": "http", "config": map[string]any{"url": hook.URL}}})
+	n.putAgent("tok-a", "agt_h", "tool.hook")
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: streams, MaxConnsPerHost: 0}}
+	var all []time.Duration
+	b.ResetTimer()
+	for it := 0; it < b.N; it++ {
+		relMu.Lock()
+		release = make(chan struct{})
+		ch := release
+		relMu.Unlock()
+		id := n.createRun("tok-a", "agt_h", "x")["run_id"].(string)
+		// Wait for the tool call to block, so every stream starts mid-run.
+		for {
+			r, _ := n.st.GetRun(context.Background(), "tnt_a", id)
+			if r.Open != nil && r.Open.Kind == "tool" {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		r, _ := n.st.GetRun(context.Background(), "tnt_a", id)
+		liveFrom := r.LastSequence
+		var (
+			mu    sync.Mutex
+			lat   []time.Duration
+			wg    sync.WaitGroup
+			ready sync.WaitGroup
+		)
+		ready.Add(streams)
+		for s := 0; s < streams; s++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, _ := http.NewRequest("GET", n.srv.URL+"/v1/runs/"+id+"/events", nil)
+				req.Header.Set("Authorization", "Bearer tok-a")
+				resp, err := client.Do(req)
+				if err != nil {
+					ready.Done()
+					b.Error(err)
+					return
+				}
+				defer resp.Body.Close()
+				sc := bufio.NewScanner(resp.Body)
+				sc.Buffer(make([]byte, 1<<20), 1<<20)
+				signaled := false
+				var mine []time.Duration
+				for sc.Scan() {
+					line := sc.Text()
+					if !strings.HasPrefix(line, "data: ") {
+						continue
+					}
+					var env core.EventEnvelope
+					_ = json.Unmarshal([]byte(line[6:]), &env)
+					if env.Event.Sequence > liveFrom {
+						mine = append(mine, time.Since(env.Event.Time))
+					} else if env.Event.Sequence == liveFrom && !signaled {
+						signaled = true
+						ready.Done()
+					}
+				}
+				if !signaled {
+					ready.Done()
+				}
+				mu.Lock()
+				lat = append(lat, mine...)
+				mu.Unlock()
+			}()
+		}
+		ready.Wait()
+		close(ch)
+		wg.Wait()
+		all = append(all, lat...)
+	}
+	b.StopTimer()
+	slices.Sort(all)
+	if len(all) == 0 {
+		b.Fatal("no live events delivered")
+	}
+	pct := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(pct(0.50), "p50_ms")
+	b.ReportMetric(pct(0.99), "p99_ms")
+	b.ReportMetric(float64(len(all))/float64(b.N), "deliveries/op")
+}
+
+func rssKB() int64 {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// BenchmarkMemory_10kStoredRuns completes 10,000 runs (150,000 stored
+// events) and reports the heap and resident set afterwards.
+func BenchmarkMemory_10kStoredRuns(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		n := newNode(b, benchTenants)
+		n.putAgent("tok-a", "agt_bench", "tool.echo")
+		createRuns(b, n, "agt_bench", 10000, 64)
+		waitIdle(b, n)
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "heap_MiB")
+		b.ReportMetric(float64(rssKB())/1024, "rss_MiB")
+		fi, _ := os.Stat(n.st.Path())
+		b.ReportMetric(float64(fi.Size())/(1<<20), "db_MiB")
+		b.ReportMetric(0, "ns/op")
+		n.close()
+	}
+	_ = fmt.Sprint
+}

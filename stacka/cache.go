@@ -1,0 +1,74 @@
+package stacka
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/agentos/agentos/core"
+)
+
+// cacheTTL bounds how stale a cached tenant, agent or tool may be; writes
+// through this service invalidate at once, so the TTL only matters for
+// changes made elsewhere (the tenant admin API, another node).
+const cacheTTL = time.Second
+
+// readCache keeps recently read tenants, agents and tool descriptors so the
+// executor's hot path does not open a store read per step.
+type readCache struct {
+	mu      sync.Mutex
+	entries map[string]cacheEntry
+}
+
+type cacheEntry struct {
+	val any
+	err error
+	at  time.Time
+}
+
+func newReadCache() *readCache { return &readCache{entries: map[string]cacheEntry{}} }
+
+func (c *readCache) get(key string, load func() (any, error)) (any, error) {
+	now := time.Now()
+	c.mu.Lock()
+	e, ok := c.entries[key]
+	c.mu.Unlock()
+	if ok && now.Sub(e.at) < cacheTTL {
+		return e.val, e.err
+	}
+	v, err := load()
+	if err != nil && !core.IsCode(err, core.CodeNotFound) {
+		return v, err // do not cache transient failures
+	}
+	c.mu.Lock()
+	if len(c.entries) > 10000 {
+		c.entries = map[string]cacheEntry{}
+	}
+	c.entries[key] = cacheEntry{val: v, err: err, at: now}
+	c.mu.Unlock()
+	return v, err
+}
+
+func (c *readCache) forget(key string) {
+	c.mu.Lock()
+	delete(c.entries, key)
+	c.mu.Unlock()
+}
+
+func (s *Service) cachedTenant(ctx context.Context, tenantID string) (core.Tenant, error) {
+	v, err := s.cache.get("t/"+tenantID, func() (any, error) { return s.tenants.GetTenant(ctx, tenantID) })
+	t, _ := v.(core.Tenant)
+	return t, err
+}
+
+func (s *Service) cachedTool(ctx context.Context, tenantID, toolID string) (core.ToolDescriptor, error) {
+	v, err := s.cache.get("x/"+tenantID+"/"+toolID, func() (any, error) { return s.tools.GetTool(ctx, tenantID, toolID) })
+	t, _ := v.(core.ToolDescriptor)
+	return t, err
+}
+
+func (s *Service) cachedAgent(ctx context.Context, tenantID, agentID string) (core.Agent, error) {
+	v, err := s.cache.get("a/"+tenantID+"/"+agentID, func() (any, error) { return s.agents.GetAgent(ctx, tenantID, agentID) })
+	a, _ := v.(core.Agent)
+	return a, err
+}
