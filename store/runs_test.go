@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"time"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/store"
