@@ -40,8 +40,9 @@ func (p Peer) Trusts(tenantID string) bool {
 
 // PeerEndpoints are the base URLs of a node's stacks.
 type PeerEndpoints struct {
-	StackABaseURL string `json:"stack_a_base_url"`
-	StackBBaseURL string `json:"stack_b_base_url"`
+	StackABaseURL     string `json:"stack_a_base_url"`
+	StackBBaseURL     string `json:"stack_b_base_url"`
+	FederationBaseURL string `json:"federation_base_url,omitempty"`
 }
 
 // PeerBuild identifies the binary a node runs.
@@ -53,14 +54,13 @@ type PeerBuild struct {
 
 // PeerInfo is the `peer` object of GET /v1/federation/peer (§5.1, §5.4).
 type PeerInfo struct {
-	StackID       string        `json:"stack_id"`
-	Environment   string        `json:"environment"`
-	Region        string        `json:"region"`
-	APIVersions   []string      `json:"api_versions"`
-	Endpoints     PeerEndpoints `json:"endpoints"`
-	Build         PeerBuild     `json:"build"`
-	PublicKey     string        `json:"public_key"`
-	FederationURL string        `json:"federation_url,omitempty"`
+	StackID     string        `json:"stack_id"`
+	Environment string        `json:"environment"`
+	Region      string        `json:"region"`
+	APIVersions []string      `json:"api_versions"`
+	Endpoints   PeerEndpoints `json:"endpoints"`
+	Build       PeerBuild     `json:"build"`
+	PublicKey   string        `json:"public_key"`
 }
 
 // CapabilitySupports says which federation features a node offers.

@@ -53,7 +53,8 @@ func TestRoutes_ColonPathsAndAliases(t *testing.T) {
 	}
 	r = a.call(http.MethodGet, "/v1/federation/peer", keyDemo, nil)
 	peer := r.body["peer"].(map[string]any)
-	if peer["stack_id"] != "stk_a" || peer["public_key"] != a.node.PublicKey() || peer["region"] != "us-west-2" {
+	if peer["stack_id"] != "stk_a" || peer["public_key"] != a.node.PublicKey() || peer["region"] != "us-west-2" ||
+		peer["endpoints"].(map[string]any)["federation_base_url"] != a.url {
 		t.Fatalf("peer info: %s", r.raw)
 	}
 	r = a.call(http.MethodGet, "/v1/federation/peer/capabilities", keyDemo, nil)
@@ -156,7 +157,8 @@ func TestForward_SameIdempotencyKey_SameRemoteRun(t *testing.T) {
 	first := forwarded(t, a.call(http.MethodPost, "/v1/federation/runs:forward", keyDemo, body))
 	r := a.call(http.MethodPost, "/v1/federation/runs:forward", keyDemo, body)
 	second := forwarded(t, r)
-	if first["remote_run_id"] != second["remote_run_id"] || r.header.Get("Idempotent-Replayed") != "true" {
+	if first["remote_run_id"] != second["remote_run_id"] || r.header.Get("Idempotent-Replayed") != "true" ||
+		second["replayed"] != true || first["replayed"] != false {
 		t.Fatalf("replay made another run: %v vs %v", first, second)
 	}
 	if n := bRuns.count(); n != 1 {

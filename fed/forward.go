@@ -42,6 +42,8 @@ type Forwarded struct {
 	RemoteRunID     string `json:"remote_run_id"`
 	RemoteEventsURL string `json:"remote_events_url"`
 	Status          string `json:"status"`
+	// Replayed is true when the idempotency key matched an earlier forward.
+	Replayed bool `json:"replayed"`
 }
 
 func forwardedOf(r core.ForwardRecord) Forwarded {
@@ -160,6 +162,7 @@ func (n *Node) runHere(ctx context.Context, a core.Auth, rr ForwardRunRequest, s
 		RemoteRunID:     run.RunID,
 		RemoteEventsURL: n.d.FedURL() + "/v1/federation/runs/" + url.PathEscape(run.RunID) + "/events",
 		Status:          run.Status,
+		Replayed:        replayed,
 	}, replayed, nil
 }
 
@@ -188,7 +191,9 @@ func (n *Node) forwardToPeer(ctx context.Context, a core.Auth, sel TargetSelecto
 				With("field", "forward.run_request.idempotency_key")
 		}
 		n.m.forwards.WithLabelValues("sent", "replayed").Inc()
-		return forwardedOf(rec), true, nil
+		f := forwardedOf(rec)
+		f.Replayed = true
+		return f, true, nil
 	}
 	peer, err := n.selectPeer(ctx, a, sel)
 	if err != nil {

@@ -252,11 +252,14 @@ func (n *Node) handleIngest(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"accepted": accepted, "rejected": rejected, "correlation_id": core.CorrelationID(ctx)})
 }
 
-func requirePlatformAdmin(a core.Auth) error {
-	if a.IsPlatformAdmin() {
+// requireRegistryAdmin: the peer registry is node-wide trust, so it takes
+// the platform's admin powers (role platform_admin or scope tenants:admin).
+func requireRegistryAdmin(a core.Auth) error {
+	if a.IsPlatformAdmin() || a.Can(core.ScopeTenantsAdmin) {
 		return nil
 	}
-	return core.Errorf(core.CodeForbidden, "the peer registry needs role platform_admin").With("role", core.RolePlatformAdmin)
+	return core.Errorf(core.CodeForbidden, "the peer registry needs role platform_admin or scope tenants:admin").
+		With("scope", core.ScopeTenantsAdmin)
 }
 
 func (n *Node) handleListPeers(c echo.Context) error {
@@ -265,7 +268,7 @@ func (n *Node) handleListPeers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := requirePlatformAdmin(a); err != nil {
+	if err := requireRegistryAdmin(a); err != nil {
 		return err
 	}
 	peers, err := n.d.Peers.ListPeers(ctx)
@@ -281,7 +284,7 @@ func (n *Node) handlePutPeer(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := requirePlatformAdmin(a); err != nil {
+	if err := requireRegistryAdmin(a); err != nil {
 		return err
 	}
 	var body struct {
@@ -293,15 +296,11 @@ func (n *Node) handlePutPeer(c echo.Context) error {
 	if body.Peer == nil {
 		return core.Invalid("peer", "peer is required")
 	}
-	p, created, err := n.PutPeer(ctx, a, *body.Peer)
+	p, err := n.RegisterPeer(ctx, a, *body.Peer)
 	if err != nil {
 		return err
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	return c.JSON(status, map[string]any{"peer": p, "correlation_id": core.CorrelationID(ctx)})
+	return c.JSON(http.StatusCreated, map[string]any{"peer": p, "correlation_id": core.CorrelationID(ctx)})
 }
 
 func (n *Node) handleDeletePeer(c echo.Context) error {
@@ -310,7 +309,7 @@ func (n *Node) handleDeletePeer(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := requirePlatformAdmin(a); err != nil {
+	if err := requireRegistryAdmin(a); err != nil {
 		return err
 	}
 	p, err := n.d.Peers.DeletePeer(ctx, c.Param("stack_id"))
@@ -318,30 +317,39 @@ func (n *Node) handleDeletePeer(c echo.Context) error {
 		return err
 	}
 	n.audit(ctx, core.NewAudit(a, "federation.peer.delete", "peer", p.StackID, "success", nil))
-	return c.JSON(http.StatusOK, map[string]any{"peer": p, "deleted": true, "correlation_id": core.CorrelationID(ctx)})
+	return c.JSON(http.StatusOK, map[string]any{"peer": p, "correlation_id": core.CorrelationID(ctx)})
 }
 
-// PutPeer validates and stores a registry entry (admin API), auditing the
-// change in the admin's tenant. invalid_request names the bad field.
-func (n *Node) PutPeer(ctx context.Context, a core.Auth, p core.Peer) (core.Peer, bool, error) {
+// RegisterPeer validates and adds a registry entry (admin API), auditing
+// it in the admin's tenant. invalid_request names the bad field; a stack_id
+// already registered is conflict (delete it first, so a pinned key is never
+// swapped by accident).
+func (n *Node) RegisterPeer(ctx context.Context, a core.Auth, p core.Peer) (core.Peer, error) {
 	if err := ValidatePeer(p, "peer"); err != nil {
-		return p, false, err
+		return p, err
 	}
 	if p.StackID == n.d.StackID {
-		return p, false, core.Invalid("peer.stack_id", "peer.stack_id %s is this node's own stack_id", p.StackID)
+		return p, core.Invalid("peer.stack_id", "peer.stack_id %s is this node's own stack_id", p.StackID)
 	}
 	if p.TrustedTenants == nil {
 		p.TrustedTenants = []string{}
 	}
-	created, err := n.d.Peers.PutPeer(ctx, p)
-	if err != nil {
-		return p, false, err
+	unlock := n.lockKey("peer\x00" + p.StackID)
+	defer unlock()
+	if _, err := n.d.Peers.GetPeer(ctx, p.StackID); err == nil {
+		return p, core.Errorf(core.CodeConflict, "peer %s is already registered; delete it first to replace it", p.StackID).
+			With("stack_id", p.StackID)
+	} else if !core.IsCode(err, core.CodeNotFound) {
+		return p, err
+	}
+	if _, err := n.d.Peers.PutPeer(ctx, p); err != nil {
+		return p, err
 	}
 	stored, err := n.d.Peers.GetPeer(ctx, p.StackID)
 	if err != nil {
-		return p, false, err
+		return p, err
 	}
-	n.audit(ctx, core.NewAudit(a, "federation.peer.put", "peer", p.StackID, "success",
-		map[string]any{"created": created, "trusted_tenants": p.TrustedTenants}))
-	return stored, created, nil
+	n.audit(ctx, core.NewAudit(a, "federation.peer.register", "peer", p.StackID, "success",
+		map[string]any{"trusted_tenants": p.TrustedTenants}))
+	return stored, nil
 }

@@ -267,7 +267,7 @@ func TestPeerRegistry_AdminAPI(t *testing.T) {
 		{"tenant user may not list", http.MethodGet, "/v1/federation/peers", keyDemo, nil, 403},
 		{"tenant user may not add", http.MethodPost, "/v1/federation/peers", keyDemo, peer, 403},
 		{"admin adds", http.MethodPost, "/v1/federation/peers", keyAdmin, peer, 201},
-		{"admin replaces", http.MethodPost, "/v1/federation/peers", keyAdmin, peer, 200},
+		{"admin cannot silently replace", http.MethodPost, "/v1/federation/peers", keyAdmin, peer, 409},
 		{"bad key is 400", http.MethodPost, "/v1/federation/peers", keyAdmin,
 			map[string]any{"peer": map[string]any{"stack_id": "stk_d", "federation_url": "http://x", "public_key": "nope"}}, 400},
 		{"admin lists", http.MethodGet, "/v1/federation/peers", keyAdmin, nil, 200},

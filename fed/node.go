@@ -220,14 +220,13 @@ func (n *Node) PublicKey() string { return EncodePublicKey(n.pub) }
 // Info is this node's peer object.
 func (n *Node) Info() core.PeerInfo {
 	return core.PeerInfo{
-		StackID:       n.d.StackID,
-		Environment:   n.d.Environment,
-		Region:        n.d.Region,
-		APIVersions:   []string{"v1"},
-		Endpoints:     core.PeerEndpoints{StackABaseURL: n.d.StackAURL(), StackBBaseURL: n.d.StackBURL()},
-		Build:         core.PeerBuild{Version: n.d.Version, GitSHA: n.d.GitSHA, Timestamp: n.d.BuildTime},
-		PublicKey:     n.PublicKey(),
-		FederationURL: n.d.FedURL(),
+		StackID:     n.d.StackID,
+		Environment: n.d.Environment,
+		Region:      n.d.Region,
+		APIVersions: []string{"v1"},
+		Endpoints:   core.PeerEndpoints{StackABaseURL: n.d.StackAURL(), StackBBaseURL: n.d.StackBURL(), FederationBaseURL: n.d.FedURL()},
+		Build:       core.PeerBuild{Version: n.d.Version, GitSHA: n.d.GitSHA, Timestamp: n.d.BuildTime},
+		PublicKey:   n.PublicKey(),
 	}
 }
 
