@@ -41,9 +41,10 @@ func renderFrame(ev core.Event) []byte {
 // appends to a bounded window and closes the wake channel, so the executor
 // never waits for a reader, however slow.
 type runFeed struct {
+	mu     sync.RWMutex
 	events []hubEvent // ascending sequence
 	wake   chan struct{}
-	subs   int
+	subs   int // guarded by the hub's mutex
 }
 
 // eventHub holds a feed for each run that has at least one live stream.
@@ -86,11 +87,8 @@ func (h *eventHub) publish(evs []core.Event) {
 	for i, ev := range evs {
 		rendered[i] = hubEvent{ev: ev, frame: renderFrame(ev)}
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.feeds[key] != f {
-		return
-	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	for _, he := range rendered {
 		n := len(f.events)
 		if n == 0 || f.events[n-1].ev.Sequence < he.ev.Sequence {
@@ -147,8 +145,8 @@ func (s *subscription) close() {
 // whether there is a gap the store must fill, and the channel that closes
 // at the next publish.
 func (s *subscription) after(last int64, buf []hubEvent) ([]hubEvent, bool, <-chan struct{}) {
-	s.h.mu.Lock()
-	defer s.h.mu.Unlock()
+	s.f.mu.RLock()
+	defer s.f.mu.RUnlock()
 	evs := s.f.events
 	i := sort.Search(len(evs), func(i int) bool { return evs[i].ev.Sequence > last })
 	gap := false
@@ -168,7 +166,10 @@ func (s *subscription) after(last int64, buf []hubEvent) ([]hubEvent, bool, <-ch
 // the terminal event, ctx or the hub closes. tick, when set, is called on
 // each beat of heartbeat.
 func (s *Service) streamRun(ctx context.Context, rec core.RunRecord, afterSeq int64,
-	deliver func(hubEvent) error, heartbeat <-chan time.Time, tick func() error) error {
+	deliver func(hubEvent) error, flush func() error, heartbeat <-chan time.Time, tick func() error) error {
+	if flush == nil {
+		flush = func() error { return nil }
+	}
 	sub := s.hub.subscribe(rec.TenantID, rec.RunID)
 	defer sub.close()
 	last := afterSeq
@@ -186,10 +187,10 @@ func (s *Service) streamRun(ctx context.Context, rec core.RunRecord, afterSeq in
 			}
 			last = ev.Sequence
 			if core.EventTerminal(ev.Type) {
-				return true, nil
+				return true, flush()
 			}
 		}
-		return false, nil
+		return false, flush()
 	}
 	if end, err := fromStore(); end || err != nil {
 		return err
@@ -207,7 +208,12 @@ func (s *Service) streamRun(ctx context.Context, rec core.RunRecord, afterSeq in
 			}
 			last = he.ev.Sequence
 			if core.EventTerminal(he.ev.Type) {
-				return nil
+				return flush()
+			}
+		}
+		if len(evs) > 0 {
+			if err := flush(); err != nil {
+				return err
 			}
 		}
 		if gap {
@@ -252,7 +258,7 @@ func (s *Service) StreamEvents(ctx context.Context, a core.Auth, runID string, a
 	if err != nil {
 		return err
 	}
-	return s.streamRun(ctx, rec, afterSeq, func(he hubEvent) error { return fn(he.ev) }, nil, nil)
+	return s.streamRun(ctx, rec, afterSeq, func(he hubEvent) error { return fn(he.ev) }, nil, nil, nil)
 }
 
 // parseAfter reads after_sequence or, when absent, Last-Event-ID.
@@ -315,9 +321,10 @@ func (s *Service) ServeEventStream(c echo.Context, a core.Auth, runID string) er
 		if frame == nil {
 			frame = renderFrame(he.ev)
 		}
-		if _, err := w.Write(frame); err != nil {
-			return err
-		}
+		_, err := w.Write(frame)
+		return err
+	}
+	flush := func() error {
 		w.Flush()
 		return nil
 	}
@@ -328,7 +335,7 @@ func (s *Service) ServeEventStream(c echo.Context, a core.Auth, runID string) er
 		w.Flush()
 		return nil
 	}
-	if err := s.streamRun(ctx, rec, after, deliver, hb.C, ping); err != nil {
+	if err := s.streamRun(ctx, rec, after, deliver, flush, hb.C, ping); err != nil {
 		s.log.Debug().Err(err).Str("run_id", runID).Msg("event stream ended")
 	}
 	return nil

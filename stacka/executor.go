@@ -234,7 +234,8 @@ func (x *runExec) modelStep(ctx context.Context) (bool, error) {
 		resp core.ModelResponse
 		merr error
 	)
-	if err := x.during(func() { resp, merr = x.s.models.Chat(mctx, r.Auth, req) }); err != nil {
+	auth := r.Auth // the call runs beside a possible commit that replaces x.rec
+	if err := x.during(func() { resp, merr = x.s.models.Chat(mctx, auth, req) }); err != nil {
 		return false, err
 	}
 	dur := time.Since(started).Milliseconds()
