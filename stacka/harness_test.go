@@ -31,8 +31,10 @@ import (
 // echoModel is a small real ModelPort with the semantics of builtin/echo-1
 // and builtin/hash-embed-1 (CONTRACT §4.5).
 type echoModel struct {
-	fail  atomic.Value // failBox
-	calls atomic.Int64
+	fail    atomic.Value // failBox
+	calls   atomic.Int64
+	delay   atomic.Int64 // ns each chat call waits (aborted by ctx)
+	aborted atomic.Int64
 }
 
 type failBox struct{ err error }
@@ -43,6 +45,14 @@ func (m *echoModel) Chat(ctx context.Context, a core.Auth, req core.ModelRequest
 	m.calls.Add(1)
 	if f, ok := m.fail.Load().(failBox); ok && f.err != nil {
 		return core.ModelResponse{}, f.err
+	}
+	if d := time.Duration(m.delay.Load()); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			m.aborted.Add(1)
+			return core.ModelResponse{}, ctx.Err()
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return core.ModelResponse{}, err

@@ -287,6 +287,16 @@ func TestCancel_SlowWebhookStopsWithin2s(t *testing.T) {
 	if c, _, b := n.do("POST", "/v1/runs/"+id+":cancel", "tok-a", nil); c != 409 {
 		t.Fatalf("second cancel: %d %v", c, b)
 	}
+	recs, _ := n.st.ListAudit(context.Background(), "tnt_a", core.AuditFilter{})
+	var actions []string
+	for _, r := range recs {
+		if r.ObjectID == id {
+			actions = append(actions, r.Action)
+		}
+	}
+	if !slices.Equal(actions, []string{"run.cancel", "run.create"}) {
+		t.Fatalf("audit of the run: %v", actions)
+	}
 	if c, _, _ := n.do("POST", "/v1/runs/"+id+":explode", "tok-a", nil); c != 404 {
 		t.Fatalf("unknown verb: %d", c)
 	}
@@ -457,5 +467,57 @@ func TestRuns_ListFiltersAndPagination(t *testing.T) {
 	}
 	if c, _, _ := n.do("GET", "/v1/runs?status=bogus", "tok-a", nil); c != 400 {
 		t.Fatalf("bad status filter: %d", c)
+	}
+}
+
+func TestCancel_SlowModelCallIsAborted(t *testing.T) {
+	n := newNode(t)
+	n.putAgent("tok-a", "agt_x", "tool.echo")
+	n.model.delay.Store(int64(20 * time.Second))
+	id := n.createRun("tok-a", "agt_x", "x")["run_id"].(string)
+	ch, _, cancel := n.stream("tok-a", id)
+	defer cancel()
+	for m := range ch {
+		if m.data.Event.Type == core.EventModelRequested {
+			break
+		}
+	}
+	start := time.Now()
+	if code, _, _ := n.do("POST", "/v1/runs/"+id+":cancel", "tok-a", nil); code != 200 {
+		t.Fatalf("cancel: %d", code)
+	}
+	rest := collect(t, ch, 2*time.Second)
+	if len(rest) < 2 || rest[len(rest)-1].data.Event.Type != core.EventRunCanceled || rest[len(rest)-2].data.Event.Type != core.EventStepCompleted {
+		t.Fatalf("tail of stream: %v", rest)
+	}
+	for n.model.aborted.Load() == 0 && time.Since(start) < 2*time.Second {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n.model.aborted.Load() == 0 {
+		t.Fatal("the in-flight model call was not aborted")
+	}
+}
+
+func TestClose_EndsStreamsAndLeavesRunsResumable(t *testing.T) {
+	n := newNode(t)
+	n.putAgent("tok-a", "agt_x", "tool.echo")
+	n.model.delay.Store(int64(20 * time.Second))
+	id := n.createRun("tok-a", "agt_x", "x")["run_id"].(string)
+	ch, _, cancel := n.stream("tok-a", id)
+	defer cancel()
+	for m := range ch {
+		if m.data.Event.Type == core.EventModelRequested {
+			break
+		}
+	}
+	ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	if err := n.svc.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	collect(t, ch, 2*time.Second) // the stream ends without a terminal event
+	rec, err := n.st.GetRun(context.Background(), "tnt_a", id)
+	if err != nil || rec.Status != core.RunRunning || rec.Open == nil {
+		t.Fatalf("after Close the run is %s (open step %v): %v", rec.Status, rec.Open, err)
 	}
 }
