@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/openapi"
 	"github.com/labstack/echo/v4"
 )
 
@@ -11,7 +12,20 @@ import (
 // (§1.5) from the embedded copies.
 func mountDocuments(e *echo.Echo, stack string) {
 	e.GET("/openapi.yaml", func(c echo.Context) error {
-		return core.Errorf(core.CodeNotFound, "document not available")
+		doc, err := openapi.Document(stack)
+		if err != nil {
+			return err
+		}
+		return c.Blob(http.StatusOK, "application/yaml", doc)
 	})
-	_ = http.StatusOK
+	e.GET("/openapi.json", func(c echo.Context) error {
+		doc, err := openapi.DocumentJSON(stack)
+		if err != nil {
+			return err
+		}
+		return c.Blob(http.StatusOK, "application/json", doc)
+	})
+	mountExamples(e, stack)
 }
+
+func notFoundDoc(name string) error { return core.NotFound("example", name) }

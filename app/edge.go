@@ -16,16 +16,11 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/openapi"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
-
-// RequestValidator checks a request body against the port's OpenAPI
-// document; it returns the JSON path of the first violation.
-type RequestValidator interface {
-	ValidateRequest(r *http.Request) (field, message string, bad bool)
-}
 
 // edgeMetrics are the HTTP-level series every router shares.
 type edgeMetrics struct {
@@ -55,7 +50,7 @@ type edge struct {
 	auth      *Authenticator
 	peerAuth  PeerAuthenticator
 	failures  *failureLimiter
-	validator RequestValidator
+	validator *openapi.Validator
 	bodyLimit int64
 	metrics   *edgeMetrics
 }
@@ -260,11 +255,11 @@ func (e *edge) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 func (e *edge) validate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		if e.validator == nil || r.ContentLength <= 0 {
+		if e.validator == nil {
 			return next(c)
 		}
-		if field, msg, bad := e.validator.ValidateRequest(r); bad {
-			return core.Invalid(field, "%s", msg)
+		if fe := e.validator.ValidateRequest(r); fe != nil {
+			return core.Invalid(fe.Field, "%s", fe.Error())
 		}
 		return next(c)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/openapi"
 	"github.com/agentos/agentos/store"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -245,6 +246,11 @@ func (n *Node) newRouter(name string) error {
 	e.Logger.SetOutput(io.Discard)
 	ed := &edge{stack: name, log: n.Log.With().Str("component", name).Logger(), auth: n.auth,
 		failures: n.failures, bodyLimit: n.Config.BodyLimit, metrics: n.metrics}
+	v, err := openapi.NewValidator(name)
+	if err != nil {
+		return fmt.Errorf("%s: openapi document: %w", name, err)
+	}
+	ed.validator = v
 	e.HTTPErrorHandler = ed.errorHandler
 	e.Use(ed.ids, ed.accessLog, ed.recoverPanics, ed.bodyRules, ed.authenticate, ed.validate)
 	n.mountCommon(e, name)
@@ -383,4 +389,12 @@ func (n *Node) Close() error {
 		n.closeErr = errors.Join(errs...)
 	})
 	return n.closeErr
+}
+
+// Handler is a router's HTTP handler, for in-memory tests and fuzzing.
+func (n *Node) Handler(name string) http.Handler {
+	if r, ok := n.routers[name]; ok {
+		return r.echo
+	}
+	return nil
 }
