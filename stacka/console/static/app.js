@@ -12,7 +12,7 @@
   let stream = null; // AbortController of the open timeline stream
   let runsCursor = null;
 
-  // ---------- small DOM helpers (text only, never innerHTML) ----------
+  // ---------- small DOM helpers (text nodes only, never parsed HTML) ----------
   function el(tag, attrs, ...kids) {
     const e = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
