@@ -20,7 +20,7 @@ import (
 )
 
 func benchTenants(c *stackaConfig, ts tenants) {
-	c.Workers = 256
+	c.Workers = 512
 	c.MaxQueued = 1 << 20
 	for _, tn := range ts {
 		tn.Quotas.Runs = &core.RunQuotas{MaxConcurrentRuns: core.Ptr(1 << 20), RunCreateQPS: core.Ptr(1e9), RunCreateBurst: core.Ptr(1 << 30)}
@@ -72,7 +72,7 @@ func BenchmarkRuns_CompletedPerSecond(b *testing.B) {
 	n.putAgent("tok-a", "agt_bench", "tool.echo")
 	b.ResetTimer()
 	start := time.Now()
-	createRuns(b, n, "agt_bench", b.N, 64)
+	createRuns(b, n, "agt_bench", b.N, 512)
 	waitIdle(b, n)
 	el := time.Since(start)
 	b.StopTimer()
@@ -234,7 +234,7 @@ func BenchmarkMemory_10kStoredRuns(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		n := newNode(b, benchTenants)
 		n.putAgent("tok-a", "agt_bench", "tool.echo")
-		createRuns(b, n, "agt_bench", 10000, 64)
+		createRuns(b, n, "agt_bench", 10000, 512)
 		waitIdle(b, n)
 		runtime.GC()
 		var ms runtime.MemStats

@@ -200,7 +200,8 @@ func (x *runExec) fail(ctx context.Context, err error) bool {
 	r := &x.rec
 	body := core.ErrorBodyOf(err)
 	now := core.Now()
-	r.Status, r.Error, r.CompletedAt, r.Open, r.PendingCalls = core.RunFailed, body, &now, nil, nil
+	// The conversation is only needed to resume; a finished run drops it.
+	r.Status, r.Error, r.CompletedAt, r.Open, r.PendingCalls, r.Messages = core.RunFailed, body, &now, nil, nil, nil
 	x.add(core.EventRunFailed, "", map[string]any{"status": core.RunFailed, "error": body})
 	if cerr := x.commit(); cerr != nil && !errors.Is(cerr, core.ErrRunFinished) {
 		x.log.Error().Err(cerr).Msg("commit failed run")
@@ -267,10 +268,9 @@ func (x *runExec) modelStep(ctx context.Context) (bool, error) {
 		r.PendingCalls = append([]core.ToolCall(nil), calls...)
 		return false, x.settle()
 	}
-	r.Messages = append(r.Messages, msg)
 	now := core.Now()
 	out := &core.RunInput{Type: "text", Text: msg.Content}
-	r.Status, r.Output, r.CompletedAt = core.RunCompleted, out, &now
+	r.Status, r.Output, r.CompletedAt, r.Messages = core.RunCompleted, out, &now, nil
 	x.add(core.EventRunCompleted, "", map[string]any{"status": core.RunCompleted, "output": out})
 	return true, x.commit()
 }

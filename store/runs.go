@@ -332,7 +332,7 @@ func (s *Store) CancelRun(ctx context.Context, tenantID, runID string, audit *co
 		now := core.Now()
 		rec.Status = core.RunCanceled
 		rec.CompletedAt = &now
-		rec.PendingCalls = nil
+		rec.PendingCalls, rec.Messages = nil, nil
 		evs, err := appendEventsTx(tx, &rec, drafts)
 		if err != nil {
 			return err
