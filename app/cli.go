@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/agentos/agentos/fed"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 )
@@ -126,6 +127,21 @@ func NewCLI(build BuildInfo, stdout, stderr io.Writer) *cli.App {
 					return auditVerify(c.Context, cfg, c.Args().First(), stdout)
 				},
 			}},
+		},
+		{
+			Name:  "certs",
+			Usage: "make a local CA and a node certificate for federation mTLS testing",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "dir", Value: "./certs", Usage: "where the CA and node certificate go (an existing CA there is reused)"},
+				&cli.StringSliceFlag{Name: "host", Value: cli.NewStringSlice("127.0.0.1", "localhost"), Usage: "names and addresses the certificate covers"},
+			},
+			Action: func(c *cli.Context) error {
+				if err := fed.GenerateDevPKI(c.String("dir"), c.StringSlice("host")); err != nil {
+					return &exitError{1, err.Error()}
+				}
+				fmt.Fprintf(stdout, "wrote ca.pem, ca.key, node.pem and node.key to %s\nstart nodes with --fed-tls-cert node.pem --fed-tls-key node.key --fed-tls-ca ca.pem (testing only)\n", c.String("dir"))
+				return nil
+			},
 		},
 	}
 	a.Commands = append(a.Commands, operatorCommands(build, stdout, stderr)...)

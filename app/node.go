@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/fed"
 	"github.com/agentos/agentos/openapi"
 	"github.com/agentos/agentos/store"
 	"github.com/labstack/echo/v4"
@@ -259,7 +261,19 @@ func (n *Node) newRouter(name string) error {
 	if err != nil {
 		return fmt.Errorf("%s: listen on %s: %w", name, n.addrOf(name), err)
 	}
-	r := &router{name: name, echo: e, listener: ln, url: "http://" + ln.Addr().String()}
+	scheme := "http://"
+	if name == StackFed && n.Config.FedTLSCert != "" {
+		// mTLS between peers: the federation port only talks to holders of
+		// a certificate from the configured CA.
+		tcfg, err := fed.ServerTLSConfig(n.Config.FedTLSCert, n.Config.FedTLSKey, n.Config.FedTLSCA)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		ln = tls.NewListener(ln, tcfg)
+		scheme = "https://"
+	}
+	r := &router{name: name, echo: e, listener: ln, url: scheme + ln.Addr().String()}
 	r.server = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	n.routers[name] = r
 	n.edges[name] = ed

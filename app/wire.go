@@ -108,6 +108,9 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 		return nil, fmt.Errorf("federation: %w", err)
 	}
 	s.fed = fn
+	// Closing federation first ends its relays and streams so the router's
+	// graceful shutdown is not held up by them.
+	s.closers = append(s.closers, func(context.Context) error { return fn.Close() })
 	fn.Register(n.routers[StackFed].echo)
 	n.edges[StackFed].peerAuth = fn.AuthenticatePeer
 	return s, nil
