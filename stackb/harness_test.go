@@ -102,6 +102,16 @@ func (e *env) serve(t testing.TB) string {
 		if ce.RetryAfter > 0 {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(ce.RetryAfter))
 		}
+		if p := c.Request().URL.Path; p == "/v1/chat/completions" || p == "/v1/embeddings" {
+			field, _ := ce.Details["field"].(string)
+			var param any
+			if field != "" {
+				param = field
+			}
+			_ = c.JSON(ce.HTTPStatus(), map[string]any{"error": map[string]any{"message": ce.Message, "type": "invalid_request_error",
+				"param": param, "code": ce.Code}})
+			return
+		}
 		_ = c.JSON(ce.HTTPStatus(), map[string]any{"error": ce, "correlation_id": core.CorrelationID(c.Request().Context())})
 	}
 	ec.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
