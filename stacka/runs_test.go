@@ -521,3 +521,18 @@ func TestClose_EndsStreamsAndLeavesRunsResumable(t *testing.T) {
 		t.Fatalf("after Close the run is %s (open step %v): %v", rec.Status, rec.Open, err)
 	}
 }
+
+func TestQuota_ToolCallsPerMinuteFailsTheRun(t *testing.T) {
+	n := newNode(t, func(c *stackaConfig, ts tenants) {
+		ts["tnt_a"].Quotas.Tools = &core.ToolQuotas{ToolCallsPerMinute: core.Ptr(1)}
+	})
+	n.putAgent("tok-a", "agt_x", "tool.echo")
+	first := n.createRun("tok-a", "agt_x", "one")["run_id"].(string)
+	waitStatus(t, n, "tok-a", first, "completed", 5*time.Second)
+	second := n.createRun("tok-a", "agt_x", "two")["run_id"].(string)
+	run := waitStatus(t, n, "tok-a", second, "failed", 5*time.Second)
+	e := run["error"].(map[string]any)
+	if e["code"] != "rate_limited" || e["retryable"] != true || e["details"].(map[string]any)["kind"] != "tool_calls_per_minute" {
+		t.Fatalf("error %v", e)
+	}
+}
