@@ -1,0 +1,268 @@
+// Package console_test drives the operator console in a real headless
+// Chromium against a real node: sign in with the tenant admin key from
+// credentials.json, open a run that is still executing, and watch its
+// events arrive live in the timeline (fetch-based SSE with the key in the
+// Authorization header).
+//
+// Set AGENTOS_UPDATE_SCREENSHOT=1 to refresh docs/console.png; otherwise
+// the screenshot goes to the test's temp dir.
+package console_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agentos/agentos/app"
+	"github.com/chromedp/chromedp"
+	"github.com/rs/zerolog"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+func startNode(t *testing.T) (*app.Node, app.Credentials) {
+	t.Helper()
+	cfg := app.DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.StackAAddr, cfg.StackBAddr, cfg.FedAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.ShutdownTimeout = 5 * time.Second
+	n := app.NewNode(cfg, app.BuildInfo{Version: "e2e"}, zerolog.Nop())
+	if err := n.Open(context.Background()); err != nil {
+		t.Fatalf("open node: %v", err)
+	}
+	t.Cleanup(func() { n.Close() })
+	creds, err := app.ReadCredentials(cfg.DataDir)
+	if err != nil {
+		t.Fatalf("read credentials.json: %v", err)
+	}
+	return n, creds
+}
+
+// call sends one JSON request to the node and decodes the answer.
+func call(t *testing.T, method, url, key string, body any, want int) map[string]any {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: status %d, want %d: %s", method, url, resp.StatusCode, want, raw)
+	}
+	out := map[string]any{}
+	_ = json.Unmarshal(raw, &out)
+	return out
+}
+
+// gatedTool is an http webhook tool that answers only when released, so
+// the run it belongs to stays in flight while the browser watches.
+type gatedTool struct {
+	srv     *httptest.Server
+	called  chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+// open lets every waiting and future call answer.
+func (g *gatedTool) open() { g.once.Do(func() { close(g.release) }) }
+
+func startGatedTool(t *testing.T) *gatedTool {
+	t.Helper()
+	g := &gatedTool{called: make(chan struct{}, 4), release: make(chan struct{})}
+	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Input map[string]any `json:"input"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		g.called <- struct{}{}
+		select {
+		case <-g.release:
+		case <-time.After(30 * time.Second):
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"output": map[string]any{"looked_up": in.Input, "answer": "42"}})
+	}))
+	t.Cleanup(func() { g.open(); g.srv.Close() })
+	return g
+}
+
+func repoRoot() string {
+	_, self, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(self), "..", "..")
+}
+
+func TestConsole_SignInAndWatchRunLive(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Skipf("browser test needs Chromium at %s (apt-get install -y chromium): %v", chromiumPath, err)
+	}
+	n, creds := startNode(t)
+	stackA := n.URL(app.StackA)
+	tenantKey := creds.TenantAdmin.APIKey
+	tool := startGatedTool(t)
+
+	// A tool the demo tenant may call, and an agent that calls it.
+	allowed := append(append([]string{}, app.BuiltinToolIDs...), "tool.lookup")
+	call(t, "PATCH", stackA+"/v1/admin/tenants/"+creds.DefaultTenantID, creds.PlatformAdmin.APIKey,
+		map[string]any{"tenant_update": map[string]any{"entitlements": map[string]any{"tool_ids_allowed": allowed}}}, 200)
+	call(t, "PUT", stackA+"/v1/tools/tool.lookup", tenantKey, map[string]any{"tool": map[string]any{
+		"tool_id": "tool.lookup", "name": "lookup", "kind": "http", "description": "Looks the question up (slowly).",
+		"input_schema": map[string]any{"type": "object"}, "config": map[string]any{"url": tool.srv.URL, "timeout_ms": 30000}}}, 200)
+	call(t, "PUT", stackA+"/v1/agents/agt_console_e2e", tenantKey, map[string]any{"agent": map[string]any{
+		"name": "Console e2e agent", "model_ref": "tier:fast", "instructions": "Look it up, then answer.",
+		"tool_ids": []string{"tool.lookup"}, "status": "active"}}, 200)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	defer cancelAlloc()
+	browser, cancelBrowser := chromedp.NewContext(alloc)
+	defer cancelBrowser()
+
+	// Sign in with the tenant admin key; the health screen comes up.
+	err := chromedp.Do(browser,
+		chromedp.EmulateViewport(1280, 860),
+		chromedp.Navigate(stackA+"/console/"),
+		chromedp.WaitVisible(chromedp.ID("api-key")),
+		chromedp.SendKeys(chromedp.ID("api-key"), tenantKey),
+		chromedp.Click(chromedp.ID("signin-btn")),
+		chromedp.WaitVisible(chromedp.ID("tabs")),
+		chromedp.WaitVisible(chromedp.CSS(`#routers tr[data-router="stack-a"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#backends tr[data-backend="builtin"]`)),
+	)
+	if err != nil {
+		t.Fatalf("sign in: %v", err)
+	}
+	if who := mustText(t, browser, "who-principal"); who != creds.TenantAdmin.PrincipalID {
+		t.Fatalf("signed in as %q, want %q", who, creds.TenantAdmin.PrincipalID)
+	}
+
+	// Start a run; its tool call blocks until released.
+	run := call(t, "POST", stackA+"/v1/agents/agt_console_e2e/runs", tenantKey, map[string]any{
+		"input": map[string]any{"type": "text", "text": "What is the answer?"}, "idempotency_key": "idem_console_e2e"}, 201)["run"].(map[string]any)
+	runID := run["run_id"].(string)
+	select {
+	case <-tool.called:
+	case <-ctx.Done():
+		t.Fatal("the run never called its tool")
+	}
+
+	// The runs screen lists it; open its timeline while it is in flight.
+	err = chromedp.Do(browser,
+		chromedp.Navigate(stackA+"/console/#/runs"),
+		chromedp.WaitVisible(chromedp.CSS(`#runs tr[data-run="`+runID+`"] a`)),
+		chromedp.Click(chromedp.CSS(`#runs tr[data-run="`+runID+`"] a`)),
+		chromedp.WaitVisible(chromedp.CSS(`#timeline li[data-type="agentos.tool.call.requested"]`)),
+	)
+	if err != nil {
+		t.Fatalf("open run: %v", err)
+	}
+	terminalBefore, err := chromedp.Run(browser, chromedp.Evaluate[int](`document.querySelectorAll('#timeline li[data-type="agentos.run.completed"], #timeline li[data-type="agentos.run.failed"], #timeline li[data-type="agentos.run.canceled"]').length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status := mustText(t, browser, "run-status"); status != "running" || terminalBefore != 0 {
+		t.Fatalf("while the tool is blocked the run must show running and no terminal event; status %q, terminal events %d", status, terminalBefore)
+	}
+
+	// Release the tool: the rest of the run arrives over the open stream.
+	tool.open()
+	if err := chromedp.Do(browser, chromedp.WaitVisible(chromedp.CSS(`#timeline li[data-type="agentos.run.completed"]`))); err != nil {
+		t.Fatalf("watch the run complete: %v", err)
+	}
+	status, output := mustText(t, browser, "run-status"), mustText(t, browser, "run-output")
+	if status != "completed" || !strings.Contains(output, "echo: What is the answer?") {
+		t.Fatalf("after completion: status %q, output %q", status, output)
+	}
+	seqs, err := chromedp.Run(browser, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#timeline li')).map(li => li.dataset.seq)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range seqs {
+		if s != strconv.Itoa(i+1) {
+			t.Fatalf("timeline sequences %v: want 1..%d without gap or duplicate", seqs, len(seqs))
+		}
+	}
+	// The stream carried every stored event.
+	evReq, _ := http.NewRequest("GET", stackA+"/v1/runs/"+runID+"/events", nil)
+	evReq.Header.Set("Authorization", "Bearer "+tenantKey)
+	evReq.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(evReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs struct {
+		Events []any `json:"events"`
+	}
+	json.NewDecoder(resp.Body).Decode(&evs)
+	resp.Body.Close()
+	if len(evs.Events) != len(seqs) {
+		t.Fatalf("timeline shows %d events, the run has %d", len(seqs), len(evs.Events))
+	}
+
+	png, err := chromedp.Run(browser, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	out := filepath.Join(t.TempDir(), "console.png")
+	if os.Getenv("AGENTOS_UPDATE_SCREENSHOT") == "1" {
+		out = filepath.Join(repoRoot(), "docs", "console.png")
+	}
+	if err := os.WriteFile(out, png, 0o644); err != nil {
+		t.Fatalf("write screenshot: %v", err)
+	}
+	t.Logf("screenshot: %s (%d bytes)", out, len(png))
+	if !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Fatalf("screenshot is not a PNG: %q", fmt.Sprint(png[:8]))
+	}
+}
+
+func mustText(t *testing.T, browser context.Context, id string) string {
+	t.Helper()
+	s, err := chromedp.Run(browser, chromedp.TextContent(chromedp.ID(id)))
+	if err != nil {
+		t.Fatalf("text of #%s: %v", id, err)
+	}
+	return strings.TrimSpace(s)
+}
