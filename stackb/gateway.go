@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentos/agentos/core"
@@ -53,6 +54,10 @@ type Deps struct {
 	// (default 10s).
 	HealthFailures int
 	HealthCooldown time.Duration
+	// TenantCacheTTL is how long a tenant read from Tenants is reused on
+	// the request path (default 1s; negative disables the cache). A change
+	// to a tenant (disable, quotas) takes effect within it.
+	TenantCacheTTL time.Duration
 }
 
 // Gateway is Stack B. It implements core.ModelPort.
@@ -66,6 +71,7 @@ type Gateway struct {
 	meter   *meter
 	audit   *auditWriter
 	metrics *gatewayMetrics
+	tenants *tenantCache
 }
 
 var _ core.ModelPort = (*Gateway)(nil)
@@ -93,6 +99,9 @@ func New(deps Deps) (*Gateway, error) {
 	if deps.HealthFailures <= 0 {
 		deps.HealthFailures = 2
 	}
+	if deps.TenantCacheTTL == 0 {
+		deps.TenantCacheTTL = time.Second
+	}
 	if deps.HealthCooldown <= 0 {
 		deps.HealthCooldown = 10 * time.Second
 	}
@@ -109,7 +118,8 @@ func New(deps Deps) (*Gateway, error) {
 		return nil, fmt.Errorf("register stack b metrics: %w", err)
 	}
 	log := deps.Log.With().Str("component", "stackb").Logger()
-	g := &Gateway{deps: deps, log: log, now: deps.Now, cat: cat, policy: eng, metrics: met}
+	g := &Gateway{deps: deps, log: log, now: deps.Now, cat: cat, policy: eng, metrics: met,
+		tenants: &tenantCache{ttl: deps.TenantCacheTTL, entries: map[string]tenantEntry{}}}
 	g.health = newBackendHealth(cat.backends, deps.HealthFailures, deps.HealthCooldown, deps.Now, func(b string, up bool) {
 		v := 0.0
 		if up {
@@ -147,7 +157,14 @@ func (g *Gateway) BackendHealth() map[string]bool { return g.health.snapshot() }
 // tenant loads the governing tenant: not_found when unknown, forbidden
 // when disabled.
 func (g *Gateway) tenant(ctx context.Context, tenantID string) (core.Tenant, error) {
-	t, err := g.deps.Tenants.GetTenant(ctx, tenantID)
+	t, ok := g.tenants.get(tenantID)
+	var err error
+	if !ok {
+		t, err = g.deps.Tenants.GetTenant(ctx, tenantID)
+		if err == nil {
+			g.tenants.put(t)
+		}
+	}
 	if err != nil {
 		if core.IsCode(err, core.CodeNotFound) {
 			return t, core.NotFound("tenant", tenantID)
@@ -158,6 +175,44 @@ func (g *Gateway) tenant(ctx context.Context, tenantID string) (core.Tenant, err
 		return t, core.Errorf(core.CodeForbidden, "tenant %s is disabled", tenantID).With("tenant_id", tenantID)
 	}
 	return t, nil
+}
+
+// tenantCache keeps tenants read on the request path for a short TTL, so a
+// model call does not decode the tenant from the store every time.
+type tenantCache struct {
+	ttl     time.Duration
+	mu      sync.RWMutex
+	entries map[string]tenantEntry
+}
+
+type tenantEntry struct {
+	t       core.Tenant
+	expires time.Time
+}
+
+func (c *tenantCache) get(id string) (core.Tenant, bool) {
+	if c.ttl < 0 {
+		return core.Tenant{}, false
+	}
+	c.mu.RLock()
+	e, ok := c.entries[id]
+	c.mu.RUnlock()
+	if !ok || time.Now().After(e.expires) {
+		return core.Tenant{}, false
+	}
+	return e.t, true
+}
+
+func (c *tenantCache) put(t core.Tenant) {
+	if c.ttl < 0 {
+		return
+	}
+	c.mu.Lock()
+	if len(c.entries) > 10000 {
+		clear(c.entries)
+	}
+	c.entries[t.TenantID] = tenantEntry{t: t, expires: time.Now().Add(c.ttl)}
+	c.mu.Unlock()
 }
 
 // ruleset picks the tenant's ruleset: metadata "policy_ruleset", then

@@ -49,13 +49,34 @@ var detectors = []detector{
 		re: regexp.MustCompile(`\b\d(?:[ \-]?\d){12,18}\b`), valid: luhnValid},
 	{kind: KindNationalID, quick: func(s string) bool { return countDigits(s) >= 9 },
 		re: regexp.MustCompile(`\b\d{3}-\d{2}-\d{4}\b`), valid: ssnValid},
-	{kind: KindIP, quick: func(s string) bool { return strings.IndexByte(s, '.') >= 0 || strings.Count(s, ":") >= 2 },
+	{kind: KindIP, quick: mayHoldIP,
 		re: regexp.MustCompile(`\b(?:\d{1,3}\.){3}\d{1,3}\b|(?i:[0-9a-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9a-f]{0,4})`), valid: ipValid},
 	{kind: KindPhone, quick: func(s string) bool { return countDigits(s) >= 7 },
 		re: regexp.MustCompile(`(?:\+\d{1,3}[ .\-]?)?(?:\(\d{2,4}\)[ .\-]?|\b\d{2,4}[ .\-])\d{3,4}[ .\-]\d{3,4}\b|\+\d{8,15}\b`), valid: phoneValid},
 }
 
-var secretMarkers = []string{"sk-", "AKIA", "gh", "github_pat_", "xox", "AIza", "sk_live_", "eyJ"}
+var secretMarkers = []string{"sk-", "AKIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "AIza", "sk_live_", "eyJ"}
+
+// mayHoldIP is true when s has a digit-dot-digit (IPv4) or two colons (IPv6).
+func mayHoldIP(s string) bool {
+	colons := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '.':
+			if i > 0 && i+1 < len(s) && isDigit(s[i-1]) && isDigit(s[i+1]) {
+				return true
+			}
+		case ':':
+			colons++
+			if colons >= 2 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 func hasSecretMarker(s string) bool {
 	for _, m := range secretMarkers {
