@@ -187,7 +187,7 @@ func (s *Service) streamRun(ctx context.Context, rec core.RunRecord, afterSeq in
 			}
 			last = ev.Sequence
 			if core.EventTerminal(ev.Type) {
-				return true, flush()
+				return true, nil // the caller's return flushes with the end of the response
 			}
 		}
 		return false, flush()
@@ -208,7 +208,9 @@ func (s *Service) streamRun(ctx context.Context, rec core.RunRecord, afterSeq in
 			}
 			last = he.ev.Sequence
 			if core.EventTerminal(he.ev.Type) {
-				return flush()
+				// No flush: ending the handler sends the buffered frames and
+				// the end of the chunked response in one write.
+				return nil
 			}
 		}
 		if len(evs) > 0 {
