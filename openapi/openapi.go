@@ -96,8 +96,7 @@ func writeJSONNode(buf *bytes.Buffer, n *yaml.Node) error {
 			if i > 0 {
 				buf.WriteByte(',')
 			}
-			k, _ := json.Marshal(n.Content[i].Value)
-			buf.Write(k)
+			writeJSONString(buf, n.Content[i].Value)
 			buf.WriteByte(':')
 			if err := writeJSONNode(buf, n.Content[i+1]); err != nil {
 				return err
@@ -136,11 +135,19 @@ func writeJSONNode(buf *bytes.Buffer, n *yaml.Node) error {
 			}
 			buf.Write(b)
 		default:
-			b, _ := json.Marshal(n.Value)
-			buf.Write(b)
+			writeJSONString(buf, n.Value)
 		}
 	default:
 		return fmt.Errorf("line %d: unsupported yaml node kind %d", n.Line, n.Kind)
 	}
 	return nil
+}
+
+// writeJSONString writes s as a JSON string without HTML escaping, so the
+// document's `<backend>/<model>` reads as written.
+func writeJSONString(buf *bytes.Buffer, s string) {
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s)
+	buf.Truncate(buf.Len() - 1) // Encode's newline
 }
