@@ -3,8 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -14,16 +12,17 @@ import (
 )
 
 // Runs live at tenant/{t}/runs/{run_id} (the whole core.RunRecord, so a
-// restarted executor can resume); idempotency keys at tenant/{t}/idem/{hash
-// of principal, agent and key} → run_id.
+// restarted executor can resume); idempotency keys at
+// tenant/{t}/idem/{principal}\x00{agent}\x00{key} → run_id. The key is kept
+// as given (not hashed) so that time-ordered client keys (ULIDs, timestamps)
+// append to the tree instead of dirtying a random page per create.
 
 var _ core.RunStatePort = (*Store)(nil)
 
 func runKey(tenantID, runID string) []byte { return TenantKey(tenantID, "runs", runID) }
 
 func idemKey(tenantID, principalID, agentID, key string) []byte {
-	h := sha256.Sum256([]byte(principalID + "\x00" + agentID + "\x00" + key))
-	return TenantKey(tenantID, "idem", hex.EncodeToString(h[:]))
+	return TenantKey(tenantID, "idem", principalID+"\x00"+agentID+"\x00"+key)
 }
 
 func getRunTx(tx *bolt.Tx, tenantID, runID string) (core.RunRecord, error) {
