@@ -17,6 +17,30 @@ import (
 // after each run.
 const IsolationProbeTenantID = "tnt_validate_probe"
 
+// SmokeTenantID is the fixture tenant `validate` uses when no tenant was
+// seeded (prod): it holds a copy of the sample agent.
+const SmokeTenantID = "tnt_validate_smoke"
+
+// ensureSmokeFixture creates, idempotently, the smoke tenant and its
+// sample agent with the platform admin key.
+func ensureSmokeFixture(ctx context.Context, nf NodeFile, adminKey string) (string, error) {
+	adm := newAPIClient(adminKey)
+	err := adm.do(ctx, http.MethodPost, nf.StackAURL+"/v1/admin/tenants", map[string]any{"tenant_create": map[string]any{
+		"tenant_id": SmokeTenantID, "name": "Smoke tests (agentos validate)", "plan_tier": "free",
+		"entitlements": map[string]any{"model_tiers_allowed": []string{"fast"}, "model_backends_allowed": []string{"builtin"},
+			"tool_ids_allowed": []string{SampleToolID}}}}, nil)
+	if err != nil && statusOf(err) != http.StatusConflict {
+		return "", fmt.Errorf("create %s: %w", SmokeTenantID, err)
+	}
+	adm.tenant = SmokeTenantID
+	if err := adm.do(ctx, http.MethodPut, nf.StackAURL+"/v1/agents/"+SampleAgentID, map[string]any{"agent": map[string]any{
+		"agent_id": SampleAgentID, "name": "Sample echo agent (validate)", "model_ref": "tier:fast",
+		"instructions": "You are a helpful echo agent.", "tool_ids": []string{SampleToolID}}}, nil); err != nil {
+		return "", fmt.Errorf("put %s in %s: %w", SampleAgentID, SmokeTenantID, err)
+	}
+	return fmt.Sprintf("tenant %s with %s", SmokeTenantID, SampleAgentID), nil
+}
+
 // serviceHealthPath is each router's own health endpoint.
 var serviceHealthPath = map[string]string{StackA: "/v1/health", StackB: "/v1/health", StackFed: "/v1/federation/health"}
 
@@ -94,14 +118,20 @@ func smokeGate(ctx context.Context, ph *phase, nf NodeFile, t nodeTarget) (smoke
 	}
 	user := newAPIClient(t.Creds.TenantAdmin.APIKey)
 	principal := t.Creds.TenantAdmin.PrincipalID
-	if t.Creds.TenantAdmin.APIKey == "" {
-		user = newAPIClient(t.AdminKey)
-		user.tenant = tenantID
-		principal = t.Creds.PlatformAdmin.PrincipalID
-	}
 	gates := []string{"sample run created", "events streamed to completion", "tool call", "model call through Stack B",
 		"policy check on Stack B", "metrics moved", "tenant isolation"}
 	res.Total = len(gates)
+	if t.Creds.TenantAdmin.APIKey == "" && t.AdminKey != "" {
+		// prod: no seeded tenant; validate keeps its own fixture tenant
+		// with the sample agent, created with the platform admin key.
+		tenantID, principal = SmokeTenantID, firstNonEmpty(t.Creds.PlatformAdmin.PrincipalID, PlatformAdminID)
+		user = newAPIClient(t.AdminKey)
+		user.tenant = tenantID
+		if err := ph.check("smoke fixture", func() (string, error) { return ensureSmokeFixture(ctx, nf, t.AdminKey) }); err != nil {
+			ph.summarize("smoke 0/%d", res.Total)
+			return res, err
+		}
+	}
 	if user.key == "" {
 		for _, g := range gates {
 			ph.skip(g, "no credentials: pass --api-key (platform admin) or run `agentos bootstrap` in prod")
