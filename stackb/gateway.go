@@ -488,11 +488,11 @@ func (g *Gateway) invoke(ctx context.Context, a core.Auth, t core.Tenant, req co
 		code := core.ErrorCode(err)
 		attempts = append(attempts, attempt{Ref: m.ref, Code: code})
 		lastErr = err
+		g.metrics.requests.WithLabelValues(m.backend, code).Inc()
 		if code != core.CodeDependencyUnavailable && code != core.CodeTimeout || ctx.Err() != nil {
 			break
 		}
 		g.health.failure(m.backend)
-		g.metrics.requests.WithLabelValues(m.backend, code).Inc()
 		log.Warn().Str("backend", m.backend).Str("model", m.cfg.ModelID).Str("code", code).Msg("backend failed; falling back")
 	}
 	if used == nil {
@@ -506,8 +506,11 @@ func (g *Gateway) invoke(ctx context.Context, a core.Auth, t core.Tenant, req co
 		if ctx.Err() != nil && !errors.Is(lastErr, context.DeadlineExceeded) && core.ErrorCode(lastErr) != core.CodeTimeout {
 			return core.ModelResponse{}, lastErr
 		}
+		// Each attempt was counted under its backend above.
 		e := core.AsError(lastErr)
-		return fail(backend, e)
+		g.metrics.errors.WithLabelValues(e.Code).Inc()
+		log.Warn().Str("backend", backend).Str("code", e.Code).Msg("model call failed")
+		return core.ModelResponse{}, e
 	}
 	cost := used.cost(usage.InputTokens, usage.OutputTokens)
 	resp := core.ModelResponse{
