@@ -1,6 +1,7 @@
 package stacka_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -534,5 +535,37 @@ func TestQuota_ToolCallsPerMinuteFailsTheRun(t *testing.T) {
 	e := run["error"].(map[string]any)
 	if e["code"] != "rate_limited" || e["retryable"] != true || e["details"].(map[string]any)["kind"] != "tool_calls_per_minute" {
 		t.Fatalf("error %v", e)
+	}
+}
+
+func TestEvents_HeartbeatPing(t *testing.T) {
+	n := newNode(t) // HeartbeatInterval is 200 ms in tests
+	n.putAgent("tok-a", "agt_x", "tool.echo")
+	n.model.delay.Store(int64(20 * time.Second))
+	id := n.createRun("tok-a", "agt_x", "x")["run_id"].(string)
+	req, _ := http.NewRequest("GET", n.srv.URL+"/v1/runs/"+id+"/events", nil)
+	req.Header.Set("Authorization", "Bearer tok-a")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), ":") {
+				got <- sc.Text()
+				return
+			}
+		}
+	}()
+	select {
+	case line := <-got:
+		if line != ": ping" {
+			t.Fatalf("comment line %q", line)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no heartbeat within 3 s")
 	}
 }
