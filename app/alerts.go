@@ -219,6 +219,8 @@ type alertEngine struct {
 	notifications *prometheus.CounterVec
 	tenantGauges  *prometheus.GaugeVec
 	diskFree      prometheus.Gauge
+	routerReady   *prometheus.GaugeVec
+	storeUp       prometheus.Gauge
 }
 
 // maxResolveTries bounds retries of a resolved mail the server refuses.
@@ -236,6 +238,10 @@ func newAlertEngine(cfg AlertConfig, log zerolog.Logger, reg prometheus.Register
 		[]string{"tenant", "measure"}))
 	e.diskFree = registerOrReuse(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: "agentos_disk_free_ratio",
 		Help: "Share of the data dir's filesystem still available (0..1)."}))
+	e.routerReady = registerOrReuse(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "agentos_router_ready",
+		Help: "1 when the router's readiness checks pass and its listener accepts, by stack."}, []string{"stack"}))
+	e.storeUp = registerOrReuse(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: "agentos_store_up",
+		Help: "1 when the store answers a ping."}))
 	return e
 }
 
@@ -611,6 +617,9 @@ func quantileFromBuckets(q float64, buckets map[float64]float64, count float64) 
 	for _, le := range bounds {
 		c := buckets[le]
 		if c >= rank {
+			if math.IsInf(le, 1) {
+				return prevLE
+			}
 			if c == prevCount {
 				return le
 			}
@@ -660,6 +669,11 @@ func ruleServiceDown(ctx context.Context, e *alertEngine) ([]finding, error) {
 				}
 			}
 		}
+		ready := 1.0
+		if len(failed) > 0 {
+			ready = 0
+		}
+		e.routerReady.WithLabelValues(name).Set(ready)
 		if len(failed) > 0 {
 			sort.Strings(failed)
 			out = append(out, finding{labels: map[string]string{"stack": name}, value: float64(len(failed)),
@@ -671,8 +685,10 @@ func ruleServiceDown(ctx context.Context, e *alertEngine) ([]finding, error) {
 
 func ruleStoreUnavailable(ctx context.Context, e *alertEngine) ([]finding, error) {
 	if err := e.node.store.Ping(ctx); err != nil {
+		e.storeUp.Set(0)
 		return []finding{{labels: map[string]string{}, value: 1, summary: "the store does not answer: " + err.Error()}}, nil
 	}
+	e.storeUp.Set(1)
 	return nil, nil
 }
 

@@ -69,25 +69,23 @@ func tenantUsage(ctx context.Context, n *Node, tenantID string) (console.TenantU
 	if err != nil {
 		return console.TenantUsage{}, err
 	}
-	u := console.TenantUsage{TenantID: t.TenantID, Name: t.Name, Status: t.Status, PlanTier: t.PlanTier}
-	if t.Status != core.TenantDisabled && n.stacks != nil && n.stacks.gateway != nil {
-		rep, err := n.stacks.gateway.Usage(ctx, systemAuth(tenantID))
-		if err != nil {
-			return u, fmt.Errorf("usage of %s: %w", tenantID, err)
-		}
-		u.Window, u.Period = rep.Window, rep.Period
-		u.Requests, u.TotalTokens, u.CostUSD = rep.Current.Requests, rep.Current.TotalTokens, rep.Current.CostUSD
-		u.MaxTokens, u.MaxCostUSD = rep.Limits.MaxTokens, rep.Limits.MaxCostUSD
-		return u, nil
-	}
 	l := t.EffectiveLimits()
-	u.Window, u.Period = l.BudgetWindow, core.UsagePeriod(l.BudgetWindow, core.Now())
-	rec, err := n.store.GetUsage(ctx, tenantID, u.Window, u.Period)
+	u := console.TenantUsage{TenantID: t.TenantID, Name: t.Name, Status: t.Status, PlanTier: t.PlanTier,
+		Window: l.BudgetWindow, MaxTokens: l.MaxTokens, MaxCostUSD: l.MaxCostUSD}
+	var rec core.UsageRecord
+	if t.Status != core.TenantDisabled && n.stacks != nil && n.stacks.gateway != nil {
+		rec, err = n.stacks.gateway.CurrentUsage(ctx, systemAuth(tenantID))
+	} else {
+		rec, err = n.store.GetUsage(ctx, tenantID, l.BudgetWindow, core.UsagePeriod(l.BudgetWindow, core.Now()))
+	}
 	if err != nil {
 		return u, fmt.Errorf("usage of %s: %w", tenantID, err)
 	}
+	u.Period = rec.Period
+	if u.Period == "" {
+		u.Period = core.UsagePeriod(l.BudgetWindow, core.Now())
+	}
 	u.Requests, u.TotalTokens, u.CostUSD = rec.Requests, rec.TotalTokens, rec.CostUSD
-	u.MaxTokens, u.MaxCostUSD = l.MaxTokens, l.MaxCostUSD
 	return u, nil
 }
 

@@ -1,0 +1,547 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agentos/agentos/core"
+	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// ---------- a real SMTP server for the tests ----------
+
+type receivedMail struct {
+	From    string
+	To      []string
+	Subject string
+	Body    string
+}
+
+// mailSink is an SMTP server on 127.0.0.1:0 that hands every accepted
+// message to a channel.
+type mailSink struct {
+	host string
+	port int
+	got  chan receivedMail
+	// refuse makes DATA fail while set (a server that rejects mail).
+	mu     sync.Mutex
+	refuse bool
+}
+
+type sinkSession struct {
+	sink *mailSink
+	from string
+	to   []string
+}
+
+func (s *sinkSession) Reset()        { s.from, s.to = "", nil }
+func (s *sinkSession) Logout() error { return nil }
+func (s *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
+	s.from = from
+	return nil
+}
+func (s *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.to = append(s.to, to)
+	return nil
+}
+func (s *sinkSession) Data(r io.Reader) error {
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	s.sink.mu.Lock()
+	refuse := s.sink.refuse
+	s.sink.mu.Unlock()
+	if refuse {
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+	}
+	msg, err := mail.ReadMessage(strings.NewReader(string(raw)))
+	if err != nil {
+		return err
+	}
+	subject, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(msg.Body)
+	s.sink.got <- receivedMail{From: s.from, To: s.to, Subject: subject, Body: string(body)}
+	return nil
+}
+
+func startMailSink(t *testing.T) *mailSink {
+	t.Helper()
+	sink := &mailSink{got: make(chan receivedMail, 32)}
+	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &sinkSession{sink: sink}, nil }))
+	srv.Domain = "localhost"
+	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	sink.host = "127.0.0.1"
+	sink.port = ln.Addr().(*net.TCPAddr).Port
+	return sink
+}
+
+func (s *mailSink) setRefuse(v bool) {
+	s.mu.Lock()
+	s.refuse = v
+	s.mu.Unlock()
+}
+
+// waitMail returns the first mail whose subject contains every part,
+// failing after timeout; other mails are returned in skipped.
+func (s *mailSink) waitMail(t *testing.T, timeout time.Duration, parts ...string) (m receivedMail, skipped []receivedMail) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case m := <-s.got:
+			ok := true
+			for _, p := range parts {
+				ok = ok && strings.Contains(m.Subject, p)
+			}
+			if ok {
+				return m, skipped
+			}
+			skipped = append(skipped, m)
+		case <-deadline:
+			t.Fatalf("no mail with %q within %s (other mails: %+v)", parts, timeout, skipped)
+		}
+	}
+}
+
+// ---------- rule engine: state machine with a fake clock ----------
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// switchRule is a rule whose condition the test turns on and off.
+type switchRule struct {
+	mu  sync.Mutex
+	on  map[string]bool // label value → holds
+	err error
+}
+
+func (s *switchRule) set(label string, on bool) {
+	s.mu.Lock()
+	s.on[label] = on
+	s.mu.Unlock()
+}
+
+func (s *switchRule) setErr(err error) {
+	s.mu.Lock()
+	s.err = err
+	s.mu.Unlock()
+}
+
+func (s *switchRule) eval(context.Context, *alertEngine) ([]finding, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return nil, s.err
+	}
+	var out []finding
+	for l, on := range s.on {
+		if on {
+			out = append(out, finding{labels: map[string]string{"backend": l}, value: 1, summary: l + " is down"})
+		}
+	}
+	return out, nil
+}
+
+type sentMail struct{ subject, body string }
+
+func newTestEngine(t *testing.T, cfg AlertConfig, sw *switchRule, sendErr *error) (*alertEngine, *fakeClock, *[]sentMail) {
+	t.Helper()
+	clock := &fakeClock{now: time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC)}
+	rule := &alertRule{name: "TestBackendDown", severity: "warning", eval: sw.eval}
+	e := newAlertEngine(cfg, zerolog.Nop(), prometheus.NewRegistry(), []*alertRule{rule})
+	e.now = clock.Now
+	var mails []sentMail
+	var mu sync.Mutex
+	e.send = func(_ context.Context, subject, body string) error {
+		if sendErr != nil && *sendErr != nil {
+			return *sendErr
+		}
+		mu.Lock()
+		mails = append(mails, sentMail{subject, body})
+		mu.Unlock()
+		return nil
+	}
+	return e, clock, &mails
+}
+
+func subjects(ms []sentMail) []string {
+	out := []string{}
+	for _, m := range ms {
+		out = append(out, m.subject)
+	}
+	return out
+}
+
+func TestAlertEngine_Lifecycle(t *testing.T) {
+	type step struct {
+		advance   time.Duration
+		on        map[string]bool
+		wantState map[string]string // label → pending|firing ("" = absent)
+		wantMails []string          // subject fragments of mails sent by this step
+	}
+	cases := []struct {
+		name   string
+		repeat time.Duration
+		steps  []step
+	}{
+		{name: "pending, firing after for, one mail, resolved notice", steps: []step{
+			{on: map[string]bool{"b1": true}, wantState: map[string]string{"b1": "pending"}},
+			{advance: 30 * time.Second, on: map[string]bool{"b1": true}, wantState: map[string]string{"b1": "pending"}},
+			{advance: 30 * time.Second, on: map[string]bool{"b1": true}, wantState: map[string]string{"b1": "firing"}, wantMails: []string{"[AgentOS FIRING] TestBackendDown backend=b1"}},
+			{advance: 30 * time.Second, on: map[string]bool{"b1": true}, wantState: map[string]string{"b1": "firing"}},
+			{advance: 10 * time.Minute, on: map[string]bool{"b1": true}, wantState: map[string]string{"b1": "firing"}},
+			{advance: 30 * time.Second, on: map[string]bool{"b1": false}, wantState: map[string]string{"b1": ""}, wantMails: []string{"[AgentOS RESOLVED] TestBackendDown backend=b1"}},
+			{advance: 30 * time.Second, on: map[string]bool{"b1": false}, wantState: map[string]string{"b1": ""}},
+		}},
+		{name: "a blip shorter than for never mails", steps: []step{
+			{on: map[string]bool{"b1": true}, wantState: map[string]string{"b1": "pending"}},
+			{advance: 30 * time.Second, on: map[string]bool{"b1": false}, wantState: map[string]string{"b1": ""}},
+			{advance: 30 * time.Second, on: map[string]bool{"b1": true}, wantState: map[string]string{"b1": "pending"}},
+		}},
+		{name: "repeat interval re-sends while firing", repeat: 5 * time.Minute, steps: []step{
+			{on: map[string]bool{"b1": true}},
+			{advance: time.Minute, on: map[string]bool{"b1": true}, wantState: map[string]string{"b1": "firing"}, wantMails: []string{"FIRING"}},
+			{advance: 4 * time.Minute, on: map[string]bool{"b1": true}},
+			{advance: time.Minute, on: map[string]bool{"b1": true}, wantMails: []string{"FIRING"}},
+		}},
+		{name: "instances are per label set", steps: []step{
+			{on: map[string]bool{"b1": true}},
+			{advance: time.Minute, on: map[string]bool{"b1": true, "b2": true}, wantState: map[string]string{"b1": "firing", "b2": "pending"}, wantMails: []string{"backend=b1"}},
+			{advance: time.Minute, on: map[string]bool{"b1": false, "b2": true}, wantState: map[string]string{"b1": "", "b2": "firing"}, wantMails: []string{"RESOLVED] TestBackendDown backend=b1", "FIRING] TestBackendDown backend=b2"}},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sw := &switchRule{on: map[string]bool{}}
+			e, clock, mails := newTestEngine(t, AlertConfig{For: map[string]time.Duration{"TestBackendDown": time.Minute}, RepeatInterval: tc.repeat}, sw, nil)
+			for i, st := range tc.steps {
+				clock.Advance(st.advance)
+				for l, on := range st.on {
+					sw.set(l, on)
+				}
+				before := len(*mails)
+				e.evaluate(context.Background())
+				got := (*mails)[before:]
+				if len(got) != len(st.wantMails) {
+					t.Fatalf("step %d: mails %q, want %d matching %q", i, subjects(got), len(st.wantMails), st.wantMails)
+				}
+				for _, want := range st.wantMails {
+					found := false
+					for _, m := range got {
+						found = found || strings.Contains(m.subject, want)
+					}
+					if !found {
+						t.Fatalf("step %d: no mail matching %q in %q", i, want, subjects(got))
+					}
+				}
+				states := map[string]string{}
+				for _, a := range e.Status() {
+					states[a.Labels["backend"]] = a.State
+				}
+				for l, want := range st.wantState {
+					if states[l] != want {
+						t.Fatalf("step %d: %s state %q, want %q (all %v)", i, l, states[l], want, states)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestAlertEngine_FailedMailIsRetried(t *testing.T) {
+	sw := &switchRule{on: map[string]bool{"b1": true}}
+	var sendErr error = errors.New("451 try again")
+	e, clock, mails := newTestEngine(t, AlertConfig{For: map[string]time.Duration{"TestBackendDown": 0}}, sw, &sendErr)
+	e.evaluate(context.Background())
+	if len(*mails) != 0 || e.Status()[0].Notified != nil {
+		t.Fatalf("a refused mail must not count as notified: %+v", e.Status())
+	}
+	sendErr = nil
+	clock.Advance(30 * time.Second)
+	e.evaluate(context.Background())
+	if got := subjects(*mails); len(got) != 1 || !strings.Contains(got[0], "FIRING") {
+		t.Fatalf("firing mail not retried: %q", got)
+	}
+	// The resolved notice is retried too, and the alert leaves the list at once.
+	sw.set("b1", false)
+	sendErr = errors.New("451 try again")
+	clock.Advance(30 * time.Second)
+	e.evaluate(context.Background())
+	if len(e.Status()) != 0 {
+		t.Fatalf("cleared alert still listed: %+v", e.Status())
+	}
+	sendErr = nil
+	clock.Advance(30 * time.Second)
+	e.evaluate(context.Background())
+	if got := subjects(*mails); len(got) != 2 || !strings.Contains(got[1], "RESOLVED") {
+		t.Fatalf("resolved mail not retried: %q", got)
+	}
+	clock.Advance(30 * time.Second)
+	e.evaluate(context.Background())
+	if len(*mails) != 2 {
+		t.Fatalf("resolved mail sent twice: %q", subjects(*mails))
+	}
+}
+
+func TestAlertEngine_RuleErrorKeepsState(t *testing.T) {
+	sw := &switchRule{on: map[string]bool{"b1": true}}
+	e, clock, mails := newTestEngine(t, AlertConfig{For: map[string]time.Duration{"TestBackendDown": 0}}, sw, nil)
+	e.evaluate(context.Background())
+	sw.setErr(errors.New("store timeout"))
+	clock.Advance(30 * time.Second)
+	e.evaluate(context.Background())
+	if st := e.Status(); len(st) != 1 || st[0].State != "firing" {
+		t.Fatalf("an erroring rule must keep its alerts: %+v", st)
+	}
+	if len(*mails) != 1 {
+		t.Fatalf("mails %q, want only the firing one", subjects(*mails))
+	}
+}
+
+func TestQuantileFromBuckets(t *testing.T) {
+	cases := []struct {
+		name    string
+		buckets map[float64]float64
+		count   float64
+		q, want float64
+	}{
+		{"all in first bucket", map[float64]float64{10: 100, 100: 100, math.Inf(1): 100}, 100, 0.95, 9.5},
+		{"interpolated in second bucket", map[float64]float64{10: 50, 100: 100, math.Inf(1): 100}, 100, 0.95, 91},
+		{"over every finite bound", map[float64]float64{10: 0, 100: 0, math.Inf(1): 10}, 10, 0.95, 100},
+		{"no observations", map[float64]float64{10: 0}, 0, 0.95, math.NaN()},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := quantileFromBuckets(tc.q, tc.buckets, tc.count)
+			if math.IsNaN(tc.want) != math.IsNaN(got) || !math.IsNaN(got) && math.Abs(got-tc.want) > 1e-9 {
+				t.Fatalf("quantile %g = %g, want %g", tc.q, got, tc.want)
+			}
+		})
+	}
+}
+
+// ---------- the node: a model backend goes away and comes back ----------
+
+// fakeOpenAI answers /v1/chat/completions like an OpenAI-compatible server.
+func fakeOpenAI() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/chat/completions" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"id":"chatcmpl-1","object":"chat.completion","model":"m1","choices":[{"index":0,"message":{"role":"assistant","content":"hi from upstream"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":3,"total_tokens":6}}`)
+	})
+}
+
+func startAlertTestNode(t *testing.T, providersFile string, sink *mailSink) *Node {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.StackAAddr, cfg.StackBAddr, cfg.FedAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.ProvidersFile = providersFile
+	if sink != nil {
+		cfg.SMTP = SMTPConfig{Host: sink.host, Port: sink.port, From: "agentos@test.local", To: []string{"ops@test.local"}, StartTLS: "off"}
+	}
+	n := NewNode(cfg, BuildInfo{Version: "test"}, zerolog.Nop())
+	if err := n.Open(context.Background()); err != nil {
+		t.Fatalf("open node: %v", err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+func chatOnce(t *testing.T, n *Node, ref string) core.ModelResponse {
+	t.Helper()
+	resp, err := n.stacks.gateway.Chat(context.Background(), systemAuth(DemoTenantID), core.ModelRequest{
+		RequestID: core.NewID(core.PrefixRequest), Operation: "chat", ModelRef: ref,
+		Input: core.ModelInput{Messages: []core.ChatMessage{{Role: "user", Content: "hello"}}}})
+	if err != nil {
+		t.Fatalf("chat %s: %v", ref, err)
+	}
+	return resp
+}
+
+func TestAlerts_ModelBackendUnreachable_MailsFiringThenResolved(t *testing.T) {
+	upstream := httptest.NewServer(fakeOpenAI())
+	addr := upstream.Listener.Addr().String()
+	providers := map[string]any{
+		"providers": []any{map[string]any{"name": "edge-llm", "kind": "openai", "base_url": upstream.URL + "/v1", "timeout_ms": 2000,
+			"models": []any{map[string]any{"model_id": "m1", "capabilities": []string{"chat"}, "tier": "balanced"}}}},
+		"tiers": map[string]any{"fast": []string{"builtin/echo-1"}, "balanced": []string{"edge-llm/m1", "builtin/echo-1"}, "premium": []string{"builtin/echo-1"}},
+	}
+	raw, _ := json.Marshal(providers)
+	pf := filepath.Join(t.TempDir(), "providers.json")
+	if err := os.WriteFile(pf, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sink := startMailSink(t)
+	n := startAlertTestNode(t, pf, sink)
+
+	stop := startAlertsWith(n, AlertConfig{Interval: 100 * time.Millisecond,
+		For: map[string]time.Duration{AlertModelBackendUnreachable: 300 * time.Millisecond}})
+	defer stop()
+
+	start := time.Now()
+	if r := chatOnce(t, n, "tier:balanced"); r.Route.Backend != "edge-llm" {
+		t.Fatalf("balanced should route to edge-llm while it is up, got %+v", r.Route)
+	}
+
+	// The backend goes away: calls fall back to builtin, health takes it out.
+	upstream.Close()
+	for i := 0; i < 3; i++ {
+		if r := chatOnce(t, n, "tier:balanced"); r.Route.Backend != "builtin" {
+			t.Fatalf("call %d: want the builtin fallback, got %+v", i, r.Route)
+		}
+	}
+	if n.stacks.gateway.BackendHealth()["edge-llm"] {
+		t.Fatal("edge-llm still marked up after failed calls")
+	}
+	m, _ := sink.waitMail(t, 10*time.Second, "[AgentOS FIRING]", AlertModelBackendUnreachable, "backend=edge-llm")
+	if !strings.Contains(m.Body, "out of routing") || !contains(m.To, "ops@test.local") || m.From != "agentos@test.local" {
+		t.Fatalf("firing mail: %+v", m)
+	}
+	t.Logf("%s: firing mail received", time.Since(start))
+	// The SMTP session ends after DATA; the engine records the delivery then.
+	waitFor(t, 5*time.Second, "firing alert recorded as notified", func() bool {
+		st := n.Alerts()
+		return len(st) == 1 && st[0].Name == AlertModelBackendUnreachable && st[0].State == "firing" && st[0].Notified != nil
+	})
+
+	metrics := scrape(t, n.URL(StackA)+"/metrics")
+	for _, want := range []string{`agentos_alerts_firing{alert="AgentOSModelBackendUnreachable"} 1`, `agentos_router_ready{stack="stack-b"} 1`,
+		`agentos_store_up 1`, `agentos_tenant_budget_usage{measure="tokens_limit",tenant="tnt_demo"} 100000`} {
+		if !strings.Contains(metrics, want) {
+			t.Fatalf("/metrics lacks %q", want)
+		}
+	}
+
+	// De-duplication: the alert keeps firing, no second mail.
+	time.Sleep(500 * time.Millisecond)
+	select {
+	case extra := <-sink.got:
+		t.Fatalf("second mail in one firing episode: %+v", extra)
+	default:
+	}
+
+	// The backend comes back on the same address; after the health
+	// cooldown one probe call puts it back in routing.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", addr, err)
+	}
+	again := httptest.NewUnstartedServer(fakeOpenAI())
+	again.Listener.Close()
+	again.Listener = ln
+	again.Start()
+	defer again.Close()
+	deadline := time.Now().Add(25 * time.Second)
+	for !n.stacks.gateway.BackendHealth()["edge-llm"] {
+		if time.Now().After(deadline) {
+			t.Fatal("edge-llm never came back into routing")
+		}
+		chatOnce(t, n, "tier:balanced")
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Logf("%s: edge-llm back in routing", time.Since(start))
+	m, _ = sink.waitMail(t, 10*time.Second, "[AgentOS RESOLVED]", AlertModelBackendUnreachable, "backend=edge-llm")
+	t.Logf("%s: resolved mail received", time.Since(start))
+	if !strings.Contains(m.Body, "Resolved:") {
+		t.Fatalf("resolved mail body: %q", m.Body)
+	}
+	for _, a := range n.Alerts() {
+		if a.Name == AlertModelBackendUnreachable {
+			t.Fatalf("alert still listed after resolving: %+v", a)
+		}
+	}
+
+	// The demo tenant's budget shrinks to what it already used: the
+	// budget alert fires at once, labelled with the tenant.
+	used, err := n.stacks.gateway.CurrentUsage(context.Background(), systemAuth(DemoTenantID))
+	if err != nil || used.TotalTokens == 0 {
+		t.Fatalf("current usage: %+v %v", used, err)
+	}
+	_, err = n.store.UpdateTenant(context.Background(), DemoTenantID, func(tn *core.Tenant) error {
+		tn.Quotas.Models.TokenBudget.MaxTokens = core.Ptr(used.TotalTokens)
+		return nil
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ = sink.waitMail(t, 10*time.Second, "[AgentOS FIRING]", AlertTenantBudgetExceeded, "tenant="+DemoTenantID)
+	if !strings.Contains(m.Body, fmt.Sprintf("used %d of %d tokens", used.TotalTokens, used.TotalTokens)) {
+		t.Fatalf("budget mail body: %q", m.Body)
+	}
+	waitFor(t, 5*time.Second, "budget alert carries its tenant", func() bool {
+		for _, a := range n.Alerts() {
+			if a.Name == AlertTenantBudgetExceeded && a.TenantID == DemoTenantID && a.State == "firing" {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return string(raw)
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
