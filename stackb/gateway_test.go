@@ -3,6 +3,8 @@ package stackb_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -292,5 +294,28 @@ func TestNew_ProvidersFileErrorsNameTheField(t *testing.T) {
 				t.Fatalf("New = %v, want an error naming %s", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestGateway_Fallback_OnUpstreamTimeout(t *testing.T) {
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(2 * time.Second):
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	file := strings.Replace(providersJSON(slow.URL+"/v1", ""), `"timeout_ms":2000`, `"timeout_ms":100`, 1)
+	e := newEnv(t, envOpt{providers: file})
+	start := time.Now()
+	r, err := e.gw.Chat(context.Background(), e.auth, chatReq("tier:balanced", "slow"))
+	if err != nil || r.Route.Backend != "builtin" || !r.Route.FallbackUsed {
+		t.Fatalf("route %+v err %v; want builtin after the upstream timed out", r.Route, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("took %v; the 100 ms backend timeout did not apply", d)
+	}
+	if _, err := e.gw.Chat(context.Background(), e.auth, chatReq("local-vllm/qwen2.5:7b", "slow")); !core.IsCode(err, core.CodeTimeout) {
+		t.Fatalf("single-model chain: err = %v, want timeout", err)
 	}
 }
