@@ -14,6 +14,7 @@ import (
 	"net/mail"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -543,5 +544,88 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestOpsDocs_MatchMetricsAndRules keeps docs/ops honest: the Prometheus
+// rules name exactly the node's built-in alerts, and every metric the rules
+// and the Grafana dashboard query is one the code registers.
+func TestOpsDocs_MatchMetricsAndRules(t *testing.T) {
+	root := filepath.Join("..")
+	registered := map[string]bool{}
+	nameRe := regexp.MustCompile(`Name:\s*"(agentos_[a-z0-9_]+)"`)
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+			return nil
+		}
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, m := range nameRe.FindAllStringSubmatch(string(raw), -1) {
+			registered[m[1]] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricRe := regexp.MustCompile(`agentos_[a-z0-9_]+`)
+	for _, doc := range []string{"docs/ops/agentos-rules.yml", "docs/ops/grafana-dashboard.json"} {
+		raw, err := os.ReadFile(filepath.Join(root, doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range metricRe.FindAllString(string(raw), -1) {
+			base := m
+			for _, suffix := range []string{"_bucket", "_count", "_sum"} {
+				if strings.HasSuffix(m, suffix) && registered[strings.TrimSuffix(m, suffix)] {
+					base = strings.TrimSuffix(m, suffix)
+				}
+			}
+			if !registered[base] {
+				t.Errorf("%s queries %s, which no code registers", doc, m)
+			}
+		}
+		if doc == "docs/ops/grafana-dashboard.json" {
+			var dash struct {
+				Templating struct {
+					List []struct{ Name string } `json:"list"`
+				} `json:"templating"`
+			}
+			if err := json.Unmarshal(raw, &dash); err != nil {
+				t.Fatalf("%s: %v", doc, err)
+			}
+			hasTenant := false
+			for _, v := range dash.Templating.List {
+				hasTenant = hasTenant || v.Name == "tenant"
+			}
+			if !hasTenant {
+				t.Errorf("%s has no $tenant variable", doc)
+			}
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(root, "docs/ops/agentos-rules.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inDoc := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^\s*- alert:\s*(\S+)`).FindAllStringSubmatch(string(raw), -1) {
+		inDoc[m[1]] = true
+	}
+	for _, r := range builtinAlertRules() {
+		if !inDoc[r.name] {
+			t.Errorf("rules file lacks the built-in alert %s", r.name)
+		}
+		delete(inDoc, r.name)
+	}
+	for name := range inDoc {
+		t.Errorf("rules file has %s, which the node does not evaluate", name)
 	}
 }
