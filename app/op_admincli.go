@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -48,6 +50,41 @@ func (o *operator) adminCall(c *cli.Context, method, path string, body any) (map
 	return out, nil
 }
 
+// interspersed returns the positional arguments of c and applies flags
+// written after them (urfave/cli stops parsing flags at the first
+// positional argument; operators write `tenant update tnt_x --name y`).
+func interspersed(c *cli.Context) ([]string, error) {
+	rest := c.Args().Slice()
+	if !slices.ContainsFunc(rest, func(a string) bool { return strings.HasPrefix(a, "-") }) {
+		return rest, nil
+	}
+	fs := flag.NewFlagSet(c.Command.Name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	for _, f := range c.Command.Flags {
+		if err := f.Apply(fs); err != nil {
+			return nil, err
+		}
+	}
+	var pos []string
+	for len(rest) > 0 {
+		if err := fs.Parse(rest); err != nil {
+			return nil, &exitError{2, err.Error()}
+		}
+		rest = fs.Args()
+		if len(rest) > 0 {
+			pos = append(pos, rest[0])
+			rest = rest[1:]
+		}
+	}
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if e := c.Set(f.Name, f.Value.String()); e != nil && err == nil {
+			err = &exitError{2, e.Error()}
+		}
+	})
+	return pos, err
+}
+
 // jsonFlag decodes an inline JSON flag value ("@file" is not supported:
 // shells can do `"$(cat f)"`).
 func jsonFlag(c *cli.Context, name string) (json.RawMessage, error) {
@@ -63,11 +100,14 @@ func jsonFlag(c *cli.Context, name string) (json.RawMessage, error) {
 
 func tenantCommand(o *operator) *cli.Command {
 	arg := func(c *cli.Context) (string, error) {
-		id := c.Args().First()
-		if id == "" {
+		pos, err := interspersed(c)
+		if err != nil {
+			return "", err
+		}
+		if len(pos) == 0 || pos[0] == "" {
 			return "", &exitError{2, "tenant id required"}
 		}
-		return url.PathEscape(id), nil
+		return url.PathEscape(pos[0]), nil
 	}
 	return &cli.Command{
 		Name:  "tenant",
@@ -77,11 +117,17 @@ func tenantCommand(o *operator) *cli.Command {
 				Name: "create", Usage: "create a tenant",
 				Flags: append(apiFlags(),
 					&cli.StringFlag{Name: "id", Usage: "tenant id (tnt_…; default: generated)"},
-					&cli.StringFlag{Name: "name", Usage: "display name", Required: true},
+					&cli.StringFlag{Name: "name", Usage: "display name (required)"},
 					&cli.StringFlag{Name: "plan-tier", Value: "free"},
 					&cli.StringFlag{Name: "quotas", Usage: "quotas JSON (CONTRACT §2.1)"},
 					&cli.StringFlag{Name: "entitlements", Usage: "entitlements JSON (CONTRACT §2.1)"}),
 				Action: func(c *cli.Context) error {
+					if _, err := interspersed(c); err != nil {
+						return err
+					}
+					if c.String("name") == "" {
+						return &exitError{2, "--name is required"}
+					}
 					tc := map[string]any{"name": c.String("name"), "plan_tier": c.String("plan-tier")}
 					if id := c.String("id"); id != "" {
 						tc["tenant_id"] = id
@@ -168,12 +214,16 @@ func tenantCommand(o *operator) *cli.Command {
 
 func tokenCommand(o *operator) *cli.Command {
 	args := func(c *cli.Context, n int) ([]string, error) {
-		if c.NArg() < n {
+		pos, err := interspersed(c)
+		if err != nil {
+			return nil, err
+		}
+		if len(pos) < n {
 			return nil, &exitError{2, fmt.Sprintf("want %d argument(s): %s", n, c.Command.ArgsUsage)}
 		}
 		out := make([]string, n)
 		for i := range out {
-			out[i] = url.PathEscape(c.Args().Get(i))
+			out[i] = url.PathEscape(pos[i])
 		}
 		return out, nil
 	}
@@ -189,7 +239,7 @@ func tokenCommand(o *operator) *cli.Command {
 			{
 				Name: "issue", Usage: "issue a key", ArgsUsage: "<tenant_id>",
 				Flags: append(apiFlags(),
-					&cli.StringFlag{Name: "principal", Usage: "principal id (usr_… or svc_…)", Required: true},
+					&cli.StringFlag{Name: "principal", Usage: "principal id (usr_… or svc_…; required)"},
 					&cli.StringFlag{Name: "type", Value: "user", Usage: "user|service"},
 					&cli.StringFlag{Name: "display-name"},
 					&cli.StringFlag{Name: "scopes", Usage: "comma-separated scopes"},
@@ -199,6 +249,9 @@ func tokenCommand(o *operator) *cli.Command {
 					a, err := args(c, 1)
 					if err != nil {
 						return err
+					}
+					if c.String("principal") == "" {
+						return &exitError{2, "--principal is required"}
 					}
 					tc := map[string]any{"principal_id": c.String("principal"), "principal_type": c.String("type"),
 						"scopes": nonNil(splitList(c.String("scopes"))), "roles": nonNil(splitList(c.String("roles")))}

@@ -126,6 +126,9 @@ func (c *apiClient) streamEvents(ctx context.Context, url string, fn func(sseEve
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Authorization", "Bearer "+c.key)
+	if c.tenant != "" {
+		req.Header.Set("X-Tenant-Id", c.tenant)
+	}
 	hc := &http.Client{} // no overall timeout: ctx bounds the stream
 	resp, err := hc.Do(req)
 	if err != nil {

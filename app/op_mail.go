@@ -44,7 +44,14 @@ func SendMail(ctx context.Context, cfg SMTPConfig, subject, body string) error {
 
 	opts := []mail.Option{mail.WithPort(cfg.Port), mail.WithTLSPolicy(policy), mail.WithTimeout(15 * time.Second)}
 	if cfg.User != "" {
-		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthAutoDiscover), mail.WithUsername(cfg.User), mail.WithPassword(cfg.Password))
+		// Autodiscovery picks the strongest mechanism and never sends a
+		// password in the clear over an unencrypted link; a relay on
+		// loopback (no TLS) gets PLAIN, which go-mail allows there.
+		authType := mail.SMTPAuthAutoDiscover
+		if loopbackHost(cfg.Host) {
+			authType = mail.SMTPAuthPlain
+		}
+		opts = append(opts, mail.WithSMTPAuth(authType), mail.WithUsername(cfg.User), mail.WithPassword(cfg.Password))
 	}
 	client, err := mail.NewClient(cfg.Host, opts...)
 	if err != nil {

@@ -578,7 +578,11 @@ func wirePhase(ctx context.Context, ph *phase, cfg Config, nf NodeFile, t nodeTa
 			}
 			cl := newAPIClient(key)
 			if t.Creds.TenantAdmin.APIKey == "" {
-				cl.tenant = firstNonEmpty(t.Creds.DefaultTenantID, DemoTenantID)
+				// prod: no seeded tenant; list for validate's fixture tenant.
+				if _, err := ensureSmokeFixture(ctx, nf, key); err != nil {
+					return "", err
+				}
+				cl.tenant = SmokeTenantID
 			}
 			if err := cl.do(ctx, http.MethodGet, nf.StackBURL+"/v1/models", nil, &out); err != nil {
 				return "", err

@@ -1,0 +1,249 @@
+// Package e2e builds the agentos binary once and drives it as an operator
+// would: up, status, validate, redeploy, nuke, test-alert.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the agentos executable built by TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "agentos-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "agentos")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version=e2e -X main.gitSHA=e2e", "-o", binary, ".")
+	build.Dir = ".."
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build agentos: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// result is one finished command.
+type result struct {
+	Code   int
+	Stdout string
+	Stderr string
+	Took   time.Duration
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\n--- stdout\n%s--- stderr\n%s", r.Code, r.Stdout, r.Stderr)
+}
+
+// workdir is an operator's working directory: its own data dir, env
+// file, reports and free ports.
+type workdir struct {
+	t   *testing.T
+	dir string
+	env []string
+}
+
+func newWorkdir(t *testing.T) *workdir {
+	t.Helper()
+	w := &workdir{t: t, dir: t.TempDir()}
+	// Every setting on :0 so parallel nodes never collide; the node
+	// writes its bound ports to node.json. Inherited AGENTOS_* variables
+	// of the developer's shell are dropped.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AGENTOS_") {
+			w.env = append(w.env, kv)
+		}
+	}
+	w.env = append(w.env, "AGENTOS_STACK_A_ADDR=127.0.0.1:0", "AGENTOS_STACK_B_ADDR=127.0.0.1:0", "AGENTOS_FED_ADDR=127.0.0.1:0")
+	t.Cleanup(func() { w.killNode() })
+	return w
+}
+
+// run executes the binary in the workdir and waits (bounded).
+func (w *workdir) run(args ...string) result {
+	w.t.Helper()
+	return w.runEnv(nil, args...)
+}
+
+func (w *workdir) runEnv(extra []string, args ...string) result {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Dir = w.dir
+	cmd.Env = append(append([]string{}, w.env...), extra...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	r := result{Stdout: stdout.String(), Stderr: stderr.String(), Took: time.Since(start)}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.Code = ee.ExitCode()
+	default:
+		w.t.Fatalf("run %v: %v", args, err)
+	}
+	return r
+}
+
+func (w *workdir) path(parts ...string) string {
+	return filepath.Join(append([]string{w.dir}, parts...)...)
+}
+
+// nodeFile is .agentos/node.json.
+type nodeFile struct {
+	PID       int    `json:"pid"`
+	StackID   string `json:"stack_id"`
+	StackAURL string `json:"stack_a_url"`
+	StackBURL string `json:"stack_b_url"`
+	FedURL    string `json:"fed_url"`
+}
+
+func (w *workdir) node() nodeFile {
+	w.t.Helper()
+	var nf nodeFile
+	mustReadJSON(w.t, w.path(".agentos", "node.json"), &nf)
+	return nf
+}
+
+type credentials struct {
+	DefaultTenantID string `json:"default_tenant_id"`
+	PlatformAdmin   struct {
+		PrincipalID string `json:"principal_id"`
+		APIKey      string `json:"api_key"`
+	} `json:"platform_admin"`
+	TenantAdmin struct {
+		PrincipalID string `json:"principal_id"`
+		APIKey      string `json:"api_key"`
+	} `json:"tenant_admin"`
+}
+
+func (w *workdir) creds() credentials {
+	w.t.Helper()
+	var c credentials
+	mustReadJSON(w.t, w.path(".agentos", "credentials.json"), &c)
+	return c
+}
+
+// killNode stops a node left running by a failed test.
+func (w *workdir) killNode() {
+	raw, err := os.ReadFile(w.path(".agentos", "agentos.pid"))
+	if err != nil {
+		return
+	}
+	var pid int
+	if _, err := fmt.Sscanf(string(raw), "%d", &pid); err != nil || pid <= 0 {
+		return
+	}
+	if alive(pid) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// alive reports a live, non-zombie process.
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || len(stat) <= i+2 || stat[i+2] != 'Z'
+}
+
+// reports lists reports/<action>-*.json.
+func (w *workdir) reports(action string) []string {
+	w.t.Helper()
+	m, err := filepath.Glob(w.path("reports", action+"-*.json"))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return m
+}
+
+func mustReadJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatalf("decode %s: %v", path, err)
+	}
+}
+
+// api calls the node with a key and decodes the JSON answer.
+func api(t *testing.T, method, url, key string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		raw, _ := json.Marshal(body)
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: decode %q: %v", method, url, raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func mustContain(t *testing.T, r result, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(r.Stdout+r.Stderr, w) {
+			t.Errorf("output lacks %q\n%s", w, r)
+		}
+	}
+}
