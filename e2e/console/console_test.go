@@ -178,6 +178,20 @@ func TestConsole_SignInAndWatchRunLive(t *testing.T) {
 		t.Fatalf("signed in as %q, want %q", who, creds.TenantAdmin.PrincipalID)
 	}
 
+	// Tenants & usage shows the own tenant against its budget; audit finds
+	// the tool registration made above.
+	err = chromedp.Do(browser,
+		chromedp.Click(chromedp.CSS(`#tabs a[data-tab="tenants"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#tenants tr[data-tenant="`+creds.DefaultTenantID+`"] .bar`)),
+		chromedp.Click(chromedp.CSS(`#tabs a[data-tab="audit"]`)),
+		chromedp.WaitVisible(chromedp.ID("a-action")),
+		chromedp.Click(chromedp.CSS(`#audit-filter button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#audit tr[data-audit]`)),
+	)
+	if err != nil {
+		t.Fatalf("tenants and audit screens: %v", err)
+	}
+
 	// Start a run; its tool call blocks until released.
 	run := call(t, "POST", stackA+"/v1/agents/agt_console_e2e/runs", tenantKey, map[string]any{
 		"input": map[string]any{"type": "text", "text": "What is the answer?"}, "idempotency_key": "idem_console_e2e"}, 201)["run"].(map[string]any)
