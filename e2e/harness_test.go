@@ -58,12 +58,12 @@ func (r result) String() string {
 // workdir is an operator's working directory: its own data dir, env
 // file, reports and free ports.
 type workdir struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 	env []string
 }
 
-func newWorkdir(t *testing.T) *workdir {
+func newWorkdir(t testing.TB) *workdir {
 	t.Helper()
 	w := &workdir{t: t, dir: t.TempDir()}
 	// Every setting on :0 so parallel nodes never collide; the node
@@ -185,7 +185,7 @@ func (w *workdir) reports(action string) []string {
 	return m
 }
 
-func mustReadJSON(t *testing.T, path string, v any) {
+func mustReadJSON(t testing.TB, path string, v any) {
 	t.Helper()
 	raw, err := os.ReadFile(path)
 	if err != nil {
