@@ -3,7 +3,6 @@ package app
 import (
 	"net/http"
 
-	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/openapi"
 	"github.com/labstack/echo/v4"
 )
@@ -27,5 +26,3 @@ func mountDocuments(e *echo.Echo, stack string) {
 	})
 	mountExamples(e, stack)
 }
-
-func notFoundDoc(name string) error { return core.NotFound("example", name) }

@@ -20,6 +20,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // edgeMetrics are the HTTP-level series every router shares.
@@ -53,6 +54,7 @@ type edge struct {
 	validator *openapi.Validator
 	bodyLimit int64
 	metrics   *edgeMetrics
+	tracer    trace.Tracer
 }
 
 // publicPath reports the paths that need no credential (§1.4).

@@ -2,8 +2,8 @@ package app
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -26,6 +26,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Stack names, as they appear in health answers, metrics and logs.
@@ -72,6 +74,9 @@ type Node struct {
 	Config Config
 	Build  BuildInfo
 	Log    zerolog.Logger
+	// TracerProvider, when set before Open, receives the node's spans
+	// (tests use an in-memory exporter); otherwise Open builds one.
+	TracerProvider trace.TracerProvider
 	// Seeded is what the demo/dev seed did when the node opened.
 	Seeded Seeded
 
@@ -87,6 +92,8 @@ type Node struct {
 	stacks   *stacks
 	// readiness checks per router: name → check.
 	ready map[string][]readyCheck
+
+	ownTracer *sdktrace.TracerProvider
 
 	closeOnce sync.Once
 	closeErr  error
@@ -149,6 +156,14 @@ func (n *Node) Open(ctx context.Context) (err error) {
 		return err
 	}
 	n.Log = n.Log.With().Str("stack_id", n.stackID).Logger()
+	if n.TracerProvider == nil {
+		tp, err := newTracerProvider(ctx, n.Config, n.stackID)
+		if err != nil {
+			return err
+		}
+		n.TracerProvider = tp
+		n.ownTracer = tp
+	}
 	n.registry = prometheus.NewRegistry()
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.metrics = newEdgeMetrics(n.registry)
@@ -247,14 +262,15 @@ func (n *Node) newRouter(name string) error {
 	e.HideBanner, e.HidePort = true, true
 	e.Logger.SetOutput(io.Discard)
 	ed := &edge{stack: name, log: n.Log.With().Str("component", name).Logger(), auth: n.auth,
-		failures: n.failures, bodyLimit: n.Config.BodyLimit, metrics: n.metrics}
+		failures: n.failures, bodyLimit: n.Config.BodyLimit, metrics: n.metrics,
+		tracer: n.TracerProvider.Tracer("agentos/" + name)}
 	v, err := openapi.NewValidator(name)
 	if err != nil {
 		return fmt.Errorf("%s: openapi document: %w", name, err)
 	}
 	ed.validator = v
 	e.HTTPErrorHandler = ed.errorHandler
-	e.Use(ed.ids, ed.accessLog, ed.recoverPanics, ed.bodyRules, ed.authenticate, ed.validate)
+	e.Use(ed.ids, ed.traceRequests, ed.accessLog, ed.recoverPanics, ed.bodyRules, ed.authenticate, ed.validate)
 	n.mountCommon(e, name)
 
 	ln, err := net.Listen("tcp", n.addrOf(name))
@@ -390,6 +406,11 @@ func (n *Node) Close() error {
 		for _, r := range n.routers {
 			if r.server == nil && r.listener != nil {
 				r.listener.Close()
+			}
+		}
+		if n.ownTracer != nil {
+			if err := n.ownTracer.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("trace export: %w", err))
 			}
 		}
 		if n.store != nil {

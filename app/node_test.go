@@ -88,7 +88,7 @@ func TestNode_AuthAndTenancy(t *testing.T) {
 		t.Fatalf("act-as: code %s", r.ErrorCode(t))
 	}
 	// A tenant admin cannot create tenants or grant platform_admin.
-	expectStatus(t, do(t, "POST", a+"/v1/admin/tenants", tadmin, map[string]any{"tenant_create": map[string]any{"name": "x"}}), 403, "tenant admin creates tenant")
+	expectStatus(t, do(t, "POST", a+"/v1/admin/tenants", tadmin, map[string]any{"tenant_create": map[string]any{"tenant_id": "tnt_mine", "name": "x"}}), 403, "tenant admin creates tenant")
 	r = do(t, "POST", a+"/v1/admin/tenants/tnt_demo/tokens", tadmin, map[string]any{"token_create": map[string]any{
 		"principal_id": "usr_eve", "principal_type": "user", "scopes": []string{}, "roles": []string{"platform_admin"}}})
 	expectStatus(t, r, 403, "escalate to platform_admin")
