@@ -1,0 +1,245 @@
+// Package recovery_test proves crash recovery end to end: it builds the
+// real binary, kills it with SIGKILL while runs are in flight, restarts
+// it, and checks every run ends terminal with a gapless event sequence.
+package recovery_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "agentos-recovery-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "agentos")
+	_, self, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(self), "..", "..")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build agentos: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type node struct {
+	cmd     *exec.Cmd
+	dataDir string
+	stackA  string
+	log     *bytes.Buffer
+}
+
+func startNode(t *testing.T, dataDir string) *node {
+	t.Helper()
+	os.Remove(filepath.Join(dataDir, "node.json"))
+	cmd := exec.Command(binary, "serve", "--data-dir", dataDir, "--stack-a-addr", "127.0.0.1:0",
+		"--stack-b-addr", "127.0.0.1:0", "--fed-addr", "127.0.0.1:0", "--log-level", "warn", "--workers", "8")
+	cmd.Dir = t.TempDir()
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	n := &node{cmd: cmd, dataDir: dataDir, log: &log}
+	t.Cleanup(func() { n.cmd.Process.Kill(); n.cmd.Wait() })
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		raw, err := os.ReadFile(filepath.Join(dataDir, "node.json"))
+		if err == nil {
+			var nf struct {
+				StackAURL string `json:"stack_a_url"`
+				PID       int    `json:"pid"`
+			}
+			if json.Unmarshal(raw, &nf) == nil && nf.PID == cmd.Process.Pid {
+				n.stackA = nf.StackAURL
+				return n
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("node did not come up: %s", log.String())
+	return nil
+}
+
+func call(t *testing.T, method, url, key string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		raw, _ := json.Marshal(body)
+		rd = bytes.NewReader(raw)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	req.Header.Set("Authorization", "Bearer "+key)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: decode %q: %v", method, url, raw, err)
+		}
+	}
+	if resp.StatusCode >= 300 {
+		t.Logf("%s %s -> %d %s", method, url, resp.StatusCode, raw)
+	}
+	return resp.StatusCode
+}
+
+// listedEvent is one event of the JSON listing (bare event objects).
+type listedEvent struct {
+	Sequence int64  `json:"sequence"`
+	Type     string `json:"type"`
+	EventID  string `json:"event_id"`
+}
+
+func TestRecovery_KillDashNineMidRun(t *testing.T) {
+	// A webhook tool that takes a while, so the kill lands mid-run.
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(1500 * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"output":{"slow":true}}`)
+	}))
+	defer slow.Close()
+
+	dataDir := t.TempDir()
+	n := startNode(t, dataDir)
+	var creds struct {
+		PlatformAdmin struct {
+			APIKey string `json:"api_key"`
+		} `json:"platform_admin"`
+		TenantAdmin struct {
+			APIKey string `json:"api_key"`
+		} `json:"tenant_admin"`
+	}
+	raw, err := os.ReadFile(filepath.Join(dataDir, "credentials.json"))
+	if err != nil || json.Unmarshal(raw, &creds) != nil {
+		t.Fatalf("credentials: %v", err)
+	}
+	admin, key := creds.PlatformAdmin.APIKey, creds.TenantAdmin.APIKey
+
+	if s := call(t, "PATCH", n.stackA+"/v1/admin/tenants/tnt_demo", admin, map[string]any{"tenant_update": map[string]any{
+		"entitlements": map[string]any{"tool_ids_allowed": []string{"tool.echo", "tool.slow"}},
+		"quotas":       map[string]any{"runs": map[string]any{"run_create_qps": 100, "run_create_burst": 100, "max_concurrent_runs": 50}},
+	}}, nil); s != 200 {
+		t.Fatalf("patch tenant: %d", s)
+	}
+	if s := call(t, "PUT", n.stackA+"/v1/tools/tool.slow", key, map[string]any{"tool": map[string]any{
+		"tool_id": "tool.slow", "name": "slow", "kind": "http", "description": "sleeps", "input_schema": map[string]any{"type": "object"},
+		"config": map[string]any{"url": slow.URL, "timeout_ms": 10000}}}, nil); s != 200 && s != 201 {
+		t.Fatalf("put tool: %d", s)
+	}
+	if s := call(t, "PUT", n.stackA+"/v1/agents/agt_slow", key, map[string]any{"agent": map[string]any{
+		"name": "slow", "model_ref": "tier:fast", "tool_ids": []string{"tool.slow"}}}, nil); s != 200 && s != 201 {
+		t.Fatalf("put agent: %d", s)
+	}
+
+	const runs = 20
+	ids := make([]string, 0, runs)
+	for i := 0; i < runs; i++ {
+		var out struct {
+			Run struct {
+				RunID string `json:"run_id"`
+			} `json:"run"`
+		}
+		if s := call(t, "POST", n.stackA+"/v1/agents/agt_slow/runs", key, map[string]any{
+			"input": map[string]any{"type": "text", "text": fmt.Sprintf("job %d", i)}, "idempotency_key": fmt.Sprintf("idem_crash_%d", i)}, &out); s != 201 {
+			t.Fatalf("create run %d: %d", i, s)
+		}
+		ids = append(ids, out.Run.RunID)
+	}
+	// Let the first wave reach the slow tool, then kill without warning.
+	time.Sleep(700 * time.Millisecond)
+	var running, queued struct {
+		Runs []json.RawMessage `json:"runs"`
+	}
+	call(t, "GET", n.stackA+"/v1/runs?status=running&limit=100", key, nil, &running)
+	call(t, "GET", n.stackA+"/v1/runs?status=queued&limit=100", key, nil, &queued)
+	if len(running.Runs) == 0 {
+		t.Fatal("no run was running when the node was killed; the test would prove nothing")
+	}
+	t.Logf("killing the node with %d runs running and %d queued", len(running.Runs), len(queued.Runs))
+	if err := n.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	n.cmd.Wait()
+
+	n2 := startNode(t, dataDir)
+	deadline := time.Now().Add(60 * time.Second)
+	for _, id := range ids {
+		var run struct {
+			Run struct {
+				Status string `json:"status"`
+			} `json:"run"`
+		}
+		for {
+			if s := call(t, "GET", n2.stackA+"/v1/runs/"+id, key, nil, &run); s != 200 {
+				t.Fatalf("get %s after restart: %d", id, s)
+			}
+			st := run.Run.Status
+			if st == "completed" || st == "failed" || st == "canceled" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("run %s still %s a minute after restart; log:\n%s", id, st, n2.log.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		var ev struct {
+			Events []listedEvent `json:"events"`
+		}
+		if s := call(t, "GET", n2.stackA+"/v1/runs/"+id+"/events", key, nil, &ev); s != 200 {
+			t.Fatalf("events %s: %d", id, s)
+		}
+		terminal, seen := 0, map[string]bool{}
+		for i, e := range ev.Events {
+			if e.Sequence != int64(i+1) {
+				t.Fatalf("run %s: event %d has sequence %d (gap or duplicate)", id, i, e.Sequence)
+			}
+			if seen[e.EventID] {
+				t.Fatalf("run %s: duplicate event id %s", id, e.EventID)
+			}
+			seen[e.EventID] = true
+			switch e.Type {
+			case "agentos.run.completed", "agentos.run.failed", "agentos.run.canceled":
+				terminal++
+				if i != len(ev.Events)-1 {
+					t.Fatalf("run %s: terminal event is not last", id)
+				}
+			}
+		}
+		if terminal != 1 {
+			t.Fatalf("run %s: %d terminal events, want 1", id, terminal)
+		}
+		t.Logf("run %s: %s after restart, %d events", id, run.Run.Status, len(ev.Events))
+	}
+}
