@@ -280,3 +280,99 @@ func mustText(t *testing.T, browser context.Context, id string) string {
 	}
 	return strings.TrimSpace(s)
 }
+
+// TestConsoleEndpoints_OnRealNode checks the /v1/console endpoints behind
+// the node's real edge: authentication, tenant scoping and the platform
+// admin's view of every tenant.
+func TestConsoleEndpoints_OnRealNode(t *testing.T) {
+	n, creds := startNode(t)
+	stackA := n.URL(app.StackA)
+	admin, tenant := creds.PlatformAdmin.APIKey, creds.TenantAdmin.APIKey
+	call(t, "POST", stackA+"/v1/admin/tenants", admin, map[string]any{"tenant_create": map[string]any{
+		"tenant_id": "tnt_console_other", "name": "Other", "plan_tier": "free"}}, 201)
+
+	usageIDs := func(body map[string]any) []string {
+		out := []string{}
+		for _, u := range body["usage"].([]any) {
+			out = append(out, u.(map[string]any)["tenant_id"].(string))
+		}
+		return out
+	}
+	cases := []struct {
+		name, path, key string
+		want            int
+		check           func(t *testing.T, body map[string]any)
+	}{
+		{name: "no credential", path: "/v1/console/overview", want: 401},
+		{name: "overview", path: "/v1/console/overview", key: tenant, want: 200, check: func(t *testing.T, b map[string]any) {
+			node := b["node"].(map[string]any)
+			if node["status"] != "ok" || len(node["routers"].([]any)) != 3 || b["correlation_id"] == "" {
+				t.Fatalf("overview: %v", b)
+			}
+			if w := b["whoami"].(map[string]any); w["tenant_id"] != creds.DefaultTenantID || w["platform_admin"] != false {
+				t.Fatalf("whoami: %v", w)
+			}
+		}},
+		{name: "tenant admin: own usage", path: "/v1/console/usage", key: tenant, want: 200, check: func(t *testing.T, b map[string]any) {
+			if ids := usageIDs(b); len(ids) != 1 || ids[0] != creds.DefaultTenantID {
+				t.Fatalf("usage of %v", ids)
+			}
+			u := b["usage"].([]any)[0].(map[string]any)
+			if u["max_tokens"].(float64) != 100000 || u["window"] != "day" {
+				t.Fatalf("usage %v", u)
+			}
+		}},
+		{name: "tenant admin: another tenant is not found", path: "/v1/console/usage?tenant_id=tnt_console_other", key: tenant, want: 404},
+		{name: "platform admin: every tenant", path: "/v1/console/usage", key: admin, want: 200, check: func(t *testing.T, b map[string]any) {
+			ids := strings.Join(usageIDs(b), ",")
+			if !strings.Contains(ids, creds.DefaultTenantID) || !strings.Contains(ids, "tnt_console_other") {
+				t.Fatalf("usage of %v", ids)
+			}
+		}},
+		{name: "platform admin: one tenant", path: "/v1/console/usage?tenant_id=tnt_console_other", key: admin, want: 200, check: func(t *testing.T, b map[string]any) {
+			if ids := usageIDs(b); len(ids) != 1 || ids[0] != "tnt_console_other" {
+				t.Fatalf("usage of %v", ids)
+			}
+		}},
+		{name: "alerts", path: "/v1/console/alerts", key: tenant, want: 200, check: func(t *testing.T, b map[string]any) {
+			if _, ok := b["alerts"].([]any); !ok {
+				t.Fatalf("alerts: %v", b)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", stackA+tc.path, nil)
+			if tc.key != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.key)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body := map[string]any{}
+			json.NewDecoder(resp.Body).Decode(&body)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d: %v", resp.StatusCode, tc.want, body)
+			}
+			if tc.want >= 400 {
+				if e, _ := body["error"].(map[string]any); e == nil || e["code"] == "" {
+					t.Fatalf("error answer without the error object: %v", body)
+				}
+			}
+			if tc.check != nil {
+				tc.check(t, body)
+			}
+		})
+	}
+	// The page itself is public.
+	resp, err := http.Get(stackA + "/console/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("/console/: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
