@@ -148,7 +148,7 @@ func TestLiveNode_AnswersFitTheDocuments(t *testing.T) {
 		t.Fatalf("create run: %d %v", st, created)
 	}
 	runID := created["run"].(map[string]any)["run_id"].(string)
-	lc.call(A, "POST", "/v1/agents/agt_sample_echo_v1/runs", key, map[string]any{"input": map[string]any{"type": "text", "text": "hi"}, "idempotency_key": "idem_conf"}) // 200 replay
+	lc.call(A, "POST", "/v1/agents/agt_sample_echo_v1/runs", key, map[string]any{"input": map[string]any{"type": "text", "text": "hi"}, "idempotency_key": "idem_conf"})    // 200 replay
 	lc.call(A, "POST", "/v1/agents/agt_sample_echo_v1/runs", key, map[string]any{"input": map[string]any{"type": "text", "text": "other"}, "idempotency_key": "idem_conf"}) // 409
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -161,7 +161,7 @@ func TestLiveNode_AnswersFitTheDocuments(t *testing.T) {
 	lc.call(A, "GET", "/v1/runs?limit=2", key, nil)
 	lc.call(A, "GET", "/v1/runs/"+runID+"/events", key, nil, "Accept", "application/json")
 	lc.call(A, "GET", "/v1/runs/"+runID+"/events?after_sequence=3", key, nil) // SSE, closes after the terminal event
-	lc.call(A, "POST", "/v1/runs/"+runID+":cancel", key, nil)                  // 409, finished
+	lc.call(A, "POST", "/v1/runs/"+runID+":cancel", key, nil)                 // 409, finished
 
 	// Stack B.
 	auth := map[string]any{"tenant_id": "tnt_demo", "principal": map[string]any{"principal_id": "usr_tnt_demo_admin", "principal_type": "user"},
