@@ -61,17 +61,8 @@ type commitReq struct {
 // appendFill is the page fill of splits in the run commit path.
 const appendFill = 0.95
 
-// groupCommits holds one committer per open Store; it lives here rather
-// than in Store because store.go belongs to another part of the team.
-var groupCommits sync.Map // *Store → *groupCommit
-
-func (s *Store) committer() *groupCommit {
-	if g, ok := groupCommits.Load(s); ok {
-		return g.(*groupCommit)
-	}
-	g, _ := groupCommits.LoadOrStore(s, &groupCommit{})
-	return g.(*groupCommit)
-}
+// committer is the store's group committer.
+func (s *Store) committer() *groupCommit { return &s.commits }
 
 // group runs fn in a shared transaction. fn must return an error only
 // before it writes anything: a failing fn is left out of the commit, the

@@ -40,6 +40,9 @@ type Options struct {
 // Store is the bbolt-backed adapter of the ports.
 type Store struct {
 	db *bolt.DB
+	// commits groups the hot run and event writes of concurrent callers
+	// into shared transactions (see queue.go).
+	commits groupCommit
 }
 
 // Interface guards.

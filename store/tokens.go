@@ -19,7 +19,7 @@ type tokenRecord struct {
 }
 
 func tokenKey(tenantID, tokenID string) []byte { return TenantKey(tenantID, "tokens", tokenID) }
-func secretIndexKey(hash string) []byte       { return []byte("token_secret/" + hash) }
+func secretIndexKey(hash string) []byte        { return []byte("token_secret/" + hash) }
 
 func getTokenTx(tx *bolt.Tx, tenantID, tokenID string) (tokenRecord, error) {
 	var rec tokenRecord
