@@ -16,6 +16,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -117,6 +119,56 @@ func startGatedTool(t *testing.T) *gatedTool {
 	return g
 }
 
+// cuttingProxy stands between the browser and Stack A. It cuts the first
+// event stream after its first write, like a dropped connection, and
+// records the Last-Event-ID of every event stream request, so the test can
+// see the page resume where it left off.
+type cuttingProxy struct {
+	rp           *httputil.ReverseProxy
+	mu           sync.Mutex
+	lastEventIDs []string
+}
+
+func (p *cuttingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasSuffix(r.URL.Path, "/events") {
+		p.rp.ServeHTTP(w, r)
+		return
+	}
+	p.mu.Lock()
+	p.lastEventIDs = append(p.lastEventIDs, r.Header.Get("Last-Event-ID"))
+	first := len(p.lastEventIDs) == 1
+	p.mu.Unlock()
+	if first {
+		w = &cutWriter{ResponseWriter: w}
+	}
+	p.rp.ServeHTTP(w, r)
+}
+
+func (p *cuttingProxy) seen() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string{}, p.lastEventIDs...)
+}
+
+// cutWriter lets one write with an event frame through, then aborts the
+// connection on the next write.
+type cutWriter struct {
+	http.ResponseWriter
+	frames int
+}
+
+func (c *cutWriter) Write(b []byte) (int, error) {
+	if c.frames > 0 {
+		panic(http.ErrAbortHandler)
+	}
+	c.frames += bytes.Count(b, []byte("\n\n"))
+	return c.ResponseWriter.Write(b)
+}
+
+func (c *cutWriter) Flush() { http.NewResponseController(c.ResponseWriter).Flush() }
+
+func (c *cutWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
 func repoRoot() string {
 	_, self, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(self), "..", "..")
@@ -130,6 +182,10 @@ func TestConsole_SignInAndWatchRunLive(t *testing.T) {
 	stackA := n.URL(app.StackA)
 	tenantKey := creds.TenantAdmin.APIKey
 	tool := startGatedTool(t)
+	target, _ := url.Parse(stackA)
+	proxy := &cuttingProxy{rp: &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }, FlushInterval: -1}}
+	front := httptest.NewServer(proxy)
+	defer front.Close()
 
 	// A tool the demo tenant may call, and an agent that calls it.
 	allowed := append(append([]string{}, app.BuiltinToolIDs...), "tool.lookup")
@@ -163,7 +219,7 @@ func TestConsole_SignInAndWatchRunLive(t *testing.T) {
 	// Sign in with the tenant admin key; the health screen comes up.
 	err := chromedp.Do(browser,
 		chromedp.EmulateViewport(1280, 860),
-		chromedp.Navigate(stackA+"/console/"),
+		chromedp.Navigate(front.URL+"/console/"),
 		chromedp.WaitVisible(chromedp.ID("api-key")),
 		chromedp.SendKeys(chromedp.ID("api-key"), tenantKey),
 		chromedp.Click(chromedp.ID("signin-btn")),
@@ -204,7 +260,7 @@ func TestConsole_SignInAndWatchRunLive(t *testing.T) {
 
 	// The runs screen lists it; open its timeline while it is in flight.
 	err = chromedp.Do(browser,
-		chromedp.Navigate(stackA+"/console/#/runs"),
+		chromedp.Navigate(front.URL+"/console/#/runs"),
 		chromedp.WaitVisible(chromedp.CSS(`#runs tr[data-run="`+runID+`"] a`)),
 		chromedp.Click(chromedp.CSS(`#runs tr[data-run="`+runID+`"] a`)),
 		chromedp.WaitVisible(chromedp.CSS(`#timeline li[data-type="agentos.tool.call.requested"]`)),
@@ -237,6 +293,15 @@ func TestConsole_SignInAndWatchRunLive(t *testing.T) {
 		if s != strconv.Itoa(i+1) {
 			t.Fatalf("timeline sequences %v: want 1..%d without gap or duplicate", seqs, len(seqs))
 		}
+	}
+	// The first stream was cut; the page came back with Last-Event-ID.
+	ids := proxy.seen()
+	t.Logf("event stream requests, by Last-Event-ID: %q; timeline %d events", ids, len(seqs))
+	if len(ids) < 2 || ids[0] != "" {
+		t.Fatalf("event stream requests with Last-Event-ID %q: want a first one without and a resume", ids)
+	}
+	if n, err := strconv.Atoi(ids[1]); err != nil || n < 1 || n >= len(seqs) {
+		t.Fatalf("resume sent Last-Event-ID %q, want a sequence in 1..%d", ids[1], len(seqs)-1)
 	}
 	// The stream carried every stored event.
 	evReq, _ := http.NewRequest("GET", stackA+"/v1/runs/"+runID+"/events", nil)
