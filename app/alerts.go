@@ -209,6 +209,8 @@ type alertEngine struct {
 	send func(ctx context.Context, subject, body string) error
 	// node is what the built-in rules read; nil in rule-engine unit tests.
 	node *Node
+	// gatherer is the registry the rate rules sample (the node's).
+	gatherer prometheus.Gatherer
 
 	mu      sync.Mutex
 	active  map[string]*alertInstance
@@ -292,7 +294,7 @@ func labelKey(name string, labels map[string]string) string {
 func (e *alertEngine) evaluate(ctx context.Context) {
 	evalCtx, cancel := context.WithTimeout(ctx, max(e.cfg.Interval, 5*time.Second))
 	defer cancel()
-	if e.node != nil {
+	if e.gatherer != nil {
 		e.sample()
 	}
 	type result struct {
@@ -521,7 +523,7 @@ func seriesKey(name string, m *dto.Metric, extra ...string) string {
 // sample gathers the node's registry and keeps what the rate rules need,
 // for the longest window any rule looks back.
 func (e *alertEngine) sample() {
-	mfs, err := e.node.registry.Gather()
+	mfs, err := e.gatherer.Gather()
 	if err != nil && len(mfs) == 0 {
 		e.log.Warn().Err(err).Msg("gather metrics for alerts")
 		return
@@ -566,7 +568,7 @@ func (e *alertEngine) increase(prefix string, window time.Duration) map[string]f
 		return out
 	}
 	last := e.samples[len(e.samples)-1]
-	base := e.samples[0]
+	base := e.samples[len(e.samples)-2]
 	for _, s := range e.samples[:len(e.samples)-1] {
 		if last.at.Sub(s.at) <= window {
 			base = s
@@ -868,7 +870,7 @@ func startAlerts(n *Node) (stop func()) {
 // startAlertsWith is startAlerts with explicit settings.
 func startAlertsWith(n *Node, cfg AlertConfig) (stop func()) {
 	e := newAlertEngine(cfg, n.Log, n.registry, builtinAlertRules())
-	e.node = n
+	e.node, e.gatherer = n, n.registry
 	if n.Config.SMTP.Enabled() {
 		smtp := n.Config.SMTP
 		e.send = func(ctx context.Context, subject, body string) error {

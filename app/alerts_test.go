@@ -629,3 +629,113 @@ func TestOpsDocs_MatchMetricsAndRules(t *testing.T) {
 		t.Errorf("rules file has %s, which the node does not evaluate", name)
 	}
 }
+
+// TestAlertRules_RatesFromMetrics drives the rate and quantile rules with
+// the node's own metric families on a real registry and a fake clock.
+func TestAlertRules_RatesFromMetrics(t *testing.T) {
+	type series struct {
+		http    *prometheus.CounterVec
+		quota   *prometheus.CounterVec
+		latency prometheus.Histogram
+	}
+	cases := []struct {
+		name string
+		rule func() *alertRule
+		// each step advances 30s, then applies its traffic, then evaluates
+		steps     []func(s series)
+		wantFire  bool
+		wantLabel map[string]string
+	}{
+		{name: "5xx over 5% of enough requests fires", rule: func() *alertRule { return &alertRule{name: AlertHigh5xxRate, eval: ruleHigh5xx} },
+			steps: []func(series){
+				func(s series) { s.http.WithLabelValues("stack-b", "2xx").Add(1) },
+				func(s series) {
+					s.http.WithLabelValues("stack-b", "2xx").Add(80)
+					s.http.WithLabelValues("stack-b", "5xx").Add(20)
+					s.http.WithLabelValues("stack-a", "2xx").Add(100)
+				},
+			}, wantFire: true, wantLabel: map[string]string{"stack": "stack-b"}},
+		{name: "5xx under the minimum request count stays quiet", rule: func() *alertRule { return &alertRule{name: AlertHigh5xxRate, eval: ruleHigh5xx} },
+			steps: []func(series){
+				func(s series) { s.http.WithLabelValues("stack-b", "2xx").Add(1) },
+				func(s series) { s.http.WithLabelValues("stack-b", "5xx").Add(5) },
+			}},
+		{name: "5xx outside the rate window is forgotten", rule: func() *alertRule { return &alertRule{name: AlertHigh5xxRate, eval: ruleHigh5xx} },
+			steps: append([]func(series){
+				func(s series) { s.http.WithLabelValues("stack-b", "2xx").Add(1) },
+				func(s series) { s.http.WithLabelValues("stack-b", "5xx").Add(50) },
+			}, repeatStep(11, func(s series) { s.http.WithLabelValues("stack-b", "2xx").Add(10) })...)},
+		{name: "slow runs push p95 over the threshold", rule: func() *alertRule { return &alertRule{name: AlertRunLatencyP95High, eval: ruleRunLatency} },
+			steps: []func(series){
+				func(s series) { s.latency.Observe(10) },
+				func(s series) {
+					for i := 0; i < 20; i++ {
+						s.latency.Observe(200_000)
+					}
+				},
+			}, wantFire: true},
+		{name: "fast runs keep p95 low", rule: func() *alertRule { return &alertRule{name: AlertRunLatencyP95High, eval: ruleRunLatency} },
+			steps: []func(series){
+				func(s series) { s.latency.Observe(10) },
+				func(s series) {
+					for i := 0; i < 50; i++ {
+						s.latency.Observe(400)
+					}
+				},
+			}},
+		{name: "concurrency refusals at every evaluation fire", rule: func() *alertRule {
+			return &alertRule{name: AlertTenantConcurrencySustained, eval: ruleConcurrencySustained}
+		},
+			steps: repeatStep(4, func(s series) { s.quota.WithLabelValues("max_concurrent_runs").Inc() }), wantFire: true,
+			wantLabel: map[string]string{"kind": "max_concurrent_runs"}},
+		{name: "other quota kinds do not count", rule: func() *alertRule {
+			return &alertRule{name: AlertTenantConcurrencySustained, eval: ruleConcurrencySustained}
+		},
+			steps: repeatStep(4, func(s series) { s.quota.WithLabelValues("run_create_qps").Inc() })},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			s := series{
+				http:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agentos_http_requests_total"}, []string{"stack", "code_class"}),
+				quota: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agentos_quota_rejections_total"}, []string{"kind"}),
+				latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "agentos_run_latency_ms",
+					Buckets: []float64{1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000}}),
+			}
+			reg.MustRegister(s.http, s.quota, s.latency)
+			clock := &fakeClock{now: time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC)}
+			cfg := AlertConfig{Interval: 30 * time.Second, RunP95LatencyMS: 30_000,
+				For: map[string]time.Duration{AlertHigh5xxRate: 0, AlertRunLatencyP95High: 0, AlertTenantConcurrencySustained: 90 * time.Second}}
+			e := newAlertEngine(cfg, zerolog.Nop(), prometheus.NewRegistry(), []*alertRule{tc.rule()})
+			e.now, e.gatherer = clock.Now, reg
+			e.evaluate(context.Background())
+			for _, step := range tc.steps {
+				clock.Advance(30 * time.Second)
+				step(s)
+				e.evaluate(context.Background())
+			}
+			var firing []AlertStatus
+			for _, a := range e.Status() {
+				if a.State == "firing" {
+					firing = append(firing, a)
+				}
+			}
+			if tc.wantFire != (len(firing) == 1) {
+				t.Fatalf("firing %+v, want firing=%v", firing, tc.wantFire)
+			}
+			for k, v := range tc.wantLabel {
+				if firing[0].Labels[k] != v {
+					t.Fatalf("labels %v, want %s=%s", firing[0].Labels, k, v)
+				}
+			}
+		})
+	}
+}
+
+func repeatStep[T any](n int, f func(T)) []func(T) {
+	out := make([]func(T), n)
+	for i := range out {
+		out[i] = f
+	}
+	return out
+}
