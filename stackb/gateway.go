@@ -688,10 +688,37 @@ func (g *Gateway) ListModels(ctx context.Context, a core.Auth) ([]core.ModelInfo
 		if !entitled(t, "", m) {
 			continue
 		}
-		out = append(out, core.ModelInfo{ModelID: m.cfg.ModelID, Provider: m.backend, Capabilities: m.cfg.Capabilities,
-			MaxOutputTokens: m.cfg.MaxOutputTokens, ContextWindowTokens: m.cfg.ContextWindowTokens, Tier: m.cfg.Tier})
+		out = append(out, m.info())
 	}
 	return out, nil
+}
+
+// Catalog lists what the node can route to, whatever any tenant is
+// entitled to, for federation capabilities and operators: each model once
+// per tier whose chain includes it (Tier set to that tier), then models in
+// no tier. Tenant-facing listings go through ListModels.
+func (g *Gateway) Catalog() []core.ModelInfo {
+	out := []core.ModelInfo{}
+	inTier := map[*model]bool{}
+	for _, tier := range []string{"fast", "balanced", "premium"} {
+		for _, m := range g.cat.tiers[tier] {
+			info := m.info()
+			info.Tier = tier
+			out = append(out, info)
+			inTier[m] = true
+		}
+	}
+	for _, m := range g.cat.order {
+		if !inTier[m] {
+			out = append(out, m.info())
+		}
+	}
+	return out
+}
+
+func (m *model) info() core.ModelInfo {
+	return core.ModelInfo{ModelID: m.cfg.ModelID, Provider: m.backend, Capabilities: m.cfg.Capabilities,
+		MaxOutputTokens: m.cfg.MaxOutputTokens, ContextWindowTokens: m.cfg.ContextWindowTokens, Tier: m.cfg.Tier}
 }
 
 // UsageFilter selects ledger entries for Usage.
