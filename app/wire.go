@@ -93,7 +93,7 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 		StackAURL: func() string { return n.URL(StackA) }, StackBURL: func() string { return n.URL(StackB) },
 		FedURL: func() string { return n.URL(StackFed) },
 		Peers:  st, Forward: st, JTIs: st, Events: st, Tenants: st, Audit: st, Runs: svc, PeersFile: cfg.PeersFile,
-		Models: func(context.Context) ([]core.ModelInfo, error) { return s.gateway.Catalog(), nil },
+		Models:            func(context.Context) ([]core.ModelInfo, error) { return s.gateway.Catalog(), nil },
 		MaxConcurrentRuns: cfg.Workers, ToolHosting: true,
 		Log: n.Log.With().Str("component", StackFed).Logger(), Metrics: n.registry}
 	if cfg.FedTLSCert != "" {
