@@ -739,3 +739,24 @@ func repeatStep[T any](n int, f func(T)) []func(T) {
 	}
 	return out
 }
+
+// BenchmarkAlerts_EvaluateBuiltinRules is one evaluation of every built-in
+// rule on a live node (readiness of three routers, store ping, statfs,
+// registry sample, one tenant's usage).
+func BenchmarkAlerts_EvaluateBuiltinRules(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.DataDir = b.TempDir()
+	cfg.StackAAddr, cfg.StackBAddr, cfg.FedAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	n := NewNode(cfg, BuildInfo{Version: "bench"}, zerolog.Nop())
+	if err := n.Open(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer n.Close()
+	e := newAlertEngine(DefaultAlertConfig(), zerolog.Nop(), n.registry, builtinAlertRules())
+	e.node, e.gatherer = n, n.registry
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		e.evaluate(ctx)
+	}
+}
