@@ -78,8 +78,16 @@ func interspersed(c *cli.Context) ([]string, error) {
 	}
 	var err error
 	fs.Visit(func(f *flag.Flag) {
-		if e := c.Set(f.Name, f.Value.String()); e != nil && err == nil {
-			err = &exitError{2, e.Error()}
+		names := []string{f.Name}
+		for _, cf := range c.Command.Flags {
+			if slices.Contains(cf.Names(), f.Name) {
+				names = cf.Names() // aliases too: -n sets --lines
+			}
+		}
+		for _, n := range names {
+			if e := c.Set(n, f.Value.String()); e != nil && err == nil {
+				err = &exitError{2, e.Error()}
+			}
 		}
 	})
 	return pos, err

@@ -72,9 +72,13 @@ func operatorCommands(build BuildInfo, stdout, stderr io.Writer) []*cli.Command 
 				&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing new lines"},
 				&cli.IntFlag{Name: "lines", Aliases: []string{"n"}, Value: 200, Usage: "last N matching lines (0: all)"}),
 			Action: withConfig(func(c *cli.Context, cfg Config, _ map[string]string) error {
-				svc := c.Args().First()
-				if svc == "" {
-					svc = "all"
+				pos, err := interspersed(c)
+				if err != nil {
+					return err
+				}
+				svc := "all"
+				if len(pos) > 0 {
+					svc = pos[0]
 				}
 				return o.logs(c.Context, cfg, svc, c.Int("lines"), c.Bool("follow"))
 			}),
