@@ -1,0 +1,528 @@
+// Package federation_test proves federation between two real processes:
+// it builds the agentos binary once, starts two nodes on loopback, makes
+// each the other's peer through the admin API, and drives forwards,
+// relayed event streams, assertions and ingest over real HTTP (and mTLS).
+package federation_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "agentos-fede2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "agentos")
+	_, self, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(self), "..", "..")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build agentos: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// node is one running `agentos serve` process.
+type node struct {
+	stackID string
+	dataDir string
+	stackA  string
+	stackB  string
+	fed     string
+	admin   string // platform admin key of tnt_demo
+	key     string // tenant admin key of tnt_demo
+	logPath string
+	client  *http.Client // talks to the federation port (mTLS when on)
+	stream  *http.Client // same transport, no overall timeout (SSE)
+	cmd     *exec.Cmd
+	tls     *tlsFiles
+}
+
+// tlsFiles are the mTLS files a node is started with.
+type tlsFiles struct{ cert, key, ca string }
+
+// launchNode starts the process; wait makes it usable.
+func launchNode(t *testing.T, stackID string, tf *tlsFiles) *node {
+	t.Helper()
+	dataDir := t.TempDir()
+	logPath := filepath.Join(t.TempDir(), stackID+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"serve", "--data-dir", dataDir, "--stack-a-addr", "127.0.0.1:0", "--stack-b-addr", "127.0.0.1:0",
+		"--fed-addr", "127.0.0.1:0", "--stack-id", stackID, "--log-level", "warn", "--workers", "8"}
+	if tf != nil {
+		args = append(args, "--fed-tls-cert", tf.cert, "--fed-tls-key", tf.key, "--fed-tls-ca", tf.ca)
+	}
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = t.TempDir()
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	n := &node{stackID: stackID, dataDir: dataDir, logPath: logPath, cmd: cmd, tls: tf}
+	t.Cleanup(func() {
+		n.cmd.Process.Kill()
+		n.cmd.Wait()
+		logFile.Close()
+		if t.Failed() {
+			raw, _ := os.ReadFile(logPath)
+			t.Logf("log of %s:\n%s", stackID, raw)
+		}
+	})
+	return n
+}
+
+// wait waits for node.json naming this process, then reads the URLs and
+// the seeded credentials.
+func (n *node) wait(t *testing.T) {
+	t.Helper()
+	stackID, dataDir, logPath, cmd, tf := n.stackID, n.dataDir, n.logPath, n.cmd, n.tls
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		raw, err := os.ReadFile(filepath.Join(dataDir, "node.json"))
+		if err == nil {
+			var nf struct {
+				PID       int    `json:"pid"`
+				StackID   string `json:"stack_id"`
+				StackAURL string `json:"stack_a_url"`
+				StackBURL string `json:"stack_b_url"`
+				FedURL    string `json:"fed_url"`
+			}
+			if json.Unmarshal(raw, &nf) == nil && nf.PID == cmd.Process.Pid {
+				if nf.StackID != stackID {
+					t.Fatalf("node.json says stack_id %q, want %q", nf.StackID, stackID)
+				}
+				n.stackA, n.stackB, n.fed = nf.StackAURL, nf.StackBURL, nf.FedURL
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			raw, _ := os.ReadFile(logPath)
+			t.Fatalf("%s did not come up in 20 s:\n%s", stackID, raw)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var creds struct {
+		PlatformAdmin struct {
+			APIKey string `json:"api_key"`
+		} `json:"platform_admin"`
+		TenantAdmin struct {
+			APIKey string `json:"api_key"`
+		} `json:"tenant_admin"`
+	}
+	raw, err := os.ReadFile(filepath.Join(dataDir, "credentials.json"))
+	if err != nil || json.Unmarshal(raw, &creds) != nil || creds.PlatformAdmin.APIKey == "" || creds.TenantAdmin.APIKey == "" {
+		t.Fatalf("%s credentials.json: %v %s", stackID, err, raw)
+	}
+	n.admin, n.key = creds.PlatformAdmin.APIKey, creds.TenantAdmin.APIKey
+
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if tf != nil {
+		tr.TLSClientConfig = clientTLS(t, tf)
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	n.client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	n.stream = &http.Client{Transport: tr}
+}
+
+// clientTLS is what a caller holding the dev PKI presents.
+func clientTLS(t *testing.T, tf *tlsFiles) *tls.Config {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(tf.cert, tf.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := os.ReadFile(tf.ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("ca.pem holds no certificate")
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}
+}
+
+// privateKey reads the node's federation signing key from its data dir
+// (node_ed25519.key, PKCS#8 PEM).
+func (n *node) privateKey(t *testing.T) ed25519.PrivateKey {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(n.dataDir, "node_ed25519.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(raw)
+	if block == nil {
+		t.Fatal("node key is not PEM")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		t.Fatalf("node key is %T", k)
+	}
+	return priv
+}
+
+// answer is one HTTP exchange's outcome.
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (a answer) decode(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(a.body, v); err != nil {
+		t.Fatalf("decode %s: %v", a.body, err)
+	}
+}
+
+// errorCode is the contract error object's code.
+func (a answer) errorCode() string {
+	var e struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	json.Unmarshal(a.body, &e)
+	return e.Error.Code
+}
+
+// do sends a JSON request; key goes in Authorization unless empty, and
+// extra headers are name/value pairs.
+func do(t *testing.T, c *http.Client, method, url, key string, body any, headers ...string) answer {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	if c == nil {
+		c = plain
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read: %v", method, url, err)
+	}
+	return answer{status: resp.StatusCode, header: resp.Header, body: raw}
+}
+
+// plain talks to the Stack A and Stack B ports (never TLS).
+var plain = &http.Client{Timeout: 30 * time.Second}
+
+// must fails unless the answer has one of the wanted statuses.
+func must(t *testing.T, a answer, what string, want ...int) answer {
+	t.Helper()
+	for _, w := range want {
+		if a.status == w {
+			return a
+		}
+	}
+	t.Fatalf("%s: %d %s (want %v)", what, a.status, a.body, want)
+	return a
+}
+
+// peerInfo is the part of GET /v1/federation/peer the test uses.
+type peerInfo struct {
+	StackID   string `json:"stack_id"`
+	PublicKey string `json:"public_key"`
+	Endpoints struct {
+		FederationBaseURL string `json:"federation_base_url"`
+	} `json:"endpoints"`
+}
+
+func (n *node) info(t *testing.T) peerInfo {
+	t.Helper()
+	var out struct {
+		Peer peerInfo `json:"peer"`
+	}
+	must(t, do(t, n.client, "GET", n.fed+"/v1/federation/peer", n.admin, nil), n.stackID+" peer info", 200).decode(t, &out)
+	if out.Peer.StackID != n.stackID || out.Peer.PublicKey == "" {
+		t.Fatalf("%s peer info: %+v", n.stackID, out.Peer)
+	}
+	return out.Peer
+}
+
+// register makes other a peer of n, reachable at fedURL, trusted for the
+// given tenants.
+func (n *node) register(t *testing.T, other peerInfo, fedURL string, tenants ...string) {
+	t.Helper()
+	var out struct {
+		Peer struct {
+			StackID        string   `json:"stack_id"`
+			FederationURL  string   `json:"federation_url"`
+			TrustedTenants []string `json:"trusted_tenants"`
+		} `json:"peer"`
+	}
+	must(t, do(t, n.client, "POST", n.fed+"/v1/federation/peers", n.admin, map[string]any{"peer": map[string]any{
+		"stack_id": other.StackID, "federation_url": fedURL, "public_key": other.PublicKey, "trusted_tenants": tenants,
+	}}), "register "+other.StackID+" on "+n.stackID, 201).decode(t, &out)
+	if out.Peer.StackID != other.StackID || out.Peer.FederationURL != fedURL {
+		t.Fatalf("registered peer: %+v", out.Peer)
+	}
+}
+
+// metric reads one sample of the node's /metrics on the federation port
+// (0 when absent). name includes the label set, e.g. `x{outcome="ok"}`.
+func (n *node) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	a := must(t, do(t, n.client, "GET", n.fed+"/metrics", "", nil), "metrics", 200)
+	sc := bufio.NewScanner(bytes.NewReader(a.body))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				t.Fatalf("metric %s: %q", name, line)
+			}
+			return v
+		}
+	}
+	return 0
+}
+
+// event is the part of an event the assertions look at.
+type event struct {
+	EventID  string `json:"event_id"`
+	Sequence int64  `json:"sequence"`
+	Type     string `json:"type"`
+	TenantID string `json:"tenant_id"`
+	RunID    string `json:"run_id"`
+}
+
+func terminal(typ string) bool {
+	return typ == "agentos.run.completed" || typ == "agentos.run.failed" || typ == "agentos.run.canceled"
+}
+
+// sse is one parsed server-sent event.
+type sse struct {
+	id    string
+	event event
+	raw   json.RawMessage
+}
+
+// streamEvents reads GET url as SSE until the terminal event, calling
+// onEvent for each. It fails the test when the stream ends before the
+// terminal event or takes longer than timeout.
+func streamEvents(t *testing.T, c *http.Client, url, key string, timeout time.Duration, onEvent func(sse)) []sse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		raw, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, raw)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		t.Fatalf("GET %s: Content-Type %q", url, ct)
+	}
+	var out []sse
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var cur sse
+	var data []string
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if len(data) == 0 {
+				continue
+			}
+			cur.raw = json.RawMessage(strings.Join(data, "\n"))
+			var env struct {
+				Event *event `json:"event"`
+			}
+			if err := json.Unmarshal(cur.raw, &env); err != nil || env.Event == nil {
+				t.Fatalf("SSE data is not an event envelope: %s", cur.raw)
+			}
+			cur.event = *env.Event
+			out = append(out, cur)
+			if onEvent != nil {
+				onEvent(cur)
+			}
+			if terminal(cur.event.Type) {
+				return out
+			}
+			cur, data = sse{}, nil
+		case strings.HasPrefix(line, ":"):
+			// comment (ping)
+		case strings.HasPrefix(line, "id:"):
+			cur.id = strings.TrimSpace(strings.TrimPrefix(line, "id:"))
+		case strings.HasPrefix(line, "data:"):
+			data = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
+		}
+	}
+	t.Fatalf("stream %s ended before the terminal event after %d events (err %v)", url, len(out), sc.Err())
+	return nil
+}
+
+// checkGapless fails unless evs are sequences 1..n of runID in tenant, no
+// event_id twice, the SSE id equal to the sequence, and exactly one
+// terminal event, last.
+func checkGapless(t *testing.T, evs []sse, tenant, runID string) {
+	t.Helper()
+	if len(evs) == 0 {
+		t.Fatal("no events")
+	}
+	seen := map[string]bool{}
+	for i, e := range evs {
+		ev := e.event
+		if ev.Sequence != int64(i+1) {
+			t.Fatalf("event %d has sequence %d (gap or duplicate)", i, ev.Sequence)
+		}
+		if e.id != "" && e.id != strconv.FormatInt(ev.Sequence, 10) {
+			t.Fatalf("event %d: SSE id %q, sequence %d", i, e.id, ev.Sequence)
+		}
+		if seen[ev.EventID] || ev.EventID == "" {
+			t.Fatalf("event %d: event_id %q repeated or empty", i, ev.EventID)
+		}
+		seen[ev.EventID] = true
+		if ev.TenantID != tenant || ev.RunID != runID {
+			t.Fatalf("event %d belongs to %s/%s, want %s/%s", i, ev.TenantID, ev.RunID, tenant, runID)
+		}
+		if terminal(ev.Type) != (i == len(evs)-1) {
+			t.Fatalf("event %d (%s): terminal events must be exactly the last", i, ev.Type)
+		}
+	}
+}
+
+// proxy is a TCP proxy in front of a node's federation port whose live
+// connections the test can cut.
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  map[net.Conn]bool
+	wg     sync.WaitGroup
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *proxy) url() string { return "http://" + p.ln.Addr().String() }
+
+func (p *proxy) accept() {
+	defer p.wg.Done()
+	for {
+		in, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		out, err := net.Dial("tcp", p.target)
+		if err != nil {
+			in.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns[in], p.conns[out] = true, true
+		p.mu.Unlock()
+		p.wg.Add(2)
+		pipe := func(dst, src net.Conn) {
+			defer p.wg.Done()
+			io.Copy(dst, src)
+			dst.Close()
+			src.Close()
+			p.mu.Lock()
+			delete(p.conns, dst)
+			delete(p.conns, src)
+			p.mu.Unlock()
+		}
+		go pipe(out, in)
+		go pipe(in, out)
+	}
+}
+
+// cut closes every live connection through the proxy and says how many
+// there were; new connections are still accepted.
+func (p *proxy) cut() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.conns)
+	for c := range p.conns {
+		c.Close()
+		delete(p.conns, c)
+	}
+	return n
+}
