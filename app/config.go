@@ -79,6 +79,9 @@ type Config struct {
 	LogLevel string
 	// Workers is the executor's global concurrency cap.
 	Workers int
+	// TenantLabelLimit is how many tenants (top by traffic) get their own
+	// value of the `tenant` metric label; the rest share "other".
+	TenantLabelLimit int
 }
 
 // DefaultConfig is the built-in layer.
@@ -97,6 +100,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout:       10 * time.Second,
 		LogLevel:              "info",
 		Workers:               64,
+		TenantLabelLimit:      20,
 	}
 }
 
@@ -181,6 +185,14 @@ var settings = []setting{
 	{"fed-tls-ca", "AGENTOS_FED_TLS_CA", "federation mTLS CA file", str(func(c *Config) *string { return &c.FedTLSCA }), false},
 	{"otlp-endpoint", "AGENTOS_OTLP_ENDPOINT", "OTLP/HTTP trace endpoint (empty: tracing export off)", str(func(c *Config) *string { return &c.OTLPEndpoint }), false},
 	{"log-level", "AGENTOS_LOG_LEVEL", "debug|info|warn|error", str(func(c *Config) *string { return &c.LogLevel }), false},
+	{"metrics-tenant-labels", "AGENTOS_METRICS_TENANT_LABELS", "how many tenants (top by traffic) get their own metric label", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 1000 {
+			return fmt.Errorf("want 0..1000, got %q", v)
+		}
+		c.TenantLabelLimit = n
+		return nil
+	}, false},
 	{"workers", "AGENTOS_WORKERS", "global cap of concurrently executing runs", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {

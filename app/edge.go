@@ -25,21 +25,29 @@ import (
 
 // edgeMetrics are the HTTP-level series every router shares.
 type edgeMetrics struct {
+	tenants      *tenantLabels
 	requests     *prometheus.CounterVec
 	authFailures prometheus.Counter
 	quotaRejects *prometheus.CounterVec
 }
 
-func newEdgeMetrics(reg prometheus.Registerer) *edgeMetrics {
+// DefaultTenantLabelLimit is how many tenants get their own metric label.
+const DefaultTenantLabelLimit = 20
+
+func newEdgeMetrics(reg prometheus.Registerer, tenantLimit int) *edgeMetrics {
 	m := &edgeMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agentos_http_requests_total",
-			Help: "HTTP requests answered, by stack and status class."}, []string{"stack", "code_class"}),
+			Help: "HTTP requests answered, by stack, status class and tenant (top N tenants by traffic; the rest are \"other\")."},
+			[]string{"stack", "code_class", "tenant"}),
 		authFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "agentos_auth_failures_total",
 			Help: "Requests refused for a missing, invalid or insufficient credential."}),
 		quotaRejects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agentos_quota_rejections_total",
 			Help: "Requests refused by a quota or rate limit, by kind."}, []string{"kind"}),
 	}
 	reg.MustRegister(m.requests, m.authFailures, m.quotaRejects)
+	m.tenants = newTenantLabels(tenantLimit, time.Minute, func(tenant string) {
+		m.requests.DeletePartialMatch(prometheus.Labels{"tenant": tenant})
+	})
 	return m
 }
 
@@ -156,17 +164,17 @@ func (e *edge) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err)
 		}
 		status := c.Response().Status
-		e.metrics.requests.WithLabelValues(e.stack, strconv.Itoa(status/100)+"xx").Inc()
 		ctx := c.Request().Context()
+		tenantID := ""
+		if a, ok := core.AuthFrom(ctx); ok {
+			tenantID = a.TenantID
+		}
+		e.metrics.requests.WithLabelValues(e.stack, strconv.Itoa(status/100)+"xx", e.metrics.tenants.label(tenantID)).Inc()
 		ev := e.log.Debug()
 		if status >= 500 {
 			ev = e.log.Warn()
 		}
-		tenant := ""
-		if a, ok := core.AuthFrom(ctx); ok {
-			tenant = a.TenantID
-		}
-		ev.Str("tenant_id", tenant).Str("correlation_id", core.CorrelationID(ctx)).
+		ev.Str("tenant_id", tenantID).Str("correlation_id", core.CorrelationID(ctx)).
 			Str("method", c.Request().Method).Str("path", c.Request().URL.Path).Int("status", status).
 			Dur("latency", time.Since(start)).Msg("request")
 		return nil

@@ -166,7 +166,7 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	}
 	n.registry = prometheus.NewRegistry()
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	n.metrics = newEdgeMetrics(n.registry)
+	n.metrics = newEdgeMetrics(n.registry, n.Config.TenantLabelLimit)
 	if n.auth, err = NewAuthenticator(n.Config, n.secret, n.store, n.store); err != nil {
 		return err
 	}
