@@ -84,6 +84,12 @@ func (n *Node) callPeer(ctx context.Context, a core.Auth, peer core.Peer, op, me
 }
 
 func peerDown(peer core.Peer, err error) error {
+	if e, ok := err.(*core.Error); ok && e.Details["peer_stack_id"] == peer.StackID &&
+		(e.Code == core.CodeDependencyUnavailable || e.Code == core.CodeTimeout) {
+		// Already this peer's outage (callPeer's verdict): do not name the
+		// peer twice in the message.
+		return e
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return core.Errorf(core.CodeTimeout, "peer %s did not answer in time", peer.StackID).With("peer_stack_id", peer.StackID)
 	}
