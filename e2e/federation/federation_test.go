@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -207,6 +208,33 @@ func TestFederation_TwoNodes(t *testing.T) {
 	t.Run("MissingCapabilityConflict", func(t *testing.T) { missingCapability(t, p) })
 
 	t.Run("IngestTwiceStoresOnce", func(t *testing.T) { ingestTwice(t, p) })
+
+	t.Run("UnreachablePeer", func(t *testing.T) {
+		// A peer whose port is closed: retried, then 503 naming it once.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed := "http://" + ln.Addr().String()
+		ln.Close()
+		pub, _, _ := ed25519.GenerateKey(rand.Reader)
+		p.a.register(t, peerInfo{StackID: "stk_gone", PublicKey: "ed25519:" + base64.StdEncoding.EncodeToString(pub)}, closed, tenantDemo)
+		defer func() {
+			must(t, do(t, p.a.client, "DELETE", p.a.fed+"/v1/federation/peers/stk_gone", p.a.admin, nil), "delete stk_gone", 200)
+		}()
+		a := do(t, p.a.client, "POST", p.a.fed+"/v1/federation/runs:forward", p.a.admin,
+			forwardBody(map[string]any{"stack_id": "stk_gone"}, tenantDemo, adminID, sampleAgent, "idem_e2e_gone", "hi"))
+		var e struct {
+			Error struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		a.decode(t, &e)
+		if a.status != 503 || e.Error.Code != "dependency_unavailable" || strings.Count(e.Error.Message, "stk_gone") != 1 {
+			t.Fatalf("%d %s", a.status, a.body)
+		}
+	})
 }
 
 // relaySurvivesCut runs a slow agent on B and cuts every connection
@@ -599,7 +627,9 @@ func otherTenantKey(t *testing.T, n *node) string {
 
 func TestFederation_MTLS(t *testing.T) {
 	dir := t.TempDir()
-	out, err := exec.Command(binary, "certs", "--dir", dir, "--host", "127.0.0.1", "--host", "localhost").CombinedOutput()
+	certs := exec.Command(binary, "certs", "--dir", dir, "--host", "127.0.0.1", "--host", "localhost")
+	certs.Dir = t.TempDir()
+	out, err := certs.CombinedOutput()
 	if err != nil {
 		t.Fatalf("agentos certs: %v\n%s", err, out)
 	}
