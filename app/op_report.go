@@ -156,6 +156,12 @@ func (r *Report) fail(tip string) {
 func (r *Report) write(dir string) (string, string, error) {
 	r.FinishedAt = time.Now().UTC()
 	r.DurationMS = r.FinishedAt.Sub(r.StartedAt).Milliseconds()
+	if !r.Alerts.Configured && r.Action != "nuke" {
+		r.Remediation = append(r.Remediation, "alerts are off: "+strings.TrimPrefix(r.Alerts.Hint, "alerts are off: "))
+	}
+	if r.Mode != ModeProd && r.Action == "up" && r.Status == "ok" {
+		r.Remediation = append(r.Remediation, "demo keys are in "+r.Credentials.File+": rotate them before sharing the node ("+r.Credentials.RotationHint+")")
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", "", fmt.Errorf("create reports dir: %w", err)
 	}
