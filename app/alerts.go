@@ -852,13 +852,6 @@ func ruleConcurrencySustained(_ context.Context, e *alertEngine) ([]finding, err
 
 // ---------- node hooks ----------
 
-// nodeAlerts finds the running engine of a node. Node has no field for it
-// (node.go belongs to the node's owner); this table goes once it does.
-var nodeAlerts = struct {
-	sync.Mutex
-	m map[*Node]*alertEngine
-}{m: map[*Node]*alertEngine{}}
-
 // startAlerts evaluates the built-in rules on n every interval and mails
 // firing and resolved alerts through n.Config.SMTP when it is enabled;
 // without SMTP the state is still kept for the console and `agentos
@@ -879,9 +872,9 @@ func startAlertsWith(n *Node, cfg AlertConfig) (stop func()) {
 			return SendMail(ctx, smtp, subject, body)
 		}
 	}
-	nodeAlerts.Lock()
-	nodeAlerts.m[n] = e
-	nodeAlerts.Unlock()
+	n.alertsMu.Lock()
+	n.alerts = e
+	n.alertsMu.Unlock()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -893,11 +886,11 @@ func startAlertsWith(n *Node, cfg AlertConfig) (stop func()) {
 		once.Do(func() {
 			cancel()
 			<-done
-			nodeAlerts.Lock()
-			if nodeAlerts.m[n] == e {
-				delete(nodeAlerts.m, n)
+			n.alertsMu.Lock()
+			if n.alerts == e {
+				n.alerts = nil
 			}
-			nodeAlerts.Unlock()
+			n.alertsMu.Unlock()
 		})
 	}
 }
@@ -905,9 +898,9 @@ func startAlertsWith(n *Node, cfg AlertConfig) (stop func()) {
 // Alerts lists the node's pending and firing alerts (nil when the alert
 // engine is not running).
 func (n *Node) Alerts() []AlertStatus {
-	nodeAlerts.Lock()
-	e := nodeAlerts.m[n]
-	nodeAlerts.Unlock()
+	n.alertsMu.Lock()
+	e := n.alerts
+	n.alertsMu.Unlock()
 	if e == nil {
 		return nil
 	}

@@ -95,6 +95,10 @@ type Node struct {
 
 	ownTracer *sdktrace.TracerProvider
 
+	alertsMu   sync.Mutex
+	alerts     *alertEngine
+	stopAlerts func()
+
 	closeOnce sync.Once
 	closeErr  error
 	serveErr  chan error
@@ -182,12 +186,14 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	if n.stacks, err = wireStacks(ctx, n); err != nil {
 		return err
 	}
+	mountConsole(n)
 	for _, r := range n.routers {
 		n.serve(r)
 	}
 	if err := n.stacks.start(ctx); err != nil {
 		return err
 	}
+	n.stopAlerts = startAlerts(n)
 	// Seed before node.json appears, so whoever waits for node.json finds
 	// the credentials file too.
 	if n.Config.Mode != ModeProd {
@@ -407,6 +413,9 @@ func (n *Node) Close() error {
 			if r.server == nil && r.listener != nil {
 				r.listener.Close()
 			}
+		}
+		if n.stopAlerts != nil {
+			n.stopAlerts()
 		}
 		if n.ownTracer != nil {
 			if err := n.ownTracer.Shutdown(ctx); err != nil {

@@ -44,7 +44,8 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 	st := n.store
 
 	gw, err := stackb.New(stackb.Deps{Tenants: st, Audit: st, Usage: st, ProvidersFile: cfg.ProvidersFile,
-		StackID: n.stackID, Log: n.Log.With().Str("component", StackB).Logger(), Metrics: n.registry})
+		StackID: n.stackID, Log: n.Log.With().Str("component", StackB).Logger(), Metrics: n.registry,
+		Tracer: n.TracerProvider.Tracer("agentos/stack-b")})
 	if err != nil {
 		return nil, fmt.Errorf("stack b: %w", err)
 	}
@@ -76,7 +77,8 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 	acfg.AllowLoopbackEgress = cfg.Mode != ModeProd
 	acfg.Mode = cfg.Mode
 	svc, err := stacka.New(stacka.Deps{Agents: st, Runs: st, Queue: st, Tools: st, Memory: st, Tenants: st, Audit: st,
-		Models: s.models, Log: n.Log.With().Str("component", StackA).Logger(), Metrics: n.registry, Config: acfg, StackID: n.stackID})
+		Models: s.models, Log: n.Log.With().Str("component", StackA).Logger(), Metrics: n.registry, Config: acfg, StackID: n.stackID,
+		Tracer: n.TracerProvider.Tracer("agentos/stack-a")})
 	if err != nil {
 		return nil, fmt.Errorf("stack a: %w", err)
 	}

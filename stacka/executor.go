@@ -9,6 +9,9 @@ import (
 
 	"github.com/agentos/agentos/core"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // runExec is one run being executed: a local copy of its record and the
@@ -49,7 +52,37 @@ func (s *Service) execute(base context.Context, it queuedRun) bool {
 
 	x := &runExec{s: s, rec: rec, log: s.log.With().Str("tenant_id", rec.TenantID).
 		Str("run_id", rec.RunID).Str("correlation_id", rec.CorrelationID).Logger()}
-	return x.run(ctx)
+	// The run span continues the trace of the request that created the run
+	// (its stored traceparent), across restarts too.
+	ctx = traceContext.Extract(ctx, propagation.MapCarrier{"traceparent": rec.Traceparent})
+	ctx, span := s.tracer.Start(ctx, "run", trace.WithAttributes(attribute.String("tenant_id", rec.TenantID),
+		attribute.String("run_id", rec.RunID), attribute.String("agent_id", rec.AgentID)))
+	defer span.End()
+	ended := x.run(ctx)
+	span.SetAttributes(attribute.String("run.status", x.rec.Status))
+	return ended
+}
+
+var traceContext = propagation.TraceContext{}
+
+// span opens a child span of ctx for one step or call of the run.
+func (x *runExec) span(ctx context.Context, name, stepID string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	attrs = append(attrs, attribute.String("tenant_id", x.rec.TenantID), attribute.String("run_id", x.rec.RunID), attribute.String("step_id", stepID))
+	return x.s.tracer.Start(ctx, name, trace.WithAttributes(attrs...))
+}
+
+// traceparentOr renders ctx's span as a traceparent, or fallback when ctx
+// has no valid span (tracing off).
+func traceparentOr(ctx context.Context, fallback string) string {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return fallback
+	}
+	c := propagation.MapCarrier{}
+	traceContext.Inject(ctx, c)
+	if tp := c.Get("traceparent"); tp != "" {
+		return tp
+	}
+	return fallback
 }
 
 func (x *runExec) add(typ, stepID string, payload any) {
@@ -230,7 +263,11 @@ func (x *runExec) modelStep(ctx context.Context) (bool, error) {
 	if len(tools) > 0 {
 		req.Input.ToolChoice = "auto"
 	}
-	mctx := core.WithTraceparent(core.WithCorrelationID(ctx, r.CorrelationID), r.Traceparent)
+	sctx, stepSpan := x.span(ctx, "step.model", stepID, attribute.String("model_ref", r.ModelRef))
+	defer stepSpan.End()
+	cctx, callSpan := x.span(sctx, "model.chat", stepID, attribute.String("model_ref", r.ModelRef))
+	defer callSpan.End()
+	mctx := core.WithTraceparent(core.WithCorrelationID(ctx, r.CorrelationID), traceparentOr(cctx, r.Traceparent))
 	var (
 		resp core.ModelResponse
 		merr error
@@ -316,8 +353,12 @@ func (x *runExec) toolStep(ctx context.Context) error {
 		terr = x.s.quotas.allowTool(r.TenantID, x.s.tenantLimits(ctx, r.TenantID))
 	}
 	if terr == nil {
+		sctx, stepSpan := x.span(ctx, "step.tool", stepID, attribute.String("tool_id", toolID))
+		defer stepSpan.End()
+		cctx, callSpan := x.span(sctx, "tool.call", stepID, attribute.String("tool_id", toolID), attribute.String("tool_call_id", callID))
+		defer callSpan.End()
 		tctx, cancel := context.WithTimeout(ctx, timeout)
-		tctx = core.WithTraceparent(core.WithCorrelationID(tctx, r.CorrelationID), r.Traceparent)
+		tctx = core.WithTraceparent(core.WithCorrelationID(tctx, r.CorrelationID), traceparentOr(cctx, r.Traceparent))
 		rec := *r
 		err := x.during(func() {
 			output, terr = x.s.invokeTool(tctx, &rec, td, callID, input)

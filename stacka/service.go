@@ -14,6 +14,8 @@ import (
 	"github.com/agentos/agentos/core"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Version is reported by GET /v1/health.
@@ -110,6 +112,9 @@ type Deps struct {
 	Metrics prometheus.Registerer
 	Config  Config
 	StackID string
+	// Tracer opens the run, step, model-call and tool-call spans; nil means
+	// no spans (trace context still propagates from the stored traceparent).
+	Tracer trace.Tracer
 }
 
 // Service is Stack A.
@@ -125,6 +130,7 @@ type Service struct {
 	log     zerolog.Logger
 	cfg     Config
 	stackID string
+	tracer  trace.Tracer
 
 	metrics *metrics
 	hub     *eventHub
@@ -166,7 +172,10 @@ func New(d Deps) (*Service, error) {
 		agents: d.Agents, runs: d.Runs, queue: d.Queue, tools: d.Tools, memory: d.Memory,
 		tenants: d.Tenants, audit: d.Audit, models: d.Models,
 		log: d.Log.With().Str("component", "stacka").Logger(), cfg: cfg, stackID: d.StackID,
-		metrics: m, hub: newEventHub(), quotas: newQuotas(), cache: newReadCache(),
+		metrics: m, hub: newEventHub(), quotas: newQuotas(), cache: newReadCache(), tracer: d.Tracer,
+	}
+	if s.tracer == nil {
+		s.tracer = noop.NewTracerProvider().Tracer("stacka")
 	}
 	eg, err := newEgressClient(cfg)
 	if err != nil {

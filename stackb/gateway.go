@@ -23,6 +23,9 @@ import (
 	"github.com/agentos/agentos/stackb/provider"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Version is the service version /v1/health reports.
@@ -46,6 +49,8 @@ type Deps struct {
 	HTTPClient *http.Client
 	// Now is the clock; nil means core.Now.
 	Now func() time.Time
+	// Tracer opens a span per model call; nil means no spans.
+	Tracer trace.Tracer
 	// FlushInterval is how often usage and audit batches reach the store
 	// (default 50ms).
 	FlushInterval time.Duration
@@ -312,7 +317,20 @@ func (g *Gateway) Embed(ctx context.Context, a core.Auth, req core.ModelRequest)
 // Invoke runs one model request for the tenant of a through the whole
 // pipeline. The same request_id for the same tenant replays the stored
 // answer and is metered once.
-func (g *Gateway) Invoke(ctx context.Context, a core.Auth, req core.ModelRequest) (core.ModelResponse, error) {
+func (g *Gateway) Invoke(ctx context.Context, a core.Auth, req core.ModelRequest) (resp core.ModelResponse, err error) {
+	if g.deps.Tracer != nil {
+		var span trace.Span
+		ctx, span = g.deps.Tracer.Start(ctx, "model."+req.Operation, trace.WithAttributes(attribute.String("tenant_id", a.TenantID),
+			attribute.String("model_ref", req.ModelRef), attribute.String("request_id", req.RequestID)))
+		defer func() {
+			span.SetAttributes(attribute.String("route.backend", resp.Route.Backend), attribute.String("route.model", resp.Route.Model),
+				attribute.Bool("route.fallback_used", resp.Route.FallbackUsed), attribute.String("policy.decision", resp.PolicyOutcome.Decision))
+			if err != nil {
+				span.SetStatus(codes.Error, core.ErrorCode(err))
+			}
+			span.End()
+		}()
+	}
 	if err := validate(&req); err != nil {
 		return core.ModelResponse{}, err
 	}
