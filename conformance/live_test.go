@@ -163,6 +163,13 @@ func TestLiveNode_AnswersFitTheDocuments(t *testing.T) {
 	lc.call(A, "GET", "/v1/runs/"+runID+"/events?after_sequence=3", key, nil) // SSE, closes after the terminal event
 	lc.call(A, "POST", "/v1/runs/"+runID+":cancel", key, nil)                 // 409, finished
 
+	// Console.
+	lc.call(A, "GET", "/console", "", nil)
+	lc.call(A, "GET", "/v1/console/overview", key, nil)
+	lc.call(A, "GET", "/v1/console/usage", admin, nil)
+	lc.call(A, "GET", "/v1/console/usage?tenant_id=tnt_conf", key, nil) // 404
+	lc.call(A, "GET", "/v1/console/alerts", key, nil)
+
 	// Stack B.
 	auth := map[string]any{"tenant_id": "tnt_demo", "principal": map[string]any{"principal_id": "usr_tnt_demo_admin", "principal_type": "user"},
 		"scopes": []string{"models:invoke"}, "policy_context": map[string]any{"data_classification": "internal", "region": "local", "purpose": "test"}}
