@@ -1,10 +1,14 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"net/http"
 	"os"
@@ -14,6 +18,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/app"
+	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/rs/zerolog"
 )
@@ -220,5 +225,47 @@ func TestNode_SeedIsIdempotent(t *testing.T) {
 	expectStatus(t, r, http.StatusOK, "list tokens")
 	if got := strings.Count(string(r.Body), `"token_id"`); got != 2 {
 		t.Fatalf("want 2 seeded tokens, got %d", got)
+	}
+}
+
+func TestNode_JWKSAndES256(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}}
+	raw, _ := json.Marshal(set)
+	file := filepath.Join(t.TempDir(), "jwks.json")
+	os.WriteFile(file, raw, 0o600)
+	n := MustStartNode(t, func(c *app.Config) {
+		c.JWTJWKSFile = file
+		c.JWTIssuer = "https://idp.example"
+		c.JWTAudience = "agentos"
+	})
+	a := n.URL(app.StackA)
+	mk := func(iss string, k *ecdsa.PrivateKey) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"sub": "usr_jwks", "tenant_id": "tnt_demo",
+			"scopes": []string{"audit:read"}, "iss": iss, "aud": "agentos", "exp": time.Now().Add(time.Minute).Unix()})
+		tok.Header["kid"] = "k1"
+		s, _ := tok.SignedString(k)
+		return s
+	}
+	expectStatus(t, do(t, "GET", a+"/v1/audit", mk("https://idp.example", key), nil), 200, "ES256 from JWKS")
+	expectStatus(t, do(t, "GET", a+"/v1/audit", mk("https://evil.example", key), nil), 401, "wrong issuer")
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	expectStatus(t, do(t, "GET", a+"/v1/audit", mk("https://idp.example", other), nil), 401, "key not in JWKS")
+}
+
+func TestCLI_AuditVerify(t *testing.T) {
+	n := MustStartNode(t)
+	a := n.URL(app.StackA)
+	expectStatus(t, do(t, "POST", a+"/v1/admin/tenants", n.creds.PlatformAdmin.APIKey,
+		map[string]any{"tenant_create": map[string]any{"tenant_id": "tnt_audited", "name": "Audited"}}), 201, "create")
+	dir := n.Config.DataDir
+	n.Close()
+	var out bytes.Buffer
+	cli := app.NewCLI(app.BuildInfo{Version: "test"}, &out, &out)
+	if err := cli.Run([]string{"agentos", "audit", "verify", "--data-dir", dir}); err != nil {
+		t.Fatalf("verify: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "ok   tnt_audited: 1 records, chain intact") || !strings.Contains(out.String(), "ok   tnt_demo:") {
+		t.Fatalf("verify output:\n%s", out.String())
 	}
 }
