@@ -76,8 +76,19 @@ type operation struct {
 	query        []queryParam
 	// responses maps a status ("200", "4XX", "default") to media type to
 	// schema; a nil schema means the media type is declared with no JSON
-	// schema to check (SSE, text, YAML).
-	responses map[string]map[string]*jsonschema.Schema
+	// schema to check (SSE, text, YAML). Response schemas only serve tests
+	// and conformance, so they are compiled on first use (compileResponses)
+	// rather than on the node's startup path.
+	responses        map[string]map[string]*jsonschema.Schema
+	respOnce         sync.Once
+	respErr          error
+	compileResponses func() (map[string]map[string]*jsonschema.Schema, error)
+}
+
+// resp compiles the operation's response schemas once.
+func (o *operation) resp() (map[string]map[string]*jsonschema.Schema, error) {
+	o.respOnce.Do(func() { o.responses, o.respErr = o.compileResponses() })
+	return o.responses, o.respErr
 }
 
 type queryParam struct {
@@ -156,8 +167,7 @@ func buildValidator(stack string, spec []byte) (*Validator, error) {
 			if _, dup := v.byID[op.OperationId]; dup {
 				return nil, fmt.Errorf("openapi %s: operationId %s used twice", stack, op.OperationId)
 			}
-			o := &operation{Operation: Operation{OperationID: op.OperationId, Method: method, Path: path},
-				responses: map[string]map[string]*jsonschema.Schema{}}
+			o := &operation{Operation: Operation{OperationID: op.OperationId, Method: method, Path: path}}
 			o.segs, o.literalChars = parseTemplate(path)
 			if rb := op.RequestBody; rb != nil && rb.Content != nil {
 				if mt, ok := rb.Content.Get("application/json"); ok && mt.Schema != nil {
@@ -177,21 +187,27 @@ func buildValidator(stack string, spec []byte) (*Validator, error) {
 				}
 				o.query = append(o.query, queryParam{name: prm.Name, typ: scalarType(prm.Schema.Schema()), schema: qs})
 			}
-			if op.Responses != nil {
-				for c := op.Responses.Codes.First(); c != nil; c = c.Next() {
+			responses := op.Responses
+			o.compileResponses = func() (map[string]map[string]*jsonschema.Schema, error) {
+				out := map[string]map[string]*jsonschema.Schema{}
+				if responses == nil {
+					return out, nil
+				}
+				for c := responses.Codes.First(); c != nil; c = c.Next() {
 					media, err := compileResponse(c.Value(), compile, where+" "+c.Key())
 					if err != nil {
 						return nil, err
 					}
-					o.responses[strings.ToUpper(c.Key())] = media
+					out[strings.ToUpper(c.Key())] = media
 				}
-				if op.Responses.Default != nil {
-					media, err := compileResponse(op.Responses.Default, compile, where+" default")
+				if responses.Default != nil {
+					media, err := compileResponse(responses.Default, compile, where+" default")
 					if err != nil {
 						return nil, err
 					}
-					o.responses["default"] = media
+					out["default"] = media
 				}
+				return out, nil
 			}
 			v.ops = append(v.ops, o)
 			v.byID[o.OperationID] = o
@@ -328,8 +344,9 @@ func (v *Validator) ResponseStatuses(operationID string) []string {
 	if o == nil {
 		return nil
 	}
-	out := make([]string, 0, len(o.responses))
-	for s := range o.responses {
+	responses, _ := o.resp()
+	out := make([]string, 0, len(responses))
+	for s := range responses {
 		out = append(out, s)
 	}
 	sort.Strings(out)
@@ -509,18 +526,25 @@ func (v *Validator) ValidateResponseBody(operationID string, status int, content
 }
 
 func (o *operation) responseFor(status int) (map[string]*jsonschema.Schema, bool) {
+	responses, err := o.resp()
+	if err != nil {
+		return nil, false
+	}
 	code := strconv.Itoa(status)
-	if m, ok := o.responses[code]; ok {
+	if m, ok := responses[code]; ok {
 		return m, true
 	}
-	if m, ok := o.responses[code[:1]+"XX"]; ok {
+	if m, ok := responses[code[:1]+"XX"]; ok {
 		return m, true
 	}
-	m, ok := o.responses["default"]
+	m, ok := responses["default"]
 	return m, ok
 }
 
 func (v *Validator) validateResponse(o *operation, status int, contentType string, body []byte) error {
+	if _, err := o.resp(); err != nil {
+		return err
+	}
 	media, ok := o.responseFor(status)
 	if !ok {
 		return fmt.Errorf("%s: status %d is not documented", o.OperationID, status)
@@ -680,4 +704,15 @@ func describeAll(err error, inst any) string {
 	}
 	walk(ve)
 	return strings.Join(out, "; ")
+}
+
+// CompileResponses compiles every response schema now (they are otherwise
+// compiled on first use) and reports the first that does not compile.
+func (v *Validator) CompileResponses() error {
+	for _, o := range v.ops {
+		if _, err := o.resp(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
