@@ -14,7 +14,7 @@ build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/agentos .
 
 run: build
-	./bin/agentos serve
+	./bin/agentos up --foreground
 
 test:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
