@@ -1,0 +1,104 @@
+package core_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/agentos/agentos/core"
+)
+
+func TestError_StatusAndRetryability(t *testing.T) {
+	cases := []struct {
+		err       error
+		code      string
+		status    int
+		retryable bool
+	}{
+		{core.Invalid("input.text", "bad"), core.CodeInvalidRequest, 400, false},
+		{core.NotFound("run", "run_x"), core.CodeNotFound, 404, false},
+		{core.RateLimited("qps", 0, "slow down"), core.CodeRateLimited, 429, true},
+		{core.Errorf(core.CodeQuotaExceeded, "budget"), core.CodeQuotaExceeded, 429, false},
+		{core.Errorf(core.CodePolicyBlocked, "no"), core.CodePolicyBlocked, 403, false},
+		{core.Errorf(core.CodeDependencyUnavailable, "down"), core.CodeDependencyUnavailable, 503, true},
+		{fmt.Errorf("wrapped: %w", core.Errorf(core.CodeConflict, "dup")), core.CodeConflict, 409, false},
+		{context.DeadlineExceeded, core.CodeTimeout, 504, true},
+		{errors.New("disk on fire at /var/lib/x"), core.CodeInternal, 500, true},
+	}
+	for _, c := range cases {
+		e := core.AsError(c.err)
+		if e.Code != c.code || e.HTTPStatus() != c.status || e.Retryable != c.retryable {
+			t.Errorf("%v: got %s/%d/%v, want %s/%d/%v", c.err, e.Code, e.HTTPStatus(), e.Retryable, c.code, c.status, c.retryable)
+		}
+		if c.code == core.CodeInternal && strings.Contains(e.Message, "disk") {
+			t.Errorf("internal error leaks its cause: %q", e.Message)
+		}
+	}
+	if rl := core.RateLimited("qps", 0, "x"); rl.RetryAfter < 1 {
+		t.Error("rate_limited without Retry-After")
+	}
+	if f := core.Invalid("a.b", "x").Details["field"]; f != "a.b" {
+		t.Errorf("details.field = %v", f)
+	}
+}
+
+func TestAuth_ScopesRolesAndActAs(t *testing.T) {
+	user := core.Auth{TenantID: "tnt_a", Roles: []string{core.RoleTenantUser}}
+	if !user.Can(core.ScopeRunsCreate) || user.Can(core.ScopeTenantsAdmin) || user.Can(core.ScopeAgentsWrite) || user.CanActAs() {
+		t.Error("tenant_user grants")
+	}
+	if err := user.Require(core.ScopeAuditRead); core.ErrorCode(err) != core.CodeForbidden {
+		t.Errorf("require: %v", err)
+	}
+	admin := core.Auth{Roles: []string{core.RolePlatformAdmin}}
+	for _, s := range core.AllScopes {
+		if !admin.Can(s) {
+			t.Errorf("platform_admin lacks %s", s)
+		}
+	}
+	svc := core.Auth{Scopes: []string{core.ScopeTenantsActAs}}
+	if !svc.CanActAs() {
+		t.Error("tenants:act_as must allow X-Tenant-Id")
+	}
+}
+
+func TestTenant_EffectiveLimitsFillFromPlan(t *testing.T) {
+	tn := core.Tenant{PlanTier: "demo", Quotas: core.Quotas{Runs: &core.RunQuotas{MaxConcurrentRuns: core.Ptr(3)},
+		Models: &core.ModelQuotas{TokenBudget: &core.TokenBudget{Window: "hour"}}}}
+	l := tn.EffectiveLimits()
+	demo := core.PlanDefaults("demo")
+	if l.MaxConcurrentRuns != 3 || l.BudgetWindow != "hour" || l.RunCreateQPS != demo.RunCreateQPS || l.MaxTokens != demo.MaxTokens {
+		t.Errorf("limits %+v", l)
+	}
+	if core.PlanDefaults("unknown-tier").MaxConcurrentRuns <= 0 {
+		t.Error("an unknown plan must still be limited, never unlimited")
+	}
+}
+
+func TestModelOutput_ClosedShapes(t *testing.T) {
+	chat, _ := json.Marshal(core.ModelOutput{Type: "chat", Message: &core.ChatMessage{Role: "assistant", Content: "hi", ToolCallID: "x"}})
+	if string(chat) != `{"type":"chat","message":{"role":"assistant","content":"hi"},"tool_calls":[]}` {
+		t.Errorf("chat output %s", chat)
+	}
+	emb, _ := json.Marshal(core.ModelOutput{Type: "embedding", Embeddings: []core.Embedding{{Index: 0, Vector: []float64{1}}}})
+	if string(emb) != `{"type":"embedding","embeddings":[{"index":0,"vector":[1]}]}` {
+		t.Errorf("embed output %s", emb)
+	}
+}
+
+func TestNewID_PrefixedAndOrdered(t *testing.T) {
+	prev := ""
+	for i := 0; i < 1000; i++ {
+		id := core.NewID(core.PrefixRun)
+		if !core.HasPrefix(id, core.PrefixRun) || len(id) != len("run_")+26 {
+			t.Fatalf("id %q", id)
+		}
+		if id <= prev {
+			t.Fatalf("ids not increasing: %s after %s", id, prev)
+		}
+		prev = id
+	}
+}
