@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agentos/agentos/e2e/testbinary"
 	"io"
 	"net"
 	"net/http"
@@ -23,25 +24,7 @@ import (
 // binary is the agentos executable built by TestMain.
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "agentos-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "agentos")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version=e2e -X main.gitSHA=e2e", "-o", binary, ".")
-	build.Dir = ".."
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build agentos: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbinary.Run(m, &binary, "-X main.version=e2e -X main.gitSHA=e2e") }
 
 // result is one finished command.
 type result struct {
