@@ -170,7 +170,12 @@ func (e *edge) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			tenantID = a.TenantID
 		}
 		e.metrics.requests.WithLabelValues(e.stack, strconv.Itoa(status/100)+"xx", e.metrics.tenants.label(tenantID)).Inc()
-		ev := e.log.Debug()
+		// Requests are logged at info, probes and scrapes at debug so they
+		// do not drown the log; server errors at warn.
+		ev := e.log.Info()
+		if publicPath(c.Request().URL.Path) {
+			ev = e.log.Debug()
+		}
 		if status >= 500 {
 			ev = e.log.Warn()
 		}
