@@ -42,6 +42,16 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 	s := &stacks{}
 	cfg := n.Config
 	st := n.store
+	// Secrets the node itself holds are audited when read (the value never).
+	for ref, value := range map[string]string{"config:AGENTOS_SMTP_PASSWORD": cfg.SMTP.Password, "config:AGENTOS_STACK_B_API_KEY": cfg.StackBAPIKey} {
+		if value == "" {
+			continue
+		}
+		rec := core.SecretReadAudit(core.SystemTenantID, "svc_agentos", ref, "node configuration")
+		if _, err := st.AppendAudit(ctx, rec); err != nil {
+			return nil, fmt.Errorf("audit secret read: %w", err)
+		}
+	}
 
 	gw, err := stackb.New(stackb.Deps{Tenants: st, Audit: st, Usage: st, ProvidersFile: cfg.ProvidersFile,
 		StackID: n.stackID, Log: n.Log.With().Str("component", StackB).Logger(), Metrics: n.registry,

@@ -2,6 +2,11 @@ package core
 
 import "time"
 
+// SystemTenantID names the audit chain of node-level actions that belong
+// to no tenant (secrets read at startup, for one). It is never a tenant a
+// credential can belong to.
+const SystemTenantID = "tnt_system"
+
 // Tenant statuses.
 const (
 	TenantActive   = "active"
@@ -195,6 +200,13 @@ type AuditFilter struct {
 	Action string
 	Since  time.Time
 	Limit  int
+}
+
+// SecretReadAudit is the audit record of reading a secret: ref names it
+// ("env:NAME" or "file:path"), never its value.
+func SecretReadAudit(tenantID, principalID, ref, purpose string) AuditRecord {
+	return AuditRecord{TenantID: tenantID, PrincipalID: principalID, Action: "secret.read", ObjectType: "secret",
+		ObjectID: ref, Outcome: "success", Details: map[string]any{"purpose": purpose}}
 }
 
 // NewAudit builds an audit record for the principal of a.

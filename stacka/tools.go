@@ -256,9 +256,17 @@ func (s *Service) callWebhook(ctx context.Context, r *core.RunRecord, td core.To
 	if err != nil {
 		return nil, fmt.Errorf("encode webhook body: %w", err)
 	}
-	secret, err := readSecret(cfgString(td, "secret_ref"))
+	ref := cfgString(td, "secret_ref")
+	secret, err := readSecret(ref)
 	if err != nil {
 		return nil, err
+	}
+	if ref != "" {
+		rec := core.SecretReadAudit(r.TenantID, r.Auth.Principal.PrincipalID, ref, "webhook signature of "+td.ToolID)
+		rec.Details["run_id"], rec.Details["tool_call_id"] = r.RunID, callID
+		if _, err := s.audit.AppendAudit(ctx, rec); err != nil {
+			return nil, fmt.Errorf("audit secret read: %w", err)
+		}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfgString(td, "url"), bytes.NewReader(body))
 	if err != nil {

@@ -91,7 +91,11 @@ type catalog struct {
 	tiers    map[string][]*model
 	canary   []CanaryRule
 	rulesets []policy.Ruleset
+	// secretReads names each provider key read ("env:NAME", "file:path").
+	secretReads []secretRead
 }
+
+type secretRead struct{ ref, provider string }
 
 func builtinModels() []ModelConfig {
 	return []ModelConfig{
@@ -151,6 +155,11 @@ func buildCatalog(f ProvidersFile, hc *http.Client) (*catalog, error) {
 		key, err := apiKey(p, field)
 		if err != nil {
 			return nil, err
+		}
+		if p.APIKeyFile != "" {
+			c.secretReads = append(c.secretReads, secretRead{"file:" + p.APIKeyFile, p.Name})
+		} else if p.APIKeyEnv != "" {
+			c.secretReads = append(c.secretReads, secretRead{"env:" + p.APIKeyEnv, p.Name})
 		}
 		timeout := 30 * time.Second
 		if p.TimeoutMS > 0 {

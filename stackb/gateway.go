@@ -118,6 +118,15 @@ func New(deps Deps) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	if deps.Audit != nil {
+		// Each provider key read is audited in the node's system chain.
+		for _, r := range cat.secretReads {
+			rec := core.SecretReadAudit(core.SystemTenantID, "svc_stack_b", r.ref, "provider "+r.provider+" api key")
+			if _, err := deps.Audit.AppendAudit(context.Background(), rec); err != nil {
+				return nil, fmt.Errorf("audit secret read: %w", err)
+			}
+		}
+	}
 	met, err := newGatewayMetrics(deps.Metrics)
 	if err != nil {
 		return nil, fmt.Errorf("register stack b metrics: %w", err)
