@@ -21,6 +21,12 @@ func TestCheckProd_Refusals(t *testing.T) {
 	clean := filepath.Join(dir, "providers-clean.json")
 	os.WriteFile(keyed, []byte(`{"providers":[{"name":"oa","kind":"openai","api_key":"sk-live-123"}]}`), 0o600)
 	os.WriteFile(clean, []byte(`{"providers":[{"name":"oa","kind":"openai","api_key_env":"OA_KEY"}]}`), 0o600)
+	openKey, ownerKey := filepath.Join(dir, "open.key"), filepath.Join(dir, "owner.key")
+	os.WriteFile(openKey, []byte("sk"), 0o644)
+	os.WriteFile(ownerKey, []byte("sk"), 0o600)
+	exposed, owned := filepath.Join(dir, "providers-exposed.json"), filepath.Join(dir, "providers-owned.json")
+	os.WriteFile(exposed, []byte(`{"providers":[{"name":"oa","kind":"openai","api_key_file":"`+openKey+`"}]}`), 0o600)
+	os.WriteFile(owned, []byte(`{"providers":[{"name":"oa","kind":"openai","api_key_file":"`+ownerKey+`"}]}`), 0o600)
 	cases := []struct {
 		name    string
 		mutate  func(*app.Config)
@@ -38,6 +44,8 @@ func TestCheckProd_Refusals(t *testing.T) {
 		{"public admin allowed explicitly", func(c *app.Config) { c.StackAAddr = "0.0.0.0:8080" }, nil, "1", ""},
 		{"public admin allowed in env file", func(c *app.Config) { c.StackAAddr = "0.0.0.0:8080" }, map[string]string{app.AllowPublicAdminEnv: "true"}, "", ""},
 		{"literal provider key", func(c *app.Config) { c.ProvidersFile = keyed }, nil, "", "providers[0].api_key"},
+		{"key file readable by others", func(c *app.Config) { c.ProvidersFile = exposed }, nil, "", "readable by others"},
+		{"owner-only key file", func(c *app.Config) { c.ProvidersFile = owned }, nil, "", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

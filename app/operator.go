@@ -168,7 +168,40 @@ func CheckProd(cfg Config, envFile map[string]string) error {
 	if bad := plaintextProviderKeys(cfg.ProvidersFile); len(bad) > 0 {
 		return fmt.Errorf("prod mode refuses provider keys in plain text in %s (%s): use api_key_env", cfg.ProvidersFile, strings.Join(bad, ", "))
 	}
+	if bad := exposedKeyFiles(cfg.ProvidersFile); len(bad) > 0 {
+		return fmt.Errorf("prod mode refuses provider key files readable by others: %s (chmod 600, owned by the service user)", strings.Join(bad, ", "))
+	}
 	return nil
+}
+
+// exposedKeyFiles names the api_key_file entries of a providers file that
+// group or others may read.
+func exposedKeyFiles(path string) []string {
+	if path == "" {
+		return nil
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var pf struct {
+		Providers []struct {
+			APIKeyFile string `json:"api_key_file"`
+		} `json:"providers"`
+	}
+	if json.Unmarshal(raw, &pf) != nil {
+		return nil
+	}
+	var bad []string
+	for i, p := range pf.Providers {
+		if p.APIKeyFile == "" {
+			continue
+		}
+		if fi, err := os.Stat(p.APIKeyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			bad = append(bad, fmt.Sprintf("providers[%d].api_key_file %s (mode %04o)", i, p.APIKeyFile, fi.Mode().Perm()))
+		}
+	}
+	return bad
 }
 
 func allowPublicAdmin(envFile map[string]string) bool {
