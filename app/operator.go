@@ -174,36 +174,6 @@ func CheckProd(cfg Config, envFile map[string]string) error {
 	return nil
 }
 
-// exposedKeyFiles names the api_key_file entries of a providers file that
-// group or others may read.
-func exposedKeyFiles(path string) []string {
-	if path == "" {
-		return nil
-	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
-	var pf struct {
-		Providers []struct {
-			APIKeyFile string `json:"api_key_file"`
-		} `json:"providers"`
-	}
-	if json.Unmarshal(raw, &pf) != nil {
-		return nil
-	}
-	var bad []string
-	for i, p := range pf.Providers {
-		if p.APIKeyFile == "" {
-			continue
-		}
-		if fi, err := os.Stat(p.APIKeyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
-			bad = append(bad, fmt.Sprintf("providers[%d].api_key_file %s (mode %04o)", i, p.APIKeyFile, fi.Mode().Perm()))
-		}
-	}
-	return bad
-}
-
 func allowPublicAdmin(envFile map[string]string) bool {
 	v, ok := os.LookupEnv(AllowPublicAdminEnv)
 	if !ok {
@@ -226,9 +196,10 @@ func loopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// plaintextProviderKeys names the providers of a providers file that carry
-// a literal api_key instead of api_key_env.
-func plaintextProviderKeys(path string) []string {
+// providerEntries reads the providers of a providers file as raw objects;
+// nil when there is no file or it does not parse (the node's own startup
+// reports those).
+func providerEntries(path string) []map[string]any {
 	if path == "" {
 		return nil
 	}
@@ -242,12 +213,34 @@ func plaintextProviderKeys(path string) []string {
 	if json.Unmarshal(raw, &pf) != nil {
 		return nil
 	}
+	return pf.Providers
+}
+
+// plaintextProviderKeys names the providers of a providers file that carry
+// a literal api_key instead of api_key_env.
+func plaintextProviderKeys(path string) []string {
 	var bad []string
-	for i, p := range pf.Providers {
+	for i, p := range providerEntries(path) {
 		for _, k := range []string{"api_key", "apiKey", "key", "token"} {
 			if v, ok := p[k].(string); ok && v != "" {
 				bad = append(bad, fmt.Sprintf("providers[%d].%s", i, k))
 			}
+		}
+	}
+	return bad
+}
+
+// exposedKeyFiles names the api_key_file entries of a providers file that
+// group or others may read.
+func exposedKeyFiles(path string) []string {
+	var bad []string
+	for i, p := range providerEntries(path) {
+		file, _ := p["api_key_file"].(string)
+		if file == "" {
+			continue
+		}
+		if fi, err := os.Stat(file); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			bad = append(bad, fmt.Sprintf("providers[%d].api_key_file %s (mode %04o)", i, file, fi.Mode().Perm()))
 		}
 	}
 	return bad
