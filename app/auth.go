@@ -42,6 +42,30 @@ type Authenticator struct {
 	issuer   string
 	audience string
 	region   string
+	// touched remembers when each token's last_used_at was last written,
+	// so a busy key costs one write a minute, off the request path.
+	touched sync.Map // token_id → time.Time
+}
+
+// touchEvery is how stale last_used_at may get.
+const touchEvery = time.Minute
+
+// touch records the token's use in the background, at most once a
+// minute per token; it is best effort (a failed write only leaves
+// last_used_at a little older).
+func (a *Authenticator) touch(tok core.Token, now time.Time) {
+	if tok.LastUsedAt != nil && now.Sub(*tok.LastUsedAt) < touchEvery {
+		return
+	}
+	if last, ok := a.touched.Load(tok.TokenID); ok && now.Sub(last.(time.Time)) < touchEvery {
+		return
+	}
+	a.touched.Store(tok.TokenID, now)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = a.tokens.TouchToken(ctx, tok.TenantID, tok.TokenID, now)
+	}()
 }
 
 // NewAuthenticator loads the JWT verification keys. A configured key file
@@ -168,9 +192,11 @@ func (a *Authenticator) fromAPIKey(ctx context.Context, secret string) (core.Aut
 		}
 		return core.Auth{}, err
 	}
-	if !tok.Active(time.Now()) {
+	now := time.Now()
+	if !tok.Active(now) {
 		return core.Auth{}, core.Errorf(core.CodeUnauthorized, "API key revoked or expired")
 	}
+	a.touch(tok, now)
 	ptype := tok.PrincipalType
 	if ptype == "" {
 		ptype = "user"

@@ -269,3 +269,29 @@ func TestCLI_AuditVerify(t *testing.T) {
 		t.Fatalf("verify output:\n%s", out.String())
 	}
 }
+
+func TestNode_LastUsedAtIsRecorded(t *testing.T) {
+	n := MustStartNode(t)
+	a := n.URL(app.StackA)
+	admin := n.creds.PlatformAdmin.APIKey
+	r := do(t, "POST", a+"/v1/admin/tenants/tnt_demo/tokens", admin, map[string]any{"token_create": map[string]any{
+		"principal_id": "usr_dora", "principal_type": "user", "scopes": []string{"audit:read"}, "roles": []string{}}})
+	expectStatus(t, r, 201, "issue")
+	secret := r.JSON(t)["secret"].(string)
+	tokenID := r.JSON(t)["token"].(map[string]any)["token_id"].(string)
+	if lu := r.JSON(t)["token"].(map[string]any)["last_used_at"]; lu != nil {
+		t.Fatalf("fresh token already used: %v", lu)
+	}
+	expectStatus(t, do(t, "GET", a+"/v1/audit", secret, nil), 200, "use the key")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tok, err := n.Store().GetToken(context.Background(), "tnt_demo", tokenID)
+		if err == nil && tok.LastUsedAt != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("last_used_at not recorded after a request")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

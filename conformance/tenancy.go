@@ -131,6 +131,19 @@ func RunTenancySuite(t *testing.T, newPorts func(t *testing.T) TenancyPorts) {
 		if _, err := p.Tokens.TokenBySecretHash(ctx, "hash-2"); err != nil {
 			t.Fatalf("new hash after rotate: %v", err)
 		}
+		used := time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond)
+		if err := p.Tokens.TouchToken(ctx, "tnt_1", tok.TokenID, used); err != nil {
+			t.Fatalf("touch: %v", err)
+		}
+		if err := p.Tokens.TouchToken(ctx, "tnt_1", tok.TokenID, used.Add(-time.Hour)); err != nil {
+			t.Fatalf("touch older: %v", err)
+		}
+		if got, _ := p.Tokens.GetToken(ctx, "tnt_1", tok.TokenID); got.LastUsedAt == nil || !got.LastUsedAt.Equal(used) {
+			t.Fatalf("last_used_at = %v, want %v (never backwards)", got.LastUsedAt, used)
+		}
+		if err := p.Tokens.TouchToken(ctx, "tnt_2", tok.TokenID, used); !core.IsCode(err, core.CodeNotFound) {
+			t.Fatalf("touch through another tenant: %v", err)
+		}
 		revoked, err := p.Tokens.RevokeToken(ctx, "tnt_1", tok.TokenID, nil)
 		if err != nil || revoked.RevokedAt == nil || revoked.Active(time.Now()) {
 			t.Fatalf("revoke: %+v %v", revoked, err)

@@ -1,6 +1,9 @@
 package core
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // TenantPort stores tenants. Each write may carry the audit record of the
 // change; the store commits both in one transaction.
@@ -34,6 +37,9 @@ type TokenPort interface {
 	RotateToken(ctx context.Context, tenantID, tokenID, newHash string, audit *AuditRecord) (Token, error)
 	// RevokeToken marks the token revoked; not_found outside tenantID.
 	RevokeToken(ctx context.Context, tenantID, tokenID string, audit *AuditRecord) (Token, error)
+	// TouchToken records that the token authenticated a request at at
+	// (last_used_at never moves backwards); not_found outside tenantID.
+	TouchToken(ctx context.Context, tenantID, tokenID string, at time.Time) error
 }
 
 // AuditPort appends and reads the per-tenant audit hash chain.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/agentos/agentos/core"
 	bolt "go.etcd.io/bbolt"
@@ -165,4 +166,22 @@ func (s *Store) RevokeToken(ctx context.Context, tenantID, tokenID string, audit
 		return appendAuditIf(tx, audit)
 	})
 	return out, err
+}
+
+// TouchToken implements core.TokenPort. Touches from many requests share
+// batched transactions; it is not audited (it changes no permission).
+func (s *Store) TouchToken(ctx context.Context, tenantID, tokenID string, at time.Time) error {
+	return s.batch(ctx, func(tx *bolt.Tx) error {
+		rec, err := getTokenTx(tx, tenantID, tokenID)
+		if err != nil {
+			return err
+		}
+		tok := rec.Token
+		if tok.LastUsedAt != nil && !at.After(*tok.LastUsedAt) {
+			return nil
+		}
+		at := at.UTC()
+		tok.LastUsedAt = &at
+		return putTokenTx(tx, tok)
+	})
 }
