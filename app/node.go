@@ -156,6 +156,11 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	if n.stackID, err = n.resolveStackID(ctx); err != nil {
 		return err
 	}
+	if n.Config.Mode == ModeProd {
+		if err := n.refuseDemoKeys(ctx); err != nil {
+			return err
+		}
+	}
 	if n.secret, err = loadOrCreateSecret(n.Config.Path("node.secret")); err != nil {
 		return err
 	}
@@ -202,6 +207,26 @@ func (n *Node) Open(ctx context.Context) (err error) {
 		}
 	}
 	return n.writeNodeFile()
+}
+
+// refuseDemoKeys stops a prod start while the demo seed's keys still
+// authenticate: a data dir that ran in demo mode keeps them in its store
+// even after credentials.json is gone.
+func (n *Node) refuseDemoKeys(ctx context.Context) error {
+	toks, err := n.store.ListTokens(ctx, DemoTenantID)
+	if err != nil {
+		return fmt.Errorf("check demo keys: %w", err)
+	}
+	var live []string
+	for _, t := range toks {
+		if t.Active(time.Now()) && (t.PrincipalID == PlatformAdminID || t.PrincipalID == TenantAdminID) {
+			live = append(live, t.TokenID+" ("+t.PrincipalID+")")
+		}
+	}
+	if len(live) > 0 {
+		return fmt.Errorf("prod mode refuses to start while demo keys are active in the store: %s; revoke them (agentos token revoke %s <token_id>) in demo mode, or start prod from a fresh data dir", strings.Join(live, ", "), DemoTenantID)
+	}
+	return nil
 }
 
 func (n *Node) resolveStackID(ctx context.Context) (string, error) {

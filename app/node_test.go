@@ -295,3 +295,23 @@ func TestNode_LastUsedAtIsRecorded(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestNode_ProdRefusesLiveDemoKeys(t *testing.T) {
+	cfg := testConfig(t)
+	demo := app.NewNode(cfg, app.BuildInfo{}, zerolog.Nop())
+	if err := demo.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	demo.Close()
+	os.Remove(filepath.Join(cfg.DataDir, "credentials.json"))
+	cfg.Mode = app.ModeProd
+	prod := app.NewNode(cfg, app.BuildInfo{}, zerolog.Nop())
+	err := prod.Open(context.Background())
+	if err == nil {
+		prod.Close()
+		t.Fatal("prod started with the demo keys still active")
+	}
+	if !strings.Contains(err.Error(), "demo keys are active") {
+		t.Fatalf("error: %v", err)
+	}
+}
