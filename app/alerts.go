@@ -857,7 +857,12 @@ func ruleConcurrencySustained(_ context.Context, e *alertEngine) ([]finding, err
 // without SMTP the state is still kept for the console and `agentos
 // status`. stop ends the loop and waits for it.
 func startAlerts(n *Node) (stop func()) {
-	return startAlertsWith(n, DefaultAlertConfig())
+	cfg := DefaultAlertConfig()
+	if n.Config.AlertInterval > 0 {
+		cfg.Interval = n.Config.AlertInterval
+	}
+	cfg.RepeatInterval = n.Config.AlertRepeat
+	return startAlertsWith(n, cfg)
 }
 
 // startAlertsWith is startAlerts with explicit settings.

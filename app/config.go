@@ -82,6 +82,10 @@ type Config struct {
 	// TenantLabelLimit is how many tenants (top by traffic) get their own
 	// value of the `tenant` metric label; the rest share "other".
 	TenantLabelLimit int
+	// AlertInterval is how often the built-in alert rules are evaluated;
+	// AlertRepeat re-sends a still-firing alert's mail (0: once per episode).
+	AlertInterval time.Duration
+	AlertRepeat   time.Duration
 }
 
 // DefaultConfig is the built-in layer.
@@ -101,6 +105,7 @@ func DefaultConfig() Config {
 		LogLevel:              "info",
 		Workers:               64,
 		TenantLabelLimit:      20,
+		AlertInterval:         30 * time.Second,
 	}
 }
 
@@ -124,6 +129,18 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// duration parses a Go duration of at least min.
+func duration(dst func(*Config) *time.Duration, min time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < min {
+			return fmt.Errorf("want a duration of at least %v (like 30s), got %q", min, v)
+		}
+		*dst(c) = d
+		return nil
+	}
 }
 
 func str(dst func(*Config) *string) func(*Config, string) error {
@@ -193,6 +210,8 @@ var settings = []setting{
 		c.TenantLabelLimit = n
 		return nil
 	}, false},
+	{"alert-interval", "AGENTOS_ALERT_INTERVAL", "how often the built-in alert rules run (e.g. 30s)", duration(func(c *Config) *time.Duration { return &c.AlertInterval }, time.Second), false},
+	{"alert-repeat", "AGENTOS_ALERT_REPEAT", "re-send a still-firing alert after this long (0: once per episode)", duration(func(c *Config) *time.Duration { return &c.AlertRepeat }, 0), false},
 	{"workers", "AGENTOS_WORKERS", "global cap of concurrently executing runs", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
