@@ -213,6 +213,29 @@ func (s *Service) httpFetch(ctx context.Context, raw string) (map[string]any, er
 		"body": string(body), "truncated": truncated}, nil
 }
 
+// traceTransport adds the traceparent of each request's context, for
+// clients (the MCP SDK's) that build their own requests.
+type traceTransport struct{ base http.RoundTripper }
+
+func (t traceTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if tp := core.Traceparent(r.Context()); tp != "" && r.Header.Get("traceparent") == "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("traceparent", tp)
+	}
+	return t.base.RoundTrip(r)
+}
+
+// withTraceparent returns a copy of c whose requests carry traceparent.
+func withTraceparent(c *http.Client) *http.Client {
+	cp := *c
+	base := cp.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	cp.Transport = traceTransport{base: base}
+	return &cp
+}
+
 // readSecret resolves a secret_ref: env:NAME or file:path.
 func readSecret(ref string) ([]byte, error) {
 	switch {
@@ -318,7 +341,7 @@ func (s *Service) callMCP(ctx context.Context, td core.ToolDescriptor, input map
 	endpoint := cfgString(td, "url", "server_url")
 	name := cfgString(td, "tool_name", "name")
 	client := mcp.NewClient(&mcp.Implementation{Name: "agentos-stack-a", Version: Version}, nil)
-	sess, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: s.egress,
+	sess, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: withTraceparent(s.egress),
 		MaxRetries: -1, DisableStandaloneSSE: true}, nil)
 	if err != nil {
 		return nil, toolError(err)

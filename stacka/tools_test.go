@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,7 +83,14 @@ func TestTools_MCPToolOverStreamableHTTP(t *testing.T) {
 		func(ctx context.Context, req *mcp.CallToolRequest, in shoutIn) (*mcp.CallToolResult, shoutOut, error) {
 			return nil, shoutOut{Upper: strings.ToUpper(in.Text)}, nil
 		})
-	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil))
+	var traced atomic.Int32
+	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.Header.Get("traceparent")) == 55 {
+			traced.Add(1)
+		}
+		mcpHandler.ServeHTTP(w, r)
+	}))
 	defer srv.Close()
 	n := newNode(t)
 	if code, _, b := n.do("PUT", "/v1/tools/tool.mcp.add", "tok-a", map[string]any{"tool": map[string]any{"kind": "mcp", "name": "shout",
@@ -94,6 +102,9 @@ func TestTools_MCPToolOverStreamableHTTP(t *testing.T) {
 	run := waitStatus(t, n, "tok-a", id, "completed", 10*time.Second)
 	if !strings.Contains(run["output"].(map[string]any)["text"].(string), `{"upper":"QUIET WORDS"}`) {
 		t.Fatalf("output %v", run["output"])
+	}
+	if traced.Load() == 0 {
+		t.Fatal("no MCP request carried the run's traceparent")
 	}
 }
 
