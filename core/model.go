@@ -79,6 +79,23 @@ type ModelRequest struct {
 	// AgentID, when known, lets canary rules match an agent; not on the wire
 	// of the canonical surface (Stack A passes it in-process or as a header).
 	AgentID string `json:"-"`
+	// OnDelta, when set on a chat request, receives the answer's text as
+	// the backend streams it (backends that cannot stream answer whole and
+	// never call it). Once it has been called the gateway does not fall
+	// back to another backend, so no text is ever sent twice. In-process
+	// only.
+	OnDelta func(d ModelDelta) error `json:"-"`
+}
+
+// ModelDelta is one piece of a streamed chat answer. The first delta of an
+// answer also carries what the answer's headers need: the request id, the
+// route it is served by and the policy outcome of its input.
+type ModelDelta struct {
+	Text      string
+	First     bool
+	RequestID string
+	Route     Route
+	Policy    PolicyOutcome
 }
 
 // Embedding is one vector of an embed answer.

@@ -503,7 +503,22 @@ func (g *Gateway) invoke(ctx context.Context, a core.Auth, t core.Tenant, req co
 		usage    core.Usage
 		used     *model
 	)
+	// A streamed answer cannot be taken back: once text went out, a failure
+	// ends the request instead of falling back to another backend.
+	streamed := false
+	var current *model
+	if onDelta := req.OnDelta; onDelta != nil {
+		req.OnDelta = func(d core.ModelDelta) error {
+			if !streamed {
+				d.First, d.RequestID, d.Policy = true, req.RequestID, outcome
+				d.Route = core.Route{Backend: current.backend, Model: current.cfg.ModelID, Node: g.deps.StackID, FallbackUsed: len(attempts) > 0}
+			}
+			streamed = true
+			return onDelta(d)
+		}
+	}
 	for _, m := range ordered {
+		current = m
 		callStart := time.Now()
 		out, usage, err = g.call(ctx, m, &req, msgs, texts, maxOut)
 		if err == nil {
@@ -516,7 +531,7 @@ func (g *Gateway) invoke(ctx context.Context, a core.Auth, t core.Tenant, req co
 		attempts = append(attempts, attempt{Ref: m.ref, Code: code})
 		lastErr = err
 		g.metrics.requests.WithLabelValues(m.backend, code).Inc()
-		if code != core.CodeDependencyUnavailable && code != core.CodeTimeout || ctx.Err() != nil {
+		if code != core.CodeDependencyUnavailable && code != core.CodeTimeout || ctx.Err() != nil || streamed {
 			break
 		}
 		g.health.failure(m.backend)
@@ -590,6 +605,9 @@ func (g *Gateway) call(ctx context.Context, m *model, req *core.ModelRequest, ms
 		return out, r.Usage, nil
 	}
 	call := provider.ChatCall{Model: m.cfg.ModelID, Messages: msgs, Tools: req.Input.Tools, ToolChoice: req.Input.ToolChoice, MaxTokens: maxOut}
+	if onDelta := req.OnDelta; onDelta != nil {
+		call.OnDelta = func(text string) error { return onDelta(core.ModelDelta{Text: text}) }
+	}
 	if gen := req.Generation; gen != nil {
 		call.Temperature, call.TopP = gen.Temperature, gen.TopP
 	}

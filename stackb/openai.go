@@ -270,13 +270,72 @@ func (g *Gateway) handleChatCompletions(c echo.Context) error {
 	}
 	req.AgentID = c.Request().Header.Get("X-AgentOS-Agent-Id")
 	req.RequestID = c.Request().Header.Get("X-AgentOS-Request-Id")
+	created := g.now().Unix()
+	w := c.Response()
+	chunk := oaiChunk{Object: "chat.completion.chunk", Created: created, CorrelationID: core.CorrelationID(ctx)}
+	send := func(ch oaiChunk) error {
+		buf := jsonBufPool.Get().(*bytes.Buffer)
+		buf.Reset()
+		defer jsonBufPool.Put(buf)
+		buf.WriteString("data: ")
+		if err := json.NewEncoder(buf).Encode(ch); err != nil {
+			return err
+		}
+		buf.WriteString("\n")
+		if _, err := w.Write(buf.Bytes()); err != nil {
+			return err
+		}
+		w.Flush()
+		return nil
+	}
+	// started: the SSE response is open (status, headers and the role
+	// chunk sent). A backend that streams opens it at its first text, with
+	// the route and policy of the answer in the headers.
+	started := false
+	start := func(requestID string, route core.Route, policy core.PolicyOutcome) error {
+		governanceHeaders(w.Header(), &core.ModelResponse{RequestID: requestID, Route: route, PolicyOutcome: policy})
+		w.Header().Set(echo.HeaderContentType, "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("Connection", "keep-alive")
+		w.WriteHeader(http.StatusOK)
+		started = true
+		chunk.ID = "chatcmpl-" + strings.TrimPrefix(requestID, core.PrefixRequest+"_")
+		chunk.Model = route.Backend + "/" + route.Model
+		empty := ""
+		ch := chunk
+		ch.Choices = []oaiChunkChoice{{Delta: oaiDelta{Role: "assistant", Content: &empty}}}
+		return send(ch)
+	}
+	if body.Stream {
+		req.OnDelta = func(d core.ModelDelta) error {
+			if d.First {
+				if err := start(d.RequestID, d.Route, d.Policy); err != nil {
+					return err
+				}
+			}
+			text := d.Text
+			ch := chunk
+			ch.Choices = []oaiChunkChoice{{Delta: oaiDelta{Content: &text}}}
+			return send(ch)
+		}
+	}
 	resp, err := g.Invoke(ctx, a, req)
 	if err != nil {
-		return err
+		if !started {
+			return err
+		}
+		// Mid-stream failure: the status is gone, so the error travels as
+		// a final data line in OpenAI's error shape.
+		ce := core.AsError(err)
+		raw, _ := json.Marshal(map[string]any{"error": map[string]any{"message": ce.Message, "type": "api_error", "code": ce.Code}})
+		_, _ = w.Write(append(append([]byte("data: "), raw...), "\n\ndata: [DONE]\n\n"...))
+		w.Flush()
+		return nil
 	}
-	governanceHeaders(c.Response().Header(), &resp)
+	if !started {
+		governanceHeaders(w.Header(), &resp)
+	}
 	id := "chatcmpl-" + strings.TrimPrefix(resp.RequestID, core.PrefixRequest+"_")
-	created := g.now().Unix()
 	modelName := resp.Route.Backend + "/" + resp.Route.Model
 	finish := "stop"
 	if len(resp.Output.ToolCalls) > 0 {
@@ -299,41 +358,23 @@ func (g *Gateway) handleChatCompletions(c echo.Context) error {
 			Choices: []oaiChoice{{Index: 0, Message: msg, FinishReason: finish}}, Usage: usage, CorrelationID: core.CorrelationID(ctx)})
 	}
 
-	// Stream: role, content, tool calls, finish, optional usage, [DONE].
-	w := c.Response()
-	w.Header().Set(echo.HeaderContentType, "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("Connection", "keep-alive")
-	w.WriteHeader(http.StatusOK)
-	chunk := oaiChunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: modelName, CorrelationID: core.CorrelationID(ctx)}
-	send := func(ch oaiChunk) error {
-		buf := jsonBufPool.Get().(*bytes.Buffer)
-		buf.Reset()
-		defer jsonBufPool.Put(buf)
-		buf.WriteString("data: ")
-		if err := json.NewEncoder(buf).Encode(ch); err != nil {
-			return err
-		}
-		buf.WriteString("\n")
-		if _, err := w.Write(buf.Bytes()); err != nil {
-			return err
-		}
-		w.Flush()
-		return nil
-	}
-	empty := ""
-	ch := chunk
-	ch.Choices = []oaiChunkChoice{{Delta: oaiDelta{Role: "assistant", Content: &empty}}}
-	if err := send(ch); err != nil {
-		return nil
-	}
-	for _, piece := range splitContent(content) {
-		p := piece
-		ch.Choices = []oaiChunkChoice{{Delta: oaiDelta{Content: &p}}}
-		if err := send(ch); err != nil {
+	// Stream: role, content (unless the backend streamed it already), tool
+	// calls, finish, optional usage, [DONE].
+	if !started {
+		if err := start(resp.RequestID, resp.Route, resp.PolicyOutcome); err != nil {
 			return nil
 		}
+		for _, piece := range splitContent(content) {
+			p := piece
+			ch := chunk
+			ch.Choices = []oaiChunkChoice{{Delta: oaiDelta{Content: &p}}}
+			if err := send(ch); err != nil {
+				return nil
+			}
+		}
 	}
+	chunk.ID, chunk.Model = id, modelName
+	ch := chunk
 	if len(resp.Output.ToolCalls) > 0 {
 		ch.Choices = []oaiChunkChoice{{Delta: oaiDelta{ToolCalls: toOAICalls(resp.Output.ToolCalls, true)}}}
 		if err := send(ch); err != nil {

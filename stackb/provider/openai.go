@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -62,6 +63,29 @@ type oaChatRequest struct {
 	Temperature *float64    `json:"temperature,omitempty"`
 	TopP        *float64    `json:"top_p,omitempty"`
 	MaxTokens   int         `json:"max_tokens,omitempty"`
+	Stream      bool        `json:"stream,omitempty"`
+	// StreamOptions asks for the usage chunk at the end of a stream.
+	StreamOptions *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options,omitempty"`
+}
+
+// oaChunk is one chunk of a streamed chat completion.
+type oaChunk struct {
+	Choices []struct {
+		Delta struct {
+			Content   *string `json:"content"`
+			ToolCalls []struct {
+				Index    int    `json:"index"`
+				ID       string `json:"id"`
+				Function struct {
+					Name      string `json:"name"`
+					Arguments string `json:"arguments"`
+				} `json:"function"`
+			} `json:"tool_calls"`
+		} `json:"delta"`
+	} `json:"choices"`
+	Usage *oaUsage `json:"usage"`
 }
 
 type oaUsage struct {
@@ -132,6 +156,106 @@ func (p *OpenAI) post(ctx context.Context, path string, body, out any) error {
 	return nil
 }
 
+// stream sends a streaming chat request, hands each content piece to
+// onDelta as it arrives, and assembles the whole answer into out as a
+// non-streamed response would read.
+func (p *OpenAI) stream(ctx context.Context, body oaChatRequest, onDelta func(string) error, out *oaChatResponse) error {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("encode request: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(p.BaseURL, "/")+"/chat/completions", bytes.NewReader(raw))
+	if err != nil {
+		return core.Errorf(core.CodeDependencyUnavailable, "backend %s: bad base_url: %v", p.Name, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	if p.APIKey != "" {
+		req.Header.Set("Authorization", "Bearer "+p.APIKey)
+	}
+	if tp := core.Traceparent(ctx); tp != "" {
+		req.Header.Set("traceparent", tp)
+	}
+	resp, err := p.client().Do(req)
+	if err != nil {
+		return transportError(ctx, p.Name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		var eb oaErrorBody
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		_ = json.Unmarshal(raw, &eb)
+		return statusError(p.Name, resp.StatusCode, eb.Error.Message)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		// A server that ignores "stream": answer whole.
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			return decodeErr(p.Name, err)
+		}
+		return nil
+	}
+	var content strings.Builder
+	type callParts struct{ id, name, args strings.Builder }
+	var calls []*callParts
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	done := false
+	for !done && sc.Scan() {
+		line := sc.Bytes()
+		if !bytes.HasPrefix(line, []byte("data:")) {
+			continue
+		}
+		data := bytes.TrimSpace(line[len("data:"):])
+		if string(data) == "[DONE]" {
+			done = true
+			break
+		}
+		var ch oaChunk
+		if err := json.Unmarshal(data, &ch); err != nil {
+			return decodeErr(p.Name, err)
+		}
+		if ch.Usage != nil {
+			out.Usage = *ch.Usage
+		}
+		for _, c := range ch.Choices {
+			if d := c.Delta.Content; d != nil && *d != "" {
+				content.WriteString(*d)
+				if err := onDelta(*d); err != nil {
+					return err
+				}
+			}
+			for _, tc := range c.Delta.ToolCalls {
+				for len(calls) <= tc.Index {
+					calls = append(calls, &callParts{})
+				}
+				cp := calls[tc.Index]
+				cp.id.WriteString(tc.ID)
+				cp.name.WriteString(tc.Function.Name)
+				cp.args.WriteString(tc.Function.Arguments)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return transportError(ctx, p.Name, err)
+	}
+	if !done {
+		return core.Errorf(core.CodeDependencyUnavailable, "backend %s: stream ended before [DONE]", p.Name).With("backend", p.Name)
+	}
+	text := content.String()
+	out.Choices = make([]struct {
+		Message struct {
+			Content   *string      `json:"content"`
+			ToolCalls []oaToolCall `json:"tool_calls"`
+		} `json:"message"`
+	}, 1)
+	out.Choices[0].Message.Content = &text
+	for _, cp := range calls {
+		out.Choices[0].Message.ToolCalls = append(out.Choices[0].Message.ToolCalls,
+			oaToolCall{ID: cp.id.String(), Type: "function", Function: oaCallFunc{Name: cp.name.String(), Arguments: cp.args.String()}})
+	}
+	return nil
+}
+
 // Chat implements Provider.
 func (p *OpenAI) Chat(ctx context.Context, call ChatCall) (ChatResult, error) {
 	req := oaChatRequest{Model: call.Model, Temperature: call.Temperature, TopP: call.TopP, MaxTokens: call.MaxTokens,
@@ -165,7 +289,15 @@ func (p *OpenAI) Chat(ctx context.Context, call ChatCall) (ChatResult, error) {
 		req.Messages = append(req.Messages, om)
 	}
 	var resp oaChatResponse
-	if err := p.post(ctx, "/chat/completions", req, &resp); err != nil {
+	if call.OnDelta != nil {
+		req.Stream = true
+		req.StreamOptions = &struct {
+			IncludeUsage bool `json:"include_usage"`
+		}{true}
+		if err := p.stream(ctx, req, call.OnDelta, &resp); err != nil {
+			return ChatResult{}, err
+		}
+	} else if err := p.post(ctx, "/chat/completions", req, &resp); err != nil {
 		return ChatResult{}, err
 	}
 	if len(resp.Choices) == 0 {

@@ -36,6 +36,9 @@ type ChatCall struct {
 	Temperature *float64
 	TopP        *float64
 	MaxTokens   int
+	// OnDelta, when set, asks a streaming-capable backend to stream and
+	// receives each piece of answer text as it arrives.
+	OnDelta func(text string) error
 }
 
 // Provider is one backend. Errors are *core.Error: dependency_unavailable
