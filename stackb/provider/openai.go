@@ -117,19 +117,24 @@ func (p *OpenAI) client() *http.Client {
 	return http.DefaultClient
 }
 
-// post sends body as JSON to path and decodes a 2xx answer into out.
-func (p *OpenAI) post(ctx context.Context, path string, body, out any) error {
+// send POSTs body as JSON to path and returns a 2xx response (the caller
+// closes its body); other statuses and transport failures become contract
+// errors.
+func (p *OpenAI) send(ctx context.Context, path string, body any, accept string) (*http.Response, error) {
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
 	if err := json.NewEncoder(buf).Encode(body); err != nil {
-		return fmt.Errorf("encode request: %w", err)
+		return nil, fmt.Errorf("encode request: %w", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(p.BaseURL, "/")+path, bytes.NewReader(buf.Bytes()))
 	if err != nil {
-		return core.Errorf(core.CodeDependencyUnavailable, "backend %s: bad base_url: %v", p.Name, err)
+		return nil, core.Errorf(core.CodeDependencyUnavailable, "backend %s: bad base_url: %v", p.Name, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
 	if p.APIKey != "" {
 		req.Header.Set("Authorization", "Bearer "+p.APIKey)
 	}
@@ -138,15 +143,25 @@ func (p *OpenAI) post(ctx context.Context, path string, body, out any) error {
 	}
 	resp, err := p.client().Do(req)
 	if err != nil {
-		return transportError(ctx, p.Name, err)
+		return nil, transportError(ctx, p.Name, err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
 		var eb oaErrorBody
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		_ = json.Unmarshal(raw, &eb)
-		return statusError(p.Name, resp.StatusCode, eb.Error.Message)
+		return nil, statusError(p.Name, resp.StatusCode, eb.Error.Message)
 	}
+	return resp, nil
+}
+
+// post sends body as JSON to path and decodes a 2xx answer into out.
+func (p *OpenAI) post(ctx context.Context, path string, body, out any) error {
+	resp, err := p.send(ctx, path, body, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		if ctx.Err() != nil {
 			return transportError(ctx, p.Name, ctx.Err())
@@ -160,33 +175,11 @@ func (p *OpenAI) post(ctx context.Context, path string, body, out any) error {
 // onDelta as it arrives, and assembles the whole answer into out as a
 // non-streamed response would read.
 func (p *OpenAI) stream(ctx context.Context, body oaChatRequest, onDelta func(string) error, out *oaChatResponse) error {
-	raw, err := json.Marshal(body)
+	resp, err := p.send(ctx, "/chat/completions", body, "text/event-stream")
 	if err != nil {
-		return fmt.Errorf("encode request: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(p.BaseURL, "/")+"/chat/completions", bytes.NewReader(raw))
-	if err != nil {
-		return core.Errorf(core.CodeDependencyUnavailable, "backend %s: bad base_url: %v", p.Name, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "text/event-stream")
-	if p.APIKey != "" {
-		req.Header.Set("Authorization", "Bearer "+p.APIKey)
-	}
-	if tp := core.Traceparent(ctx); tp != "" {
-		req.Header.Set("traceparent", tp)
-	}
-	resp, err := p.client().Do(req)
-	if err != nil {
-		return transportError(ctx, p.Name, err)
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		var eb oaErrorBody
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		_ = json.Unmarshal(raw, &eb)
-		return statusError(p.Name, resp.StatusCode, eb.Error.Message)
-	}
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
 		// A server that ignores "stream": answer whole.
 		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
