@@ -262,13 +262,18 @@ func requireRegistryAdmin(a core.Auth) error {
 		With("scope", core.ScopeTenantsAdmin)
 }
 
-func (n *Node) handleListPeers(c echo.Context) error {
-	ctx := c.Request().Context()
+// registryAdmin is the caller's Auth when it may manage the registry.
+func registryAdmin(ctx context.Context) (core.Auth, error) {
 	a, err := authOf(ctx)
 	if err != nil {
-		return err
+		return a, err
 	}
-	if err := requireRegistryAdmin(a); err != nil {
+	return a, requireRegistryAdmin(a)
+}
+
+func (n *Node) handleListPeers(c echo.Context) error {
+	ctx := c.Request().Context()
+	if _, err := registryAdmin(ctx); err != nil {
 		return err
 	}
 	peers, err := n.d.Peers.ListPeers(ctx)
@@ -280,11 +285,8 @@ func (n *Node) handleListPeers(c echo.Context) error {
 
 func (n *Node) handlePutPeer(c echo.Context) error {
 	ctx := c.Request().Context()
-	a, err := authOf(ctx)
+	a, err := registryAdmin(ctx)
 	if err != nil {
-		return err
-	}
-	if err := requireRegistryAdmin(a); err != nil {
 		return err
 	}
 	var body struct {
@@ -305,11 +307,8 @@ func (n *Node) handlePutPeer(c echo.Context) error {
 
 func (n *Node) handleDeletePeer(c echo.Context) error {
 	ctx := c.Request().Context()
-	a, err := authOf(ctx)
+	a, err := registryAdmin(ctx)
 	if err != nil {
-		return err
-	}
-	if err := requireRegistryAdmin(a); err != nil {
 		return err
 	}
 	p, err := n.d.Peers.DeletePeer(ctx, c.Param("stack_id"))
