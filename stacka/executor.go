@@ -348,7 +348,7 @@ func (x *runExec) toolStep(ctx context.Context) error {
 	r.Summary.StepsTotal++
 	r.Summary.ToolCallsTotal++
 	started := time.Now()
-	var output map[string]any
+	var output, remote map[string]any
 	if terr == nil {
 		terr = x.s.quotas.allowTool(r.TenantID, x.s.tenantLimits(ctx, r.TenantID))
 	}
@@ -361,7 +361,9 @@ func (x *runExec) toolStep(ctx context.Context) error {
 		tctx = core.WithTraceparent(core.WithCorrelationID(tctx, r.CorrelationID), traceparentOr(cctx, r.Traceparent))
 		rec := *r
 		err := x.during(func() {
-			output, terr = x.s.invokeTool(tctx, &rec, td, callID, input)
+			var res toolResult
+			res, terr = x.s.invokeTool(tctx, &rec, td, callID, input)
+			output, remote = res.Output, res.Remote
 			if terr != nil && tctx.Err() == context.DeadlineExceeded && ctx.Err() == nil && !core.IsCode(terr, core.CodeTimeout) {
 				terr = core.Errorf(core.CodeTimeout, "tool %s ran past its %d ms timeout", toolID, timeout.Milliseconds())
 			}
@@ -385,8 +387,12 @@ func (x *runExec) toolStep(ctx context.Context) error {
 		e := core.AsError(terr)
 		status, errObj, output = "error", map[string]any{"code": e.Code, "message": e.Message}, nil
 	}
-	x.add(core.EventToolCallCompleted, stepID, map[string]any{"tool_call_id": callID, "tool_id": toolID, "status": status,
-		"output": output, "duration_ms": dur, "error": errObj})
+	completed := map[string]any{"tool_call_id": callID, "tool_id": toolID, "status": status,
+		"output": output, "duration_ms": dur, "error": errObj}
+	if remote != nil {
+		completed["remote"] = remote
+	}
+	x.add(core.EventToolCallCompleted, stepID, completed)
 	x.add(core.EventStepCompleted, stepID, map[string]any{"step_kind": "tool", "name": toolID, "status": status, "duration_ms": dur})
 	r.Open = nil
 	r.PendingCalls = r.PendingCalls[1:]

@@ -56,6 +56,11 @@ type Config struct {
 	// call as started while it runs, and a fast run costs two commits.
 	// Negative commits before every call.
 	StepCommitDelay time.Duration
+	// MCPSessions bounds the MCP client sessions kept open for reuse across
+	// tool calls (per tenant and server); MCPSessionIdle closes one unused
+	// for that long.
+	MCPSessions    int
+	MCPSessionIdle time.Duration
 }
 
 // DefaultConfig is the node's default configuration.
@@ -63,7 +68,7 @@ func DefaultConfig() Config {
 	return Config{Workers: 64, MaxQueued: 10000, DefaultTimeoutMS: 180000, DefaultMaxSteps: 30,
 		Mode: "demo", AllowLoopbackEgress: true, HeartbeatInterval: 15 * time.Second,
 		FetchMaxBytes: 1 << 20, FetchTimeout: 10 * time.Second, EmbedModelRef: "builtin/hash-embed-1",
-		StepCommitDelay: 10 * time.Millisecond}
+		StepCommitDelay: 10 * time.Millisecond, MCPSessions: 64, MCPSessionIdle: 5 * time.Minute}
 }
 
 func (c Config) withDefaults() Config {
@@ -91,6 +96,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StepCommitDelay == 0 {
 		c.StepCommitDelay = d.StepCommitDelay
+	}
+	if c.MCPSessions <= 0 {
+		c.MCPSessions = d.MCPSessions
+	}
+	if c.MCPSessionIdle <= 0 {
+		c.MCPSessionIdle = d.MCPSessionIdle
 	}
 	if c.EmbedModelRef == "" {
 		c.EmbedModelRef = d.EmbedModelRef
@@ -138,6 +149,7 @@ type Service struct {
 	quotas  *quotas
 	cache   *readCache
 	egress  *http.Client
+	mcpPool *mcpPool
 
 	startOnce sync.Once
 	closeOnce sync.Once
@@ -185,6 +197,7 @@ func New(d Deps) (*Service, error) {
 	if cfg.HTTPClient != nil {
 		s.egress = cfg.HTTPClient
 	}
+	s.mcpPool = newMCPPool(cfg.MCPSessions, cfg.MCPSessionIdle)
 	s.sched = newScheduler(s, cfg.Workers)
 	return s, nil
 }
@@ -222,6 +235,7 @@ func (s *Service) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		s.hub.close()
 		err = s.sched.stop(ctx)
+		s.mcpPool.close()
 	})
 	return err
 }

@@ -1,0 +1,222 @@
+package stacka
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/a2aproject/a2a-go/v2/a2a"
+	"github.com/a2aproject/a2a-go/v2/a2aclient"
+	"github.com/a2aproject/a2a-go/v2/a2aclient/agentcard"
+	"github.com/agentos/agentos/core"
+)
+
+// KindA2A is the kind of tools that delegate to a remote A2A agent.
+const KindA2A = "a2a"
+
+func init() { registerToolKind(KindA2A, a2aKind{}) }
+
+// a2aKind sends the call's input as a message to a remote A2A (v1.0)
+// agent, found from its Agent Card (config.card_url), and answers with
+// the remote task's artifacts. config.secret_ref, when set, is presented
+// as "Authorization: Bearer <secret>". Card and calls go through the
+// egress-checked client, so the egress rules of http tools apply. The
+// remote task id is on the tool.call.completed event ("remote"), and a
+// call stopped by a run cancel or timeout cancels the remote task.
+type a2aKind struct{}
+
+func (a2aKind) validate(td *core.ToolDescriptor) error {
+	if !httpURL(cfgString(*td, "card_url")) {
+		return core.Invalid("tool.config.card_url", "an a2a tool needs config.card_url, the absolute http(s) URL of the remote agent's card (or its base URL)")
+	}
+	if ref := cfgString(*td, "secret_ref"); ref != "" && !validSecretRef(ref) {
+		return core.Invalid("tool.config.secret_ref", "secret_ref must be env:NAME or file:path")
+	}
+	return nil
+}
+
+// cardLocation splits a card URL into the base and path the SDK's
+// resolver takes: a URL ending in .json is the card itself; any other is a
+// base URL under which the card sits at the well-known path.
+func cardLocation(raw string) (base, path string) {
+	u, err := url.Parse(raw)
+	if err != nil || !strings.HasSuffix(u.Path, ".json") {
+		return strings.TrimSuffix(raw, "/"), "/.well-known/agent-card.json"
+	}
+	path = u.Path
+	u.Path, u.RawPath = "", ""
+	return u.String(), path
+}
+
+func (a2aKind) invoke(ctx context.Context, s *Service, c toolCall) (toolResult, error) {
+	secret, err := s.toolSecret(ctx, c.Run, c.Tool, c.CallID, cfgString(c.Tool, "secret_ref"), "a2a credential")
+	if err != nil {
+		return toolResult{}, err
+	}
+	httpClient := withTraceparent(s.egress)
+	base, path := cardLocation(cfgString(c.Tool, "card_url"))
+	opts := []agentcard.ResolveOption{agentcard.WithPath(path)}
+	if secret != nil {
+		opts = append(opts, agentcard.WithRequestHeader("Authorization", "Bearer "+string(secret)))
+		ctx = a2aclient.AttachServiceParams(ctx, a2aclient.ServiceParams{"Authorization": {"Bearer " + string(secret)}})
+	}
+	card, err := agentcard.NewResolver(httpClient).Resolve(ctx, base, opts...)
+	if err != nil {
+		return toolResult{}, a2aError(c.Tool, "read the agent card", err)
+	}
+	client, err := a2aclient.NewFromCard(ctx, card, a2aclient.WithJSONRPCTransport(httpClient))
+	if err != nil {
+		return toolResult{}, core.Errorf(core.CodeDependencyUnavailable, "tool %s: no usable interface on the agent card: %v", c.Tool.ToolID, err)
+	}
+	defer client.Destroy()
+
+	msg := a2a.NewMessage(a2a.MessageRoleUser, a2aInputParts(c.Input)...)
+	// The message id is the tool call id, so a retried delivery of the same
+	// call is recognisably the same message on the remote side.
+	msg.ID = c.CallID
+	msg.SetMeta("agentos.run_id", c.Run.RunID)
+	remote := map[string]any{"protocol": "a2a", "agent": card.Name}
+	var task *a2a.Task
+	track := func(info a2a.TaskInfo) {
+		if info.TaskID != "" {
+			remote["task_id"], remote["context_id"] = string(info.TaskID), info.ContextID
+		}
+	}
+	var texts []string
+	artifacts := []map[string]any{}
+	state := a2a.TaskStateUnspecified
+	for ev, err := range client.SendStreamingMessage(ctx, &a2a.SendMessageRequest{Message: msg}) {
+		if err != nil {
+			cancelRemote(ctx, client, remote)
+			return toolResult{Remote: remote}, a2aError(c.Tool, "send the message", err)
+		}
+		switch e := ev.(type) {
+		case *a2a.Task:
+			task = e
+			track(e.TaskInfo())
+			state = e.Status.State
+			for _, art := range e.Artifacts {
+				texts, artifacts = addArtifact(texts, artifacts, art)
+			}
+		case *a2a.TaskStatusUpdateEvent:
+			track(e.TaskInfo())
+			state = e.Status.State
+			if e.Status.Message != nil && (state == a2a.TaskStateFailed || state == a2a.TaskStateRejected) {
+				texts = append(texts, partsText(e.Status.Message.Parts))
+			}
+		case *a2a.TaskArtifactUpdateEvent:
+			track(e.TaskInfo())
+			texts, artifacts = addArtifact(texts, artifacts, e.Artifact)
+		case *a2a.Message:
+			// A direct answer without a task.
+			texts = append(texts, partsText(e.Parts))
+			state = a2a.TaskStateCompleted
+		}
+	}
+	if ctx.Err() != nil {
+		cancelRemote(ctx, client, remote)
+		return toolResult{Remote: remote}, toolError(ctx.Err())
+	}
+	if !state.Terminal() && task != nil || !state.Terminal() && remote["task_id"] != nil {
+		// The stream ended early; the task's stored state is the answer.
+		t, err := client.GetTask(ctx, &a2a.GetTaskRequest{ID: a2a.TaskID(remote["task_id"].(string))})
+		if err != nil {
+			return toolResult{Remote: remote}, a2aError(c.Tool, "read the remote task", err)
+		}
+		state = t.Status.State
+		texts, artifacts = nil, []map[string]any{}
+		for _, art := range t.Artifacts {
+			texts, artifacts = addArtifact(texts, artifacts, art)
+		}
+	}
+	remote["state"] = string(state)
+	text := strings.Join(texts, "\n")
+	switch state {
+	case a2a.TaskStateCompleted:
+		out := map[string]any{"text": text, "artifacts": artifacts, "state": string(state)}
+		if id, ok := remote["task_id"]; ok {
+			out["task_id"], out["context_id"] = id, remote["context_id"]
+		}
+		return toolResult{Output: out, Remote: remote}, nil
+	case a2a.TaskStateInputRequired, a2a.TaskStateAuthRequired:
+		return toolResult{Remote: remote}, core.Errorf(core.CodeDependencyUnavailable, "remote agent %s needs more input (%s): %s", card.Name, state, text).
+			With("remote_task_id", remote["task_id"])
+	case a2a.TaskStateCanceled:
+		return toolResult{Remote: remote}, core.Errorf(core.CodeDependencyUnavailable, "remote task of %s was canceled", card.Name).
+			With("remote_task_id", remote["task_id"])
+	case a2a.TaskStateFailed, a2a.TaskStateRejected:
+		return toolResult{Remote: remote}, core.Errorf(core.CodeDependencyUnavailable, "remote task of %s %s: %s", card.Name, state, text).
+			With("remote_task_id", remote["task_id"])
+	}
+	return toolResult{Remote: remote}, core.Errorf(core.CodeDependencyUnavailable, "remote agent %s ended without a terminal task state (%s)", card.Name, state)
+}
+
+// a2aInputParts turns a tool input into message parts: its text as a text
+// part, and the whole input as a data part when it holds more than text.
+func a2aInputParts(in map[string]any) []*a2a.Part {
+	text, _ := in["text"].(string)
+	var parts []*a2a.Part
+	if text != "" {
+		parts = append(parts, a2a.NewTextPart(text))
+	}
+	if len(in) > 1 || text == "" {
+		parts = append(parts, a2a.NewDataPart(in))
+	}
+	return parts
+}
+
+func partsText(parts a2a.ContentParts) string {
+	var b []string
+	for _, p := range parts {
+		switch {
+		case p.Text() != "":
+			b = append(b, p.Text())
+		case p.Data() != nil:
+			if raw, err := json.Marshal(p.Data()); err == nil {
+				b = append(b, string(raw))
+			}
+		}
+	}
+	return strings.Join(b, "\n")
+}
+
+func addArtifact(texts []string, arts []map[string]any, art *a2a.Artifact) ([]string, []map[string]any) {
+	if art == nil {
+		return texts, arts
+	}
+	t := partsText(art.Parts)
+	if t != "" {
+		texts = append(texts, t)
+	}
+	return texts, append(arts, map[string]any{"artifact_id": string(art.ID), "name": art.Name, "text": t})
+}
+
+// cancelRemote asks the remote agent to stop the task a stopped call
+// started; best effort, on a short context of its own.
+func cancelRemote(ctx context.Context, client *a2aclient.Client, remote map[string]any) {
+	id, _ := remote["task_id"].(string)
+	if id == "" {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := client.CancelTask(cctx, &a2a.CancelTaskRequest{ID: a2a.TaskID(id)}); err == nil {
+		remote["canceled"] = true
+	}
+}
+
+// a2aError maps a client error to the error of the call: a refused egress
+// keeps its code, the rest is the remote agent being unavailable.
+func a2aError(td core.ToolDescriptor, what string, err error) error {
+	var ce *core.Error
+	if errors.As(err, &ce) {
+		return ce
+	}
+	if strings.Contains(err.Error(), "egress to") && strings.Contains(err.Error(), "is not allowed") {
+		return core.Errorf(core.CodeForbidden, "tool %s: %v", td.ToolID, err)
+	}
+	return core.Errorf(core.CodeDependencyUnavailable, "tool %s could not %s: %v", td.ToolID, what, err)
+}
