@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/agentos/agentos/app"
+	"github.com/agentos/agentos/operator"
 )
 
 // Stamped at link time (see the Makefile).
@@ -15,5 +16,5 @@ var (
 )
 
 func main() {
-	os.Exit(app.Main(os.Args, app.BuildInfo{Version: version, GitSHA: gitSHA, BuildTime: buildTime}))
+	os.Exit(operator.Main(os.Args, app.BuildInfo{Version: version, GitSHA: gitSHA, BuildTime: buildTime}))
 }

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -251,23 +250,6 @@ func TestNode_JWKSAndES256(t *testing.T) {
 	expectStatus(t, do(t, "GET", a+"/v1/audit", mk("https://evil.example", key), nil), 401, "wrong issuer")
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	expectStatus(t, do(t, "GET", a+"/v1/audit", mk("https://idp.example", other), nil), 401, "key not in JWKS")
-}
-
-func TestCLI_AuditVerify(t *testing.T) {
-	n := MustStartNode(t)
-	a := n.URL(app.StackA)
-	expectStatus(t, do(t, "POST", a+"/v1/admin/tenants", n.creds.PlatformAdmin.APIKey,
-		map[string]any{"tenant_create": map[string]any{"tenant_id": "tnt_audited", "name": "Audited"}}), 201, "create")
-	dir := n.Config.DataDir
-	n.Close()
-	var out bytes.Buffer
-	cli := app.NewCLI(app.BuildInfo{Version: "test"}, &out, &out)
-	if err := cli.Run([]string{"agentos", "audit", "verify", "--data-dir", dir}); err != nil {
-		t.Fatalf("verify: %v\n%s", err, out.String())
-	}
-	if !strings.Contains(out.String(), "ok   tnt_audited: 1 records, chain intact") || !strings.Contains(out.String(), "ok   tnt_demo:") {
-		t.Fatalf("verify output:\n%s", out.String())
-	}
 }
 
 func TestNode_LastUsedAtIsRecorded(t *testing.T) {

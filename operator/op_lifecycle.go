@@ -1,4 +1,4 @@
-package app
+package operator
 
 import (
 	"bufio"
@@ -12,10 +12,12 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/agentos/agentos/app"
 )
 
 // validate runs the §7 gates against the running node and writes reports.
-func (o *operator) validate(ctx context.Context, cfg Config, urlOverride, keyOverride string) error {
+func (o *operator) validate(ctx context.Context, cfg app.Config, urlOverride, keyOverride string) error {
 	rep := newReport("validate", cfg, o.build)
 	t, err := resolveTarget(cfg, urlOverride, keyOverride)
 	if err != nil {
@@ -59,7 +61,7 @@ func (o *operator) validate(ctx context.Context, cfg Config, urlOverride, keyOve
 // redeploy stops the node gracefully and starts it again with the
 // configuration `up` used; data stays. Without a running node it just
 // starts one.
-func (o *operator) redeploy(ctx context.Context, cfg Config, l launch) error {
+func (o *operator) redeploy(ctx context.Context, cfg app.Config, l launch) error {
 	rep := newReport("redeploy", cfg, o.build)
 	fmt.Fprintf(o.out, "agentos redeploy — data dir %s\n", cfg.DataDir)
 	pr := &progress{out: o.out, report: rep, total: 6}
@@ -78,7 +80,7 @@ func (o *operator) redeploy(ctx context.Context, cfg Config, l launch) error {
 	}); err != nil {
 		return o.failAction(rep, cfg, err, "agentos status; kill the pid shown, then `agentos redeploy`")
 	}
-	var nf NodeFile
+	var nf app.NodeFile
 	if err := pr.run("boot", func(ph *phase) error {
 		var err error
 		nf, _, err = o.boot(ctx, ph, cfg, upOptions{Launch: l})
@@ -104,7 +106,7 @@ func (o *operator) redeploy(ctx context.Context, cfg Config, l launch) error {
 }
 
 // nuke stops the node and removes runtime state; hard removes the data dir.
-func (o *operator) nuke(cfg Config, yes, hard bool) error {
+func (o *operator) nuke(cfg app.Config, yes, hard bool) error {
 	if !yes {
 		what := "stop the node and remove its runtime state (pid, node.json, logs) in " + cfg.DataDir
 		if hard {
@@ -113,7 +115,7 @@ func (o *operator) nuke(cfg Config, yes, hard bool) error {
 		return &exitError{2, "refusing to " + what + " without --yes-really"}
 	}
 	rep := newReport("nuke", cfg, o.build)
-	if nf, err := ReadNodeFile(cfg.DataDir); err == nil {
+	if nf, err := app.ReadNodeFile(cfg.DataDir); err == nil {
 		rep.setNode(nf)
 	}
 	fmt.Fprintf(o.out, "agentos nuke%s — data dir %s\n", map[bool]string{true: " --hard"}[hard], cfg.DataDir)
@@ -171,7 +173,7 @@ func (o *operator) nuke(cfg Config, yes, hard bool) error {
 }
 
 // status prints the process, ports, health and counts of tenants and runs.
-func (o *operator) status(ctx context.Context, cfg Config, keyOverride string) error {
+func (o *operator) status(ctx context.Context, cfg app.Config, keyOverride string) error {
 	w := o.out
 	nf, ours := runningNode(cfg)
 	if !ours {
@@ -189,7 +191,7 @@ func (o *operator) status(ctx context.Context, cfg Config, keyOverride string) e
 	fmt.Fprintf(w, "process     running, pid %d, version %s, mode %s, started %s\n", nf.PID, nf.Version, nf.Mode, started)
 	fmt.Fprintf(w, "stack id    %s\n", nf.StackID)
 	healthy := 0
-	for _, name := range []string{StackA, StackB, StackFed} {
+	for _, name := range []string{app.StackA, app.StackB, app.StackFed} {
 		u := nodeURLs(nf)[name]
 		code, body, err := getPublic(ctx, u+"/readyz")
 		state := "ready"
@@ -264,9 +266,9 @@ func countTenantsRuns(ctx context.Context, stackA, key string) (int, int, error)
 // logServices maps a `logs` argument to the component values of its lines
 // (the edge logs "stack-a", the stacks themselves "stacka" and so on).
 var logServices = map[string][]string{
-	StackA:   {StackA, "stacka"},
-	StackB:   {StackB, "stackb"},
-	StackFed: {StackFed, "fed"},
+	app.StackA:   {app.StackA, "stacka"},
+	app.StackB:   {app.StackB, "stackb"},
+	app.StackFed: {app.StackFed, "fed"},
 }
 
 // logComponents collects every "component" value of a JSON log line
@@ -318,7 +320,7 @@ func logFilter(service string) (func([]byte) bool, error) {
 }
 
 // logs prints the node log lines of a service; follow keeps reading.
-func (o *operator) logs(ctx context.Context, cfg Config, service string, lines int, follow bool) error {
+func (o *operator) logs(ctx context.Context, cfg app.Config, service string, lines int, follow bool) error {
 	keep, err := logFilter(service)
 	if err != nil {
 		return &exitError{2, err.Error()}
@@ -376,7 +378,7 @@ func (o *operator) logs(ctx context.Context, cfg Config, service string, lines i
 }
 
 // testAlert sends a test email through the configured SMTP server.
-func (o *operator) testAlert(ctx context.Context, cfg Config) error {
+func (o *operator) testAlert(ctx context.Context, cfg app.Config) error {
 	s := cfg.SMTP
 	if !s.Enabled() {
 		return &exitError{2, "alert email not configured: set AGENTOS_SMTP_HOST and AGENTOS_SMTP_TO (or --smtp-host/--smtp-to), then run `agentos test-alert`"}
@@ -390,7 +392,7 @@ func (o *operator) testAlert(ctx context.Context, cfg Config) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	start := time.Now()
-	if err := SendMail(ctx, s, "[AgentOS] test alert from "+host, body); err != nil {
+	if err := app.SendMail(ctx, s, "[AgentOS] test alert from "+host, body); err != nil {
 		fmt.Fprintf(o.out, "test alert NOT accepted: %v\n", err)
 		return &exitError{1, ""}
 	}

@@ -1,4 +1,4 @@
-package app
+package operator
 
 import (
 	"bufio"
@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/agentos/agentos/app"
 )
 
 // Runtime files of a node in its data dir.
@@ -27,10 +29,10 @@ const (
 )
 
 // LogPath is <data-dir>/logs/agentos.log.
-func LogPath(cfg Config) string { return filepath.Join(cfg.DataDir, LogDirName, LogFileName) }
+func LogPath(cfg app.Config) string { return filepath.Join(cfg.DataDir, LogDirName, LogFileName) }
 
 // readPID reads <data-dir>/agentos.pid; 0 when absent or unreadable.
-func readPID(cfg Config) int {
+func readPID(cfg app.Config) int {
 	raw, err := os.ReadFile(cfg.Path(PIDFileName))
 	if err != nil {
 		return 0
@@ -71,12 +73,12 @@ func processAlive(pid int) bool {
 
 // runningNode is the node of the data dir when one is running: its pid is
 // alive and node.json names the same pid.
-func runningNode(cfg Config) (NodeFile, bool) {
+func runningNode(cfg app.Config) (app.NodeFile, bool) {
 	pid := readPID(cfg)
-	nf, err := ReadNodeFile(cfg.DataDir)
+	nf, err := app.ReadNodeFile(cfg.DataDir)
 	if err != nil {
 		if pid != 0 && processAlive(pid) {
-			return NodeFile{PID: pid}, false
+			return app.NodeFile{PID: pid}, false
 		}
 		return nf, false
 	}
@@ -96,7 +98,7 @@ type backgroundNode struct {
 // startBackground starts `agentos serve` with args as a session leader
 // (it outlives this process), output appended to the log file, and writes
 // the pid file.
-func startBackground(cfg Config, args []string, extraEnv []string) (*backgroundNode, error) {
+func startBackground(cfg app.Config, args []string, extraEnv []string) (*backgroundNode, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own binary: %w", err)
@@ -130,18 +132,18 @@ func startBackground(cfg Config, args []string, extraEnv []string) (*backgroundN
 
 // waitNodeFile waits until node.json names pid (the node has bound its
 // ports), the process exits, or ctx ends.
-func waitNodeFile(ctx context.Context, cfg Config, pid int, exited <-chan struct{}) (NodeFile, error) {
+func waitNodeFile(ctx context.Context, cfg app.Config, pid int, exited <-chan struct{}) (app.NodeFile, error) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if nf, err := ReadNodeFile(cfg.DataDir); err == nil && nf.PID == pid {
+		if nf, err := app.ReadNodeFile(cfg.DataDir); err == nil && nf.PID == pid {
 			return nf, nil
 		}
 		select {
 		case <-exited:
-			return NodeFile{}, fmt.Errorf("node process %d exited during startup", pid)
+			return app.NodeFile{}, fmt.Errorf("node process %d exited during startup", pid)
 		case <-ctx.Done():
-			return NodeFile{}, fmt.Errorf("node.json not written by pid %d: %w", pid, ctx.Err())
+			return app.NodeFile{}, fmt.Errorf("node.json not written by pid %d: %w", pid, ctx.Err())
 		case <-tick.C:
 		}
 	}
@@ -181,9 +183,9 @@ func waitReady(ctx context.Context, urls map[string]string) (int, error) {
 
 // stopNode sends SIGTERM to the data dir's node and waits for it to exit,
 // then SIGKILL after grace. It reports whether a process was stopped.
-func stopNode(cfg Config, grace time.Duration) (int, error) {
+func stopNode(cfg app.Config, grace time.Duration) (int, error) {
 	pid := readPID(cfg)
-	if nf, err := ReadNodeFile(cfg.DataDir); err == nil && nf.PID > 0 && (pid == 0 || !processAlive(pid)) {
+	if nf, err := app.ReadNodeFile(cfg.DataDir); err == nil && nf.PID > 0 && (pid == 0 || !processAlive(pid)) {
 		pid = nf.PID
 	}
 	if pid == 0 || !processAlive(pid) {

@@ -1,4 +1,4 @@
-package app
+package operator
 
 import (
 	"encoding/json"
@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/agentos/agentos/app"
 )
 
 // ReportsDir is where up, redeploy, validate and nuke write their reports,
@@ -88,7 +90,7 @@ type Report struct {
 	Host        ReportHost        `json:"host"`
 	Binary      ReportBinary      `json:"binary"`
 	Node        ReportNode        `json:"node"`
-	Seeded      *Seeded           `json:"seeded"`
+	Seeded      *app.Seeded       `json:"seeded"`
 	Credentials ReportCredentials `json:"credentials"`
 	Phases      []PhaseResult     `json:"phases"`
 	Health      []Check           `json:"health"`
@@ -99,7 +101,7 @@ type Report struct {
 }
 
 // newReport fills the parts every report shares.
-func newReport(action string, cfg Config, build BuildInfo) *Report {
+func newReport(action string, cfg app.Config, build app.BuildInfo) *Report {
 	host, _ := os.Hostname()
 	exe, _ := os.Executable()
 	sum, err := BinarySHA256()
@@ -110,11 +112,11 @@ func newReport(action string, cfg Config, build BuildInfo) *Report {
 		Host:   ReportHost{Hostname: host, OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU()},
 		Binary: ReportBinary{Path: exe, Version: build.Version, GitSHA: build.GitSHA, BuildTime: build.BuildTime, SHA256: sum},
 		Node: ReportNode{DataDir: absPath(cfg.DataDir), LogFile: absPath(LogPath(cfg)), PIDFile: absPath(cfg.Path(PIDFileName)),
-			Addrs: map[string]string{StackA: cfg.StackAAddr, StackB: cfg.StackBAddr, StackFed: cfg.FedAddr}, URLs: map[string]string{}},
-		Credentials: ReportCredentials{File: absPath(cfg.Path(CredentialsFileName)),
+			Addrs: map[string]string{app.StackA: cfg.StackAAddr, app.StackB: cfg.StackBAddr, app.StackFed: cfg.FedAddr}, URLs: map[string]string{}},
+		Credentials: ReportCredentials{File: absPath(cfg.Path(app.CredentialsFileName)),
 			RotationHint: "agentos token list tnt_demo, then agentos token rotate tnt_demo <token_id> (the new secret is printed once; update credentials.json or your clients)"},
 		Alerts: alertStatus(cfg.SMTP), Phases: []PhaseResult{}, Health: []Check{}, Smoke: []Check{}, Remediation: []string{}}
-	if cfg.Mode == ModeProd {
+	if cfg.Mode == app.ModeProd {
 		r.Credentials.RotationHint = "agentos token rotate <tenant_id> <token_id> --api-key <platform admin key>; prod keeps no credentials file"
 	}
 	return r
@@ -127,7 +129,7 @@ func absPath(p string) string {
 	return p
 }
 
-func alertStatus(s SMTPConfig) ReportAlerts {
+func alertStatus(s app.SMTPConfig) ReportAlerts {
 	if !s.Enabled() {
 		return ReportAlerts{Hint: "alerts are off: set --smtp-host/--smtp-to (AGENTOS_SMTP_HOST, AGENTOS_SMTP_TO) and run `agentos test-alert`"}
 	}
@@ -136,10 +138,10 @@ func alertStatus(s SMTPConfig) ReportAlerts {
 }
 
 // setNode records the running node's pid and URLs.
-func (r *Report) setNode(nf NodeFile) {
+func (r *Report) setNode(nf app.NodeFile) {
 	r.Node.PID, r.Node.StackID = nf.PID, nf.StackID
 	if nf.StackAURL != "" {
-		r.Node.URLs = map[string]string{StackA: nf.StackAURL, StackB: nf.StackBURL, StackFed: nf.FedURL, "console": nf.StackAURL + "/console"}
+		r.Node.URLs = map[string]string{app.StackA: nf.StackAURL, app.StackB: nf.StackBURL, app.StackFed: nf.FedURL, "console": nf.StackAURL + "/console"}
 	}
 }
 
@@ -159,7 +161,7 @@ func (r *Report) write(dir string) (string, string, error) {
 	if !r.Alerts.Configured && r.Action != "nuke" {
 		r.Remediation = append(r.Remediation, "alerts are off: "+strings.TrimPrefix(r.Alerts.Hint, "alerts are off: "))
 	}
-	if r.Mode != ModeProd && r.Action == "up" && r.Status == "ok" {
+	if r.Mode != app.ModeProd && r.Action == "up" && r.Status == "ok" {
 		r.Remediation = append(r.Remediation, "demo keys are in "+r.Credentials.File+": rotate them before sharing the node ("+r.Credentials.RotationHint+")")
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -196,7 +198,7 @@ func (r *Report) markdown() string {
 
 	b.WriteString("## Node\n\n| | |\n|---|---|\n")
 	fmt.Fprintf(&b, "| pid | %d |\n| stack id | %s |\n", r.Node.PID, r.Node.StackID)
-	for _, k := range []string{StackA, StackB, StackFed} {
+	for _, k := range []string{app.StackA, app.StackB, app.StackFed} {
 		fmt.Fprintf(&b, "| %s | listen `%s`, URL %s |\n", k, r.Node.Addrs[k], orDash(r.Node.URLs[k]))
 	}
 	fmt.Fprintf(&b, "| console | %s |\n| data dir | `%s` |\n| log file | `%s` |\n| pid file | `%s` |\n\n",

@@ -1,4 +1,4 @@
-package app
+package operator
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/agentos/agentos/app"
 	"github.com/agentos/agentos/fed"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
@@ -24,7 +25,7 @@ type exitError struct {
 func (e *exitError) Error() string { return e.msg }
 
 // Main runs the CLI and returns the process exit code.
-func Main(args []string, build BuildInfo) int {
+func Main(args []string, build app.BuildInfo) int {
 	cliApp := NewCLI(build, os.Stdout, os.Stderr)
 	if err := cliApp.Run(args); err != nil {
 		var ee *exitError
@@ -43,28 +44,28 @@ func Main(args []string, build BuildInfo) int {
 // configFlags are the settings of §7.1 as flags of every command that
 // loads the configuration.
 func configFlags() []cli.Flag {
-	out := make([]cli.Flag, 0, len(settings)+1)
-	for _, s := range settings {
+	out := make([]cli.Flag, 0, len(app.Settings())+1)
+	for _, s := range app.Settings() {
 		out = append(out, &cli.StringFlag{Name: s.Flag, Usage: s.Usage + " [$" + s.Env + "]"})
 	}
-	out = append(out, &cli.StringFlag{Name: "env-file", Value: EnvFileName, Usage: "settings file read under the environment"})
+	out = append(out, &cli.StringFlag{Name: "env-file", Value: app.EnvFileName, Usage: "settings file read under the environment"})
 	return out
 }
 
 // loadConfig builds the Config of a command: flags, then environment, then
 // the env file, then defaults.
-func loadConfig(c *cli.Context) (Config, map[string]string, error) {
-	envFile, err := ReadEnvFile(c.String("env-file"))
+func loadConfig(c *cli.Context) (app.Config, map[string]string, error) {
+	envFile, err := app.ReadEnvFile(c.String("env-file"))
 	if err != nil {
-		return Config{}, nil, err
+		return app.Config{}, nil, err
 	}
 	flags := map[string]string{}
-	for _, s := range settings {
+	for _, s := range app.Settings() {
 		if c.IsSet(s.Flag) {
 			flags[s.Flag] = c.String(s.Flag)
 		}
 	}
-	cfg, err := LoadConfig(Layers{EnvFile: envFile, Flags: flags})
+	cfg, err := app.LoadConfig(app.Layers{EnvFile: envFile, Flags: flags})
 	return cfg, envFile, err
 }
 
@@ -78,7 +79,7 @@ func NewLogger(w io.Writer, level string) zerolog.Logger {
 }
 
 // NewCLI builds the command tree.
-func NewCLI(build BuildInfo, stdout, stderr io.Writer) *cli.App {
+func NewCLI(build app.BuildInfo, stdout, stderr io.Writer) *cli.App {
 	a := &cli.App{
 		Name:           "agentos",
 		Usage:          "a multi-tenant, federated agent platform in one binary",
@@ -149,18 +150,18 @@ func NewCLI(build BuildInfo, stdout, stderr io.Writer) *cli.App {
 }
 
 // serve runs a node until SIGINT/SIGTERM, then stops it gracefully.
-func serve(ctx context.Context, cfg Config, envFile map[string]string, build BuildInfo, logw io.Writer) error {
+func serve(ctx context.Context, cfg app.Config, envFile map[string]string, build app.BuildInfo, logw io.Writer) error {
 	log := NewLogger(logw, cfg.LogLevel)
-	if err := CheckProd(cfg, envFile); err != nil {
+	if err := app.CheckProd(cfg, envFile); err != nil {
 		return &exitError{2, err.Error()}
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	n := NewNode(cfg, build, log)
+	n := app.NewNode(cfg, build, log)
 	if err := n.Open(ctx); err != nil {
 		return &exitError{1, "start node: " + err.Error()}
 	}
-	log.Info().Str("stack_a", n.URL(StackA)).Str("stack_b", n.URL(StackB)).Str("federation", n.URL(StackFed)).
+	log.Info().Str("stack_a", n.URL(app.StackA)).Str("stack_b", n.URL(app.StackB)).Str("federation", n.URL(app.StackFed)).
 		Str("mode", cfg.Mode).Str("version", build.Version).Msg("node ready")
 	select {
 	case <-ctx.Done():

@@ -1,4 +1,4 @@
-package app
+package operator
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentos/agentos/app"
 	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/stacka/admin"
 	"github.com/agentos/agentos/store"
@@ -262,7 +263,7 @@ func tokenCommand(o *operator) *cli.Command {
 						return &exitError{2, "--principal is required"}
 					}
 					tc := map[string]any{"principal_id": c.String("principal"), "principal_type": c.String("type"),
-						"scopes": nonNil(splitList(c.String("scopes"))), "roles": nonNil(splitList(c.String("roles")))}
+						"scopes": nonNil(app.SplitList(c.String("scopes"))), "roles": nonNil(app.SplitList(c.String("roles")))}
 					if d := c.String("display-name"); d != "" {
 						tc["display_name"] = d
 					}
@@ -331,7 +332,7 @@ const BootstrapTenantID = "tnt_platform"
 // dir's store (the node must be stopped: bbolt allows one process). It
 // refuses when an active platform admin key exists. The secret is returned
 // once.
-func Bootstrap(ctx context.Context, cfg Config, tenantID, principalID string) (core.Token, string, error) {
+func Bootstrap(ctx context.Context, cfg app.Config, tenantID, principalID string) (core.Token, string, error) {
 	st, err := store.Open(cfg.Path("agentos.db"), store.Options{Timeout: time.Second})
 	if err != nil {
 		if _, ok := runningNode(cfg); ok {
@@ -376,7 +377,7 @@ func bootstrapCommand(o *operator) *cli.Command {
 		Usage: "create the first platform admin key (prod); prints the key once",
 		Flags: append(configFlags(),
 			&cli.StringFlag{Name: "tenant-id", Value: BootstrapTenantID, Usage: "tenant that holds the platform admin"},
-			&cli.StringFlag{Name: "principal-id", Value: PlatformAdminID}),
+			&cli.StringFlag{Name: "principal-id", Value: app.PlatformAdminID}),
 		Action: func(c *cli.Context) error {
 			cfg, _, err := loadConfig(c)
 			if err != nil {

@@ -1,4 +1,4 @@
-package app
+package operator
 
 import (
 	"context"
@@ -7,12 +7,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentos/agentos/app"
 	"github.com/agentos/agentos/core"
 )
 
 // summary prints what an operator needs after a successful up or
 // redeploy: where everything is and the next commands.
-func (o *operator) summary(ctx context.Context, rep *Report, cfg Config, nf NodeFile, took time.Duration, md, js string) {
+func (o *operator) summary(ctx context.Context, rep *Report, cfg app.Config, nf app.NodeFile, took time.Duration, md, js string) {
 	w := o.out
 	fmt.Fprintf(w, "\nAgentOS is up — validated in %s\n", fmtDur(took))
 	row := func(k, v string) { fmt.Fprintf(w, "  %-12s %s\n", k, v) }
@@ -22,17 +23,17 @@ func (o *operator) summary(ctx context.Context, rep *Report, cfg Config, nf Node
 	row("Federation", nf.FedURL)
 	row("Console", nf.StackAURL+"/console")
 	row("Node", fmt.Sprintf("pid %d, stack %s, mode %s", nf.PID, nf.StackID, cfg.Mode))
-	if cfg.Mode == ModeProd {
+	if cfg.Mode == app.ModeProd {
 		row("Credentials", "none on disk in prod: keys come from `agentos bootstrap` / `agentos token issue`")
 	} else {
-		row("Credentials", absPath(cfg.Path(CredentialsFileName))+" (0600: platform_admin and tenant_admin keys)")
+		row("Credentials", absPath(cfg.Path(app.CredentialsFileName))+" (0600: platform_admin and tenant_admin keys)")
 	}
-	more("rotate: agentos token list " + DemoTenantID + "; agentos token rotate " + DemoTenantID + " <token_id>")
-	tenantID := DemoTenantID
+	more("rotate: agentos token list " + app.DemoTenantID + "; agentos token rotate " + app.DemoTenantID + " <token_id>")
+	tenantID := app.DemoTenantID
 	if rep.Seeded != nil && rep.Seeded.DefaultTenantID != "" {
 		tenantID = rep.Seeded.DefaultTenantID
 	}
-	if cfg.Mode == ModeProd && (rep.Seeded == nil || rep.Seeded.DefaultTenantID == "") {
+	if cfg.Mode == app.ModeProd && (rep.Seeded == nil || rep.Seeded.DefaultTenantID == "") {
 		row("Tenant", "none seeded in prod")
 	} else {
 		row("Tenant", tenantID)
@@ -66,7 +67,7 @@ func checksTime(cs []Check) string {
 }
 
 // quotaLine reads the tenant's effective quotas for the summary.
-func (o *operator) quotaLine(ctx context.Context, cfg Config, nf NodeFile, tenantID string) string {
+func (o *operator) quotaLine(ctx context.Context, cfg app.Config, nf app.NodeFile, tenantID string) string {
 	t, _ := resolveTarget(cfg, nf.StackAURL, "")
 	if t.AdminKey == "" {
 		return "plan-tier defaults (no admin key to read them)"

@@ -1,4 +1,4 @@
-package app
+package operator
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentos/agentos/app"
 	"github.com/agentos/agentos/core"
 )
 
@@ -23,37 +24,37 @@ const SmokeTenantID = "tnt_validate_smoke"
 
 // ensureSmokeFixture creates, idempotently, the smoke tenant and its
 // sample agent with the platform admin key.
-func ensureSmokeFixture(ctx context.Context, nf NodeFile, adminKey string) (string, error) {
+func ensureSmokeFixture(ctx context.Context, nf app.NodeFile, adminKey string) (string, error) {
 	adm := newAPIClient(adminKey)
 	err := adm.do(ctx, http.MethodPost, nf.StackAURL+"/v1/admin/tenants", map[string]any{"tenant_create": map[string]any{
 		"tenant_id": SmokeTenantID, "name": "Smoke tests (agentos validate)", "plan_tier": "free",
 		"entitlements": map[string]any{"model_tiers_allowed": []string{"fast"}, "model_backends_allowed": []string{"builtin"},
-			"tool_ids_allowed": []string{SampleToolID}}}}, nil)
+			"tool_ids_allowed": []string{app.SampleToolID}}}}, nil)
 	if err != nil && statusOf(err) != http.StatusConflict {
 		return "", fmt.Errorf("create %s: %w", SmokeTenantID, err)
 	}
 	adm.tenant = SmokeTenantID
-	if err := adm.do(ctx, http.MethodPut, nf.StackAURL+"/v1/agents/"+SampleAgentID, map[string]any{"agent": map[string]any{
-		"agent_id": SampleAgentID, "name": "Sample echo agent (validate)", "model_ref": "tier:fast",
-		"instructions": "You are a helpful echo agent.", "tool_ids": []string{SampleToolID}}}, nil); err != nil {
-		return "", fmt.Errorf("put %s in %s: %w", SampleAgentID, SmokeTenantID, err)
+	if err := adm.do(ctx, http.MethodPut, nf.StackAURL+"/v1/agents/"+app.SampleAgentID, map[string]any{"agent": map[string]any{
+		"agent_id": app.SampleAgentID, "name": "Sample echo agent (validate)", "model_ref": "tier:fast",
+		"instructions": "You are a helpful echo agent.", "tool_ids": []string{app.SampleToolID}}}, nil); err != nil {
+		return "", fmt.Errorf("put %s in %s: %w", app.SampleAgentID, SmokeTenantID, err)
 	}
-	return fmt.Sprintf("tenant %s with %s", SmokeTenantID, SampleAgentID), nil
+	return fmt.Sprintf("tenant %s with %s", SmokeTenantID, app.SampleAgentID), nil
 }
 
 // serviceHealthPath is each router's own health endpoint.
-var serviceHealthPath = map[string]string{StackA: "/v1/health", StackB: "/v1/health", StackFed: "/v1/federation/health"}
+var serviceHealthPath = map[string]string{app.StackA: "/v1/health", app.StackB: "/v1/health", app.StackFed: "/v1/federation/health"}
 
-func nodeURLs(nf NodeFile) map[string]string {
-	return map[string]string{StackA: nf.StackAURL, StackB: nf.StackBURL, StackFed: nf.FedURL}
+func nodeURLs(nf app.NodeFile) map[string]string {
+	return map[string]string{app.StackA: nf.StackAURL, app.StackB: nf.StackBURL, app.StackFed: nf.FedURL}
 }
 
 // healthGate checks liveness, readiness and the service health of every
 // port; it returns how many services are healthy.
-func healthGate(ctx context.Context, ph *phase, nf NodeFile) (int, error) {
+func healthGate(ctx context.Context, ph *phase, nf app.NodeFile) (int, error) {
 	healthy := 0
 	var errs []error
-	for _, name := range []string{StackA, StackB, StackFed} {
+	for _, name := range []string{app.StackA, app.StackB, app.StackFed} {
 		base := nodeURLs(nf)[name]
 		err := ph.check(name+" healthy", func() (string, error) {
 			var parts []string
@@ -108,13 +109,13 @@ type smokeResult struct {
 // smokeGate runs the functional gates of CONTRACT §7 against a running
 // node: a sample run streamed to completion with a tool and a model call,
 // a policy check on Stack B, metrics moved, and cross-tenant isolation.
-func smokeGate(ctx context.Context, ph *phase, nf NodeFile, t nodeTarget) (smokeResult, error) {
+func smokeGate(ctx context.Context, ph *phase, nf app.NodeFile, t nodeTarget) (smokeResult, error) {
 	var res smokeResult
 	start := time.Now()
 	defer func() { res.Duration = time.Since(start) }()
 	tenantID := t.Creds.DefaultTenantID
 	if tenantID == "" {
-		tenantID = DemoTenantID
+		tenantID = app.DemoTenantID
 	}
 	user := newAPIClient(t.Creds.TenantAdmin.APIKey)
 	principal := t.Creds.TenantAdmin.PrincipalID
@@ -124,7 +125,7 @@ func smokeGate(ctx context.Context, ph *phase, nf NodeFile, t nodeTarget) (smoke
 	if t.Creds.TenantAdmin.APIKey == "" && t.AdminKey != "" {
 		// prod: no seeded tenant; validate keeps its own fixture tenant
 		// with the sample agent, created with the platform admin key.
-		tenantID, principal = SmokeTenantID, firstNonEmpty(t.Creds.PlatformAdmin.PrincipalID, PlatformAdminID)
+		tenantID, principal = SmokeTenantID, firstNonEmpty(t.Creds.PlatformAdmin.PrincipalID, app.PlatformAdminID)
 		user = newAPIClient(t.AdminKey)
 		user.tenant = tenantID
 		if err := ph.check("smoke fixture", func() (string, error) { return ensureSmokeFixture(ctx, nf, t.AdminKey) }); err != nil {
@@ -160,10 +161,10 @@ func smokeGate(ctx context.Context, ph *phase, nf NodeFile, t nodeTarget) (smoke
 	created := gate("sample run created", func() (string, error) {
 		body := map[string]any{"input": map[string]any{"type": "text", "text": "agentos validate: hello from the operator"},
 			"idempotency_key": core.NewID("idem")}
-		if err := user.do(ctx, http.MethodPost, nf.StackAURL+"/v1/agents/"+SampleAgentID+"/runs", body, &run); err != nil {
+		if err := user.do(ctx, http.MethodPost, nf.StackAURL+"/v1/agents/"+app.SampleAgentID+"/runs", body, &run); err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("%s on %s (%s)", run.Run.RunID, SampleAgentID, run.Run.Status), nil
+		return fmt.Sprintf("%s on %s (%s)", run.Run.RunID, app.SampleAgentID, run.Run.Status), nil
 	})
 	res.RunID = run.Run.RunID
 	var events []sseEvent
@@ -289,7 +290,7 @@ func smokeGate(ctx context.Context, ph *phase, nf NodeFile, t nodeTarget) (smoke
 // isolationProbe creates (once) a second tenant, issues it a key with the
 // platform admin key, and proves it gets 404 on the first tenant's run and
 // events and does not see the run in its list. The probe key is revoked.
-func isolationProbe(ctx context.Context, nf NodeFile, t nodeTarget, runID string) (string, error) {
+func isolationProbe(ctx context.Context, nf app.NodeFile, t nodeTarget, runID string) (string, error) {
 	if t.AdminKey == "" {
 		return "", errors.New("no platform admin key: pass --api-key or keep credentials.json")
 	}

@@ -1,4 +1,4 @@
-package app
+package operator
 
 import (
 	"bufio"
@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/agentos/agentos/app"
 )
 
 // apiClient is the operator CLI's HTTP client of a running node: it holds
@@ -229,24 +231,24 @@ func getPublic(ctx context.Context, url string) (int, map[string]any, error) {
 // use: --url / node.json for the URLs, --api-key / AGENTOS_API_KEY /
 // credentials.json for the platform admin key.
 type nodeTarget struct {
-	Node  NodeFile
-	Creds Credentials
+	Node  app.NodeFile
+	Creds app.Credentials
 	// AdminKey is the platform admin key to use.
 	AdminKey string
 }
 
 // resolveTarget reads node.json and credentials.json of the data dir and
 // applies the overrides.
-func resolveTarget(cfg Config, urlOverride, keyOverride string) (nodeTarget, error) {
+func resolveTarget(cfg app.Config, urlOverride, keyOverride string) (nodeTarget, error) {
 	var t nodeTarget
-	nf, nfErr := ReadNodeFile(cfg.DataDir)
+	nf, nfErr := app.ReadNodeFile(cfg.DataDir)
 	t.Node = nf
 	if urlOverride != "" {
 		t.Node.StackAURL = strings.TrimRight(urlOverride, "/")
 	} else if nfErr != nil {
 		return t, fmt.Errorf("no running node found (%s: %v): start one with `agentos up`, or pass --url", cfg.Path("node.json"), nfErr)
 	}
-	t.Creds, _ = ReadCredentials(cfg.DataDir)
+	t.Creds, _ = app.ReadCredentials(cfg.DataDir)
 	t.AdminKey = keyOverride
 	if t.AdminKey == "" {
 		t.AdminKey = os.Getenv("AGENTOS_API_KEY")

@@ -1,4 +1,4 @@
-package app
+package operator
 
 import (
 	"context"
@@ -15,12 +15,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agentos/agentos/app"
 	"github.com/urfave/cli/v2"
 )
 
 // operator runs the operator commands; out is what the user reads.
 type operator struct {
-	build      BuildInfo
+	build      app.BuildInfo
 	out        io.Writer
 	errw       io.Writer
 	reportsDir string
@@ -38,7 +39,7 @@ type launch struct {
 // explicitFlags are the §7.1 settings given as flags on this command.
 func explicitFlags(c *cli.Context) map[string]string {
 	flags := map[string]string{}
-	for _, s := range settings {
+	for _, s := range app.Settings() {
 		if c.IsSet(s.Flag) {
 			flags[s.Flag] = c.String(s.Flag)
 		}
@@ -49,7 +50,7 @@ func explicitFlags(c *cli.Context) map[string]string {
 // childArgs turns a launch into `serve` flags; secret settings go to the
 // child's environment instead, where `ps` does not show them.
 func childArgs(l launch) (args, env []string) {
-	for _, s := range settings {
+	for _, s := range app.Settings() {
 		v, ok := l.Flags[s.Flag]
 		if !ok {
 			continue
@@ -64,14 +65,14 @@ func childArgs(l launch) (args, env []string) {
 		args = append(args, "--env-file="+l.EnvFile)
 	}
 	if l.AllowPublicAdmin {
-		env = append(env, AllowPublicAdminEnv+"=1")
+		env = append(env, app.AllowPublicAdminEnv+"=1")
 	}
 	return args, env
 }
 
-func saveLaunch(cfg Config, l launch) error {
+func saveLaunch(cfg app.Config, l launch) error {
 	keep := launch{Flags: map[string]string{}, EnvFile: l.EnvFile, AllowPublicAdmin: l.AllowPublicAdmin}
-	for _, s := range settings {
+	for _, s := range app.Settings() {
 		if v, ok := l.Flags[s.Flag]; ok && !s.Secret {
 			keep.Flags[s.Flag] = v
 		}
@@ -80,7 +81,7 @@ func saveLaunch(cfg Config, l launch) error {
 	return os.WriteFile(cfg.Path(launchFileName), raw, 0o600)
 }
 
-func readLaunch(cfg Config) (launch, bool) {
+func readLaunch(cfg app.Config) (launch, bool) {
 	var l launch
 	raw, err := os.ReadFile(cfg.Path(launchFileName))
 	if err != nil || json.Unmarshal(raw, &l) != nil {
@@ -102,7 +103,7 @@ type upOptions struct {
 
 // failAction prints the failing check, the log tail and the next command,
 // writes the report, and returns the exit error.
-func (o *operator) failAction(rep *Report, cfg Config, err error, next string) error {
+func (o *operator) failAction(rep *Report, cfg app.Config, err error, next string) error {
 	rep.fail(next)
 	fmt.Fprintf(o.out, "\nagentos %s FAILED: %v\n", rep.Action, err)
 	if lines := tailLines(LogPath(cfg), 15); len(lines) > 0 {
@@ -121,7 +122,7 @@ func (o *operator) failAction(rep *Report, cfg Config, err error, next string) e
 }
 
 // up runs the phases preflight, boot, seed, wire, validate and report.
-func (o *operator) up(ctx context.Context, cfg Config, envFile map[string]string, opts upOptions) error {
+func (o *operator) up(ctx context.Context, cfg app.Config, envFile map[string]string, opts upOptions) error {
 	rep := newReport("up", cfg, o.build)
 	fmt.Fprintf(o.out, "agentos up — mode %s, profile %s, data dir %s\n", cfg.Mode, cfg.Profile, cfg.DataDir)
 	pr := &progress{out: o.out, report: rep, total: 6}
@@ -132,14 +133,14 @@ func (o *operator) up(ctx context.Context, cfg Config, envFile map[string]string
 	}
 	if opts.EnvFilePath != "" {
 		if _, err := os.Stat(opts.EnvFilePath); os.IsNotExist(err) {
-			if err := WriteEnvFile(opts.EnvFilePath, cfg); err == nil {
+			if err := app.WriteEnvFile(opts.EnvFilePath, cfg); err == nil {
 				fmt.Fprintf(o.out, "      wrote %s (edit it to change the defaults)\n", opts.EnvFilePath)
 			}
 		}
 	}
 
-	var nf NodeFile
-	var fg *Node
+	var nf app.NodeFile
+	var fg *app.Node
 	if err := pr.run("boot", func(ph *phase) error {
 		var err error
 		nf, fg, err = o.boot(ctx, ph, cfg, opts)
@@ -179,7 +180,7 @@ func (o *operator) up(ctx context.Context, cfg Config, envFile map[string]string
 }
 
 // afterBoot runs seed, wire and validate, shared by up and redeploy.
-func (o *operator) afterBoot(ctx context.Context, pr *progress, rep *Report, cfg Config, nf NodeFile) error {
+func (o *operator) afterBoot(ctx context.Context, pr *progress, rep *Report, cfg app.Config, nf app.NodeFile) error {
 	var target nodeTarget
 	if err := pr.run("seed", func(ph *phase) error {
 		var err error
@@ -198,7 +199,7 @@ func (o *operator) afterBoot(ctx context.Context, pr *progress, rep *Report, cfg
 }
 
 // validateGates runs the health and smoke gates into the report.
-func validateGates(ctx context.Context, ph *phase, rep *Report, nf NodeFile, t nodeTarget) error {
+func validateGates(ctx context.Context, ph *phase, rep *Report, nf app.NodeFile, t nodeTarget) error {
 	ph.sink = &rep.Health
 	_, herr := healthGate(ctx, ph, nf)
 	ph.sink = &rep.Smoke
@@ -223,7 +224,7 @@ func countOK(cs []Check) int {
 }
 
 // preflight checks the configuration, ports, data dir and disk.
-func preflight(ph *phase, cfg Config, envFile map[string]string, allowPublicAdmin bool) error {
+func preflight(ph *phase, cfg app.Config, envFile map[string]string, allowPublicAdmin bool) error {
 	var errs []error
 	keep := func(err error) {
 		if err != nil {
@@ -235,9 +236,9 @@ func preflight(ph *phase, cfg Config, envFile map[string]string, allowPublicAdmi
 			return "", err
 		}
 		if allowPublicAdmin {
-			os.Setenv(AllowPublicAdminEnv, "1")
+			os.Setenv(app.AllowPublicAdminEnv, "1")
 		}
-		if err := CheckProd(cfg, envFile); err != nil {
+		if err := app.CheckProd(cfg, envFile); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("mode %s, profile %s", cfg.Mode, cfg.Profile), nil
@@ -308,7 +309,7 @@ func preflight(ph *phase, cfg Config, envFile map[string]string, allowPublicAdmi
 
 // boot starts the node (or reuses the running one) and waits for
 // node.json and readiness on all three ports.
-func (o *operator) boot(ctx context.Context, ph *phase, cfg Config, opts upOptions) (NodeFile, *Node, error) {
+func (o *operator) boot(ctx context.Context, ph *phase, cfg app.Config, opts upOptions) (app.NodeFile, *app.Node, error) {
 	if nf, ours := runningNode(cfg); ours {
 		ph.note("node already running (pid %d), reusing it", nf.PID)
 		n, err := waitReadyCheck(ctx, ph, nf)
@@ -329,9 +330,9 @@ func (o *operator) boot(ctx context.Context, ph *phase, cfg Config, opts upOptio
 		_ = saveLaunch(cfg, opts.Launch)
 		return fmt.Sprintf("pid %d, log %s, pid file %s", bn.PID, LogPath(cfg), cfg.Path(PIDFileName)), nil
 	}); err != nil {
-		return NodeFile{}, nil, err
+		return app.NodeFile{}, nil, err
 	}
-	var nf NodeFile
+	var nf app.NodeFile
 	if err := ph.check("node.json written", func() (string, error) {
 		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
@@ -349,7 +350,7 @@ func (o *operator) boot(ctx context.Context, ph *phase, cfg Config, opts upOptio
 	return nf, nil, err
 }
 
-func waitReadyCheck(ctx context.Context, ph *phase, nf NodeFile) (int, error) {
+func waitReadyCheck(ctx context.Context, ph *phase, nf app.NodeFile) (int, error) {
 	ready := 0
 	err := ph.check("readiness", func() (string, error) {
 		wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -366,8 +367,8 @@ func waitReadyCheck(ctx context.Context, ph *phase, nf NodeFile) (int, error) {
 
 // bootForeground opens the node in this process; its logs go to the log
 // file so the phases stay readable.
-func (o *operator) bootForeground(ctx context.Context, ph *phase, cfg Config) (NodeFile, *Node, error) {
-	var n *Node
+func (o *operator) bootForeground(ctx context.Context, ph *phase, cfg app.Config) (app.NodeFile, *app.Node, error) {
+	var n *app.Node
 	err := ph.check("start node in the foreground", func() (string, error) {
 		if err := os.MkdirAll(filepath.Join(cfg.DataDir, LogDirName), 0o700); err != nil {
 			return "", err
@@ -376,11 +377,11 @@ func (o *operator) bootForeground(ctx context.Context, ph *phase, cfg Config) (N
 		if err != nil {
 			return "", err
 		}
-		n = NewNode(cfg, o.build, NewLogger(logf, cfg.LogLevel))
+		n = app.NewNode(cfg, o.build, NewLogger(logf, cfg.LogLevel))
 		if err := n.Open(ctx); err != nil {
 			return "", err
 		}
-		if cfg.Mode != ModeProd {
+		if cfg.Mode != app.ModeProd {
 			if _, err := n.Seed(ctx); err != nil {
 				n.Close()
 				return "", fmt.Errorf("seed: %w", err)
@@ -393,9 +394,9 @@ func (o *operator) bootForeground(ctx context.Context, ph *phase, cfg Config) (N
 		return fmt.Sprintf("pid %d, log %s", os.Getpid(), LogPath(cfg)), nil
 	})
 	if err != nil {
-		return NodeFile{}, nil, err
+		return app.NodeFile{}, nil, err
 	}
-	nf, rerr := ReadNodeFile(cfg.DataDir)
+	nf, rerr := app.ReadNodeFile(cfg.DataDir)
 	if rerr != nil {
 		n.Close()
 		return nf, nil, rerr
@@ -411,11 +412,11 @@ func (o *operator) bootForeground(ctx context.Context, ph *phase, cfg Config) (N
 
 // seedPhase verifies what the node seeded (demo/dev) and counts it; prod
 // seeds nothing and needs a key from `agentos bootstrap`.
-func seedPhase(ctx context.Context, ph *phase, cfg Config, nf NodeFile, rep *Report) (nodeTarget, error) {
+func seedPhase(ctx context.Context, ph *phase, cfg app.Config, nf app.NodeFile, rep *Report) (nodeTarget, error) {
 	t, _ := resolveTarget(cfg, nf.StackAURL, "")
 	t.Node = nf
-	if cfg.Mode == ModeProd {
-		rep.Seeded = &Seeded{SampleAgentIDs: []string{}, SampleToolIDs: []string{}, Created: []string{}}
+	if cfg.Mode == app.ModeProd {
+		rep.Seeded = &app.Seeded{SampleAgentIDs: []string{}, SampleToolIDs: []string{}, Created: []string{}}
 		if t.AdminKey == "" {
 			ph.skip("seed", "prod seeds nothing; create the first platform admin key with `agentos bootstrap`, then export AGENTOS_API_KEY")
 			ph.summarize("prod: nothing seeded")
@@ -428,16 +429,16 @@ func seedPhase(ctx context.Context, ph *phase, cfg Config, nf NodeFile, rep *Rep
 	err := ph.check("credentials file", func() (string, error) {
 		deadline := time.Now().Add(15 * time.Second)
 		for {
-			c, err := ReadCredentials(cfg.DataDir)
+			c, err := app.ReadCredentials(cfg.DataDir)
 			if err == nil && c.TenantAdmin.APIKey != "" && c.PlatformAdmin.APIKey != "" {
 				cl := newAPIClient(c.TenantAdmin.APIKey)
-				if err = cl.do(ctx, http.MethodGet, nf.StackAURL+"/v1/agents/"+SampleAgentID, nil, nil); err == nil {
+				if err = cl.do(ctx, http.MethodGet, nf.StackAURL+"/v1/agents/"+app.SampleAgentID, nil, nil); err == nil {
 					t.Creds = c
 					if t.AdminKey == "" || os.Getenv("AGENTOS_API_KEY") == "" {
 						t.AdminKey = c.PlatformAdmin.APIKey
 					}
-					st, _ := os.Stat(cfg.Path(CredentialsFileName))
-					return fmt.Sprintf("%s (mode %v), keys authenticate", cfg.Path(CredentialsFileName), st.Mode().Perm()), nil
+					st, _ := os.Stat(cfg.Path(app.CredentialsFileName))
+					return fmt.Sprintf("%s (mode %v), keys authenticate", cfg.Path(app.CredentialsFileName), st.Mode().Perm()), nil
 				}
 			}
 			if time.Now().After(deadline) {
@@ -449,9 +450,9 @@ func seedPhase(ctx context.Context, ph *phase, cfg Config, nf NodeFile, rep *Rep
 	if err != nil {
 		return t, err
 	}
-	rep.Seeded = &Seeded{DefaultTenantID: t.Creds.DefaultTenantID, PlatformAdminPrincipalID: t.Creds.PlatformAdmin.PrincipalID,
+	rep.Seeded = &app.Seeded{DefaultTenantID: t.Creds.DefaultTenantID, PlatformAdminPrincipalID: t.Creds.PlatformAdmin.PrincipalID,
 		TenantAdminPrincipalID: t.Creds.TenantAdmin.PrincipalID, SampleAgentIDs: []string{}, SampleToolIDs: []string{},
-		CredentialsFile: absPath(cfg.Path(CredentialsFileName)), Created: []string{}}
+		CredentialsFile: absPath(cfg.Path(app.CredentialsFileName)), Created: []string{}}
 	adm := newAPIClient(t.AdminKey)
 	user := newAPIClient(t.Creds.TenantAdmin.APIKey)
 	var tenants, keys, agents, tools int
@@ -472,11 +473,11 @@ func seedPhase(ctx context.Context, ph *phase, cfg Config, nf NodeFile, rep *Rep
 		}
 		tenants = len(out.Tenants)
 		for _, x := range out.Tenants {
-			if x.TenantID == DemoTenantID {
-				return fmt.Sprintf("%d (default %s)", tenants, DemoTenantID), nil
+			if x.TenantID == app.DemoTenantID {
+				return fmt.Sprintf("%d (default %s)", tenants, app.DemoTenantID), nil
 			}
 		}
-		return "", fmt.Errorf("%s missing among %d tenants", DemoTenantID, tenants)
+		return "", fmt.Errorf("%s missing among %d tenants", app.DemoTenantID, tenants)
 	}))
 	keep(ph.check("principals with keys", func() (string, error) {
 		var out struct {
@@ -485,7 +486,7 @@ func seedPhase(ctx context.Context, ph *phase, cfg Config, nf NodeFile, rep *Rep
 				RevokedAt   any    `json:"revoked_at"`
 			} `json:"tokens"`
 		}
-		if err := adm.do(ctx, http.MethodGet, nf.StackAURL+"/v1/admin/tenants/"+DemoTenantID+"/tokens", nil, &out); err != nil {
+		if err := adm.do(ctx, http.MethodGet, nf.StackAURL+"/v1/admin/tenants/"+app.DemoTenantID+"/tokens", nil, &out); err != nil {
 			return "", err
 		}
 		seen := map[string]bool{}
@@ -493,8 +494,8 @@ func seedPhase(ctx context.Context, ph *phase, cfg Config, nf NodeFile, rep *Rep
 			seen[k.PrincipalID] = true
 		}
 		keys = len(out.Tokens)
-		if !seen[PlatformAdminID] || !seen[TenantAdminID] {
-			return "", fmt.Errorf("want keys of %s and %s, have %v", PlatformAdminID, TenantAdminID, seen)
+		if !seen[app.PlatformAdminID] || !seen[app.TenantAdminID] {
+			return "", fmt.Errorf("want keys of %s and %s, have %v", app.PlatformAdminID, app.TenantAdminID, seen)
 		}
 		return fmt.Sprintf("%d principals, %d keys", len(seen), keys), nil
 	}))
@@ -509,14 +510,14 @@ func seedPhase(ctx context.Context, ph *phase, cfg Config, nf NodeFile, rep *Rep
 		}
 		agents = len(out.Agents)
 		for _, a := range out.Agents {
-			if a.AgentID == SampleAgentID {
+			if a.AgentID == app.SampleAgentID {
 				rep.Seeded.SampleAgentIDs = append(rep.Seeded.SampleAgentIDs, a.AgentID)
 			}
 		}
 		if len(rep.Seeded.SampleAgentIDs) == 0 {
-			return "", fmt.Errorf("%s missing", SampleAgentID)
+			return "", fmt.Errorf("%s missing", app.SampleAgentID)
 		}
-		return fmt.Sprintf("%d agent(s) incl. %s", agents, SampleAgentID), nil
+		return fmt.Sprintf("%d agent(s) incl. %s", agents, app.SampleAgentID), nil
 	}))
 	keep(ph.check("sample tools", func() (string, error) {
 		var out struct {
@@ -529,14 +530,14 @@ func seedPhase(ctx context.Context, ph *phase, cfg Config, nf NodeFile, rep *Rep
 		}
 		tools = len(out.Tools)
 		for _, x := range out.Tools {
-			if x.ToolID == SampleToolID {
+			if x.ToolID == app.SampleToolID {
 				rep.Seeded.SampleToolIDs = append(rep.Seeded.SampleToolIDs, x.ToolID)
 			}
 		}
 		if len(rep.Seeded.SampleToolIDs) == 0 {
-			return "", fmt.Errorf("%s missing", SampleToolID)
+			return "", fmt.Errorf("%s missing", app.SampleToolID)
 		}
-		return fmt.Sprintf("%d tool(s) incl. %s", tools, SampleToolID), nil
+		return fmt.Sprintf("%d tool(s) incl. %s", tools, app.SampleToolID), nil
 	}))
 	ph.summarize("tenants %d, keys %d, agents %d, tools %d", tenants, keys, agents, tools)
 	return t, errors.Join(errs...)
@@ -544,7 +545,7 @@ func seedPhase(ctx context.Context, ph *phase, cfg Config, nf NodeFile, rep *Rep
 
 // wirePhase proves Stack A reaches Stack B and, when peers are
 // configured, that they answer.
-func wirePhase(ctx context.Context, ph *phase, cfg Config, nf NodeFile, t nodeTarget) error {
+func wirePhase(ctx context.Context, ph *phase, cfg app.Config, nf app.NodeFile, t nodeTarget) error {
 	var errs []error
 	links, up := 0, 0
 	links++
