@@ -17,6 +17,7 @@ import (
 
 	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/openapi"
+	"github.com/agentos/agentos/stacka/a2aserver"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -236,6 +237,11 @@ func (e *edge) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		if publicPath(r.URL.Path) {
+			return next(c)
+		}
+		// A tenant may publish its A2A agent cards: that path is read
+		// without a credential when none is sent (the handler decides).
+		if a2aserver.PublicCardPath(r.URL.Path) && r.Header.Get("Authorization") == "" && r.Header.Get("X-API-Key") == "" {
 			return next(c)
 		}
 		ip := clientIP(r)

@@ -11,7 +11,9 @@ import (
 	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/fed"
 	"github.com/agentos/agentos/stacka"
+	"github.com/agentos/agentos/stacka/a2aserver"
 	"github.com/agentos/agentos/stacka/admin"
+	"github.com/agentos/agentos/stacka/mcpserver"
 	"github.com/agentos/agentos/stackb"
 	stackbclient "github.com/agentos/agentos/stackb/client"
 )
@@ -94,6 +96,9 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 	}
 	s.runs = svc
 	svc.Register(n.routers[StackA].echo)
+	// The agents as A2A agents and as MCP tools, on Stack A's port.
+	a2aserver.New(svc, stacka.Version).Register(n.routers[StackA].echo)
+	mcpserver.New(svc, stacka.Version).Register(n.routers[StackA].echo)
 	s.starts = append(s.starts, svc.Start)
 	s.closers = append(s.closers, svc.Close)
 
