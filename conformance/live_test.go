@@ -160,6 +160,20 @@ func TestLiveNode_AnswersFitTheDocuments(t *testing.T) {
 	}
 	lc.call(A, "GET", "/v1/runs?limit=2", key, nil)
 	lc.call(A, "GET", "/v1/runs/"+runID+"/events", key, nil, "Accept", "application/json")
+
+	// Interop: the agents as A2A agents and as MCP tools.
+	lc.call(A, "GET", "/a2a/agents", key, nil)
+	lc.call(A, "GET", "/a2a/agents/agt_sample_echo_v1/.well-known/agent-card.json", key, nil)
+	lc.call(A, "GET", "/a2a/tenants/tnt_demo/agents/agt_sample_echo_v1/.well-known/agent-card.json", "", nil) // 401: not published
+	if st, rpc := lc.call(A, "POST", "/a2a/agents/agt_sample_echo_v1", key, map[string]any{"jsonrpc": "2.0", "id": 1,
+		"method": "GetTask", "params": map[string]any{"id": runID}}); st != 200 || rpc["result"] == nil {
+		t.Errorf("A2A GetTask of the sample run: %d %v", st, rpc)
+	}
+	lc.call(A, "POST", "/mcp", key, map[string]any{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": map[string]any{
+		"protocolVersion": "2025-06-18", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "conformance", "version": "1"}}},
+		"Accept", "application/json, text/event-stream")
+	lc.call(A, "GET", "/mcp", key, nil, "Accept", "text/event-stream") // no session id
+	lc.call(A, "DELETE", "/mcp", key, nil)                              // no session id
 	lc.call(A, "GET", "/v1/runs/"+runID+"/events?after_sequence=3", key, nil) // SSE, closes after the terminal event
 	lc.call(A, "POST", "/v1/runs/"+runID+":cancel", key, nil)                 // 409, finished
 
