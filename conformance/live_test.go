@@ -172,8 +172,8 @@ func TestLiveNode_AnswersFitTheDocuments(t *testing.T) {
 	lc.call(A, "POST", "/mcp", key, map[string]any{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": map[string]any{
 		"protocolVersion": "2025-06-18", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "conformance", "version": "1"}}},
 		"Accept", "application/json, text/event-stream")
-	lc.call(A, "GET", "/mcp", key, nil, "Accept", "text/event-stream") // no session id
-	lc.call(A, "DELETE", "/mcp", key, nil)                              // no session id
+	lc.call(A, "GET", "/mcp", key, nil, "Accept", "text/event-stream")        // no session id
+	lc.call(A, "DELETE", "/mcp", key, nil)                                    // no session id
 	lc.call(A, "GET", "/v1/runs/"+runID+"/events?after_sequence=3", key, nil) // SSE, closes after the terminal event
 	lc.call(A, "POST", "/v1/runs/"+runID+":cancel", key, nil)                 // 409, finished
 
