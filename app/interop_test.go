@@ -353,6 +353,7 @@ func TestA2A_TenancyScopesQuotasAndPublicCards(t *testing.T) {
 		{"listing without runs:create", "GET", n.a + "/a2a/agents", n.otherAudit, nil, 403, "forbidden"},
 		{"public card is off by default", "GET", publicCard, "", nil, 401, "unauthorized"},
 		{"public path of another tenant with a credential", "GET", publicCard, n.other, nil, 404, "not_found"},
+		{"public path with a bad credential", "GET", publicCard, "aos_not_a_key", nil, 401, "unauthorized"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
