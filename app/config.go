@@ -40,7 +40,10 @@ func (s SMTPConfig) Enabled() bool { return s.Host != "" && len(s.To) > 0 }
 // Config is every setting of the node (CONTRACT §7.1 plus the knobs the
 // issues add). Fill it with DefaultConfig, then LoadConfig's layers.
 type Config struct {
-	DataDir       string
+	DataDir string
+	// Store selects the storage adapter: "bbolt" (the file agentos.db in
+	// the data dir), "bbolt:PATH", or a postgres:// URL.
+	Store         string
 	StackAAddr    string
 	StackBAddr    string
 	FedAddr       string
@@ -92,6 +95,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		DataDir:               "./.agentos",
+		Store:                 "bbolt",
 		StackAAddr:            "127.0.0.1:8080",
 		StackBAddr:            "127.0.0.1:8081",
 		FedAddr:               "127.0.0.1:8082",
@@ -150,6 +154,7 @@ func str(dst func(*Config) *string) func(*Config, string) error {
 // settings is the table behind flags, variables and .agentos.env.
 var settings = []setting{
 	{"data-dir", "AGENTOS_DATA_DIR", "data directory (bbolt file, keys, credentials, logs, pid)", str(func(c *Config) *string { return &c.DataDir }), false},
+	{"store", "AGENTOS_STORE", "storage: bbolt (the file in the data dir), bbolt:PATH, or postgres://user@host:port/db (password from PGPASSWORD or ~/.pgpass)", str(func(c *Config) *string { return &c.Store }), false},
 	{"stack-a-addr", "AGENTOS_STACK_A_ADDR", "Stack A listen address", str(func(c *Config) *string { return &c.StackAAddr }), false},
 	{"stack-b-addr", "AGENTOS_STACK_B_ADDR", "Stack B listen address", str(func(c *Config) *string { return &c.StackBAddr }), false},
 	{"fed-addr", "AGENTOS_FED_ADDR", "federation listen address", str(func(c *Config) *string { return &c.FedAddr }), false},
@@ -271,6 +276,9 @@ func WriteEnvFile(path string, cfg Config) error {
 		"AGENTOS_MODE":         cfg.Mode,
 		"AGENTOS_REGION":       cfg.Region,
 	}
+	if cfg.Store != "" && cfg.Store != "bbolt" && !storeHasPassword(cfg.Store) {
+		vals["AGENTOS_STORE"] = cfg.Store
+	}
 	if cfg.ProvidersFile != "" {
 		vals["AGENTOS_PROVIDERS_FILE"] = cfg.ProvidersFile
 	}
@@ -378,6 +386,9 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		return fmt.Errorf("config data_dir: empty")
+	}
+	if _, err := parseStore(c.Store); err != nil {
+		return fmt.Errorf("config store: %w", err)
 	}
 	for name, a := range map[string]string{"stack_a_addr": c.StackAAddr, "stack_b_addr": c.StackBAddr, "fed_addr": c.FedAddr} {
 		if _, _, err := net.SplitHostPort(a); err != nil {

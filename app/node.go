@@ -20,7 +20,6 @@ import (
 	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/fed"
 	"github.com/agentos/agentos/openapi"
-	"github.com/agentos/agentos/store"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -80,7 +79,7 @@ type Node struct {
 	// Seeded is what the demo/dev seed did when the node opened.
 	Seeded Seeded
 
-	store    *store.Store
+	store    core.Storage
 	secret   []byte
 	stackID  string
 	registry *prometheus.Registry
@@ -114,8 +113,8 @@ func NewNode(cfg Config, build BuildInfo, log zerolog.Logger) *Node {
 	return &Node{Config: cfg, Build: build, Log: log, serveErr: make(chan error, 3)}
 }
 
-// Store exposes the node's store (tests and CLI commands).
-func (n *Node) Store() *store.Store { return n.store }
+// Store exposes the node's storage (tests and CLI commands).
+func (n *Node) Store() core.Storage { return n.store }
 
 // StackID is this node's stable id.
 func (n *Node) StackID() string { return n.stackID }
@@ -149,7 +148,7 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	if err := os.MkdirAll(n.Config.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir %s: %w", n.Config.DataDir, err)
 	}
-	n.store, err = store.Open(n.Config.Path("agentos.db"), store.Options{})
+	n.store, err = OpenStorage(ctx, n.Config, OpenOptions{})
 	if err != nil {
 		return err
 	}
@@ -230,21 +229,21 @@ func (n *Node) refuseDemoKeys(ctx context.Context) error {
 }
 
 func (n *Node) resolveStackID(ctx context.Context) (string, error) {
-	stored, err := n.store.GetMeta("stack_id")
+	stored, err := n.store.GetMeta(ctx, core.MetaStackID)
 	if err != nil {
 		return "", fmt.Errorf("read stack id: %w", err)
 	}
 	id := n.Config.StackID
 	switch {
 	case id != "" && id != stored:
-		if err := n.store.SetMeta(ctx, "stack_id", id); err != nil {
+		if err := n.store.SetMeta(ctx, core.MetaStackID, id); err != nil {
 			return "", err
 		}
 	case id == "" && stored != "":
 		id = stored
 	case id == "":
 		id = core.NewID(core.PrefixStack)
-		if err := n.store.SetMeta(ctx, "stack_id", id); err != nil {
+		if err := n.store.SetMeta(ctx, core.MetaStackID, id); err != nil {
 			return "", err
 		}
 	}

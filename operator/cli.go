@@ -145,6 +145,7 @@ func NewCLI(build app.BuildInfo, stdout, stderr io.Writer) *cli.App {
 			},
 		},
 	}
+	a.Commands = append(a.Commands, migrateCommand(stdout))
 	a.Commands = append(a.Commands, operatorCommands(build, stdout, stderr)...)
 	return a
 }
@@ -162,7 +163,7 @@ func serve(ctx context.Context, cfg app.Config, envFile map[string]string, build
 		return &exitError{1, "start node: " + err.Error()}
 	}
 	log.Info().Str("stack_a", n.URL(app.StackA)).Str("stack_b", n.URL(app.StackB)).Str("federation", n.URL(app.StackFed)).
-		Str("mode", cfg.Mode).Str("version", build.Version).Msg("node ready")
+		Str("mode", cfg.Mode).Str("store", n.Store().Describe()).Str("version", build.Version).Msg("node ready")
 	select {
 	case <-ctx.Done():
 		log.Info().Msg("stopping: signal received")

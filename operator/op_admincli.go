@@ -16,7 +16,6 @@ import (
 	"github.com/agentos/agentos/app"
 	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/stacka/admin"
-	"github.com/agentos/agentos/store"
 	"github.com/urfave/cli/v2"
 )
 
@@ -333,7 +332,7 @@ const BootstrapTenantID = "tnt_platform"
 // refuses when an active platform admin key exists. The secret is returned
 // once.
 func Bootstrap(ctx context.Context, cfg app.Config, tenantID, principalID string) (core.Token, string, error) {
-	st, err := store.Open(cfg.Path("agentos.db"), store.Options{Timeout: time.Second})
+	st, err := app.OpenStorage(ctx, cfg, app.OpenOptions{LockTimeout: time.Second})
 	if err != nil {
 		if _, ok := runningNode(cfg); ok {
 			return core.Token{}, "", errors.New("the node is running and holds the store: stop it with `agentos nuke --yes-really` (data is kept), run `agentos bootstrap`, then `agentos up`")

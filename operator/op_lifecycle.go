@@ -190,6 +190,7 @@ func (o *operator) status(ctx context.Context, cfg app.Config, keyOverride strin
 	}
 	fmt.Fprintf(w, "process     running, pid %d, version %s, mode %s, started %s\n", nf.PID, nf.Version, nf.Mode, started)
 	fmt.Fprintf(w, "stack id    %s\n", nf.StackID)
+	fmt.Fprintf(w, "store       %s\n", app.DescribeStore(cfg))
 	healthy := 0
 	for _, name := range []string{app.StackA, app.StackB, app.StackFed} {
 		u := nodeURLs(nf)[name]

@@ -59,6 +59,9 @@ type ReportNode struct {
 	LogFile string            `json:"log_file"`
 	PIDFile string            `json:"pid_file"`
 	DataDir string            `json:"data_dir"`
+	// Store names the storage (bbolt file or PostgreSQL URL without its
+	// password).
+	Store string `json:"store"`
 }
 
 // ReportCredentials says where keys are and how to rotate them.
@@ -111,7 +114,7 @@ func newReport(action string, cfg app.Config, build app.BuildInfo) *Report {
 	r := &Report{Action: action, Status: "ok", StartedAt: time.Now().UTC(), Mode: cfg.Mode, Profile: cfg.Profile,
 		Host:   ReportHost{Hostname: host, OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU()},
 		Binary: ReportBinary{Path: exe, Version: build.Version, GitSHA: build.GitSHA, BuildTime: build.BuildTime, SHA256: sum},
-		Node: ReportNode{DataDir: absPath(cfg.DataDir), LogFile: absPath(LogPath(cfg)), PIDFile: absPath(cfg.Path(PIDFileName)),
+		Node: ReportNode{DataDir: absPath(cfg.DataDir), Store: app.DescribeStore(cfg), LogFile: absPath(LogPath(cfg)), PIDFile: absPath(cfg.Path(PIDFileName)),
 			Addrs: map[string]string{app.StackA: cfg.StackAAddr, app.StackB: cfg.StackBAddr, app.StackFed: cfg.FedAddr}, URLs: map[string]string{}},
 		Credentials: ReportCredentials{File: absPath(cfg.Path(app.CredentialsFileName)),
 			RotationHint: "agentos token list tnt_demo, then agentos token rotate tnt_demo <token_id> (the new secret is printed once; update credentials.json or your clients)"},
@@ -201,8 +204,8 @@ func (r *Report) markdown() string {
 	for _, k := range []string{app.StackA, app.StackB, app.StackFed} {
 		fmt.Fprintf(&b, "| %s | listen `%s`, URL %s |\n", k, r.Node.Addrs[k], orDash(r.Node.URLs[k]))
 	}
-	fmt.Fprintf(&b, "| console | %s |\n| data dir | `%s` |\n| log file | `%s` |\n| pid file | `%s` |\n\n",
-		orDash(r.Node.URLs["console"]), r.Node.DataDir, r.Node.LogFile, r.Node.PIDFile)
+	fmt.Fprintf(&b, "| console | %s |\n| store | `%s` |\n| data dir | `%s` |\n| log file | `%s` |\n| pid file | `%s` |\n\n",
+		orDash(r.Node.URLs["console"]), r.Node.Store, r.Node.DataDir, r.Node.LogFile, r.Node.PIDFile)
 
 	if r.Seeded != nil {
 		b.WriteString("## Seeded\n\n")

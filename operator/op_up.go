@@ -124,7 +124,7 @@ func (o *operator) failAction(rep *Report, cfg app.Config, err error, next strin
 // up runs the phases preflight, boot, seed, wire, validate and report.
 func (o *operator) up(ctx context.Context, cfg app.Config, envFile map[string]string, opts upOptions) error {
 	rep := newReport("up", cfg, o.build)
-	fmt.Fprintf(o.out, "agentos up — mode %s, profile %s, data dir %s\n", cfg.Mode, cfg.Profile, cfg.DataDir)
+	fmt.Fprintf(o.out, "agentos up — mode %s, profile %s, data dir %s, store %s\n", cfg.Mode, cfg.Profile, cfg.DataDir, app.DescribeStore(cfg))
 	pr := &progress{out: o.out, report: rep, total: 6}
 	begin := time.Now()
 

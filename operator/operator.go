@@ -9,7 +9,6 @@ import (
 	"os"
 
 	"github.com/agentos/agentos/app"
-	"github.com/agentos/agentos/store"
 	"github.com/urfave/cli/v2"
 )
 
@@ -143,7 +142,7 @@ func BinarySHA256() (string, error) {
 
 // auditVerify checks the audit chains in the data dir's store.
 func auditVerify(ctx context.Context, cfg app.Config, tenantID string, out io.Writer) error {
-	st, err := store.Open(cfg.Path("agentos.db"), store.Options{})
+	st, err := app.OpenStorage(ctx, cfg, app.OpenOptions{})
 	if err != nil {
 		return &exitError{1, err.Error()}
 	}

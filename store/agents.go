@@ -24,15 +24,11 @@ func (s *Store) PutAgent(ctx context.Context, ag core.Agent) (core.Agent, error)
 		if err != nil {
 			return err
 		}
-		now := core.Now()
-		a := ag
-		a.Version = 1
-		a.CreatedAt = now
+		var before *core.Agent
 		if ok {
-			a.Version = prev.Version + 1
-			a.CreatedAt = prev.CreatedAt
+			before = &prev
 		}
-		a.UpdatedAt = now
+		a := core.NextAgentVersion(before, ag, core.Now())
 		out = a
 		return putJSON(Data(tx), agentKey(a.TenantID, a.AgentID), a)
 	})

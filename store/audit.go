@@ -1,10 +1,7 @@
 package store
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 
@@ -18,54 +15,21 @@ import (
 
 func auditHeadKey(tenantID string) []byte { return []byte("audit_head/" + tenantID) }
 
-// AuditHash is the hash of rec chained to rec.PrevHash: SHA-256 over the
-// previous hash and the canonical JSON of the record with Hash cleared.
-func AuditHash(rec core.AuditRecord) (string, error) {
-	rec.Hash = ""
-	rec.Time = rec.Time.UTC()
-	raw, err := json.Marshal(rec)
-	if err != nil {
-		return "", fmt.Errorf("encode audit record: %w", err)
-	}
-	h := sha256.New()
-	h.Write([]byte(rec.PrevHash))
-	h.Write(raw)
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// AppendAuditTx appends rec to its tenant's chain inside tx; adapters that
-// change a record and audit it use it to commit both together.
+// AppendAuditTx appends rec to its tenant's chain inside tx (sealed by
+// core.SealAudit after the head kept in the index); adapters that change a
+// record and audit it use it to commit both together.
 func AppendAuditTx(tx *bolt.Tx, rec core.AuditRecord) (core.AuditRecord, error) {
 	if rec.TenantID == "" {
 		return rec, fmt.Errorf("audit record without tenant_id")
 	}
-	if rec.AuditID == "" {
-		rec.AuditID = core.NewID(core.PrefixAudit)
-	}
-	if rec.Time.IsZero() {
-		rec.Time = core.Now()
-	}
-	if rec.Details == nil {
-		rec.Details = map[string]any{}
-	}
-	// Round-trip details through JSON so the hash is computed over exactly
-	// what is stored and later read back.
-	if raw, err := json.Marshal(rec.Details); err == nil {
-		var d map[string]any
-		if json.Unmarshal(raw, &d) == nil {
-			rec.Details = d
-		}
-	}
-	rec.PrevHash = string(Index(tx).Get(auditHeadKey(rec.TenantID)))
-	h, err := AuditHash(rec)
+	rec, err := core.SealAudit(rec, string(Index(tx).Get(auditHeadKey(rec.TenantID))))
 	if err != nil {
 		return rec, err
 	}
-	rec.Hash = h
 	if err := putJSON(Data(tx), TenantKey(rec.TenantID, "audit", rec.AuditID), rec); err != nil {
 		return rec, err
 	}
-	return rec, Index(tx).Put(auditHeadKey(rec.TenantID), []byte(h))
+	return rec, Index(tx).Put(auditHeadKey(rec.TenantID), []byte(rec.Hash))
 }
 
 // AppendAudit implements core.AuditPort. Concurrent appends are coalesced
@@ -113,45 +77,28 @@ func (s *Store) ListAudit(ctx context.Context, tenantID string, f core.AuditFilt
 	return out, err
 }
 
-// VerifyAudit implements core.AuditPort: it recomputes every hash in append
-// order and checks each record points at the one before.
+// VerifyAudit implements core.AuditPort with core.AuditChainCheck over
+// the records in append order and the head kept in the index.
 func (s *Store) VerifyAudit(ctx context.Context, tenantID string) (int, error) {
-	n := 0
+	var chk core.AuditChainCheck
 	var verr error
 	err := s.view(func(tx *bolt.Tx) error {
-		prev := ""
 		scanPrefix(Data(tx), TenantKey(tenantID, "audit", ""), false, func(k, v []byte) bool {
 			var rec core.AuditRecord
 			if err := json.Unmarshal(v, &rec); err != nil {
 				verr = fmt.Errorf("audit record %s: undecodable: %w", k, err)
 				return false
 			}
-			if rec.PrevHash != prev {
-				verr = fmt.Errorf("audit record %s: prev_hash does not match the record before it", rec.AuditID)
-				return false
-			}
-			h, err := AuditHash(rec)
-			if err != nil {
-				verr = err
-				return false
-			}
-			if h != rec.Hash {
-				verr = fmt.Errorf("audit record %s: hash mismatch (record altered)", rec.AuditID)
-				return false
-			}
-			prev = rec.Hash
-			n++
-			return true
+			verr = chk.Next(rec)
+			return verr == nil
 		})
 		if verr == nil {
-			if head := Index(tx).Get(auditHeadKey(tenantID)); !bytes.Equal(head, []byte(prev)) {
-				verr = fmt.Errorf("audit chain of %s: head does not match the newest record (records removed)", tenantID)
-			}
+			verr = chk.Done(tenantID, string(Index(tx).Get(auditHeadKey(tenantID))))
 		}
 		return nil
 	})
 	if err != nil {
-		return n, err
+		return chk.N, err
 	}
-	return n, verr
+	return chk.N, verr
 }

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 
@@ -20,39 +18,18 @@ func eventKey(tenantID, runID string, seq int64) []byte {
 	return TenantKey(tenantID, "runs", runID, "events", SeqKey(seq))
 }
 
-func spanID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-// buildEvents sequences drafts after rec.LastSequence (advancing it) and
-// encodes them, outside any transaction.
+// buildEvents sequences drafts after rec.LastSequence (advancing it) by
+// the core rule and encodes them, outside any transaction.
 func buildEvents(rec *core.RunRecord, drafts []core.EventDraft) ([]core.Event, [][]byte, error) {
-	evs := make([]core.Event, 0, len(drafts))
-	raws := make([][]byte, 0, len(drafts))
-	now := core.Now()
-	for _, d := range drafts {
-		payload, err := json.Marshal(d.Payload)
-		if err != nil {
-			return nil, nil, fmt.Errorf("encode %s payload: %w", d.Type, err)
-		}
-		rec.LastSequence++
-		ev := core.Event{
-			EventID: core.NewID(core.PrefixEvent), Sequence: rec.LastSequence, Time: now, Type: d.Type,
-			TenantID: rec.TenantID, AgentID: rec.AgentID, RunID: rec.RunID,
-			Trace: core.EventTrace{Traceparent: rec.Traceparent, SpanID: spanID()}, Payload: payload,
-		}
-		if d.StepID != "" {
-			id := d.StepID
-			ev.StepID = &id
-		}
-		raw, err := json.Marshal(ev)
-		if err != nil {
+	evs, err := core.SequenceEvents(rec, drafts, core.Now())
+	if err != nil {
+		return nil, nil, err
+	}
+	raws := make([][]byte, len(evs))
+	for i := range evs {
+		if raws[i], err = json.Marshal(evs[i]); err != nil {
 			return nil, nil, fmt.Errorf("encode event: %w", err)
 		}
-		evs = append(evs, ev)
-		raws = append(raws, raw)
 	}
 	return evs, raws, nil
 }
@@ -60,32 +37,16 @@ func buildEvents(rec *core.RunRecord, drafts []core.EventDraft) ([]core.Event, [
 // appendEventsTx sequences drafts after rec.LastSequence, stores them and
 // advances rec.LastSequence; the caller stores rec in the same tx.
 func appendEventsTx(tx *bolt.Tx, rec *core.RunRecord, drafts []core.EventDraft) ([]core.Event, error) {
-	if len(drafts) == 0 {
-		return nil, nil
+	evs, raws, err := buildEvents(rec, drafts)
+	if err != nil {
+		return nil, err
 	}
-	out := make([]core.Event, 0, len(drafts))
-	now := core.Now()
-	for _, d := range drafts {
-		raw, err := json.Marshal(d.Payload)
-		if err != nil {
-			return nil, fmt.Errorf("encode %s payload: %w", d.Type, err)
-		}
-		rec.LastSequence++
-		ev := core.Event{
-			EventID: core.NewID(core.PrefixEvent), Sequence: rec.LastSequence, Time: now, Type: d.Type,
-			TenantID: rec.TenantID, AgentID: rec.AgentID, RunID: rec.RunID,
-			Trace: core.EventTrace{Traceparent: rec.Traceparent, SpanID: spanID()}, Payload: raw,
-		}
-		if d.StepID != "" {
-			id := d.StepID
-			ev.StepID = &id
-		}
-		if err := putJSON(Data(tx), eventKey(rec.TenantID, rec.RunID, ev.Sequence), ev); err != nil {
+	for i, ev := range evs {
+		if err := Data(tx).Put(eventKey(rec.TenantID, rec.RunID, ev.Sequence), raws[i]); err != nil {
 			return nil, err
 		}
-		out = append(out, ev)
 	}
-	return out, nil
+	return evs, nil
 }
 
 // ListEvents implements core.RunStatePort.

@@ -45,11 +45,9 @@ func (s *Store) PutMemory(ctx context.Context, tenantID string, it core.MemoryIt
 			return fmt.Errorf("encode memory item: %w", err)
 		}
 		used := memUsageTx(tx, tenantID)
-		next := used - int64(len(old)) + int64(len(raw))
-		if maxBytes > 0 && next > maxBytes {
-			e := core.Errorf(core.CodeQuotaExceeded, "tenant memory would exceed max_memory_bytes")
-			e.Details = map[string]any{"tenant_id": tenantID, "limit": maxBytes, "used": used, "requested": len(raw)}
-			return e
+		next, err := core.CheckMemoryBudget(tenantID, used, int64(len(old)), int64(len(raw)), maxBytes)
+		if err != nil {
+			return err
 		}
 		if err := Data(tx).Put(k, raw); err != nil {
 			return err

@@ -113,9 +113,8 @@ func (s *Store) CreateRun(ctx context.Context, rec core.RunRecord, drafts []core
 			if err != nil {
 				return err
 			}
-			if old.BodyHash != r.BodyHash {
-				return core.Errorf(core.CodeConflict, "idempotency key reused with a different body").
-					With("idempotency_key", r.IdempotencyKey).With("run_id", old.RunID)
+			if err := core.CheckIdempotentReplay(old, r.IdempotencyKey, r.BodyHash); err != nil {
+				return err
 			}
 			stored, replayed = old, true
 			return nil
@@ -282,11 +281,8 @@ func (s *Store) AppendRun(ctx context.Context, rec core.RunRecord, drafts []core
 		if err != nil {
 			return err
 		}
-		if core.RunTerminal(status) {
-			return core.ErrRunFinished
-		}
-		if last != expect {
-			return core.Errorf(core.CodeConflict, "run %s moved to sequence %d (expected %d)", rec.RunID, last, expect)
+		if err := core.CheckAppend(rec.RunID, status, last, expect); err != nil {
+			return err
 		}
 		for i, ev := range evs {
 			if err := Data(tx).Put(eventKey(rec.TenantID, rec.RunID, ev.Sequence), raws[i]); err != nil {
@@ -304,8 +300,7 @@ func (s *Store) AppendRun(ctx context.Context, rec core.RunRecord, drafts []core
 	return rec, evs, nil
 }
 
-// CancelRun implements core.RunStatePort. An open step is closed with an
-// error step.completed so the stream stays well formed.
+// CancelRun implements core.RunStatePort with core.CancelRunRecord.
 func (s *Store) CancelRun(ctx context.Context, tenantID, runID string, audit *core.AuditRecord) (core.RunRecord, []core.Event, error) {
 	var (
 		out    core.RunRecord
@@ -316,22 +311,10 @@ func (s *Store) CancelRun(ctx context.Context, tenantID, runID string, audit *co
 		if err != nil {
 			return err
 		}
-		if core.RunTerminal(rec.Status) {
-			return core.Errorf(core.CodeConflict, "run %s is already %s", runID, rec.Status).
-				With("run_id", runID).With("status", rec.Status)
+		drafts, err := core.CancelRunRecord(&rec, core.Now())
+		if err != nil {
+			return err
 		}
-		var drafts []core.EventDraft
-		if o := rec.Open; o != nil {
-			drafts = append(drafts, core.EventDraft{Type: core.EventStepCompleted, StepID: o.StepID, Payload: map[string]any{
-				"step_kind": o.Kind, "name": o.Name, "status": "error",
-				"duration_ms": core.Now().Sub(o.StartedAt).Milliseconds()}})
-			rec.Open = nil
-		}
-		drafts = append(drafts, core.EventDraft{Type: core.EventRunCanceled, Payload: map[string]any{"status": core.RunCanceled}})
-		now := core.Now()
-		rec.Status = core.RunCanceled
-		rec.CompletedAt = &now
-		rec.PendingCalls, rec.Messages = nil, nil
 		evs, err := appendEventsTx(tx, &rec, drafts)
 		if err != nil {
 			return err

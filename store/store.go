@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,12 +46,8 @@ type Store struct {
 	commits groupCommit
 }
 
-// Interface guards.
-var (
-	_ core.TenantPort = (*Store)(nil)
-	_ core.TokenPort  = (*Store)(nil)
-	_ core.AuditPort  = (*Store)(nil)
-)
+// The bbolt file is a complete core.Storage.
+var _ core.Storage = (*Store)(nil)
 
 // Open opens (creating if needed) the bbolt file at path.
 func Open(path string, opt Options) (*Store, error) {
@@ -91,6 +88,21 @@ func (s *Store) DB() *bolt.DB { return s.db }
 
 // Path is the database file.
 func (s *Store) Path() string { return s.db.Path() }
+
+// Describe implements core.Storage: "bbolt <path>".
+func (s *Store) Describe() string { return "bbolt " + s.db.Path() }
+
+// Backup implements core.Storage: a consistent copy of the whole file,
+// taken in one read transaction while the node keeps serving.
+func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
 
 // Ping proves the store is writable (readiness).
 func (s *Store) Ping(ctx context.Context) error {
@@ -196,8 +208,8 @@ func hasPrefix(k, prefix []byte) bool {
 	return len(k) >= len(prefix) && string(k[:len(prefix)]) == string(prefix)
 }
 
-// GetMeta reads a node metadata value ("" when unset).
-func (s *Store) GetMeta(key string) (string, error) {
+// GetMeta implements core.MetaPort.
+func (s *Store) GetMeta(ctx context.Context, key string) (string, error) {
 	var out string
 	err := s.view(func(tx *bolt.Tx) error {
 		out = string(Meta(tx).Get([]byte(key)))
@@ -206,7 +218,7 @@ func (s *Store) GetMeta(key string) (string, error) {
 	return out, err
 }
 
-// SetMeta writes a node metadata value.
+// SetMeta implements core.MetaPort.
 func (s *Store) SetMeta(ctx context.Context, key, value string) error {
 	return s.update(ctx, func(tx *bolt.Tx) error { return Meta(tx).Put([]byte(key), []byte(value)) })
 }

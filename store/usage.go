@@ -84,14 +84,7 @@ func (s *Store) RecordUsage(ctx context.Context, deltas []core.UsageDelta, repla
 			if _, err := getJSON(b, key, &rec); err != nil {
 				return err
 			}
-			rec.Requests += d.Requests
-			rec.InputTokens += d.InputTokens
-			rec.OutputTokens += d.OutputTokens
-			rec.TotalTokens += d.InputTokens + d.OutputTokens
-			rec.CostUSD += d.CostUSD
-			if d.At.After(rec.UpdatedAt) {
-				rec.UpdatedAt = d.At.UTC()
-			}
+			rec.Add(d)
 			if err := putJSON(b, key, rec); err != nil {
 				return err
 			}

@@ -1,0 +1,209 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/agentos/agentos/core"
+	"github.com/jackc/pgx/v5"
+)
+
+// PutPeer implements core.PeerRegistryPort (created_at kept on replace).
+func (s *Store) PutPeer(ctx context.Context, p core.Peer) (bool, error) {
+	if p.StackID == "" {
+		return false, core.Invalid("peer.stack_id", "stack_id is required")
+	}
+	created := false
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var old core.Peer
+		found, err := getDoc(ctx, tx, &old, `SELECT doc FROM peers WHERE stack_id = $1 FOR UPDATE`, p.StackID)
+		if err != nil {
+			return err
+		}
+		q := p
+		now := core.Now()
+		q.UpdatedAt = now
+		if found && !old.CreatedAt.IsZero() {
+			q.CreatedAt = old.CreatedAt
+		} else if q.CreatedAt.IsZero() {
+			q.CreatedAt = now
+		}
+		raw, err := encode(q)
+		if err != nil {
+			return err
+		}
+		created = !found
+		_, err = tx.Exec(ctx, `INSERT INTO peers (stack_id, doc) VALUES ($1, $2) ON CONFLICT (stack_id) DO UPDATE SET doc = excluded.doc`, q.StackID, raw)
+		return err
+	})
+	return created, err
+}
+
+// GetPeer implements core.PeerRegistryPort.
+func (s *Store) GetPeer(ctx context.Context, stackID string) (core.Peer, error) {
+	var p core.Peer
+	var raw []byte
+	err := s.pool.QueryRow(ctx, `SELECT doc FROM peers WHERE stack_id = $1`, stackID).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, core.NotFound("peer", stackID)
+	}
+	if err != nil {
+		return p, dbErr(err)
+	}
+	return p, decode(raw, &p)
+}
+
+// ListPeers implements core.PeerRegistryPort.
+func (s *Store) ListPeers(ctx context.Context) ([]core.Peer, error) {
+	rows, err := s.pool.Query(ctx, `SELECT doc FROM peers ORDER BY stack_id`)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	return collectDocs[core.Peer](rows)
+}
+
+// DeletePeer implements core.PeerRegistryPort.
+func (s *Store) DeletePeer(ctx context.Context, stackID string) (core.Peer, error) {
+	var p core.Peer
+	var raw []byte
+	err := s.pool.QueryRow(ctx, `DELETE FROM peers WHERE stack_id = $1 RETURNING doc`, stackID).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, core.NotFound("peer", stackID)
+	}
+	if err != nil {
+		return p, dbErr(err)
+	}
+	return p, decode(raw, &p)
+}
+
+// GetForward implements core.ForwardIndexPort.
+func (s *Store) GetForward(ctx context.Context, tenantID, idemKey string) (core.ForwardRecord, bool, error) {
+	var rec core.ForwardRecord
+	var raw []byte
+	err := s.pool.QueryRow(ctx, `SELECT doc FROM forwards WHERE tenant_id = $1 AND idempotency_key = $2`, tenantID, idemKey).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return rec, false, nil
+	}
+	if err != nil {
+		return rec, false, dbErr(err)
+	}
+	return rec, true, decode(raw, &rec)
+}
+
+// PutForward implements core.ForwardIndexPort: the primary key decides the
+// first writer; later writers get its record and write no audit.
+func (s *Store) PutForward(ctx context.Context, rec core.ForwardRecord, audit *core.AuditRecord) (core.ForwardRecord, error) {
+	if rec.TenantID == "" || rec.IdempotencyKey == "" || rec.RemoteRunID == "" {
+		return rec, fmt.Errorf("put forward: tenant_id, idempotency_key and remote_run_id are required")
+	}
+	if rec.CreatedAt.IsZero() {
+		rec.CreatedAt = core.Now()
+	}
+	raw, err := encode(rec)
+	if err != nil {
+		return rec, err
+	}
+	out := rec
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		out = rec
+		tag, err := tx.Exec(ctx, `INSERT INTO forwards (tenant_id, idempotency_key, remote_run_id, doc) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (tenant_id, idempotency_key) DO NOTHING`, rec.TenantID, rec.IdempotencyKey, rec.RemoteRunID, raw)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			_, err := getDoc(ctx, tx, &out, `SELECT doc FROM forwards WHERE tenant_id = $1 AND idempotency_key = $2`, rec.TenantID, rec.IdempotencyKey)
+			return err
+		}
+		return appendAuditIf(ctx, tx, audit)
+	})
+	return out, err
+}
+
+// ForwardByRemoteRun implements core.ForwardIndexPort.
+func (s *Store) ForwardByRemoteRun(ctx context.Context, tenantID, runID string) (core.ForwardRecord, error) {
+	var rec core.ForwardRecord
+	var raw []byte
+	err := s.pool.QueryRow(ctx, `SELECT doc FROM forwards WHERE tenant_id = $1 AND remote_run_id = $2`, tenantID, runID).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return rec, core.NotFound("run", runID)
+	}
+	if err != nil {
+		return rec, dbErr(err)
+	}
+	return rec, decode(raw, &rec)
+}
+
+// MarkJTI implements core.ReplayGuard in one statement: the insert wins,
+// or replaces an expired entry, or finds a live one (a replay). A few
+// expired entries are pruned on the way.
+func (s *Store) MarkJTI(ctx context.Context, issuer, jti string, exp time.Time) (bool, error) {
+	now := time.Now().Unix()
+	var fresh bool
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var one int
+		err := tx.QueryRow(ctx, `INSERT INTO seen_jtis (issuer, jti, exp) VALUES ($1, $2, $3)
+			ON CONFLICT (issuer, jti) DO UPDATE SET exp = excluded.exp WHERE seen_jtis.exp < $4 RETURNING 1`,
+			issuer, jti, exp.Unix(), now).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			fresh = false
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		fresh = true
+		_, err = tx.Exec(ctx, `DELETE FROM seen_jtis WHERE ctid IN (SELECT ctid FROM seen_jtis WHERE exp < $1 LIMIT 16)`, now)
+		return err
+	})
+	return fresh, err
+}
+
+// PutEvents implements core.IngestedEventsPort.
+func (s *Store) PutEvents(ctx context.Context, sourceStackID string, events []core.Event) ([]core.IngestOutcome, error) {
+	out := make([]core.IngestOutcome, len(events))
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		for i, ev := range events {
+			raw, err := encode(ev)
+			if err != nil {
+				return err
+			}
+			var one int
+			err = tx.QueryRow(ctx, `SELECT 1 FROM ingested_events WHERE tenant_id = $1 AND event_id = $2`, ev.TenantID, ev.EventID).Scan(&one)
+			if err == nil {
+				out[i] = core.IngestDuplicate
+				continue
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			tag, err := tx.Exec(ctx, `INSERT INTO ingested_events (tenant_id, run_id, sequence, event_id, doc) VALUES ($1, $2, $3, $4, $5)
+				ON CONFLICT DO NOTHING`, ev.TenantID, ev.RunID, ev.Sequence, ev.EventID, raw)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				out[i] = core.IngestConflict
+				continue
+			}
+			out[i] = core.IngestStored
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store ingested events: %w", err)
+	}
+	return out, nil
+}
+
+// ListIngestedEvents implements core.IngestedEventsPort.
+func (s *Store) ListIngestedEvents(ctx context.Context, tenantID, runID string, afterSeq int64) ([]core.Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT doc FROM ingested_events WHERE tenant_id = $1 AND run_id = $2 AND sequence > $3 ORDER BY sequence`,
+		tenantID, runID, afterSeq)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	return collectDocs[core.Event](rows)
+}

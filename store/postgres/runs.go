@@ -1,0 +1,442 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/agentos/agentos/core"
+	"github.com/jackc/pgx/v5"
+)
+
+// PutAgent implements core.AgentPort (core.NextAgentVersion under the
+// row lock; a first create that races another is retried).
+func (s *Store) PutAgent(ctx context.Context, ag core.Agent) (core.Agent, error) {
+	var out core.Agent
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var prev core.Agent
+		found, err := getDoc(ctx, tx, &prev, `SELECT doc FROM agents WHERE tenant_id = $1 AND agent_id = $2 FOR UPDATE`, ag.TenantID, ag.AgentID)
+		if err != nil {
+			return err
+		}
+		var before *core.Agent
+		if found {
+			before = &prev
+		}
+		a := core.NextAgentVersion(before, ag, core.Now())
+		raw, err := encode(a)
+		if err != nil {
+			return err
+		}
+		if found {
+			_, err = tx.Exec(ctx, `UPDATE agents SET doc = $3 WHERE tenant_id = $1 AND agent_id = $2`, a.TenantID, a.AgentID, raw)
+		} else {
+			_, err = tx.Exec(ctx, `INSERT INTO agents (tenant_id, agent_id, doc) VALUES ($1, $2, $3)`, a.TenantID, a.AgentID, raw)
+		}
+		out = a
+		return err
+	})
+	if pgCode(err) == codeUniqueViolation {
+		return s.PutAgent(ctx, ag)
+	}
+	return out, err
+}
+
+// GetAgent implements core.AgentPort.
+func (s *Store) GetAgent(ctx context.Context, tenantID, agentID string) (core.Agent, error) {
+	var a core.Agent
+	var raw []byte
+	err := s.pool.QueryRow(ctx, `SELECT doc FROM agents WHERE tenant_id = $1 AND agent_id = $2`, tenantID, agentID).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return a, core.NotFound("agent", agentID)
+	}
+	if err != nil {
+		return a, dbErr(err)
+	}
+	return a, decode(raw, &a)
+}
+
+// ListAgents implements core.AgentPort.
+func (s *Store) ListAgents(ctx context.Context, tenantID string) ([]core.Agent, error) {
+	rows, err := s.pool.Query(ctx, `SELECT doc FROM agents WHERE tenant_id = $1 ORDER BY agent_id`, tenantID)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	return collectDocs[core.Agent](rows)
+}
+
+// PutTool implements core.ToolRegistryPort (created_at kept on replace).
+func (s *Store) PutTool(ctx context.Context, td core.ToolDescriptor) (core.ToolDescriptor, error) {
+	var out core.ToolDescriptor
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var prev core.ToolDescriptor
+		found, err := getDoc(ctx, tx, &prev, `SELECT doc FROM tools WHERE tenant_id = $1 AND tool_id = $2 FOR UPDATE`, td.TenantID, td.ToolID)
+		if err != nil {
+			return err
+		}
+		now := core.Now()
+		t := td
+		t.CreatedAt, t.UpdatedAt = &now, &now
+		if found && prev.CreatedAt != nil {
+			t.CreatedAt = prev.CreatedAt
+		}
+		raw, err := encode(t)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO tools (tenant_id, tool_id, doc) VALUES ($1, $2, $3)
+			ON CONFLICT (tenant_id, tool_id) DO UPDATE SET doc = excluded.doc`, t.TenantID, t.ToolID, raw)
+		out = t
+		return err
+	})
+	return out, err
+}
+
+// GetTool implements core.ToolRegistryPort.
+func (s *Store) GetTool(ctx context.Context, tenantID, toolID string) (core.ToolDescriptor, error) {
+	var t core.ToolDescriptor
+	var raw []byte
+	err := s.pool.QueryRow(ctx, `SELECT doc FROM tools WHERE tenant_id = $1 AND tool_id = $2`, tenantID, toolID).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, core.NotFound("tool", toolID)
+	}
+	if err != nil {
+		return t, dbErr(err)
+	}
+	return t, decode(raw, &t)
+}
+
+// ListTools implements core.ToolRegistryPort.
+func (s *Store) ListTools(ctx context.Context, tenantID string) ([]core.ToolDescriptor, error) {
+	rows, err := s.pool.Query(ctx, `SELECT doc FROM tools WHERE tenant_id = $1 ORDER BY tool_id`, tenantID)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	return collectDocs[core.ToolDescriptor](rows)
+}
+
+// writeRun queues the statements that store rec and its new events (and
+// take a terminal run off the queue) on b.
+func writeRun(b *pgx.Batch, rec *core.RunRecord, evs []core.Event, insert bool) error {
+	raw, err := encode(rec)
+	if err != nil {
+		return err
+	}
+	if insert {
+		b.Queue(`INSERT INTO runs (tenant_id, run_id, agent_id, status, last_sequence, doc) VALUES ($1, $2, $3, $4, $5, $6)`,
+			rec.TenantID, rec.RunID, rec.AgentID, rec.Status, rec.LastSequence, raw)
+		if !core.RunTerminal(rec.Status) {
+			b.Queue(`INSERT INTO run_queue (run_id, tenant_id) VALUES ($1, $2)`, rec.RunID, rec.TenantID)
+		}
+	} else {
+		b.Queue(`UPDATE runs SET status = $3, last_sequence = $4, doc = $5 WHERE tenant_id = $1 AND run_id = $2`,
+			rec.TenantID, rec.RunID, rec.Status, rec.LastSequence, raw)
+		if core.RunTerminal(rec.Status) {
+			b.Queue(`DELETE FROM run_queue WHERE run_id = $1`, rec.RunID)
+		}
+	}
+	for i := range evs {
+		ev, err := encode(evs[i])
+		if err != nil {
+			return err
+		}
+		b.Queue(`INSERT INTO run_events (tenant_id, run_id, sequence, doc) VALUES ($1, $2, $3, $4)`, rec.TenantID, rec.RunID, evs[i].Sequence, ev)
+	}
+	return nil
+}
+
+func sendBatch(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	return tx.SendBatch(ctx, b).Close()
+}
+
+func lockRun(ctx context.Context, tx pgx.Tx, tenantID, runID string) (core.RunRecord, error) {
+	var rec core.RunRecord
+	found, err := getDoc(ctx, tx, &rec, `SELECT doc FROM runs WHERE tenant_id = $1 AND run_id = $2 FOR UPDATE`, tenantID, runID)
+	if err != nil {
+		return rec, err
+	}
+	if !found {
+		return rec, core.NotFound("run", runID)
+	}
+	return rec, nil
+}
+
+// CreateRun implements core.RunStatePort. The idempotency row is inserted
+// first: a concurrent create with the same key waits on it and then finds
+// the winner's run.
+func (s *Store) CreateRun(ctx context.Context, rec core.RunRecord, drafts []core.EventDraft, audit *core.AuditRecord) (core.RunRecord, []core.Event, bool, error) {
+	r := rec
+	r.LastSequence = 0
+	evs, err := core.SequenceEvents(&r, drafts, core.Now())
+	if err != nil {
+		return core.RunRecord{}, nil, false, err
+	}
+	var (
+		stored   core.RunRecord
+		replayed bool
+	)
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		replayed = false
+		tag, err := tx.Exec(ctx, `INSERT INTO run_idempotency (tenant_id, principal_id, agent_id, key, run_id) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT DO NOTHING`, r.TenantID, r.PrincipalID, r.AgentID, r.IdempotencyKey, r.RunID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			var prev string
+			if err := tx.QueryRow(ctx, `SELECT run_id FROM run_idempotency WHERE tenant_id = $1 AND principal_id = $2 AND agent_id = $3 AND key = $4`,
+				r.TenantID, r.PrincipalID, r.AgentID, r.IdempotencyKey).Scan(&prev); err != nil {
+				return err
+			}
+			var old core.RunRecord
+			found, err := getDoc(ctx, tx, &old, `SELECT doc FROM runs WHERE tenant_id = $1 AND run_id = $2`, r.TenantID, prev)
+			if err != nil {
+				return err
+			}
+			if !found {
+				return core.NotFound("run", prev)
+			}
+			if err := core.CheckIdempotentReplay(old, r.IdempotencyKey, r.BodyHash); err != nil {
+				return err
+			}
+			stored, replayed = old, true
+			return nil
+		}
+		b := &pgx.Batch{}
+		if err := writeRun(b, &r, evs, true); err != nil {
+			return err
+		}
+		if err := sendBatch(ctx, tx, b); err != nil {
+			return err
+		}
+		return appendAuditIf(ctx, tx, audit)
+	})
+	if err != nil {
+		return core.RunRecord{}, nil, false, fmt.Errorf("create run: %w", err)
+	}
+	if replayed {
+		return stored, nil, true, nil
+	}
+	return r, evs, false, nil
+}
+
+// FindIdempotent implements core.RunStatePort.
+func (s *Store) FindIdempotent(ctx context.Context, tenantID, principalID, agentID, key string) (core.RunRecord, bool, error) {
+	var rec core.RunRecord
+	var raw []byte
+	err := s.pool.QueryRow(ctx, `SELECT r.doc FROM run_idempotency i JOIN runs r ON r.tenant_id = i.tenant_id AND r.run_id = i.run_id
+		WHERE i.tenant_id = $1 AND i.principal_id = $2 AND i.agent_id = $3 AND i.key = $4`, tenantID, principalID, agentID, key).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return rec, false, nil
+	}
+	if err != nil {
+		return rec, false, dbErr(err)
+	}
+	return rec, true, decode(raw, &rec)
+}
+
+// GetRun implements core.RunStatePort.
+func (s *Store) GetRun(ctx context.Context, tenantID, runID string) (core.RunRecord, error) {
+	var rec core.RunRecord
+	var raw []byte
+	err := s.pool.QueryRow(ctx, `SELECT doc FROM runs WHERE tenant_id = $1 AND run_id = $2`, tenantID, runID).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return rec, core.NotFound("run", runID)
+	}
+	if err != nil {
+		return rec, dbErr(err)
+	}
+	return rec, decode(raw, &rec)
+}
+
+// ListRuns implements core.RunStatePort (newest first: run ids are ULIDs).
+func (s *Store) ListRuns(ctx context.Context, tenantID string, f core.RunFilter) ([]core.Run, string, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	rows, err := s.pool.Query(ctx, `SELECT doc FROM runs WHERE tenant_id = $1
+		AND ($2::text = '' OR agent_id = $2) AND ($3::text = '' OR status = $3) AND ($4::text = '' OR run_id < $4)
+		ORDER BY run_id DESC LIMIT $5`, tenantID, f.AgentID, f.Status, f.Cursor, limit+1)
+	if err != nil {
+		return nil, "", dbErr(err)
+	}
+	recs, err := collectDocs[core.RunRecord](rows)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(recs) > limit {
+		recs = recs[:limit]
+		next = recs[limit-1].RunID
+	}
+	out := make([]core.Run, len(recs))
+	for i := range recs {
+		out[i] = recs[i].Run
+	}
+	return out, next, nil
+}
+
+// AdvanceRun implements core.RunStatePort under the run's row lock.
+func (s *Store) AdvanceRun(ctx context.Context, tenantID, runID string, fn func(*core.RunRecord) ([]core.EventDraft, error)) (core.RunRecord, []core.Event, error) {
+	var (
+		out    core.RunRecord
+		events []core.Event
+	)
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		rec, err := lockRun(ctx, tx, tenantID, runID)
+		if err != nil {
+			return err
+		}
+		drafts, err := fn(&rec)
+		if err != nil {
+			return err
+		}
+		evs, err := core.SequenceEvents(&rec, drafts, core.Now())
+		if err != nil {
+			return err
+		}
+		b := &pgx.Batch{}
+		if err := writeRun(b, &rec, evs, false); err != nil {
+			return err
+		}
+		out, events = rec, evs
+		return sendBatch(ctx, tx, b)
+	})
+	return out, events, err
+}
+
+// AppendRun implements core.RunStatePort: the update only matches while
+// the stored run is non-terminal and at rec.LastSequence, so the check and
+// the write are one statement; the events follow in the same transaction.
+func (s *Store) AppendRun(ctx context.Context, rec core.RunRecord, drafts []core.EventDraft) (core.RunRecord, []core.Event, error) {
+	expect := rec.LastSequence
+	evs, err := core.SequenceEvents(&rec, drafts, core.Now())
+	if err != nil {
+		return rec, nil, err
+	}
+	raw, err := encode(rec)
+	if err != nil {
+		return rec, nil, err
+	}
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`UPDATE runs SET status = $3, last_sequence = $4, doc = $5 WHERE tenant_id = $1 AND run_id = $2
+			AND last_sequence = $6 AND status NOT IN ('completed', 'failed', 'canceled')`,
+			rec.TenantID, rec.RunID, rec.Status, rec.LastSequence, raw, expect)
+		br := tx.SendBatch(ctx, b)
+		tag, err := br.Exec()
+		br.Close()
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			var status string
+			var last int64
+			err := tx.QueryRow(ctx, `SELECT status, last_sequence FROM runs WHERE tenant_id = $1 AND run_id = $2`, rec.TenantID, rec.RunID).Scan(&status, &last)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return core.NotFound("run", rec.RunID)
+			}
+			if err != nil {
+				return err
+			}
+			if err := core.CheckAppend(rec.RunID, status, last, expect); err != nil {
+				return err
+			}
+			return core.Errorf(core.CodeConflict, "run %s changed meanwhile", rec.RunID)
+		}
+		b = &pgx.Batch{}
+		if core.RunTerminal(rec.Status) {
+			b.Queue(`DELETE FROM run_queue WHERE run_id = $1`, rec.RunID)
+		}
+		for i := range evs {
+			ev, err := encode(evs[i])
+			if err != nil {
+				return err
+			}
+			b.Queue(`INSERT INTO run_events (tenant_id, run_id, sequence, doc) VALUES ($1, $2, $3, $4)`, rec.TenantID, rec.RunID, evs[i].Sequence, ev)
+		}
+		return sendBatch(ctx, tx, b)
+	})
+	if err != nil {
+		return core.RunRecord{}, nil, err
+	}
+	return rec, evs, nil
+}
+
+// CancelRun implements core.RunStatePort with core.CancelRunRecord.
+func (s *Store) CancelRun(ctx context.Context, tenantID, runID string, audit *core.AuditRecord) (core.RunRecord, []core.Event, error) {
+	var (
+		out    core.RunRecord
+		events []core.Event
+	)
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		rec, err := lockRun(ctx, tx, tenantID, runID)
+		if err != nil {
+			return err
+		}
+		now := core.Now()
+		drafts, err := core.CancelRunRecord(&rec, now)
+		if err != nil {
+			return err
+		}
+		evs, err := core.SequenceEvents(&rec, drafts, now)
+		if err != nil {
+			return err
+		}
+		b := &pgx.Batch{}
+		if err := writeRun(b, &rec, evs, false); err != nil {
+			return err
+		}
+		if err := sendBatch(ctx, tx, b); err != nil {
+			return err
+		}
+		out, events = rec, evs
+		return appendAuditIf(ctx, tx, audit)
+	})
+	return out, events, err
+}
+
+// ListEvents implements core.RunStatePort.
+func (s *Store) ListEvents(ctx context.Context, tenantID, runID string, after int64, limit int) ([]core.Event, error) {
+	var one int
+	err := s.pool.QueryRow(ctx, `SELECT 1 FROM runs WHERE tenant_id = $1 AND run_id = $2`, tenantID, runID).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, core.NotFound("run", runID)
+	}
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	lim := any(nil)
+	if limit > 0 {
+		lim = limit
+	}
+	rows, err := s.pool.Query(ctx, `SELECT doc FROM run_events WHERE tenant_id = $1 AND run_id = $2 AND sequence > $3
+		ORDER BY sequence LIMIT $4`, tenantID, runID, after, lim)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	return collectDocs[core.Event](rows)
+}
+
+// ActiveRuns implements core.QueuePort (oldest first: run ids are ULIDs).
+func (s *Store) ActiveRuns(ctx context.Context) ([]core.RunRef, error) {
+	rows, err := s.pool.Query(ctx, `SELECT q.tenant_id, q.run_id, coalesce(r.status, '') FROM run_queue q
+		LEFT JOIN runs r ON r.tenant_id = q.tenant_id AND r.run_id = q.run_id ORDER BY q.run_id`)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	defer rows.Close()
+	out := []core.RunRef{}
+	for rows.Next() {
+		var ref core.RunRef
+		if err := rows.Scan(&ref.TenantID, &ref.RunID, &ref.Status); err != nil {
+			return nil, dbErr(err)
+		}
+		out = append(out, ref)
+	}
+	return out, dbErr(rows.Err())
+}
