@@ -115,6 +115,10 @@ func OpenStorage(ctx context.Context, cfg Config, opt OpenOptions) (core.Storage
 				path = abs
 			}
 		}
-		return store.Open(path, store.Options{Timeout: opt.LockTimeout})
+		s, err := store.Open(path, store.Options{Timeout: opt.LockTimeout})
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return s, nil
 	}
 }

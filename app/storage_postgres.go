@@ -8,5 +8,9 @@ import (
 )
 
 func openPostgres(ctx context.Context, url string) (core.Storage, error) {
-	return postgres.Open(ctx, url, postgres.Options{})
+	s, err := postgres.Open(ctx, url, postgres.Options{})
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return s, nil
 }
