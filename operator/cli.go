@@ -26,16 +26,22 @@ func (e *exitError) Error() string { return e.msg }
 
 // Main runs the CLI and returns the process exit code.
 func Main(args []string, build app.BuildInfo) int {
-	cliApp := NewCLI(build, os.Stdout, os.Stderr)
+	return Run(args, build, os.Stdout, os.Stderr)
+}
+
+// Run runs the CLI with its output on stdout and stderr and returns the
+// process exit code (errors are printed to stderr).
+func Run(args []string, build app.BuildInfo, stdout, stderr io.Writer) int {
+	cliApp := NewCLI(build, stdout, stderr)
 	if err := cliApp.Run(args); err != nil {
 		var ee *exitError
 		if errors.As(err, &ee) {
 			if ee.msg != "" {
-				fmt.Fprintln(os.Stderr, "agentos:", ee.msg)
+				fmt.Fprintln(stderr, "agentos:", ee.msg)
 			}
 			return ee.code
 		}
-		fmt.Fprintln(os.Stderr, "agentos:", err)
+		fmt.Fprintln(stderr, "agentos:", err)
 		return 1
 	}
 	return 0

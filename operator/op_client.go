@@ -131,7 +131,7 @@ func (c *apiClient) streamEvents(ctx context.Context, url string, fn func(sseEve
 	if c.tenant != "" {
 		req.Header.Set("X-Tenant-Id", c.tenant)
 	}
-	hc := &http.Client{} // no overall timeout: ctx bounds the stream
+	hc := &http.Client{Transport: c.http.Transport} // no overall timeout: ctx bounds the stream
 	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
@@ -172,12 +172,15 @@ func (c *apiClient) streamEvents(ctx context.Context, url string, fn func(sseEve
 
 // metricsSnapshot sums every sample of each metric family of a Prometheus
 // text page (labels folded), enough to see counters move.
-func metricsSnapshot(ctx context.Context, url string) (map[string]float64, error) {
+func metricsSnapshot(ctx context.Context, hc *http.Client, url string) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -212,11 +215,16 @@ func metricsSnapshot(ctx context.Context, url string) (map[string]float64, error
 // getJSON fetches url without credentials (health endpoints) and returns
 // the status code and decoded object.
 func getPublic(ctx context.Context, url string) (int, map[string]any, error) {
+	return getPublicWith(ctx, &http.Client{Timeout: 5 * time.Second}, url)
+}
+
+// getPublicWith is getPublic through hc (a remote target's TLS settings
+// and timeout).
+func getPublicWith(ctx context.Context, hc *http.Client, url string) (int, map[string]any, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, nil, err
 	}
-	hc := &http.Client{Timeout: 5 * time.Second}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, nil, err
@@ -235,6 +243,30 @@ type nodeTarget struct {
 	Creds app.Credentials
 	// AdminKey is the platform admin key to use.
 	AdminKey string
+	// HTTP carries the TLS settings and timeout of a remote target; nil
+	// means the defaults of a local node.
+	HTTP *http.Client
+	// Remote is set when the node was named by --target-* URLs: nothing
+	// of a data dir is read, and the smoke gates bring their own probe
+	// agent into the key's tenant.
+	Remote bool
+}
+
+// client is an API client with key through the target's HTTP settings.
+func (t nodeTarget) client(key string) *apiClient {
+	c := newAPIClient(key)
+	if t.HTTP != nil {
+		c.http = t.HTTP
+	}
+	return c
+}
+
+// httpClient is the target's client for public probes.
+func (t nodeTarget) httpClient() *http.Client {
+	if t.HTTP != nil {
+		return t.HTTP
+	}
+	return &http.Client{Timeout: 5 * time.Second}
 }
 
 // resolveTarget reads node.json and credentials.json of the data dir and

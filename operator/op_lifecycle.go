@@ -17,8 +17,33 @@ import (
 )
 
 // validate runs the §7 gates against the running node and writes reports.
-func (o *operator) validate(ctx context.Context, cfg app.Config, urlOverride, keyOverride string) error {
+func (o *operator) validate(ctx context.Context, cfg app.Config, urlOverride, keyOverride string, out outputOptions) error {
+	if out.Format != "text" && out.Output == "" {
+		// stdout carries the json or junit document; progress goes to stderr.
+		quiet := *o
+		quiet.out = o.errw
+		return quiet.validateLocal(ctx, cfg, urlOverride, keyOverride, out, o.out)
+	}
+	return o.validateLocal(ctx, cfg, urlOverride, keyOverride, out, o.out)
+}
+
+// validateLocal is validate of the node of the data dir; doc receives the
+// json or junit document when one is asked for.
+func (o *operator) validateLocal(ctx context.Context, cfg app.Config, urlOverride, keyOverride string, out outputOptions, doc io.Writer) error {
 	rep := newReport("validate", cfg, o.build)
+	defer func() {
+		if out.Format == "text" {
+			return
+		}
+		g := newGateReport("validate", o.build, rep.Node.URLs)
+		g.StartedAt, g.Phases = rep.StartedAt, rep.Phases
+		if rep.Status != "ok" {
+			g.Status = "failed"
+		}
+		docOp := *o
+		docOp.out = doc
+		_ = docOp.emit(g, out)
+	}()
 	t, err := resolveTarget(cfg, urlOverride, keyOverride)
 	if err != nil {
 		return o.failAction(rep, cfg, err, "agentos up")
@@ -33,7 +58,7 @@ func (o *operator) validate(ctx context.Context, cfg app.Config, urlOverride, ke
 	begin := time.Now()
 	herr := pr.run("health", func(ph *phase) error {
 		ph.sink = &rep.Health
-		_, err := healthGate(ctx, ph, nf)
+		_, err := healthGate(ctx, ph, nf, t.httpClient())
 		return err
 	})
 	serr := pr.run("smoke", func(ph *phase) error {

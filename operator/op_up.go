@@ -201,7 +201,7 @@ func (o *operator) afterBoot(ctx context.Context, pr *progress, rep *Report, cfg
 // validateGates runs the health and smoke gates into the report.
 func validateGates(ctx context.Context, ph *phase, rep *Report, nf app.NodeFile, t nodeTarget) error {
 	ph.sink = &rep.Health
-	_, herr := healthGate(ctx, ph, nf)
+	_, herr := healthGate(ctx, ph, nf, t.httpClient())
 	ph.sink = &rep.Smoke
 	sres, serr := smokeGate(ctx, ph, nf, t)
 	ph.sink = nil
@@ -580,7 +580,7 @@ func wirePhase(ctx context.Context, ph *phase, cfg app.Config, nf app.NodeFile, 
 			cl := newAPIClient(key)
 			if t.Creds.TenantAdmin.APIKey == "" {
 				// prod: no seeded tenant; list for validate's fixture tenant.
-				if _, err := ensureSmokeFixture(ctx, nf, key); err != nil {
+				if _, err := ensureSmokeFixture(ctx, nf, newAPIClient(key)); err != nil {
 					return "", err
 				}
 				cl.tenant = SmokeTenantID

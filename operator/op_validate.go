@@ -22,10 +22,14 @@ const IsolationProbeTenantID = "tnt_validate_probe"
 // seeded (prod): it holds a copy of the sample agent.
 const SmokeTenantID = "tnt_validate_smoke"
 
+// ProbeAgentID is the agent `validate` puts into the key's tenant when it
+// checks a node by URL (no seeded sample agent to rely on); it is left
+// disabled after the run.
+const ProbeAgentID = "agt_validate_probe"
+
 // ensureSmokeFixture creates, idempotently, the smoke tenant and its
-// sample agent with the platform admin key.
-func ensureSmokeFixture(ctx context.Context, nf app.NodeFile, adminKey string) (string, error) {
-	adm := newAPIClient(adminKey)
+// sample agent with the platform admin client adm.
+func ensureSmokeFixture(ctx context.Context, nf app.NodeFile, adm *apiClient) (string, error) {
 	err := adm.do(ctx, http.MethodPost, nf.StackAURL+"/v1/admin/tenants", map[string]any{"tenant_create": map[string]any{
 		"tenant_id": SmokeTenantID, "name": "Smoke tests (agentos validate)", "plan_tier": "free",
 		"entitlements": map[string]any{"model_tiers_allowed": []string{"fast"}, "model_backends_allowed": []string{"builtin"},
@@ -51,7 +55,7 @@ func nodeURLs(nf app.NodeFile) map[string]string {
 
 // healthGate checks liveness, readiness and the service health of every
 // port; it returns how many services are healthy.
-func healthGate(ctx context.Context, ph *phase, nf app.NodeFile) (int, error) {
+func healthGate(ctx context.Context, ph *phase, nf app.NodeFile, hc *http.Client) (int, error) {
 	healthy := 0
 	var errs []error
 	for _, name := range []string{app.StackA, app.StackB, app.StackFed} {
@@ -59,7 +63,7 @@ func healthGate(ctx context.Context, ph *phase, nf app.NodeFile) (int, error) {
 		err := ph.check(name+" healthy", func() (string, error) {
 			var parts []string
 			for _, path := range []string{"/healthz", "/readyz", serviceHealthPath[name]} {
-				code, body, err := getPublic(ctx, base+path)
+				code, body, err := getPublicWith(ctx, hc, base+path)
 				if err != nil {
 					return "", fmt.Errorf("%s%s: %v", base, path, err)
 				}
@@ -117,8 +121,9 @@ func smokeGate(ctx context.Context, ph *phase, nf app.NodeFile, t nodeTarget) (s
 	if tenantID == "" {
 		tenantID = app.DemoTenantID
 	}
-	user := newAPIClient(t.Creds.TenantAdmin.APIKey)
+	user := t.client(t.Creds.TenantAdmin.APIKey)
 	principal := t.Creds.TenantAdmin.PrincipalID
+	agentID := app.SampleAgentID
 	gates := []string{"sample run created", "events streamed to completion", "tool call", "model call through Stack B",
 		"policy check on Stack B", "metrics moved", "tenant isolation"}
 	res.Total = len(gates)
@@ -126,9 +131,9 @@ func smokeGate(ctx context.Context, ph *phase, nf app.NodeFile, t nodeTarget) (s
 		// prod: no seeded tenant; validate keeps its own fixture tenant
 		// with the sample agent, created with the platform admin key.
 		tenantID, principal = SmokeTenantID, firstNonEmpty(t.Creds.PlatformAdmin.PrincipalID, app.PlatformAdminID)
-		user = newAPIClient(t.AdminKey)
+		user = t.client(t.AdminKey)
 		user.tenant = tenantID
-		if err := ph.check("smoke fixture", func() (string, error) { return ensureSmokeFixture(ctx, nf, t.AdminKey) }); err != nil {
+		if err := ph.check("smoke fixture", func() (string, error) { return ensureSmokeFixture(ctx, nf, t.client(t.AdminKey)) }); err != nil {
 			ph.summarize("smoke 0/%d", res.Total)
 			return res, err
 		}
@@ -140,6 +145,39 @@ func smokeGate(ctx context.Context, ph *phase, nf app.NodeFile, t nodeTarget) (s
 		ph.summarize("smoke 0/%d (skipped: no credentials)", res.Total)
 		return res, nil
 	}
+	if t.Remote && t.Creds.TenantAdmin.APIKey != "" {
+		// By URL: no seeded sample agent to rely on; bring a probe agent
+		// into the key's tenant and leave it disabled afterwards.
+		var put struct {
+			Agent struct {
+				TenantID string `json:"tenant_id"`
+			} `json:"agent"`
+		}
+		if err := ph.check("probe agent", func() (string, error) {
+			if err := user.do(ctx, http.MethodPut, nf.StackAURL+"/v1/agents/"+ProbeAgentID, probeAgent("active"), &put); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("%s in %s", ProbeAgentID, put.Agent.TenantID), nil
+		}); err != nil {
+			for _, g := range gates {
+				ph.skip(g, "no probe agent")
+			}
+			ph.summarize("smoke 0/%d", res.Total)
+			return res, fmt.Errorf("smoke 0/%d: failed probe agent", res.Total)
+		}
+		defer func() {
+			_ = user.do(context.WithoutCancel(ctx), http.MethodPut, nf.StackAURL+"/v1/agents/"+ProbeAgentID, probeAgent("disabled"), nil)
+		}()
+		agentID, tenantID = ProbeAgentID, put.Agent.TenantID
+		var who struct {
+			WhoAmI struct {
+				PrincipalID string `json:"principal_id"`
+			} `json:"whoami"`
+		}
+		if user.do(ctx, http.MethodGet, nf.StackAURL+"/v1/console/overview", nil, &who) == nil && who.WhoAmI.PrincipalID != "" {
+			principal = who.WhoAmI.PrincipalID
+		}
+	}
 	var failed []string
 	gate := func(name string, fn func() (string, error)) bool {
 		if err := ph.check(name, fn); err != nil {
@@ -149,7 +187,7 @@ func smokeGate(ctx context.Context, ph *phase, nf app.NodeFile, t nodeTarget) (s
 		res.Passed++
 		return true
 	}
-	before, mErr := metricsSnapshot(ctx, nf.StackAURL+"/metrics")
+	before, mErr := metricsSnapshot(ctx, t.HTTP, nf.StackAURL+"/metrics")
 
 	var run struct {
 		Run struct {
@@ -161,10 +199,10 @@ func smokeGate(ctx context.Context, ph *phase, nf app.NodeFile, t nodeTarget) (s
 	created := gate("sample run created", func() (string, error) {
 		body := map[string]any{"input": map[string]any{"type": "text", "text": "agentos validate: hello from the operator"},
 			"idempotency_key": core.NewID("idem")}
-		if err := user.do(ctx, http.MethodPost, nf.StackAURL+"/v1/agents/"+app.SampleAgentID+"/runs", body, &run); err != nil {
+		if err := user.do(ctx, http.MethodPost, nf.StackAURL+"/v1/agents/"+agentID+"/runs", body, &run); err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("%s on %s (%s)", run.Run.RunID, app.SampleAgentID, run.Run.Status), nil
+		return fmt.Sprintf("%s on %s (%s)", run.Run.RunID, agentID, run.Run.Status), nil
 	})
 	res.RunID = run.Run.RunID
 	var events []sseEvent
@@ -256,7 +294,7 @@ func smokeGate(ctx context.Context, ph *phase, nf app.NodeFile, t nodeTarget) (s
 		if mErr != nil {
 			return "", fmt.Errorf("metrics before: %w", mErr)
 		}
-		after, err := metricsSnapshot(ctx, nf.StackAURL+"/metrics")
+		after, err := metricsSnapshot(ctx, t.HTTP, nf.StackAURL+"/metrics")
 		if err != nil {
 			return "", err
 		}
@@ -273,12 +311,17 @@ func smokeGate(ctx context.Context, ph *phase, nf app.NodeFile, t nodeTarget) (s
 		}
 		return strings.Join(moved, ", "), nil
 	})
-	gate("tenant isolation", func() (string, error) {
-		if run.Run.RunID == "" {
-			return "", errors.New("no run to probe")
-		}
-		return isolationProbe(ctx, nf, t, run.Run.RunID)
-	})
+	if t.AdminKey == "" {
+		ph.skip("tenant isolation", "needs a platform admin key (--admin-key) to issue the second tenant's probe key")
+		res.Total--
+	} else {
+		gate("tenant isolation", func() (string, error) {
+			if run.Run.RunID == "" {
+				return "", errors.New("no run to probe")
+			}
+			return isolationProbe(ctx, nf, t, run.Run.RunID)
+		})
+	}
 	fmt.Fprintf(ph.p.out, "      smoke %d/%d\n", res.Passed, res.Total)
 	ph.summarize("smoke %d/%d", res.Passed, res.Total)
 	if len(failed) > 0 {
@@ -294,13 +337,20 @@ func isolationProbe(ctx context.Context, nf app.NodeFile, t nodeTarget, runID st
 	if t.AdminKey == "" {
 		return "", errors.New("no platform admin key: pass --api-key or keep credentials.json")
 	}
-	adm := newAPIClient(t.AdminKey)
+	adm := t.client(t.AdminKey)
 	base := nf.StackAURL + "/v1/admin/tenants"
 	err := adm.do(ctx, http.MethodPost, base, map[string]any{"tenant_create": map[string]any{
 		"tenant_id": IsolationProbeTenantID, "name": "Isolation probe (agentos validate)", "plan_tier": "demo"}}, nil)
 	if err != nil && statusOf(err) != http.StatusConflict {
 		return "", fmt.Errorf("create probe tenant: %w", err)
 	}
+	// The probe tenant is disabled between runs; switch it on for this one.
+	if err := adm.do(ctx, http.MethodPatch, base+"/"+IsolationProbeTenantID, map[string]any{"tenant_update": map[string]any{"status": "active"}}, nil); err != nil {
+		return "", fmt.Errorf("enable probe tenant: %w", err)
+	}
+	defer func() {
+		_ = adm.do(context.WithoutCancel(ctx), http.MethodPatch, base+"/"+IsolationProbeTenantID, map[string]any{"tenant_update": map[string]any{"status": "disabled"}}, nil)
+	}()
 	var issued struct {
 		Token struct {
 			TokenID string `json:"token_id"`
@@ -315,7 +365,7 @@ func isolationProbe(ctx context.Context, nf app.NodeFile, t nodeTarget, runID st
 	defer func() {
 		_ = adm.do(context.WithoutCancel(ctx), http.MethodDelete, base+"/"+IsolationProbeTenantID+"/tokens/"+issued.Token.TokenID, nil, nil)
 	}()
-	probe := newAPIClient(issued.Secret)
+	probe := t.client(issued.Secret)
 	var list struct {
 		Runs []struct {
 			RunID string `json:"run_id"`
@@ -345,4 +395,11 @@ func errOrOK(err error) any {
 		return "200 OK"
 	}
 	return err
+}
+
+// probeAgent is the body of the probe agent `validate` puts by URL.
+func probeAgent(status string) map[string]any {
+	return map[string]any{"agent": map[string]any{
+		"agent_id": ProbeAgentID, "name": "Probe agent (agentos validate)", "model_ref": "tier:fast",
+		"instructions": "You are a helpful echo agent.", "tool_ids": []string{app.SampleToolID}, "status": status}}
 }

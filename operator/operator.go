@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/agentos/agentos/app"
 	"github.com/urfave/cli/v2"
@@ -42,11 +43,24 @@ func operatorCommands(build app.BuildInfo, stdout, stderr io.Writer) []*cli.Comm
 		},
 		{
 			Name:  "validate",
-			Usage: "run the gates of CONTRACT §7 against the running node (non-zero when one fails)",
-			Flags: append(configFlags(), keyFlags...),
-			Action: withConfig(func(c *cli.Context, cfg app.Config, _ map[string]string) error {
-				return o.validate(c.Context, cfg, c.String("url"), c.String("api-key"))
-			}),
+			Usage: "run the gates of CONTRACT §7 against the running node, or a node or cluster by URL (--target-*); non-zero when one fails, 3 when the target cannot be reached",
+			Flags: slices.Concat(configFlags(), keyFlags, remoteFlags(), outputFlags()),
+			Action: func(c *cli.Context) error {
+				out, err := readOutput(c)
+				if err != nil {
+					return &exitError{ExitUsage, err.Error()}
+				}
+				r, remote, err := readRemote(c)
+				if err != nil {
+					return &exitError{ExitUsage, err.Error()}
+				}
+				if remote {
+					return o.validateRemote(c.Context, r, out)
+				}
+				return withConfig(func(c *cli.Context, cfg app.Config, _ map[string]string) error {
+					return o.validate(c.Context, cfg, c.String("url"), c.String("api-key"), out)
+				})(c)
+			},
 		},
 		{
 			Name:  "status",
@@ -116,6 +130,7 @@ func operatorCommands(build app.BuildInfo, stdout, stderr io.Writer) []*cli.Comm
 				return o.testAlert(c.Context, cfg)
 			}),
 		},
+		conformanceCommand(o),
 		bootstrapCommand(o),
 		tenantCommand(o),
 		tokenCommand(o),

@@ -1,0 +1,324 @@
+package operator_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/pem"
+	"encoding/xml"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/agentos/agentos/app"
+	"github.com/agentos/agentos/operator"
+)
+
+// runCLI runs the agentos CLI in process and returns its exit code and
+// what it printed on stdout and stderr.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errw bytes.Buffer
+	code := operator.Run(append([]string{"agentos"}, args...), app.BuildInfo{Version: "test"}, &out, &errw)
+	return code, out.String(), errw.String()
+}
+
+func targets(n *app.Node) []string {
+	return []string{"--target-stack-a", n.URL(app.StackA), "--target-stack-b", n.URL(app.StackB), "--target-fed", n.URL(app.StackFed)}
+}
+
+// junitDoc is what a CI system reads of a JUnit report.
+type junitDoc struct {
+	Tests    int `xml:"tests,attr"`
+	Failures int `xml:"failures,attr"`
+	Skipped  int `xml:"skipped,attr"`
+	Suites   []struct {
+		Name  string `xml:"name,attr"`
+		Tests int    `xml:"tests,attr"`
+		Cases []struct {
+			Name    string `xml:"name,attr"`
+			Failure *struct {
+				Message string `xml:"message,attr"`
+				Body    string `xml:",chardata"`
+			} `xml:"failure"`
+			Skipped *struct {
+				Message string `xml:"message,attr"`
+			} `xml:"skipped"`
+		} `xml:"testcase"`
+	} `xml:"testsuite"`
+}
+
+func readJUnit(t *testing.T, path string) junitDoc {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc junitDoc
+	if err := xml.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("junit does not parse: %v\n%s", err, raw)
+	}
+	n := 0
+	for _, s := range doc.Suites {
+		n += len(s.Cases)
+	}
+	if n != doc.Tests {
+		t.Fatalf("junit says %d tests but holds %d testcases", doc.Tests, n)
+	}
+	return doc
+}
+
+func (d junitDoc) find(name string) (failure, skipped string, ok bool) {
+	for _, s := range d.Suites {
+		for _, c := range s.Cases {
+			if c.Name != name {
+				continue
+			}
+			if c.Failure != nil {
+				failure = c.Failure.Message + "\n" + c.Failure.Body
+			}
+			if c.Skipped != nil {
+				skipped = c.Skipped.Message
+			}
+			return failure, skipped, true
+		}
+	}
+	return "", "", false
+}
+
+// TestValidate_ByURL checks a node it did not start, from a directory with
+// no data dir, in the three formats, with a tenant key only, with a wrong
+// key and against an address nobody listens on.
+func TestValidate_ByURL(t *testing.T) {
+	n, creds := startNode(t)
+	work := t.TempDir()
+	t.Chdir(work)
+	tenant, admin := creds.TenantAdmin.APIKey, creds.PlatformAdmin.APIKey
+
+	t.Run("text with both keys", func(t *testing.T) {
+		code, out, errw := runCLI(t, append([]string{"validate", "--api-key", tenant, "--admin-key", admin}, targets(n)...)...)
+		if code != 0 {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errw)
+		}
+		for _, want := range []string{"ok   probe agent — " + operator.ProbeAgentID, "ok   tenant isolation", "ok   stack-a healthy", "validated"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+	})
+	t.Run("json on stdout", func(t *testing.T) {
+		code, out, errw := runCLI(t, append([]string{"validate", "--api-key", tenant, "--admin-key", admin, "--format", "json"}, targets(n)...)...)
+		if code != 0 {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errw)
+		}
+		var rep struct {
+			Status string `json:"status"`
+			Phases []struct {
+				Name   string `json:"name"`
+				Checks []struct {
+					Name, Status string
+				} `json:"checks"`
+			} `json:"phases"`
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("stdout is not the json report: %v\n%s", err, out)
+		}
+		if rep.Status != "ok" || len(rep.Phases) != 2 || len(rep.Phases[0].Checks) != 3 || len(rep.Phases[1].Checks) != 8 {
+			t.Fatalf("report: %+v", rep)
+		}
+		if !strings.Contains(errw, "[1/2] health") {
+			t.Errorf("progress should go to stderr when stdout carries the report:\n%s", errw)
+		}
+	})
+	t.Run("junit file", func(t *testing.T) {
+		path := filepath.Join(work, "validate.xml")
+		code, out, errw := runCLI(t, append([]string{"validate", "--api-key", tenant, "--admin-key", admin, "--format", "junit", "--output", path}, targets(n)...)...)
+		if code != 0 {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errw)
+		}
+		doc := readJUnit(t, path)
+		if doc.Tests != 11 || doc.Failures != 0 || doc.Skipped != 0 || len(doc.Suites) != 2 {
+			t.Fatalf("junit counts: tests %d failures %d skipped %d suites %d", doc.Tests, doc.Failures, doc.Skipped, len(doc.Suites))
+		}
+	})
+	t.Run("tenant key only skips the isolation gate", func(t *testing.T) {
+		path := filepath.Join(work, "tenant-only.xml")
+		code, out, errw := runCLI(t, append([]string{"validate", "--api-key", tenant, "--format", "junit", "--output", path}, targets(n)...)...)
+		if code != 0 {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errw)
+		}
+		doc := readJUnit(t, path)
+		_, skipped, ok := doc.find("tenant isolation")
+		if !ok || !strings.Contains(skipped, "--admin-key") || doc.Skipped != 1 || doc.Failures != 0 {
+			t.Fatalf("isolation gate: ok=%v skipped=%q (skipped %d, failures %d)", ok, skipped, doc.Skipped, doc.Failures)
+		}
+	})
+	t.Run("wrong key fails and names the gate", func(t *testing.T) {
+		path := filepath.Join(work, "wrong.xml")
+		code, out, errw := runCLI(t, append([]string{"validate", "--api-key", "aos_wrong_key", "--format", "junit", "--output", path}, targets(n)...)...)
+		if code != operator.ExitFailed {
+			t.Fatalf("exit %d, want %d\n%s\n%s", code, operator.ExitFailed, out, errw)
+		}
+		if !strings.Contains(errw, "smoke/probe agent") {
+			t.Errorf("stderr should name the failing gate:\n%s", errw)
+		}
+		failure, _, ok := readJUnit(t, path).find("probe agent")
+		if !ok || !strings.Contains(failure, "401") {
+			t.Fatalf("junit failure should carry the answer: %q", failure)
+		}
+	})
+	t.Run("from the environment", func(t *testing.T) {
+		t.Setenv(operator.TargetStackAEnv, n.URL(app.StackA))
+		t.Setenv(operator.TargetStackBEnv, n.URL(app.StackB))
+		t.Setenv(operator.TargetFedEnv, n.URL(app.StackFed))
+		t.Setenv(operator.TargetAPIKeyEnv, tenant)
+		t.Setenv(operator.TargetAdminEnv, admin)
+		code, out, errw := runCLI(t, "validate")
+		if code != 0 || !strings.Contains(out, "ok   tenant isolation") {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errw)
+		}
+	})
+	t.Run("unreachable target", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead := "http://" + ln.Addr().String()
+		ln.Close()
+		code, out, errw := runCLI(t, "validate", "--api-key", tenant, "--timeout", "2s",
+			"--target-stack-a", dead, "--target-stack-b", dead, "--target-fed", dead)
+		if code != operator.ExitUnreachable || !strings.Contains(errw, "could not reach the target") {
+			t.Fatalf("exit %d, want %d\n%s\n%s", code, operator.ExitUnreachable, out, errw)
+		}
+	})
+	// Nothing of a data dir or a reports dir was written where it ran.
+	entries, _ := os.ReadDir(work)
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".xml") {
+			t.Errorf("validate by URL wrote %s into the working directory", e.Name())
+		}
+	}
+	// The probe agent is left disabled.
+	req, _ := http.NewRequest(http.MethodGet, n.URL(app.StackA)+"/v1/agents/"+operator.ProbeAgentID, nil)
+	req.Header.Set("Authorization", "Bearer "+tenant)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got struct {
+		Agent struct {
+			Status string `json:"status"`
+		} `json:"agent"`
+	}
+	json.NewDecoder(resp.Body).Decode(&got)
+	if got.Agent.Status != "disabled" {
+		t.Errorf("probe agent status %q, want disabled", got.Agent.Status)
+	}
+}
+
+// TestConformance_LiveNode runs `agentos conformance` against a real node:
+// every operation of the three documents is implemented, accepted and
+// answers as documented.
+func TestConformance_LiveNode(t *testing.T) {
+	n, creds := startNode(t)
+	t.Chdir(t.TempDir())
+	code, out, errw := runCLI(t, append([]string{"conformance", "--api-key", creds.TenantAdmin.APIKey, "--admin-key", creds.PlatformAdmin.APIKey, "--format", "json"}, targets(n)...)...)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errw)
+	}
+	var rep struct {
+		Status string `json:"status"`
+		Phases []struct {
+			Name   string `json:"name"`
+			Checks []struct {
+				Name, Status, Detail string
+			} `json:"checks"`
+		} `json:"phases"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	total := 0
+	for _, p := range rep.Phases {
+		for _, c := range p.Checks {
+			total++
+			if c.Status != "ok" || !strings.Contains(c.Detail, "implemented yes, accepted yes, valid yes") {
+				t.Errorf("%s %s: %s %s", p.Name, c.Name, c.Status, c.Detail)
+			}
+		}
+	}
+	if rep.Status != "ok" || len(rep.Phases) != 3 || total != 66 {
+		t.Fatalf("status %s, %d phases, %d operations (want 66)", rep.Status, len(rep.Phases), total)
+	}
+}
+
+// brokenServer is a stand-in that gets the contract wrong in the ways a
+// reimplementation might: a health body of the wrong shape, an error
+// without the error object, a route that is missing.
+func brokenServer() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"status": 5}`))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"status":"ok","checks":{}}`))
+	})
+	mux.HandleFunc("POST /v1/admin/tenants", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		w.Write([]byte("boom"))
+	})
+	return mux
+}
+
+// TestConformance_BrokenServer shows the differences of a server that gets
+// the contract wrong, over TLS with a private CA, and the exit statuses.
+func TestConformance_BrokenServer(t *testing.T) {
+	srv := httptest.NewTLSServer(brokenServer())
+	defer srv.Close()
+	work := t.TempDir()
+	t.Chdir(work)
+	ca := filepath.Join(work, "ca.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600)
+	args := []string{"conformance", "--api-key", "k", "--admin-key", "a", "--timeout", "5s",
+		"--target-stack-a", srv.URL, "--target-stack-b", srv.URL, "--target-fed", srv.URL}
+
+	code, out, errw := runCLI(t, args...)
+	if code != operator.ExitUnreachable || !strings.Contains(errw+out, "--ca-file") {
+		t.Fatalf("without the CA: exit %d, want %d and a --ca-file hint\n%s\n%s", code, operator.ExitUnreachable, out, errw)
+	}
+
+	path := filepath.Join(work, "conformance.xml")
+	code, out, errw = runCLI(t, append(args, "--ca-file", ca, "--format", "junit", "--output", path)...)
+	if code != operator.ExitFailed {
+		t.Fatalf("exit %d, want %d\n%s\n%s", code, operator.ExitFailed, out, errw)
+	}
+	doc := readJUnit(t, path)
+	if doc.Tests != 66 || doc.Failures < 60 {
+		t.Fatalf("tests %d failures %d", doc.Tests, doc.Failures)
+	}
+	for name, want := range map[string]string{
+		"getLiveness":     "does not fit the document",
+		"createTenant":    "answered 500",
+		"getStackBHealth": "implemented no",
+		"getReadiness":    "",
+	} {
+		failure, _, ok := doc.find(name)
+		switch {
+		case !ok:
+			t.Errorf("%s: no testcase", name)
+		case want == "" && failure != "":
+			t.Errorf("%s should pass: %s", name, failure)
+		case want != "" && !strings.Contains(failure, want):
+			t.Errorf("%s: failure %q lacks %q", name, failure, want)
+		}
+	}
+	if !strings.Contains(errw, "operation(s) differ from the documents") {
+		t.Errorf("stderr: %s", errw)
+	}
+}
