@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/xml"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -83,8 +84,12 @@ func TestValidateAndConformanceByURL(t *testing.T) {
 		t.Fatalf("wrong key: %s", wrong)
 	}
 	conf := ci.runEnv(target, "conformance", "--api-key", c.TenantAdmin.APIKey, "--admin-key", c.PlatformAdmin.APIKey)
-	if conf.Code != 0 || !strings.Contains(conf.Stdout, "66 operations, 66 passed, 0 failed") {
-		t.Fatalf("conformance: %s", conf)
+	var ops, passed, failed int
+	if i := strings.Index(conf.Stdout, "conformance: "); i >= 0 {
+		fmt.Sscanf(conf.Stdout[i:], "conformance: %d operations, %d passed, %d failed", &ops, &passed, &failed)
+	}
+	if conf.Code != 0 || ops < 66 || passed != ops || failed != 0 {
+		t.Fatalf("conformance: %d operations, %d passed, %d failed: %s", ops, passed, failed, conf)
 	}
 	entries, _ := os.ReadDir(ci.dir)
 	for _, e := range entries {
