@@ -193,11 +193,14 @@ type call struct {
 	body   map[string]any
 	expect []int
 	accept string
+	// header is sent as is (a protocol's session header).
+	header map[string]string
 }
 
 // answer is what the server said.
 type answer struct {
 	status int
+	header http.Header
 	body   map[string]any
 }
 
@@ -238,7 +241,7 @@ func (r *runner) send(ctx context.Context, c call) (answer, bool) {
 			c.edit(body)
 		}
 		raw, _ = json.Marshal(body)
-		if !res.sent {
+		if res.Example == "" {
 			res.Example = c.example
 		}
 	} else if c.body != nil {
@@ -278,6 +281,9 @@ func (r *runner) send(ctx context.Context, c call) (answer, bool) {
 	}
 	if c.accept != "" {
 		req.Header.Set("Accept", c.accept)
+	}
+	for k, v := range c.header {
+		req.Header.Set(k, v)
 	}
 	start := time.Now()
 	resp, err := r.hc.Do(req)
@@ -319,7 +325,7 @@ func (r *runner) send(ctx context.Context, c call) (answer, bool) {
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		_ = json.Unmarshal(body, &out)
 	}
-	return answer{status: resp.StatusCode, body: out}, accepted
+	return answer{status: resp.StatusCode, header: resp.Header, body: out}, accepted
 }
 
 // drive is the plan: which operations, in which order, with which ids.
@@ -409,6 +415,7 @@ func (r *runner) stackA(ctx context.Context) {
 		r.send(ctx, call{stack: A, op: "cancelRun", path: "/v1/runs/" + r.runID + ":cancel", key: "tenant",
 			expect: []int{http.StatusOK, http.StatusConflict}})
 	}
+	r.interop(ctx)
 	r.send(ctx, call{stack: A, op: "listAudit", path: "/v1/audit?limit=5", key: "tenant"})
 	r.send(ctx, call{stack: A, op: "getConsole", path: "/console"})
 	if a, ok := r.send(ctx, call{stack: A, op: "getConsoleOverview", path: "/v1/console/overview", key: "tenant"}); ok {
@@ -417,6 +424,47 @@ func (r *runner) stackA(ctx context.Context) {
 	}
 	r.send(ctx, call{stack: A, op: "getConsoleUsage", path: "/v1/console/usage", key: "tenant"})
 	r.send(ctx, call{stack: A, op: "listConsoleAlerts", path: "/v1/console/alerts", key: "tenant"})
+}
+
+// interop drives the A2A and MCP surfaces of Stack A with the probe agent.
+func (r *runner) interop(ctx context.Context) {
+	A := openapi.StackA
+	r.send(ctx, call{stack: A, op: "listA2AAgents", path: "/a2a/agents", key: "tenant"})
+	r.send(ctx, call{stack: A, op: "getA2AAgentCard", path: "/a2a/agents/" + ProbeAgentID + "/.well-known/agent-card.json", key: "tenant"})
+	if r.keyTenant != "" {
+		// Public cards are opt-in per tenant: 401 is the documented answer
+		// of a tenant that has not published.
+		r.send(ctx, call{stack: A, op: "getPublicA2AAgentCard", path: "/a2a/tenants/" + r.keyTenant + "/agents/" + ProbeAgentID + "/.well-known/agent-card.json",
+			expect: []int{http.StatusOK, http.StatusUnauthorized}})
+	}
+	r.send(ctx, call{stack: A, op: "callA2AAgent", path: "/a2a/agents/" + ProbeAgentID, key: "tenant", example: "callA2AAgent.request",
+		edit: func(b map[string]any) { set(b, "msg-conformance-"+r.suffix, "params", "message", "messageId") }})
+
+	// MCP: a session is opened with initialize (no golden example: it is
+	// the protocol's handshake), the golden tool call runs the probe agent
+	// in it, and the session is ended.
+	const mcpAccept = "application/json, text/event-stream"
+	init, ok := r.send(ctx, call{stack: A, op: "postMCP", path: "/mcp", key: "tenant", accept: mcpAccept, body: map[string]any{
+		"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": map[string]any{"protocolVersion": "2025-06-18", "capabilities": map[string]any{},
+			"clientInfo": map[string]any{"name": "agentos-conformance", "version": "1"}}}})
+	session := ""
+	if ok {
+		session = init.header.Get("Mcp-Session-Id")
+	}
+	hdr := map[string]string{}
+	if session != "" {
+		hdr["Mcp-Session-Id"] = session
+		r.send(ctx, call{stack: A, op: "postMCP", path: "/mcp", key: "tenant", accept: mcpAccept, header: hdr, expect: []int{http.StatusAccepted, http.StatusOK},
+			body: map[string]any{"jsonrpc": "2.0", "method": "notifications/initialized"}})
+	}
+	r.send(ctx, call{stack: A, op: "postMCP", path: "/mcp", key: "tenant", accept: mcpAccept, header: hdr, example: "postMCP.request",
+		edit: func(b map[string]any) { set(b, ProbeAgentID, "params", "name") }})
+	// A session's GET stream stays open for server messages; without a
+	// session id the documented answer is 400.
+	r.send(ctx, call{stack: A, op: "getMCPStream", path: "/mcp", key: "tenant", accept: "text/event-stream", expect: []int{http.StatusBadRequest}})
+	if session != "" {
+		r.send(ctx, call{stack: A, op: "deleteMCPSession", path: "/mcp", key: "tenant", header: hdr, expect: []int{http.StatusNoContent, http.StatusOK}})
+	}
 }
 
 // waitRun polls getRun until the run is terminal, bounded by four request
