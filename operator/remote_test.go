@@ -337,3 +337,26 @@ func documentedOperations(t *testing.T) int {
 	}
 	return n
 }
+
+// TestValidate_LocalJUnit: the node of a data dir, validated as before,
+// also gives CI its JUnit report.
+func TestValidate_LocalJUnit(t *testing.T) {
+	n, _ := startNode(t)
+	work := t.TempDir()
+	t.Chdir(work)
+	path := filepath.Join(work, "local.xml")
+	code, out, errw := runCLI(t, "validate", "--data-dir", n.Config.DataDir, "--format", "junit", "--output", path)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errw)
+	}
+	doc := readJUnit(t, path)
+	if doc.Tests != 10 || doc.Failures != 0 || doc.Skipped != 0 {
+		t.Fatalf("junit: tests %d failures %d skipped %d", doc.Tests, doc.Failures, doc.Skipped)
+	}
+	if _, _, ok := doc.find("tenant isolation"); !ok {
+		t.Fatal("no tenant isolation testcase")
+	}
+	if entries, _ := os.ReadDir(filepath.Join(work, "reports")); len(entries) != 2 {
+		t.Errorf("local validate keeps writing reports/validate-*.{md,json}: %d files", len(entries))
+	}
+}
