@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
@@ -48,7 +49,8 @@ type Server struct {
 // New builds the server on runs; version is the node's, shown on cards.
 func New(runs Runs, version string) *Server {
 	s := &Server{runs: runs, version: version}
-	s.rpc = a2asrv.NewJSONRPCHandler(&handler{runs: runs})
+	// Keep-alives hold a quiet stream (a slow tool) open through proxies.
+	s.rpc = a2asrv.NewJSONRPCHandler(&handler{runs: runs}, a2asrv.WithTransportKeepAlive(15*time.Second))
 	return s
 }
 
