@@ -91,8 +91,11 @@ func (x *runExec) add(typ, stepID string, payload any) {
 
 // commit writes the local record and the pending events in one transaction
 // unless the run became terminal meanwhile (canceled), then wakes streams.
+// While the store is unavailable (a database that went away) it waits and
+// tries again until the store returns or the node stops, so the run goes
+// on where it was instead of failing or stalling until a restart.
 func (x *runExec) commit() error {
-	out, evs, err := x.s.runs.AppendRun(context.Background(), x.rec, x.drafts)
+	out, evs, err := x.commitRetrying()
 	x.drafts = nil
 	if err != nil {
 		return err
@@ -104,6 +107,63 @@ func (x *runExec) commit() error {
 		x.s.metrics.runLatency.Observe(float64(time.Since(out.CreatedAt).Milliseconds()))
 	}
 	return nil
+}
+
+// Waits between commit attempts while the store is unavailable.
+const (
+	commitRetryFirst = 100 * time.Millisecond
+	commitRetryMax   = 2 * time.Second
+)
+
+func (x *runExec) commitRetrying() (core.RunRecord, []core.Event, error) {
+	wait := commitRetryFirst
+	retried := false
+	for {
+		out, evs, err := x.s.runs.AppendRun(context.Background(), x.rec, x.drafts)
+		if err == nil || !retried && !core.IsCode(err, core.CodeDependencyUnavailable) {
+			return out, evs, err
+		}
+		if retried && !core.IsCode(err, core.CodeDependencyUnavailable) {
+			// An attempt whose answer was lost with the connection may
+			// have committed: then the stored run is exactly where this
+			// commit puts it, and its events are ours.
+			if core.IsCode(err, core.CodeConflict) {
+				if out, evs, ok := x.committedMeanwhile(); ok {
+					return out, evs, nil
+				}
+			}
+			return out, evs, err
+		}
+		if !retried {
+			x.log.Warn().Err(err).Msg("store unavailable; the run waits for it")
+		}
+		retried = true
+		select {
+		case <-x.s.sched.base.Done():
+			return core.RunRecord{}, nil, err
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, commitRetryMax)
+	}
+}
+
+// committedMeanwhile reports whether the pending commit is already stored.
+func (x *runExec) committedMeanwhile() (core.RunRecord, []core.Event, bool) {
+	ctx := context.Background()
+	stored, err := x.s.runs.GetRun(ctx, x.rec.TenantID, x.rec.RunID)
+	if err != nil || stored.LastSequence != x.rec.LastSequence+int64(len(x.drafts)) {
+		return core.RunRecord{}, nil, false
+	}
+	evs, err := x.s.runs.ListEvents(ctx, x.rec.TenantID, x.rec.RunID, x.rec.LastSequence, 0)
+	if err != nil || len(evs) != len(x.drafts) {
+		return core.RunRecord{}, nil, false
+	}
+	for i, ev := range evs {
+		if ev.Type != x.drafts[i].Type {
+			return core.RunRecord{}, nil, false
+		}
+	}
+	return stored, evs, true
 }
 
 // maxPending is how many events a run may hold uncommitted between steps.

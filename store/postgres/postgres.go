@@ -171,7 +171,8 @@ func dbErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	if core.AsError(err) != nil || errors.Is(err, context.Canceled) || errors.Is(err, pgx.ErrNoRows) {
+	var ce *core.Error
+	if errors.As(err, &ce) || errors.Is(err, context.Canceled) || errors.Is(err, pgx.ErrNoRows) {
 		return err
 	}
 	if unavailable(err) {
@@ -205,9 +206,18 @@ func unavailable(err error) bool {
 	}
 	var netErr net.Error
 	var connErr *pgconn.ConnectError
-	return errors.As(err, &netErr) || errors.As(err, &connErr) || pgconn.SafeToRetry(err) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "conn closed") ||
-		strings.Contains(err.Error(), "closed pool")
+	if errors.As(err, &netErr) || errors.As(err, &connErr) || pgconn.SafeToRetry(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	// The driver reports a cut connection with new errors of the same text.
+	msg := err.Error()
+	for _, s := range []string{"EOF", "conn closed", "closed pool", "broken pipe", "connection reset", "connection refused"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func pgCode(err error) string {
