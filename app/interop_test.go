@@ -292,6 +292,54 @@ func TestA2A_OfficialClientDiscoversSendsStreamsCancelsResubscribes(t *testing.T
 	})
 }
 
+func TestA2A_SubscribeToAFinishedTaskIsItsSnapshot(t *testing.T) {
+	n := newInteropNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, _, ctx := a2aClient(t, ctx, n.a, sampleAgent, n.demo)
+	res, err := client.SendMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("done soon"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := res.(*a2a.Task)
+	var got []a2a.Event
+	for ev, err := range client.SubscribeToTask(ctx, &a2a.SubscribeToTaskRequest{ID: task.ID}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ev)
+	}
+	snap, ok := got[0].(*a2a.Task)
+	if len(got) != 1 || !ok || snap.Status.State != a2a.TaskStateCompleted || len(snap.Artifacts) != 1 ||
+		seqOf(t, snap.Metadata) != seqOf(t, task.Metadata) {
+		t.Fatalf("subscribe to a finished task without a resume point: %#v", got)
+	}
+	// With a resume point it replays what came after it, then ends.
+	rctx := a2aclient.AttachServiceParams(ctx, a2aclient.ServiceParams{"Last-Event-ID": {"1"}})
+	var seqs []int64
+	for ev, err := range client.SubscribeToTask(rctx, &a2a.SubscribeToTaskRequest{ID: task.ID}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, ok := ev.(*a2a.TaskStatusUpdateEvent); ok {
+			seqs = append(seqs, seqOf(t, st.Metadata))
+		}
+	}
+	if len(seqs) == 0 || seqs[0] != 2 || seqs[len(seqs)-1] != seqOf(t, task.Metadata) {
+		t.Fatalf("replay after sequence 1: %v (task at %d)", seqs, seqOf(t, task.Metadata))
+	}
+	// A bad resume point is an invalid-params error, not a stream.
+	bctx := a2aclient.AttachServiceParams(ctx, a2aclient.ServiceParams{"Last-Event-ID": {"-3"}})
+	var badErr error
+	for _, err := range client.SubscribeToTask(bctx, &a2a.SubscribeToTaskRequest{ID: task.ID}) {
+		badErr = err
+		break
+	}
+	if !errors.Is(badErr, a2a.ErrInvalidParams) {
+		t.Fatalf("negative Last-Event-ID: %v", badErr)
+	}
+}
+
 func waitRun(t *testing.T, base, key, runID, status string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -555,6 +603,16 @@ func TestMCP_AgentsAsToolsCallProgressCancelAndTenancy(t *testing.T) {
 	ores, err := oc.CallTool(ctx, &mcp.CallToolParams{Name: sampleAgent, Arguments: map[string]any{"input": "steal"}})
 	if err != nil || !ores.IsError || !strings.Contains(fmt.Sprint(ores.StructuredContent), "not_found") {
 		t.Fatalf("cross-tenant call: %v %+v", err, ores)
+	}
+	// The same quotas as the REST create: a burst of 1 refuses the second call.
+	expectStatus(t, do(t, "PATCH", n.a+"/v1/admin/tenants/tnt_other", n.admin, map[string]any{"tenant_update": map[string]any{
+		"quotas": map[string]any{"runs": map[string]any{"run_create_qps": 0.001, "run_create_burst": 1}}}}), 200, "tight quota")
+	if r1, err := oc.CallTool(ctx, &mcp.CallToolParams{Name: "agt_other", Arguments: map[string]any{"input": "one"}}); err != nil || r1.IsError {
+		t.Fatalf("first call under the quota: %v %+v", err, r1)
+	}
+	r2, err := oc.CallTool(ctx, &mcp.CallToolParams{Name: "agt_other", Arguments: map[string]any{"input": "two"}})
+	if err != nil || !r2.IsError || !strings.Contains(fmt.Sprint(r2.StructuredContent), "rate_limited") {
+		t.Fatalf("second call over the burst: %v %+v", err, r2)
 	}
 	// A credential that may not run agents has no tools and is refused.
 	ac := mcpSession(t, ctx, n.a, n.otherAudit, nil)
