@@ -424,3 +424,44 @@ func waitRemoteTask(t *testing.T, a *a2aAgent, d time.Duration) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestTools_MCPSessionDroppedByServerIsReplacedOnce(t *testing.T) {
+	var inits atomic.Int64
+	newHandler := func() http.Handler {
+		server := mcp.NewServer(&mcp.Implementation{Name: "restarting-mcp", Version: "1.0.0"}, nil)
+		mcp.AddTool(server, &mcp.Tool{Name: "shout", Description: "upper-cases text"},
+			func(ctx context.Context, req *mcp.CallToolRequest, in shoutIn) (*mcp.CallToolResult, shoutOut, error) {
+				return nil, shoutOut{Upper: strings.ToUpper(in.Text)}, nil
+			})
+		return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil)
+	}
+	var current atomic.Value
+	current.Store(newHandler())
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			raw, _ := io.ReadAll(r.Body)
+			if strings.Contains(string(raw), `"method":"initialize"`) {
+				inits.Add(1)
+			}
+			r.Body = io.NopCloser(strings.NewReader(string(raw)))
+		}
+		current.Load().(http.Handler).ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	n := newNode(t)
+	putTool(t, n, map[string]any{"tool_id": "tool.mcp.add", "kind": "mcp", "config": map[string]any{"url": srv.URL, "tool_name": "shout"}})
+	n.putAgent("tok-a", "agt_m", "tool.mcp.add")
+	id := n.createRun("tok-a", "agt_m", "before")["run_id"].(string)
+	waitStatus(t, n, "tok-a", id, "completed", 10*time.Second)
+	// The server restarts and forgets every session; the pooled one is
+	// stale, and the next call opens a new one instead of failing.
+	current.Store(newHandler())
+	id = n.createRun("tok-a", "agt_m", "after")["run_id"].(string)
+	run := waitStatus(t, n, "tok-a", id, "completed", 10*time.Second)
+	if !strings.Contains(run["output"].(map[string]any)["text"].(string), "AFTER") {
+		t.Fatalf("output %v", run["output"])
+	}
+	if got := inits.Load(); got != 2 {
+		t.Fatalf("sessions opened = %d, want 2 (one before, one after the restart)", got)
+	}
+}
