@@ -18,6 +18,9 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/store"
+	"github.com/agentos/agentos/store/postgres"
+	"github.com/agentos/agentos/store/postgres/pgtest"
 )
 
 func benchTenants(c *stackaConfig, ts tenants) {
@@ -40,9 +43,11 @@ func waitIdle(tb testing.TB, n *testNode) {
 }
 
 // createRuns creates count runs of agent from conc goroutines.
-func createRuns(tb testing.TB, n *testNode, agent string, count, conc int) {
+func createRuns(tb testing.TB, n *testNode, agent string, count, conc int) []time.Duration {
 	a := authFor("tnt_a", "usr_a")
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	lat := make([]time.Duration, 0, count)
 	next := make(chan int, count)
 	for i := 0; i < count; i++ {
 		next <- i
@@ -53,31 +58,57 @@ func createRuns(tb testing.TB, n *testNode, agent string, count, conc int) {
 		go func() {
 			defer wg.Done()
 			for i := range next {
+				t0 := time.Now()
 				_, _, err := n.svc.CreateRun(context.Background(), a, agent, core.RunRequest{
 					Input: core.RunInput{Type: "text", Text: "benchmark run " + strconv.Itoa(i)}, IdempotencyKey: core.NewID("idem")}, "")
 				if err != nil {
 					tb.Error(err)
 					return
 				}
+				d := time.Since(t0)
+				mu.Lock()
+				lat = append(lat, d)
+				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
+	return lat
 }
 
 // BenchmarkRuns_CompletedPerSecond measures runs created and driven to
 // completion (model step, one tool call, model step: 15 durable events per
 // run, fsync on) through the real executor and store.
 func BenchmarkRuns_CompletedPerSecond(b *testing.B) {
-	n := newNode(b, benchTenants)
+	benchRunsCompleted(b, newNode(b, benchTenants))
+}
+
+// BenchmarkRuns_CompletedPerSecondPostgres is the same benchmark with the
+// store on PostgreSQL (AGENTOS_TEST_POSTGRES_URL).
+func BenchmarkRuns_CompletedPerSecondPostgres(b *testing.B) {
+	st, err := postgres.Open(context.Background(), pgtest.URL(b), postgres.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := startNode(b, st, true, benchTenants)
+	b.Cleanup(func() { n.close(); st.Close() })
+	benchRunsCompleted(b, n)
+}
+
+func benchRunsCompleted(b *testing.B, n *testNode) {
 	n.putAgent("tok-a", "agt_bench", "tool.echo")
 	b.ResetTimer()
 	start, cpu0 := time.Now(), cpuTime()
-	createRuns(b, n, "agt_bench", b.N, 512)
+	lat := createRuns(b, n, "agt_bench", b.N, 512)
 	waitIdle(b, n)
 	el := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/el.Seconds(), "runs/s")
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "create_p50_ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "create_p99_ms")
+	}
 	// CPU per run says what the machine could do when it is not shared.
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu_us/run")
 	b.ReportMetric(0, "ns/op")
@@ -258,7 +289,7 @@ func BenchmarkMemory_10kStoredRuns(b *testing.B) {
 		runtime.ReadMemStats(&ms)
 		b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "heap_MiB")
 		b.ReportMetric(float64(rssKB())/1024, "rss_MiB")
-		fi, _ := os.Stat(n.st.Path())
+		fi, _ := os.Stat(n.st.(*store.Store).Path())
 		b.ReportMetric(float64(fi.Size())/(1<<20), "db_MiB")
 		b.ReportMetric(0, "ns/op")
 		n.close()

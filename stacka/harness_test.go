@@ -135,7 +135,7 @@ var allTools = []string{"tool.echo", "tool.kv.put", "tool.kv.get", "tool.kv.sear
 // testNode is Stack A on a real store and a real HTTP server.
 type testNode struct {
 	t     testing.TB
-	st    *store.Store
+	st    core.Storage
 	svc   *stacka.Service
 	srv   *httptest.Server
 	model *echoModel
@@ -165,7 +165,7 @@ func newNode(t testing.TB, opts ...nodeOpt) *testNode {
 	return newNodeAt(t, filepath.Join(t.TempDir(), "agentos.db"), true, opts...)
 }
 
-func startNode(t testing.TB, st *store.Store, start bool, opts ...nodeOpt) *testNode {
+func startNode(t testing.TB, st core.Storage, start bool, opts ...nodeOpt) *testNode {
 	t.Helper()
 	ctx := context.Background()
 	cfg := stacka.Config{HeartbeatInterval: 200 * time.Millisecond, AllowLoopbackEgress: true, Workers: 16}

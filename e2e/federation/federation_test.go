@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentos/agentos/e2e/testbinary"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -40,10 +41,14 @@ type pair struct {
 // trusted for tnt_demo only. With tf, both serve mTLS on the federation
 // port and B is registered at its https URL; without, B is registered in
 // A behind a TCP proxy the test can cut.
-func startPair(t *testing.T, tf *tlsFiles) *pair {
+func startPair(t *testing.T, tf *tlsFiles) *pair { return startPairOn(t, tf, "bbolt") }
+
+// startPairOn is startPair with both nodes on store (each on its own
+// database for postgres).
+func startPairOn(t *testing.T, tf *tlsFiles, store string) *pair {
 	t.Helper()
 	// Both processes boot at once.
-	p := &pair{a: launchNode(t, "stk_a", tf), b: launchNode(t, "stk_b", tf)}
+	p := &pair{a: launchNode(t, "stk_a", tf, testbinary.StoreFlags(t, store)...), b: launchNode(t, "stk_b", tf, testbinary.StoreFlags(t, store)...)}
 	p.a.wait(t)
 	p.b.wait(t)
 	ia, ib := p.a.info(t), p.b.info(t)
@@ -623,6 +628,18 @@ func otherTenantKey(t *testing.T, n *node) string {
 		"principal_id": "usr_other_reader", "principal_type": "user", "scopes": []string{"runs:read"}, "roles": []string{}}}),
 		"reader token", 201).decode(t, &tok)
 	return tok.Secret
+}
+
+// TestFederation_ForwardAndStreamOnPostgres: the forward, its idempotent
+// replay and the relayed event stream with both nodes on PostgreSQL (peer
+// registry, forward index, seen assertion ids and ingested events in the
+// database).
+func TestFederation_ForwardAndStreamOnPostgres(t *testing.T) {
+	if !slices.Contains(testbinary.Stores(), "postgres") {
+		t.Skip("no PostgreSQL test server (AGENTOS_TEST_POSTGRES_URL)")
+	}
+	p := startPairOn(t, nil, "postgres")
+	forwardAndStream(t, p, "idem_e2e_pg_forward")
 }
 
 func TestFederation_MTLS(t *testing.T) {

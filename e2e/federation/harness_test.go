@@ -51,7 +51,7 @@ type node struct {
 type tlsFiles struct{ cert, key, ca string }
 
 // launchNode starts the process; wait makes it usable.
-func launchNode(t *testing.T, stackID string, tf *tlsFiles) *node {
+func launchNode(t *testing.T, stackID string, tf *tlsFiles, storeFlags ...string) *node {
 	t.Helper()
 	dataDir := t.TempDir()
 	logPath := filepath.Join(t.TempDir(), stackID+".log")
@@ -64,6 +64,7 @@ func launchNode(t *testing.T, stackID string, tf *tlsFiles) *node {
 	if tf != nil {
 		args = append(args, "--fed-tls-cert", tf.cert, "--fed-tls-key", tf.key, "--fed-tls-ca", tf.ca)
 	}
+	args = append(args, storeFlags...)
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = t.TempDir()
 	cmd.Stdout, cmd.Stderr = logFile, logFile

@@ -30,11 +30,11 @@ type node struct {
 	log     *bytes.Buffer
 }
 
-func startNode(t *testing.T, dataDir string) *node {
+func startNode(t *testing.T, dataDir string, storeFlags []string) *node {
 	t.Helper()
 	os.Remove(filepath.Join(dataDir, "node.json"))
-	cmd := exec.Command(binary, "serve", "--data-dir", dataDir, "--stack-a-addr", "127.0.0.1:0",
-		"--stack-b-addr", "127.0.0.1:0", "--fed-addr", "127.0.0.1:0", "--log-level", "warn", "--workers", "8")
+	cmd := exec.Command(binary, append([]string{"serve", "--data-dir", dataDir, "--stack-a-addr", "127.0.0.1:0",
+		"--stack-b-addr", "127.0.0.1:0", "--fed-addr", "127.0.0.1:0", "--log-level", "warn", "--workers", "8"}, storeFlags...)...)
 	cmd.Dir = t.TempDir()
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
@@ -99,7 +99,15 @@ type listedEvent struct {
 	EventID  string `json:"event_id"`
 }
 
+// TestRecovery_KillDashNineMidRun runs over every store: the durable queue
+// and gapless events hold on bbolt and on PostgreSQL alike.
 func TestRecovery_KillDashNineMidRun(t *testing.T) {
+	for _, store := range testbinary.Stores() {
+		t.Run(store, func(t *testing.T) { killDashNineMidRun(t, testbinary.StoreFlags(t, store)) })
+	}
+}
+
+func killDashNineMidRun(t *testing.T, storeFlags []string) {
 	// A webhook tool that takes a while, so the kill lands mid-run.
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -113,7 +121,7 @@ func TestRecovery_KillDashNineMidRun(t *testing.T) {
 	defer slow.Close()
 
 	dataDir := t.TempDir()
-	n := startNode(t, dataDir)
+	n := startNode(t, dataDir, storeFlags)
 	var creds struct {
 		PlatformAdmin struct {
 			APIKey string `json:"api_key"`
@@ -174,7 +182,7 @@ func TestRecovery_KillDashNineMidRun(t *testing.T) {
 	}
 	n.cmd.Wait()
 
-	n2 := startNode(t, dataDir)
+	n2 := startNode(t, dataDir, storeFlags)
 	deadline := time.Now().Add(60 * time.Second)
 	for _, id := range ids {
 		var run struct {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/agentos/agentos/store/postgres/pgtest"
 )
 
 // Run builds agentos into a temp dir, stores its path in *path, runs the
@@ -38,4 +40,26 @@ func Run(m *testing.M, path *string, ldflags string) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// Stores are the storage adapters an end-to-end test runs over: bbolt
+// always, and PostgreSQL when AGENTOS_TEST_POSTGRES_URL names a test server
+// (.ci/run starts one; under CI=true it must be there).
+func Stores() []string {
+	if os.Getenv(pgtest.EnvURL) != "" || os.Getenv("CI") == "true" {
+		return []string{"bbolt", "postgres"}
+	}
+	return []string{"bbolt"}
+}
+
+// StoreFlags are the serve flags that put a node on store: none for bbolt
+// (the file in its data dir), --store with a fresh schema of the test
+// server for postgres. Nodes that must share one database (a restart)
+// reuse the flags.
+func StoreFlags(t testing.TB, store string) []string {
+	t.Helper()
+	if store != "postgres" {
+		return nil
+	}
+	return []string{"--store", pgtest.URL(t)}
 }
