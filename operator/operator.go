@@ -44,7 +44,9 @@ func operatorCommands(build app.BuildInfo, stdout, stderr io.Writer) []*cli.Comm
 		{
 			Name:  "validate",
 			Usage: "run the gates of CONTRACT §7 against the running node, or a node or cluster by URL (--target-*); non-zero when one fails, 3 when the target cannot be reached",
-			Flags: slices.Concat(configFlags(), keyFlags, remoteFlags(), outputFlags()),
+			Flags: slices.Concat(configFlags(), keyFlags[:1], []cli.Flag{
+				&cli.StringFlag{Name: "api-key", Usage: "local node: platform admin key (default: $AGENTOS_API_KEY, then credentials.json); by URL: a tenant key [$" + TargetAPIKeyEnv + "]"},
+			}, remoteFlags(), outputFlags()),
 			Action: func(c *cli.Context) error {
 				out, err := readOutput(c)
 				if err != nil {
