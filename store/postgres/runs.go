@@ -309,9 +309,28 @@ func (s *Store) AdvanceRun(ctx context.Context, tenantID, runID string, fn func(
 	return out, events, err
 }
 
-// AppendRun implements core.RunStatePort: the update only matches while
-// the stored run is non-terminal and at rec.LastSequence, so the check and
-// the write are one statement; the events follow in the same transaction.
+// appendRunSQL is AppendRun's one statement (one round trip, one implicit
+// transaction): the run row moves only while it is non-terminal and still
+// at the expected sequence, and the events and the queue exit happen only
+// if it did.
+const appendRunSQL = `WITH u AS (
+	UPDATE runs SET status = $3, last_sequence = $4, doc = $5
+	WHERE tenant_id = $1 AND run_id = $2 AND last_sequence = $6 AND status NOT IN ('completed', 'failed', 'canceled')
+	RETURNING 1
+), ev AS (
+	INSERT INTO run_events (tenant_id, run_id, sequence, doc)
+	SELECT $1, $2, e.seq, e.doc FROM unnest($7::bigint[], $8::bytea[]) AS e(seq, doc)
+	WHERE EXISTS (SELECT 1 FROM u)
+	RETURNING 1
+), q AS (
+	DELETE FROM run_queue WHERE run_id = $2 AND $9::boolean AND EXISTS (SELECT 1 FROM u)
+	RETURNING 1
+)
+SELECT (SELECT count(*) FROM u)`
+
+// AppendRun implements core.RunStatePort: the check and the write are one
+// statement (appendRunSQL); when it matched nothing, the stored run says
+// why (core.CheckAppend).
 func (s *Store) AppendRun(ctx context.Context, rec core.RunRecord, drafts []core.EventDraft) (core.RunRecord, []core.Event, error) {
 	expect := rec.LastSequence
 	evs, err := core.SequenceEvents(&rec, drafts, core.Now())
@@ -322,47 +341,34 @@ func (s *Store) AppendRun(ctx context.Context, rec core.RunRecord, drafts []core
 	if err != nil {
 		return rec, nil, err
 	}
-	err = s.tx(ctx, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		b.Queue(`UPDATE runs SET status = $3, last_sequence = $4, doc = $5 WHERE tenant_id = $1 AND run_id = $2
-			AND last_sequence = $6 AND status NOT IN ('completed', 'failed', 'canceled')`,
-			rec.TenantID, rec.RunID, rec.Status, rec.LastSequence, raw, expect)
-		br := tx.SendBatch(ctx, b)
-		tag, err := br.Exec()
-		br.Close()
-		if err != nil {
-			return err
+	seqs := make([]int64, len(evs))
+	docs := make([][]byte, len(evs))
+	for i := range evs {
+		seqs[i] = evs[i].Sequence
+		if docs[i], err = encode(evs[i]); err != nil {
+			return rec, nil, err
 		}
-		if tag.RowsAffected() == 0 {
-			var status string
-			var last int64
-			err := tx.QueryRow(ctx, `SELECT status, last_sequence FROM runs WHERE tenant_id = $1 AND run_id = $2`, rec.TenantID, rec.RunID).Scan(&status, &last)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return core.NotFound("run", rec.RunID)
-			}
-			if err != nil {
-				return err
-			}
-			if err := core.CheckAppend(rec.RunID, status, last, expect); err != nil {
-				return err
-			}
-			return core.Errorf(core.CodeConflict, "run %s changed meanwhile", rec.RunID)
-		}
-		b = &pgx.Batch{}
-		if core.RunTerminal(rec.Status) {
-			b.Queue(`DELETE FROM run_queue WHERE run_id = $1`, rec.RunID)
-		}
-		for i := range evs {
-			ev, err := encode(evs[i])
-			if err != nil {
-				return err
-			}
-			b.Queue(`INSERT INTO run_events (tenant_id, run_id, sequence, doc) VALUES ($1, $2, $3, $4)`, rec.TenantID, rec.RunID, evs[i].Sequence, ev)
-		}
-		return sendBatch(ctx, tx, b)
-	})
+	}
+	var moved int64
+	err = s.pool.QueryRow(ctx, appendRunSQL, rec.TenantID, rec.RunID, rec.Status, rec.LastSequence, raw, expect,
+		seqs, docs, core.RunTerminal(rec.Status)).Scan(&moved)
 	if err != nil {
-		return core.RunRecord{}, nil, err
+		return core.RunRecord{}, nil, dbErr(err)
+	}
+	if moved == 0 {
+		var status string
+		var last int64
+		err := s.pool.QueryRow(ctx, `SELECT status, last_sequence FROM runs WHERE tenant_id = $1 AND run_id = $2`, rec.TenantID, rec.RunID).Scan(&status, &last)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return core.RunRecord{}, nil, core.NotFound("run", rec.RunID)
+		}
+		if err != nil {
+			return core.RunRecord{}, nil, dbErr(err)
+		}
+		if err := core.CheckAppend(rec.RunID, status, last, expect); err != nil {
+			return core.RunRecord{}, nil, err
+		}
+		return core.RunRecord{}, nil, core.Errorf(core.CodeConflict, "run %s changed meanwhile", rec.RunID)
 	}
 	return rec, evs, nil
 }
