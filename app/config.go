@@ -89,6 +89,9 @@ type Config struct {
 	// AlertRepeat re-sends a still-firing alert's mail (0: once per episode).
 	AlertInterval time.Duration
 	AlertRepeat   time.Duration
+	// DebugAddr, when set, serves Go's pprof profiles on this loopback
+	// address (/debug/pprof/); empty (the default) serves nothing.
+	DebugAddr string
 }
 
 // DefaultConfig is the built-in layer.
@@ -206,6 +209,7 @@ var settings = []setting{
 	{"fed-tls-key", "AGENTOS_FED_TLS_KEY", "federation mTLS key file", str(func(c *Config) *string { return &c.FedTLSKey }), false},
 	{"fed-tls-ca", "AGENTOS_FED_TLS_CA", "federation mTLS CA file", str(func(c *Config) *string { return &c.FedTLSCA }), false},
 	{"otlp-endpoint", "AGENTOS_OTLP_ENDPOINT", "OTLP/HTTP trace endpoint (empty: tracing export off)", str(func(c *Config) *string { return &c.OTLPEndpoint }), false},
+	{"debug-addr", "AGENTOS_DEBUG_ADDR", "serve pprof profiles on this loopback address, e.g. 127.0.0.1:6060 (empty: off)", str(func(c *Config) *string { return &c.DebugAddr }), false},
 	{"log-level", "AGENTOS_LOG_LEVEL", "debug|info|warn|error", str(func(c *Config) *string { return &c.LogLevel }), false},
 	{"metrics-tenant-labels", "AGENTOS_METRICS_TENANT_LABELS", "how many tenants (top by traffic) get their own metric label", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
@@ -395,6 +399,11 @@ func (c Config) Validate() error {
 			return fmt.Errorf("config %s: %q is not host:port", name, a)
 		}
 	}
+	if c.DebugAddr != "" {
+		if err := loopbackAddr(c.DebugAddr); err != nil {
+			return fmt.Errorf("config debug_addr: %w", err)
+		}
+	}
 	n := 0
 	for _, f := range []string{c.FedTLSCert, c.FedTLSKey, c.FedTLSCA} {
 		if f != "" {
@@ -414,3 +423,16 @@ func (c Config) Validate() error {
 
 // Path joins name onto the data dir.
 func (c Config) Path(name string) string { return filepath.Join(c.DataDir, name) }
+
+// loopbackAddr accepts host:port on a loopback address only: the debug
+// listener exposes the process's internals and must not face a network.
+func loopbackAddr(a string) error {
+	host, _, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", a)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("%q is not a loopback address (pprof must not face a network)", a)
+	}
+	return nil
+}

@@ -93,6 +93,7 @@ type Node struct {
 	ready map[string][]readyCheck
 
 	ownTracer *sdktrace.TracerProvider
+	debug     *debugServer
 
 	alertsMu   sync.Mutex
 	alerts     *alertEngine
@@ -191,6 +192,12 @@ func (n *Node) Open(ctx context.Context) (err error) {
 		return err
 	}
 	mountConsole(n)
+	if n.Config.DebugAddr != "" {
+		if n.debug, err = startDebugServer(n.Config.DebugAddr); err != nil {
+			return err
+		}
+		n.Log.Warn().Str("debug_url", n.debug.url+"/debug/pprof/").Msg("pprof debug listener on (--debug-addr)")
+	}
 	for _, r := range n.routers {
 		n.serve(r)
 	}
@@ -441,6 +448,7 @@ func (n *Node) Close() error {
 		if n.stopAlerts != nil {
 			n.stopAlerts()
 		}
+		n.debug.close()
 		if n.ownTracer != nil {
 			if err := n.ownTracer.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("trace export: %w", err))

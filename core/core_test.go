@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/agentos/agentos/core"
@@ -87,6 +88,49 @@ func TestModelOutput_ClosedShapes(t *testing.T) {
 	if string(emb) != `{"type":"embedding","embeddings":[{"index":0,"vector":[1]}]}` {
 		t.Errorf("embed output %s", emb)
 	}
+}
+
+// Ids minted concurrently are distinct, and each goroutine's own ids rise.
+func TestNewID_ConcurrentDistinctAndOrderedPerGoroutine(t *testing.T) {
+	const workers, each = 8, 2000
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ids := make([]string, each)
+			for i := range ids {
+				ids[i] = core.NewID(core.PrefixToolCall)
+				if i > 0 && ids[i] <= ids[i-1] {
+					t.Errorf("ids of one goroutine not increasing: %s after %s", ids[i], ids[i-1])
+					return
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, id := range ids {
+				if seen[id] {
+					t.Errorf("duplicate id %s", id)
+				}
+				seen[id] = true
+			}
+		}()
+	}
+	wg.Wait()
+	if long := core.NewID(strings.Repeat("x", 60)); len(long) != 60+1+26 {
+		t.Fatalf("long prefix id %q", long)
+	}
+}
+
+func BenchmarkNewID_Parallel(b *testing.B) {
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			_ = core.NewID(core.PrefixRequest)
+		}
+	})
 }
 
 func TestNewID_PrefixedAndOrdered(t *testing.T) {

@@ -29,6 +29,10 @@ const (
 	PrefixAudit       = "aud"
 )
 
+// The entropy behind every id. Monotonic keeps ids of one process in
+// creation order (it buffers the system source, so the lock is held for a
+// clock read and an 80-bit add, not a system call); the text encoding
+// stays outside the lock.
 var (
 	idMu      sync.Mutex
 	idEntropy = ulid.Monotonic(rand.Reader, 0)
@@ -37,10 +41,26 @@ var (
 // NewID returns prefix + "_" + a ULID. ULIDs minted by one process sort in
 // creation order, which the store relies on for newest-first listings.
 func NewID(prefix string) string {
+	// The clock is read under the lock: read outside, an older millisecond
+	// could reset the monotonic entropy between two ids of one goroutine.
 	idMu.Lock()
-	id := ulid.MustNew(ulid.Timestamp(time.Now()), idEntropy)
+	id, err := ulid.New(ulid.Timestamp(time.Now()), idEntropy)
 	idMu.Unlock()
-	return prefix + "_" + id.String()
+	if err != nil {
+		// Only an exhausted monotonic counter within one millisecond
+		// (2^80 ids) or a failing system random source get here.
+		panic("core: new id: " + err.Error())
+	}
+	var arr [64]byte
+	b := arr[:]
+	if size := len(prefix) + 1 + ulid.EncodedSize; size > len(arr) {
+		b = make([]byte, size)
+	}
+	n := copy(b, prefix)
+	b[n] = '_'
+	n++
+	_ = id.MarshalTextTo(b[n : n+ulid.EncodedSize])
+	return string(b[:n+ulid.EncodedSize])
 }
 
 // HasPrefix reports whether id is of the form prefix_<something>.

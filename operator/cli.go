@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/agentos/agentos/app"
 	"github.com/agentos/agentos/fed"
@@ -153,12 +154,15 @@ func NewCLI(build app.BuildInfo, stdout, stderr io.Writer) *cli.App {
 	}
 	a.Commands = append(a.Commands, migrateCommand(stdout))
 	a.Commands = append(a.Commands, operatorCommands(build, stdout, stderr)...)
+	a.Commands = append(a.Commands, benchCommand(stdout))
 	return a
 }
 
 // serve runs a node until SIGINT/SIGTERM, then stops it gracefully.
 func serve(ctx context.Context, cfg app.Config, envFile map[string]string, build app.BuildInfo, logw io.Writer) error {
-	log := NewLogger(logw, cfg.LogLevel)
+	lb := newLogBuffer(logw, 100*time.Millisecond)
+	defer lb.Close()
+	log := NewLogger(lb, cfg.LogLevel)
 	if err := app.CheckProd(cfg, envFile); err != nil {
 		return &exitError{2, err.Error()}
 	}

@@ -1,0 +1,233 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// NewClient is the HTTP client of a bench run: a pool wide enough for the
+// rate (an open-loop sender must not queue behind its own pool), and no
+// redirects, so nothing is ever sent to an address it was not given.
+func NewClient(maxConns int) *http.Client {
+	t := &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        maxConns,
+		MaxIdleConnsPerHost: maxConns,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	return &http.Client{Transport: t, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return errors.New("bench follows no redirects")
+	}}
+}
+
+// BaseURL checks a base URL given on the command line: http or https, a
+// host, nothing after the path.
+func BaseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimRight(raw, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("url %q: %w", raw, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("url %q: want http(s)://host[:port][/path] with no query, fragment or user info", raw)
+	}
+	return u, nil
+}
+
+// outcomeOf reads a failed answer's error code: the contract's
+// {"error":{"code"}} and OpenAI's {"error":{"code"|"type"}} both carry it.
+func outcomeOf(resp *http.Response) string {
+	var body struct {
+		Error struct {
+			Code any    `json:"code"`
+			Type string `json:"type"`
+		} `json:"error"`
+	}
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body)
+	code := strconv.Itoa(resp.StatusCode)
+	switch c := body.Error.Code.(type) {
+	case string:
+		if c != "" {
+			return code + " " + c
+		}
+	}
+	if body.Error.Type != "" {
+		return code + " " + body.Error.Type
+	}
+	return code
+}
+
+func transportCode(ctx context.Context, err error) string {
+	if ctx.Err() != nil {
+		return "timeout"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timeout"
+	}
+	return "transport"
+}
+
+// Gateway sends OpenAI-style chat completions to base (Stack B, or any
+// OpenAI-compatible server for a baseline) with model.
+type Gateway struct {
+	Client *http.Client
+	Base   *url.URL
+	APIKey string
+	Model  string
+	// MaxTokens asks for this many output tokens at most.
+	MaxTokens int
+}
+
+// Do implements Request.
+func (g *Gateway) Do(ctx context.Context, seq int) Outcome {
+	body, _ := json.Marshal(map[string]any{
+		"model":      g.Model,
+		"messages":   []map[string]string{{"role": "user", "content": "bench request " + strconv.Itoa(seq)}},
+		"max_tokens": g.MaxTokens,
+	})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.Base.String()+"/chat/completions", bytes.NewReader(body))
+	if err != nil {
+		return Outcome{Code: "transport"}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if g.APIKey != "" {
+		req.Header.Set("Authorization", "Bearer "+g.APIKey)
+	}
+	resp, err := g.Client.Do(req)
+	if err != nil {
+		return Outcome{Code: transportCode(ctx, err)}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return Outcome{Code: outcomeOf(resp)}
+	}
+	var out struct {
+		Choices []json.RawMessage `json:"choices"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return Outcome{Code: transportCode(ctx, err)}
+	}
+	if len(out.Choices) == 0 {
+		return Outcome{Code: "200 no choices"}
+	}
+	return Outcome{Code: "ok"}
+}
+
+// Runs creates a run of Agent on Stack A at base and follows its event
+// stream until the terminal event.
+type Runs struct {
+	Client *http.Client
+	Base   *url.URL
+	APIKey string
+	Agent  string
+	// Tag makes idempotency keys unique to this bench invocation.
+	Tag string
+}
+
+// Do implements Request.
+func (r *Runs) Do(ctx context.Context, seq int) Outcome {
+	body, _ := json.Marshal(map[string]any{
+		"input":           map[string]string{"type": "text", "text": "bench run " + strconv.Itoa(seq)},
+		"idempotency_key": "bench-" + r.Tag + "-" + strconv.Itoa(seq),
+	})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.Base.String()+"/v1/agents/"+url.PathEscape(r.Agent)+"/runs", bytes.NewReader(body))
+	if err != nil {
+		return Outcome{Code: "transport"}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+r.APIKey)
+	resp, err := r.Client.Do(req)
+	if err != nil {
+		return Outcome{Code: transportCode(ctx, err)}
+	}
+	if resp.StatusCode != http.StatusCreated {
+		defer resp.Body.Close()
+		return Outcome{Code: outcomeOf(resp)}
+	}
+	var created struct {
+		Run struct {
+			RunID     string `json:"run_id"`
+			Status    string `json:"status"`
+			EventsURL string `json:"events_url"`
+		} `json:"run"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	first := time.Now()
+	if err != nil {
+		return Outcome{Code: transportCode(ctx, err), First: first}
+	}
+	events, err := r.eventsURL(created.Run.EventsURL, created.Run.RunID)
+	if err != nil {
+		return Outcome{Code: "refused events_url", First: first}
+	}
+	code := r.follow(ctx, events)
+	return Outcome{Code: code, First: first}
+}
+
+// eventsURL resolves a run's events_url against the base and refuses one
+// that points anywhere else.
+func (r *Runs) eventsURL(raw, runID string) (string, error) {
+	if raw == "" {
+		raw = "/v1/runs/" + url.PathEscape(runID) + "/events"
+	}
+	u, err := r.Base.Parse(raw)
+	if err != nil {
+		return "", err
+	}
+	if u.Scheme != r.Base.Scheme || u.Host != r.Base.Host {
+		return "", fmt.Errorf("events_url %q is not on %s", raw, r.Base.Host)
+	}
+	return u.String(), nil
+}
+
+// follow reads the SSE stream to the run's terminal event.
+func (r *Runs) follow(ctx context.Context, events string) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, events, nil)
+	if err != nil {
+		return "transport"
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+r.APIKey)
+	resp, err := r.Client.Do(req)
+	if err != nil {
+		return transportCode(ctx, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "events " + outcomeOf(resp)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 16<<10), 4<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !bytes.HasPrefix(line, []byte("data:")) {
+			continue
+		}
+		switch {
+		case bytes.Contains(line, []byte(`"agentos.run.completed"`)):
+			return "ok"
+		case bytes.Contains(line, []byte(`"agentos.run.failed"`)):
+			return "run failed"
+		case bytes.Contains(line, []byte(`"agentos.run.canceled"`)):
+			return "run canceled"
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return transportCode(ctx, err)
+	}
+	return "stream ended early"
+}

@@ -1,0 +1,64 @@
+package stackb_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/agentos/agentos/core"
+)
+
+// Past 64 calls in flight the gateway used to dial a new upstream
+// connection per call and close it after. Now a burst's connections stay
+// pooled: a second burst of the same size dials (almost) nothing.
+func TestGateway_UpstreamPool_ReusesConnectionsOfABurst(t *testing.T) {
+	var dials atomic.Int64
+	srv := httptest.NewUnstartedServer(newFakeOpenAI(t).srv.Config.Handler)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dials.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	t.Setenv("STACKB_TEST_KEY", "sk-test")
+	providers := strings.Replace(providersJSON(srv.URL+"/v1", ""), `"timeout_ms":2000`, `"timeout_ms":60000`, 1)
+	tn := demoTenant("tnt_demo")
+	tn.Quotas.Models = &core.ModelQuotas{MaxRequestsPerMinute: core.Ptr(1 << 30),
+		TokenBudget: &core.TokenBudget{Window: "day", MaxTokens: core.Ptr[int64](1 << 50), MaxCostUSD: core.Ptr(1e9)}}
+	e := newEnv(t, envOpt{tenant: &tn, providers: providers})
+	const inFlight = 100
+	burst := func() {
+		// Every call waits at the gate until all have started, so all
+		// of them are in flight together.
+		var wg sync.WaitGroup
+		errs := make(chan error, inFlight)
+		for i := 0; i < inFlight; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := e.gw.Chat(context.Background(), e.auth, chatReq("local-vllm/qwen2.5:7b", "hello")); err != nil {
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("chat: %v", err)
+		}
+	}
+	burst()
+	first := dials.Load()
+	for i := 0; i < 3; i++ {
+		burst()
+	}
+	if again := dials.Load() - first; again > inFlight/10 {
+		t.Fatalf("bursts after the first dialed %d new connections (first burst: %d); the pool dropped them", again, first)
+	}
+}
