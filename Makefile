@@ -25,8 +25,11 @@ test-short:
 conformance:
 	$(GO) test -count=1 ./conformance/...
 
+# In-process benchmarks, then the black-box table (agentos bench against
+# the built binary; docs/benchmarks.md).
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./... | tee bench.out
+	AGENTOS=./bin/agentos bench/blackbox.sh | tee -a bench.out
 
 lint:
 	$(GO) vet ./...
