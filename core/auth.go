@@ -185,3 +185,63 @@ func Traceparent(ctx context.Context) string {
 	s, _ := ctx.Value(traceparentKey).(string)
 	return s
 }
+
+// roleCovers says which roles a role stands above: a holder of the key
+// role holds every listed role too. The scopes of each covered role are a
+// subset of the covering role's (TestAuth_RoleCoverNests keeps that true),
+// so covering a role never hands out a scope the holder lacks.
+var roleCovers = map[string][]string{
+	RolePlatformAdmin: {RolePlatformAdmin, RoleTenantAdmin, RoleTenantUser, RoleTenantService},
+	RoleTenantAdmin:   {RoleTenantAdmin, RoleTenantUser, RoleTenantService},
+	RoleTenantUser:    {RoleTenantUser},
+	RoleTenantService: {RoleTenantService},
+}
+
+// HoldsRole reports whether the principal holds role, itself or through a
+// role above it (platform_admin above all, tenant_admin above tenant_user
+// and tenant_service).
+func (a Auth) HoldsRole(role string) bool {
+	for _, r := range a.Roles {
+		if slices.Contains(roleCovers[r], role) {
+			return true
+		}
+	}
+	return false
+}
+
+// PlatformReserved reports whether a role or scope is one only a platform
+// admin may grant, or act on a credential that carries it: the role
+// platform_admin and the tenants:* scopes (tenants:admin, tenants:act_as).
+func PlatformReserved(roleOrScope string) bool {
+	return roleOrScope == RolePlatformAdmin || roleOrScope == ScopeTenantsAdmin || roleOrScope == ScopeTenantsActAs
+}
+
+// MayManageCredential is the credential rule: a principal may create,
+// rotate, revoke, update or read a credential only when it holds every role
+// and every scope the credential carries, and a credential carrying a
+// platform role or a tenants:* scope only a platform admin may touch at all
+// (rotating hands out its secret, so it is a grant like issuing). It says
+// nothing about which tenant: callers check that first. Returns forbidden
+// naming the first role or scope the caller lacks.
+func (a Auth) MayManageCredential(roles, scopes []string) error {
+	for _, r := range roles {
+		if PlatformReserved(r) && !a.IsPlatformAdmin() {
+			return Errorf(CodeForbidden, "only a platform admin may grant or manage a credential with role %s", r).With("role", r)
+		}
+		if !slices.Contains(AllRoles, r) && !a.IsPlatformAdmin() {
+			return Errorf(CodeForbidden, "credential carries unknown role %s", r).With("role", r)
+		}
+		if !a.HoldsRole(r) {
+			return Errorf(CodeForbidden, "the caller lacks role %s, which the credential carries", r).With("role", r)
+		}
+	}
+	for _, s := range scopes {
+		if PlatformReserved(s) && !a.IsPlatformAdmin() {
+			return Errorf(CodeForbidden, "only a platform admin may grant or manage a credential with scope %s", s).With("scope", s)
+		}
+		if !a.Can(s) {
+			return Errorf(CodeForbidden, "the caller lacks scope %s, which the credential carries", s).With("scope", s)
+		}
+	}
+	return nil
+}

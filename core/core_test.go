@@ -146,3 +146,69 @@ func TestNewID_PrefixedAndOrdered(t *testing.T) {
 		prev = id
 	}
 }
+
+// TestAuth_RoleCoverNests: a role that stands above another grants every
+// scope the lower one does, so covering a role never hands out a scope the
+// holder lacks (the credential rule relies on it).
+func TestAuth_RoleCoverNests(t *testing.T) {
+	for _, upper := range core.AllRoles {
+		hi := core.Auth{Roles: []string{upper}}
+		for _, lower := range core.AllRoles {
+			if !hi.HoldsRole(lower) {
+				continue
+			}
+			lo := core.Auth{Roles: []string{lower}}
+			for _, s := range core.AllScopes {
+				if lo.Can(s) && !hi.Can(s) {
+					t.Errorf("%s covers %s but lacks its scope %s", upper, lower, s)
+				}
+			}
+		}
+	}
+	ta := core.Auth{Roles: []string{core.RoleTenantAdmin}}
+	if ta.HoldsRole(core.RolePlatformAdmin) || !ta.HoldsRole(core.RoleTenantUser) || !ta.HoldsRole(core.RoleTenantService) {
+		t.Error("tenant_admin covers the wrong roles")
+	}
+	if (core.Auth{Roles: []string{core.RoleTenantUser}}).HoldsRole(core.RoleTenantService) {
+		t.Error("tenant_user must not cover tenant_service")
+	}
+}
+
+// TestAuth_MayManageCredential: the credential rule at unit depth.
+func TestAuth_MayManageCredential(t *testing.T) {
+	platform := core.Auth{Roles: []string{core.RolePlatformAdmin}}
+	tenantsAdmin := core.Auth{Scopes: []string{core.ScopeTenantsAdmin, core.ScopeTenantsActAs, core.ScopeAuditRead}}
+	tadmin := core.Auth{Roles: []string{core.RoleTenantAdmin}}
+	cases := []struct {
+		name   string
+		caller core.Auth
+		roles  []string
+		scopes []string
+		ok     bool
+		detail string
+	}{
+		{"platform admin grants anything", platform, []string{core.RolePlatformAdmin}, core.AllScopes, true, ""},
+		{"tenant admin grants platform_admin", tadmin, []string{core.RolePlatformAdmin}, nil, false, "role"},
+		{"tenant admin grants tenant_user", tadmin, []string{core.RoleTenantUser}, []string{core.ScopeRunsCreate}, true, ""},
+		{"tenant admin grants a scope it lacks", tadmin, nil, []string{core.ScopeEventsIngest}, false, "scope"},
+		{"tenant admin grants runs:forward it lacks", tadmin, nil, []string{core.ScopeRunsForward}, false, "scope"},
+		{"tenants:admin grants tenants:admin", tenantsAdmin, nil, []string{core.ScopeTenantsAdmin}, false, "scope"},
+		{"tenants:admin grants tenants:act_as", tenantsAdmin, nil, []string{core.ScopeTenantsActAs}, false, "scope"},
+		{"tenants:admin grants tenant_admin role", tenantsAdmin, []string{core.RoleTenantAdmin}, nil, false, "role"},
+		{"tenants:admin grants a scope it holds", tenantsAdmin, nil, []string{core.ScopeAuditRead}, true, ""},
+		{"unknown role on a stored key", tadmin, []string{"root"}, nil, false, "role"},
+	}
+	for _, c := range cases {
+		err := c.caller.MayManageCredential(c.roles, c.scopes)
+		if (err == nil) != c.ok {
+			t.Errorf("%s: err %v, want ok=%v", c.name, err, c.ok)
+			continue
+		}
+		if err != nil {
+			e := core.AsError(err)
+			if e.Code != core.CodeForbidden || e.Details[c.detail] == nil {
+				t.Errorf("%s: %+v, want forbidden naming the %s", c.name, e, c.detail)
+			}
+		}
+	}
+}

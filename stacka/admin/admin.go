@@ -440,9 +440,6 @@ func HashSecret(secret string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// privileged scopes and roles only a platform-wide admin may hand out.
-var privilegedScopes = []string{core.ScopeTenantsAdmin, core.ScopeTenantsActAs}
-
 func (a *AdminAPI) handleIssueToken(c echo.Context) error {
 	au := auth(c)
 	tenantID := c.Param("tenant_id")
@@ -484,17 +481,15 @@ func (a *AdminAPI) IssueToken(ctx context.Context, au core.Auth, tenantID string
 		if !slices.Contains(core.AllScopes, s) {
 			return core.Token{}, "", core.Invalid(fmt.Sprintf("token_create.scopes[%d]", i), "unknown scope %q", s)
 		}
-		if slices.Contains(privilegedScopes, s) && !au.IsPlatformAdmin() && !au.Can(core.ScopeTenantsAdmin) {
-			return core.Token{}, "", core.Errorf(core.CodeForbidden, "only a platform admin may grant %s", s).With("scope", s)
-		}
 	}
 	for i, r := range tc.Roles {
 		if !slices.Contains(core.AllRoles, r) {
 			return core.Token{}, "", core.Invalid(fmt.Sprintf("token_create.roles[%d]", i), "unknown role %q", r)
 		}
-		if r == core.RolePlatformAdmin && !au.IsPlatformAdmin() {
-			return core.Token{}, "", core.Errorf(core.CodeForbidden, "only a platform admin may grant platform_admin").With("role", r)
-		}
+	}
+	if err := au.MayManageCredential(tc.Roles, tc.Scopes); err != nil {
+		a.auditDenied(ctx, au, "token.issue", tenantID, "", err)
+		return core.Token{}, "", err
 	}
 	if tc.ExpiresAt != nil && !tc.ExpiresAt.After(time.Now()) {
 		return core.Token{}, "", core.Invalid("token_create.expires_at", "expires_at must be in the future")
@@ -515,19 +510,37 @@ func (a *AdminAPI) IssueToken(ctx context.Context, au core.Auth, tenantID string
 }
 
 func (a *AdminAPI) handleListTokens(c echo.Context) error {
+	au := auth(c)
 	tenantID := c.Param("tenant_id")
-	if err := tokenAdmin(auth(c), tenantID); err != nil {
+	if err := tokenAdmin(au, tenantID); err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
 	if _, err := a.Tenants.GetTenant(ctx, tenantID); err != nil {
 		return err
 	}
-	toks, err := a.Tokens.ListTokens(ctx, tenantID)
+	toks, err := a.ListTokens(ctx, au, tenantID)
 	if err != nil {
 		return err
 	}
 	return reply(c, http.StatusOK, map[string]any{"tokens": toks})
+}
+
+// ListTokens lists the tenant's tokens the caller may read: those whose
+// every role and scope it holds (core.Auth.MayManageCredential). A key the
+// caller could not have issued is left out, not shown redacted.
+func (a *AdminAPI) ListTokens(ctx context.Context, au core.Auth, tenantID string) ([]core.Token, error) {
+	toks, err := a.Tokens.ListTokens(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]core.Token, 0, len(toks))
+	for _, t := range toks {
+		if au.MayManageCredential(t.Roles, t.Scopes) == nil {
+			out = append(out, t)
+		}
+	}
+	return out, nil
 }
 
 func (a *AdminAPI) handleTokenAction(c echo.Context) error {
@@ -540,14 +553,30 @@ func (a *AdminAPI) handleTokenAction(c echo.Context) error {
 	if err := tokenAdmin(au, tenantID); err != nil {
 		return err
 	}
-	secret := NewSecret()
-	rec := core.NewAudit(au, "token.rotate", "token", tokenID, "success", nil)
-	rec.TenantID = tenantID
-	tok, err := a.Tokens.RotateToken(c.Request().Context(), tenantID, tokenID, HashSecret(secret), &rec)
+	tok, secret, err := a.RotateToken(c.Request().Context(), au, tenantID, tokenID)
 	if err != nil {
 		return err
 	}
 	return reply(c, http.StatusOK, map[string]any{"token": tok, "secret": secret})
+}
+
+// RotateToken gives the token a new secret (returned once; the old one
+// stops working) when the caller may manage it: forbidden when the token
+// carries a role or scope the caller lacks, or a platform role or
+// tenants:* scope and the caller is not a platform admin (the rotated
+// secret would hand the caller that credential).
+func (a *AdminAPI) RotateToken(ctx context.Context, au core.Auth, tenantID, tokenID string) (core.Token, string, error) {
+	if err := a.mayManageToken(ctx, au, "token.rotate", tenantID, tokenID); err != nil {
+		return core.Token{}, "", err
+	}
+	secret := NewSecret()
+	rec := core.NewAudit(au, "token.rotate", "token", tokenID, "success", nil)
+	rec.TenantID = tenantID
+	tok, err := a.Tokens.RotateToken(ctx, tenantID, tokenID, HashSecret(secret), &rec)
+	if err != nil {
+		return core.Token{}, "", err
+	}
+	return tok, secret, nil
 }
 
 func (a *AdminAPI) handleRevokeToken(c echo.Context) error {
@@ -556,13 +585,57 @@ func (a *AdminAPI) handleRevokeToken(c echo.Context) error {
 	if err := tokenAdmin(au, tenantID); err != nil {
 		return err
 	}
-	rec := core.NewAudit(au, "token.revoke", "token", tokenID, "success", nil)
-	rec.TenantID = tenantID
-	tok, err := a.Tokens.RevokeToken(c.Request().Context(), tenantID, tokenID, &rec)
+	tok, err := a.RevokeToken(c.Request().Context(), au, tenantID, tokenID)
 	if err != nil {
 		return err
 	}
 	return reply(c, http.StatusOK, map[string]any{"token": tok})
+}
+
+// RevokeToken revokes the token when the caller may manage it (the same
+// rule as RotateToken: revoking a platform admin's key would lock the
+// operator out).
+func (a *AdminAPI) RevokeToken(ctx context.Context, au core.Auth, tenantID, tokenID string) (core.Token, error) {
+	if err := a.mayManageToken(ctx, au, "token.revoke", tenantID, tokenID); err != nil {
+		return core.Token{}, err
+	}
+	rec := core.NewAudit(au, "token.revoke", "token", tokenID, "success", nil)
+	rec.TenantID = tenantID
+	return a.Tokens.RevokeToken(ctx, tenantID, tokenID, &rec)
+}
+
+// mayManageToken loads the stored token and applies the credential rule.
+// A token's roles and scopes never change after issue, so checking before
+// the write cannot race with a change of what it carries.
+func (a *AdminAPI) mayManageToken(ctx context.Context, au core.Auth, action, tenantID, tokenID string) error {
+	tok, err := a.Tokens.GetToken(ctx, tenantID, tokenID)
+	if err != nil {
+		return err
+	}
+	if err := au.MayManageCredential(tok.Roles, tok.Scopes); err != nil {
+		a.auditDenied(ctx, au, action, tenantID, tokenID, err)
+		return err
+	}
+	return nil
+}
+
+// auditDenied records a refused credential action in the tenant's chain,
+// so an attempt to take over a key leaves a trace. The refusal stands
+// whether or not the record could be written.
+func (a *AdminAPI) auditDenied(ctx context.Context, au core.Auth, action, tenantID, tokenID string, cause error) {
+	if a.Audit == nil {
+		return
+	}
+	if _, err := a.Tenants.GetTenant(ctx, tenantID); err != nil {
+		return // no chain to write into: a made-up tenant id
+	}
+	details := map[string]any{"reason": core.AsError(cause).Message}
+	for k, v := range core.AsError(cause).Details {
+		details[k] = v
+	}
+	rec := core.NewAudit(au, action, "token", tokenID, "denied", details)
+	rec.TenantID = tenantID
+	_, _ = a.Audit.AppendAudit(ctx, rec)
 }
 
 func (a *AdminAPI) handleListAudit(c echo.Context) error {
