@@ -60,6 +60,10 @@ type Config struct {
 
 	// ToolEgressAllow lists hosts and CIDRs tools may call.
 	ToolEgressAllow []string
+	// TenantSecretsDir is an operator-named directory of tenants' secrets
+	// (<dir>/<tenant_id>/<name>) that a tool's secret:<name> may name,
+	// besides the tenant's secret store; empty means the store only.
+	TenantSecretsDir string
 	// BodyLimit caps request bodies (413 beyond).
 	BodyLimit int64
 	// AuthFailuresPerMinute is the per-client-IP allowance of
@@ -185,6 +189,7 @@ var settings = []setting{
 	{"smtp-password", "AGENTOS_SMTP_PASSWORD", "SMTP auth password", str(func(c *Config) *string { return &c.SMTP.Password }), true},
 	{"smtp-starttls", "AGENTOS_SMTP_STARTTLS", "auto|require|off", str(func(c *Config) *string { return &c.SMTP.StartTLS }), false},
 	{"tool-egress-allow", "AGENTOS_TOOL_EGRESS_ALLOW", "hosts and CIDRs tools may call (comma separated)", func(c *Config, v string) error { c.ToolEgressAllow = splitList(v); return nil }, false},
+	{"tenant-secrets-dir", "AGENTOS_TENANT_SECRETS_DIR", "directory of tenants' webhook secrets, <dir>/<tenant_id>/<name> (default: the admin API's secret store only)", str(func(c *Config) *string { return &c.TenantSecretsDir }), false},
 	{"body-limit", "AGENTOS_BODY_LIMIT", "maximum request body in bytes", func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1024 {

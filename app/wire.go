@@ -88,8 +88,16 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 	acfg.ToolEgressAllow = cfg.ToolEgressAllow
 	acfg.AllowLoopbackEgress = cfg.Mode != ModeProd
 	acfg.Mode = cfg.Mode
+	acfg.TenantSecretsDir = cfg.TenantSecretsDir
+	// The tenant secret store is optional for a storage engine (bbolt has
+	// one, the PostgreSQL adapter not yet): without it the admin secrets
+	// routes are not mounted and secret:<name> reads --tenant-secrets-dir.
+	var secrets core.SecretPort
+	if sp, ok := st.(core.SecretPort); ok {
+		secrets = sp
+	}
 	svc, err := stacka.New(stacka.Deps{Agents: st, Runs: st, Queue: st, Tools: st, Memory: st, Tenants: st, Audit: st,
-		Models: s.models, Log: n.Log.With().Str("component", StackA).Logger(), Metrics: n.registry, Config: acfg, StackID: n.stackID,
+		Secrets: secrets, Models: s.models, Log: n.Log.With().Str("component", StackA).Logger(), Metrics: n.registry, Config: acfg, StackID: n.stackID,
 		Tracer: n.TracerProvider.Tracer("agentos/stack-a")})
 	if err != nil {
 		return nil, fmt.Errorf("stack a: %w", err)
@@ -102,7 +110,7 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 	s.starts = append(s.starts, svc.Start)
 	s.closers = append(s.closers, svc.Close)
 
-	s.admin = &admin.AdminAPI{Tenants: st, Tokens: st, Audit: st, DefaultToolIDs: []string{"tool.echo", "tool.kv.put", "tool.kv.get", "tool.kv.search"}}
+	s.admin = &admin.AdminAPI{Tenants: st, Tokens: st, Audit: st, Secrets: secrets, DefaultToolIDs: []string{"tool.echo", "tool.kv.put", "tool.kv.get", "tool.kv.search"}}
 	s.admin.Register(n.routers[StackA].echo)
 
 	fcfg := fed.Deps{DataDir: cfg.DataDir, StackID: n.stackID, Region: cfg.Region, Environment: cfg.Environment,

@@ -33,8 +33,15 @@ func RunStorageSuite(t *testing.T, h StorageHarness) {
 	t.Run("Tenancy", func(t *testing.T) {
 		RunTenancySuite(t, func(t *testing.T) TenancyPorts {
 			s := h.Open(t)
-			return TenancyPorts{Tenants: s, Tokens: s, Audit: s,
+			p := TenancyPorts{Tenants: s, Tokens: s, Audit: s,
 				Tamper: func(tenantID, auditID string) error { return h.TamperAudit(t, s, tenantID, auditID) }}
+			// The per-tenant secret store is optional: an engine without one
+			// skips its case (and the node serves tenant secrets from
+			// --tenant-secrets-dir only).
+			if sp, ok := s.(core.SecretPort); ok {
+				p.Secrets = sp
+			}
+			return p
 		})
 	})
 	t.Run("Agents", func(t *testing.T) { agentSuite(t, h.Open(t)) })

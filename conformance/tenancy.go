@@ -16,6 +16,9 @@ type TenancyPorts struct {
 	Tenants core.TenantPort
 	Tokens  core.TokenPort
 	Audit   core.AuditPort
+	// Secrets is the per-tenant secret store; engines without one leave it
+	// nil and the secrets cases are skipped.
+	Secrets core.SecretPort
 	// Tamper, when set, overwrites the stored audit record with id in a way
 	// that bypasses the port, so the suite can prove verification catches
 	// it. Engines that cannot be tampered with from a test leave it nil.
@@ -220,6 +223,54 @@ func RunTenancySuite(t *testing.T, newPorts func(t *testing.T) TenancyPorts) {
 			if _, err := p.Audit.VerifyAudit(ctx, "tnt_y"); err == nil {
 				t.Fatal("verification missed a tampered record")
 			}
+		}
+	})
+
+	t.Run("SecretsAreTenantScoped", func(t *testing.T) {
+		p := newPorts(t)
+		if p.Secrets == nil {
+			t.Skip("engine has no secret store")
+		}
+		for _, id := range []string{"tnt_s1", "tnt_s2"} {
+			if err := p.Tenants.CreateTenant(ctx, sampleTenant(id), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, _, err := p.Secrets.PutSecret(ctx, "tnt_missing", "hook", []byte("v"), nil); !core.IsCode(err, core.CodeNotFound) {
+			t.Fatalf("put into a missing tenant: want not_found, got %v", err)
+		}
+		rec := core.NewAudit(sysAuth("tnt_s1"), "secret.put", "secret", "hook", "success", nil)
+		s1, created, err := p.Secrets.PutSecret(ctx, "tnt_s1", "hook", []byte("one"), &rec)
+		if err != nil || !created || s1.Name != "hook" || s1.TenantID != "tnt_s1" {
+			t.Fatalf("put: %+v %v %v", s1, created, err)
+		}
+		if _, created, err := p.Secrets.PutSecret(ctx, "tnt_s1", "hook", []byte("two"), nil); err != nil || created {
+			t.Fatalf("replace: created=%v %v", created, err)
+		}
+		if v, err := p.Secrets.SecretValue(ctx, "tnt_s1", "hook"); err != nil || string(v) != "two" {
+			t.Fatalf("value: %q %v", v, err)
+		}
+		if _, err := p.Secrets.SecretValue(ctx, "tnt_s2", "hook"); !core.IsCode(err, core.CodeNotFound) {
+			t.Fatalf("another tenant's secret: want not_found, got %v", err)
+		}
+		if list, _ := p.Secrets.ListSecrets(ctx, "tnt_s2"); len(list) != 0 {
+			t.Fatalf("tnt_s2 lists %v", list)
+		}
+		if list, _ := p.Secrets.ListSecrets(ctx, "tnt_s1"); len(list) != 1 || list[0].Name != "hook" {
+			t.Fatalf("tnt_s1 lists %v", list)
+		}
+		if _, err := p.Secrets.DeleteSecret(ctx, "tnt_s2", "hook", nil); !core.IsCode(err, core.CodeNotFound) {
+			t.Fatalf("delete across tenants: want not_found, got %v", err)
+		}
+		if _, err := p.Secrets.DeleteSecret(ctx, "tnt_s1", "hook", nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Secrets.SecretValue(ctx, "tnt_s1", "hook"); !core.IsCode(err, core.CodeNotFound) {
+			t.Fatalf("deleted secret: want not_found, got %v", err)
+		}
+		recs, _ := p.Audit.ListAudit(ctx, "tnt_s1", core.AuditFilter{Action: "secret.put"})
+		if len(recs) != 1 {
+			t.Fatalf("audit of the put: %d records", len(recs))
 		}
 	})
 }

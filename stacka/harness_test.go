@@ -190,7 +190,7 @@ func startNode(t testing.TB, st core.Storage, start bool, opts ...nodeOpt) *test
 	reg := prometheus.NewRegistry()
 	model := &echoModel{}
 	svc, err := stacka.New(stacka.Deps{Agents: st, Runs: st, Queue: st, Tools: st, Memory: st, Tenants: st, Audit: st,
-		Models: model, Log: zerolog.Nop(), Metrics: reg, Config: cfg, StackID: "stk_test"})
+		Secrets: st, Models: model, Log: zerolog.Nop(), Metrics: reg, Config: cfg, StackID: "stk_test"})
 	if err != nil {
 		t.Fatal(err)
 	}

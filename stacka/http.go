@@ -227,6 +227,9 @@ func (s *Service) handlePutTool(c echo.Context) error {
 	if err := validateTool(&td); err != nil {
 		return err
 	}
+	if _, err := s.tenantSecret(c.Request().Context(), td.TenantID, cfgString(td, "secret_ref")); err != nil {
+		return err
+	}
 	out, err := s.tools.PutTool(c.Request().Context(), td)
 	s.cache.forget("x/" + td.TenantID + "/" + td.ToolID)
 	if err != nil {

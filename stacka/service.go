@@ -61,6 +61,11 @@ type Config struct {
 	// for that long.
 	MCPSessions    int
 	MCPSessionIdle time.Duration
+	// TenantSecretsDir, when set, is a directory the operator fills with
+	// tenants' secrets, one subdirectory per tenant id
+	// (<dir>/<tenant_id>/<name>); a tool's secret:<name> falls back to it
+	// when the tenant's secret store has no such name.
+	TenantSecretsDir string
 }
 
 // DefaultConfig is the node's default configuration.
@@ -119,6 +124,9 @@ type Deps struct {
 	Tenants core.TenantPort
 	Audit   core.AuditPort
 	Models  core.ModelPort
+	// Secrets is the per-tenant secret store that a tool's secret_ref
+	// (secret:<name>) names; nil means only Config.TenantSecretsDir.
+	Secrets core.SecretPort
 	Log     zerolog.Logger
 	Metrics prometheus.Registerer
 	Config  Config
@@ -138,6 +146,7 @@ type Service struct {
 	tenants core.TenantPort
 	audit   core.AuditPort
 	models  core.ModelPort
+	secrets core.SecretPort
 	log     zerolog.Logger
 	cfg     Config
 	stackID string
@@ -182,7 +191,7 @@ func New(d Deps) (*Service, error) {
 	cfg := d.Config.withDefaults()
 	s := &Service{
 		agents: d.Agents, runs: d.Runs, queue: d.Queue, tools: d.Tools, memory: d.Memory,
-		tenants: d.Tenants, audit: d.Audit, models: d.Models,
+		tenants: d.Tenants, audit: d.Audit, models: d.Models, secrets: d.Secrets,
 		log: d.Log.With().Str("component", "stacka").Logger(), cfg: cfg, stackID: d.StackID,
 		metrics: m, hub: newEventHub(), quotas: newQuotas(), cache: newReadCache(), tracer: d.Tracer,
 	}

@@ -32,10 +32,7 @@ func (a2aKind) validate(td *core.ToolDescriptor) error {
 	if !httpURL(cfgString(*td, "card_url")) {
 		return core.Invalid("tool.config.card_url", "an a2a tool needs config.card_url, the absolute http(s) URL of the remote agent's card (or its base URL)")
 	}
-	if ref := cfgString(*td, "secret_ref"); ref != "" && !validSecretRef(ref) {
-		return core.Invalid("tool.config.secret_ref", "secret_ref must be env:NAME or file:path")
-	}
-	return nil
+	return checkSecretRef(*td)
 }
 
 // cardLocation splits a card URL into the base and path the SDK's

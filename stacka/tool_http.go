@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"strings"
 
 	"github.com/agentos/agentos/core"
 )
@@ -29,10 +27,7 @@ func (httpKind) validate(td *core.ToolDescriptor) error {
 	if !httpURL(cfgString(*td, "url")) {
 		return core.Invalid("tool.config.url", "an http tool needs config.url, an absolute http(s) URL")
 	}
-	if ref := cfgString(*td, "secret_ref"); ref != "" && !validSecretRef(ref) {
-		return core.Invalid("tool.config.secret_ref", "secret_ref must be env:NAME or file:path")
-	}
-	return nil
+	return checkSecretRef(*td)
 }
 
 func (httpKind) invoke(ctx context.Context, s *Service, c toolCall) (toolResult, error) {
@@ -40,35 +35,11 @@ func (httpKind) invoke(ctx context.Context, s *Service, c toolCall) (toolResult,
 	return toolResult{Output: out}, err
 }
 
-func validSecretRef(ref string) bool {
-	return strings.HasPrefix(ref, "env:") || strings.HasPrefix(ref, "file:")
-}
-
-// readSecret resolves a secret_ref: env:NAME or file:path.
-func readSecret(ref string) ([]byte, error) {
-	switch {
-	case ref == "":
-		return nil, nil
-	case strings.HasPrefix(ref, "env:"):
-		v := os.Getenv(strings.TrimPrefix(ref, "env:"))
-		if v == "" {
-			return nil, core.Errorf(core.CodeInternal, "secret_ref %s is not set", ref)
-		}
-		return []byte(v), nil
-	case strings.HasPrefix(ref, "file:"):
-		b, err := os.ReadFile(strings.TrimPrefix(ref, "file:"))
-		if err != nil {
-			return nil, core.Errorf(core.CodeInternal, "secret_ref %s cannot be read", ref)
-		}
-		return bytes.TrimSpace(b), nil
-	}
-	return nil, core.Errorf(core.CodeInternal, "secret_ref must be env:NAME or file:path")
-}
-
-// toolSecret resolves the secret_ref of a tool called by run r and audits
-// the read (never the value); why says what the secret is for.
+// toolSecret resolves the secret_ref of a tool called by run r (only the
+// run's tenant's own secrets, see tenantSecret) and audits the read (never
+// the value); why says what the secret is for.
 func (s *Service) toolSecret(ctx context.Context, r *core.RunRecord, td core.ToolDescriptor, callID, ref, why string) ([]byte, error) {
-	secret, err := readSecret(ref)
+	secret, err := s.tenantSecret(ctx, r.TenantID, ref)
 	if err != nil || ref == "" {
 		return secret, err
 	}

@@ -27,6 +27,9 @@ type AdminAPI struct {
 	Tenants core.TenantPort
 	Tokens  core.TokenPort
 	Audit   core.AuditPort
+	// Secrets is the per-tenant secret store that tools' secret_ref
+	// (secret:<name>) reads; nil leaves the secrets routes unmounted.
+	Secrets core.SecretPort
 	// DefaultToolIDs are granted to a new tenant that names no tools.
 	DefaultToolIDs []string
 }
@@ -44,6 +47,11 @@ func (a *AdminAPI) Register(e *echo.Echo) {
 	e.POST("/v1/admin/tenants/:tenant_id/tokens/:token_ref", a.handleTokenAction)
 	e.DELETE("/v1/admin/tenants/:tenant_id/tokens/:token_id", a.handleRevokeToken)
 	e.GET("/v1/audit", a.handleListAudit)
+	if a.Secrets != nil {
+		e.GET("/v1/admin/tenants/:tenant_id/secrets", a.handleListSecrets)
+		e.PUT("/v1/admin/tenants/:tenant_id/secrets/:name", a.handlePutSecret)
+		e.DELETE("/v1/admin/tenants/:tenant_id/secrets/:name", a.handleDeleteSecret)
+	}
 }
 
 // TenantCreate is the body of POST /v1/admin/tenants.
@@ -670,4 +678,97 @@ func (a *AdminAPI) handleListAudit(c echo.Context) error {
 		return err
 	}
 	return reply(c, http.StatusOK, map[string]any{"records": recs})
+}
+
+// secretAdmin checks the caller may manage the secrets of tenantID: the
+// same reach as for tokens (platform admin or tenants:admin anywhere, a
+// tenant_admin in its own tenant; another tenant is not_found).
+func secretAdmin(au core.Auth, tenantID string) error {
+	if isTenantsAdmin(au) {
+		return nil
+	}
+	if au.TenantID != tenantID {
+		return core.NotFound("tenant", tenantID)
+	}
+	if au.HasRole(core.RoleTenantAdmin) {
+		return nil
+	}
+	return core.Errorf(core.CodeForbidden, "managing secrets requires role tenant_admin").With("role", core.RoleTenantAdmin)
+}
+
+func (a *AdminAPI) handleListSecrets(c echo.Context) error {
+	tenantID := c.Param("tenant_id")
+	if err := secretAdmin(auth(c), tenantID); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if _, err := a.Tenants.GetTenant(ctx, tenantID); err != nil {
+		return err
+	}
+	list, err := a.Secrets.ListSecrets(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	return reply(c, http.StatusOK, map[string]any{"secrets": list})
+}
+
+func (a *AdminAPI) handlePutSecret(c echo.Context) error {
+	au := auth(c)
+	tenantID := c.Param("tenant_id")
+	if err := secretAdmin(au, tenantID); err != nil {
+		return err
+	}
+	var body struct {
+		Secret *struct {
+			Value *string `json:"value"`
+		} `json:"secret"`
+	}
+	if err := decodeStrict(c, &body); err != nil {
+		return err
+	}
+	if body.Secret == nil || body.Secret.Value == nil {
+		return core.Invalid("secret.value", "secret.value is required")
+	}
+	sec, created, err := a.PutSecret(c.Request().Context(), au, tenantID, c.Param("name"), *body.Secret.Value)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return reply(c, status, map[string]any{"secret": sec})
+}
+
+// PutSecret stores a tenant secret under name, audited by name (never by
+// value). invalid_request for a bad name or an empty or oversized value;
+// not_found for an unknown tenant.
+func (a *AdminAPI) PutSecret(ctx context.Context, au core.Auth, tenantID, name, value string) (core.TenantSecret, bool, error) {
+	if !core.ValidSecretName(name) {
+		return core.TenantSecret{}, false, core.Invalid("name", "a secret name is 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit")
+	}
+	if value == "" {
+		return core.TenantSecret{}, false, core.Invalid("secret.value", "secret.value must not be empty")
+	}
+	if len(value) > core.MaxSecretBytes {
+		return core.TenantSecret{}, false, core.Invalid("secret.value", "secret.value is longer than %d bytes", core.MaxSecretBytes)
+	}
+	rec := core.NewAudit(au, "secret.put", "secret", name, "success", map[string]any{"bytes": len(value)})
+	rec.TenantID = tenantID
+	return a.Secrets.PutSecret(ctx, tenantID, name, []byte(value), &rec)
+}
+
+func (a *AdminAPI) handleDeleteSecret(c echo.Context) error {
+	au := auth(c)
+	tenantID, name := c.Param("tenant_id"), c.Param("name")
+	if err := secretAdmin(au, tenantID); err != nil {
+		return err
+	}
+	rec := core.NewAudit(au, "secret.delete", "secret", name, "success", nil)
+	rec.TenantID = tenantID
+	sec, err := a.Secrets.DeleteSecret(c.Request().Context(), tenantID, name, &rec)
+	if err != nil {
+		return err
+	}
+	return reply(c, http.StatusOK, map[string]any{"secret": sec})
 }
