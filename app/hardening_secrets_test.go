@@ -74,10 +74,12 @@ func runToolAgent(t *testing.T, n *testNode, toolID string) map[string]any {
 	t.Helper()
 	a, key := n.URL(app.StackA), n.creds.TenantAdmin.APIKey
 	agentID := "agt_" + strings.ReplaceAll(toolID, ".", "_")
-	expectStatus(t, do(t, "PUT", a+"/v1/agents/"+agentID, key, map[string]any{"agent": map[string]any{
-		"name": "hook caller", "model_ref": "tier:fast", "tool_ids": []string{toolID}}}), http.StatusCreated, "put agent")
+	if r := do(t, "PUT", a+"/v1/agents/"+agentID, key, map[string]any{"agent": map[string]any{
+		"name": "hook caller", "model_ref": "tier:fast", "tool_ids": []string{toolID}}}); r.Status/100 != 2 {
+		t.Fatalf("put agent: %d %s", r.Status, r.Body)
+	}
 	i := 0
-	waitFor(t, 5*time.Second, "the tool to be in a new run's tools", func() bool {
+	pollUntil(t, 5*time.Second, "the tool to be in a new run's tools", func() bool {
 		i++
 		r := do(t, "POST", a+"/v1/agents/"+agentID+"/runs", key, map[string]any{"input": map[string]any{"type": "text", "text": "probe"},
 			"idempotency_key": fmt.Sprintf("idem_probe_%d", i), "run_options": map[string]any{"dry_run": true}})
@@ -89,7 +91,7 @@ func runToolAgent(t *testing.T, n *testNode, toolID string) map[string]any {
 	expectStatus(t, r, http.StatusCreated, "create run")
 	id := r.JSON(t)["run"].(map[string]any)["run_id"].(string)
 	var run map[string]any
-	waitFor(t, 10*time.Second, "run "+id+" to end", func() bool {
+	pollUntil(t, 10*time.Second, "run "+id+" to end", func() bool {
 		run = do(t, "GET", a+"/v1/runs/"+id, key, nil).JSON(t)["run"].(map[string]any)
 		return core.RunTerminal(run["status"].(string))
 	})
@@ -112,7 +114,7 @@ func TestHardening_ToolSecretRefCannotNameHostSecrets(t *testing.T) {
 	t.Setenv("AGENTOS_HARDENING_HOST_VAR", "host-value")
 	for _, ref := range []string{"file:" + nodeSecret, "file:/etc/passwd", "env:AGENTOS_HARDENING_HOST_VAR", "env:HOME",
 		"secret:../node.secret", "secret:a/b", "secret:", "vault:x", "secret:missing"} {
-		r := do(t, "PUT", a+"/v1/tools/tool.steal", key, map[string]any{"tool": map[string]any{"kind": "http",
+		r := do(t, "PUT", a+"/v1/tools/tool.steal", key, map[string]any{"tool": map[string]any{"kind": "http", "name": "hook",
 			"config": map[string]any{"url": hook.srv.URL, "secret_ref": ref}}})
 		expectStatus(t, r, http.StatusBadRequest, "secret_ref "+ref)
 		e := r.JSON(t)["error"].(map[string]any)
@@ -187,13 +189,13 @@ func TestHardening_TenantSecretStore(t *testing.T) {
 	expectStatus(t, put(r.JSON(t)["secret"].(string), "tnt_demo", "hook", map[string]any{"secret": map[string]any{"value": "x"}}),
 		http.StatusForbidden, "tenant user writes")
 	// The other tenant's tool cannot name tnt_demo's secret: it has none.
-	r = do(t, "PUT", a+"/v1/tools/tool.signed", other, map[string]any{"tool": map[string]any{"kind": "http",
+	r = do(t, "PUT", a+"/v1/tools/tool.signed", other, map[string]any{"tool": map[string]any{"kind": "http", "name": "hook",
 		"config": map[string]any{"url": "http://127.0.0.1:9/hook", "secret_ref": "secret:hook"}}})
 	expectStatus(t, r, http.StatusBadRequest, "other tenant names demo's secret")
 
 	// The secret signs the webhook call.
 	hook := newHookRecorder(t)
-	expectStatus(t, do(t, "PUT", a+"/v1/tools/tool.signed", tadmin, map[string]any{"tool": map[string]any{"kind": "http",
+	expectStatus(t, do(t, "PUT", a+"/v1/tools/tool.signed", tadmin, map[string]any{"tool": map[string]any{"kind": "http", "name": "hook",
 		"config": map[string]any{"url": hook.srv.URL, "secret_ref": "secret:hook"}}}), http.StatusOK, "put tool")
 	if run := runToolAgent(t, n, "tool.signed"); run["status"] != "completed" {
 		t.Fatalf("run: %v", run)
@@ -241,7 +243,7 @@ func TestHardening_TenantSecretsDirRefusesTraversal(t *testing.T) {
 		t.Fatal(err)
 	}
 	putTool := func(ref string) response {
-		return do(t, "PUT", a+"/v1/tools/tool.dir", key, map[string]any{"tool": map[string]any{"kind": "http",
+		return do(t, "PUT", a+"/v1/tools/tool.dir", key, map[string]any{"tool": map[string]any{"kind": "http", "name": "hook",
 			"config": map[string]any{"url": "http://127.0.0.1:9/hook", "secret_ref": ref}}})
 	}
 	expectStatus(t, putTool("secret:theirs"), http.StatusBadRequest, "another tenant's subdirectory")
@@ -250,7 +252,7 @@ func TestHardening_TenantSecretsDirRefusesTraversal(t *testing.T) {
 
 	hook := newHookRecorder(t)
 	entitleTool(t, n, "tool.dir")
-	expectStatus(t, do(t, "PUT", a+"/v1/tools/tool.dir", key, map[string]any{"tool": map[string]any{"kind": "http",
+	expectStatus(t, do(t, "PUT", a+"/v1/tools/tool.dir", key, map[string]any{"tool": map[string]any{"kind": "http", "name": "hook",
 		"config": map[string]any{"url": hook.srv.URL, "secret_ref": "secret:dirhook"}}}), http.StatusOK, "own subdirectory")
 	if run := runToolAgent(t, n, "tool.dir"); run["status"] != "completed" {
 		t.Fatalf("run: %v", run)

@@ -328,6 +328,8 @@ func (n *Node) newRouter(name string) error {
 	}
 	r := &router{name: name, echo: e, listener: ln, url: scheme + ln.Addr().String()}
 	r.server = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	// Oversized headers get the contract's JSON 431 (app/headerlimit.go).
+	r.server.Handler, r.server.MaxHeaderBytes = limitHeaders(e), serverHeaderCap
 	n.routers[name] = r
 	n.edges[name] = ed
 	return nil

@@ -74,10 +74,13 @@ func demoTenant(backends []string) core.Tenant {
 		Metadata: map[string]any{"tags": []string{"seeded", "demo"}, "billing_account": nil}}
 }
 
-// tenantAdminScopes are what the seeded tenant admin key carries.
+// tenantAdminScopes are what the seeded tenant admin key carries,
+// runs:forward included (§5.2). A key seeded before runs:forward was added
+// is kept as it is (seeding again keeps working keys, §7.1); see
+// docs/operator.md for getting a key that carries it.
 var tenantAdminScopes = []string{core.ScopeRunsCreate, core.ScopeRunsRead, core.ScopeRunsCancel, core.ScopeAgentsRead,
 	core.ScopeAgentsWrite, core.ScopeToolsInvoke, core.ScopeToolsWrite, core.ScopeMemoryRead, core.ScopeMemoryWrite,
-	core.ScopeModelsList, core.ScopeModelsInvoke, core.ScopePolicyCheck, core.ScopeAuditRead}
+	core.ScopeModelsList, core.ScopeModelsInvoke, core.ScopePolicyCheck, core.ScopeRunsForward, core.ScopeAuditRead}
 
 // systemAuth is the identity the seed acts as in audit records.
 func systemAuth(tenantID string) core.Auth {

@@ -113,8 +113,9 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 	s.admin = &admin.AdminAPI{Tenants: st, Tokens: st, Audit: st, Secrets: secrets, DefaultToolIDs: []string{"tool.echo", "tool.kv.put", "tool.kv.get", "tool.kv.search"}}
 	s.admin.Register(n.routers[StackA].echo)
 
+	build := n.Build.Resolved()
 	fcfg := fed.Deps{DataDir: cfg.DataDir, StackID: n.stackID, Region: cfg.Region, Environment: cfg.Environment,
-		Version: n.Build.Version, GitSHA: n.Build.GitSHA, BuildTime: n.Build.BuildTime,
+		Version: build.Version, GitSHA: build.GitSHA, BuildTime: build.BuildTime,
 		StackAURL: func() string { return n.URL(StackA) }, StackBURL: func() string { return n.URL(StackB) },
 		FedURL: func() string { return n.URL(StackFed) },
 		Peers:  st, Forward: st, JTIs: st, Events: st, Tenants: st, Audit: st, Runs: svc, PeersFile: cfg.PeersFile,

@@ -151,7 +151,7 @@ func TestLiveNode_ErrorAnswersFitTheDocuments(t *testing.T) {
 		t.Fatalf("create run: %d %v", st, created)
 	}
 	runID := created["run"].(map[string]any)["run_id"].(string)
-	lc.call(A, "POST", "/v1/agents/agt_sample_echo_v1/runs", key, map[string]any{"input": map[string]any{"type": "text", "text": "hi"}, "idempotency_key": "idem_conf"})    // 200 replay
+	lc.call(A, "POST", "/v1/agents/agt_sample_echo_v1/runs", key, map[string]any{"input": map[string]any{"type": "text", "text": "hi"}, "idempotency_key": "idem_conf"})    // 201 replay
 	lc.call(A, "POST", "/v1/agents/agt_sample_echo_v1/runs", key, map[string]any{"input": map[string]any{"type": "text", "text": "other"}, "idempotency_key": "idem_conf"}) // 409
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -1,9 +1,24 @@
 package core
 
 import (
+	"context"
 	"encoding/json"
 	"time"
 )
+
+type runOriginKey struct{}
+
+// WithRunOrigin marks ctx as creating a run that peer stackID forwarded
+// here; the run records it in its origin field.
+func WithRunOrigin(ctx context.Context, stackID string) context.Context {
+	return context.WithValue(ctx, runOriginKey{}, stackID)
+}
+
+// RunOrigin is the forwarding peer's stack_id of ctx, or "".
+func RunOrigin(ctx context.Context) string {
+	s, _ := ctx.Value(runOriginKey{}).(string)
+	return s
+}
 
 // Run statuses: queued → running → completed | failed | canceled.
 const (
@@ -124,15 +139,17 @@ func ErrorBodyOf(err error) *ErrorBody {
 	return &ErrorBody{Code: e.Code, Message: e.Message, Retryable: e.Retryable, Details: d}
 }
 
-// Run is the run object of §3.3 (open).
+// Run is the run object of §3.3 (open). started_at and completed_at are
+// absent until set (optional, not nullable); output and error are null
+// until set.
 type Run struct {
 	TenantID      string      `json:"tenant_id"`
 	AgentID       string      `json:"agent_id"`
 	RunID         string      `json:"run_id"`
 	Status        string      `json:"status"`
 	CreatedAt     time.Time   `json:"created_at"`
-	StartedAt     *time.Time  `json:"started_at"`
-	CompletedAt   *time.Time  `json:"completed_at"`
+	StartedAt     *time.Time  `json:"started_at,omitempty"`
+	CompletedAt   *time.Time  `json:"completed_at,omitempty"`
 	EventsURL     string      `json:"events_url"`
 	RunOptions    RunOptions  `json:"run_options"`
 	Summary       RunSummary  `json:"summary"`
@@ -155,7 +172,8 @@ type EventTrace struct {
 	SpanID      string `json:"span_id,omitempty"`
 }
 
-// Event is the event object of §3.4 (open).
+// Event is the event object of §3.4 (open). step_id is absent on
+// run-level events (optional, not nullable).
 type Event struct {
 	EventID  string          `json:"event_id"`
 	Sequence int64           `json:"sequence"`
@@ -164,7 +182,7 @@ type Event struct {
 	TenantID string          `json:"tenant_id"`
 	AgentID  string          `json:"agent_id"`
 	RunID    string          `json:"run_id"`
-	StepID   *string         `json:"step_id"`
+	StepID   *string         `json:"step_id,omitempty"`
 	Trace    EventTrace      `json:"trace"`
 	Payload  json.RawMessage `json:"payload"`
 }

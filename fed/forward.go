@@ -139,9 +139,19 @@ func validateSelector(sel TargetSelector) error {
 }
 
 // runHere creates the run on this node's Stack A: its own tenant rules,
-// entitlements and quotas apply to the asserted Auth.
+// entitlements and quotas apply to the asserted Auth. Forwarding is run
+// creation on the caller's behalf (§5.2): the caller passed the
+// runs:forward check, so runs:create is implied for this one run, as for
+// an upstream-shaped auth that carries runs:forward alone. A run a peer
+// forwarded records that peer as its origin.
 func (n *Node) runHere(ctx context.Context, a core.Auth, rr ForwardRunRequest, source string) (Forwarded, bool, error) {
 	log := n.log.With().Str("tenant_id", a.TenantID).Str("correlation_id", core.CorrelationID(ctx)).Str("source_stack_id", source).Logger()
+	if !a.Can(core.ScopeRunsCreate) {
+		a.Scopes = append(slices.Clone(a.Scopes), core.ScopeRunsCreate)
+	}
+	if source != "" {
+		ctx = core.WithRunOrigin(ctx, source)
+	}
 	run, replayed, err := n.d.Runs.CreateRun(ctx, a, rr.AgentID, rr.RunRequest, "")
 	if err != nil {
 		code := core.ErrorCode(err)

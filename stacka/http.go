@@ -127,12 +127,13 @@ func (s *Service) handleCreateRun(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	status := http.StatusCreated
+	// A replay answers like the create it repeats (§3.3): 201, the original
+	// run, plus Idempotent-Replayed.
 	if replayed {
-		status = http.StatusOK
 		c.Response().Header().Set("Idempotent-Replayed", "true")
 	}
-	return c.JSON(status, map[string]any{"run": run, "correlation_id": cid(c)})
+	c.Response().Header().Set("Location", "/v1/runs/"+run.RunID)
+	return c.JSON(http.StatusCreated, map[string]any{"run": run, "correlation_id": cid(c)})
 }
 
 func (s *Service) handleListRuns(c echo.Context) error {

@@ -12,19 +12,6 @@ import (
 	"github.com/agentos/agentos/core"
 )
 
-type originKey struct{}
-
-// WithOrigin marks ctx as carrying a run forwarded by peer stackID; the run
-// records it in its origin field.
-func WithOrigin(ctx context.Context, stackID string) context.Context {
-	return context.WithValue(ctx, originKey{}, stackID)
-}
-
-func originFrom(ctx context.Context) string {
-	s, _ := ctx.Value(originKey{}).(string)
-	return s
-}
-
 func validateRunOptions(o *core.RunOptions, prefix string) error {
 	switch o.Priority {
 	case "", "low", "normal", "high":
@@ -213,7 +200,7 @@ func (s *Service) CreateRun(ctx context.Context, a core.Auth, agentID string, re
 		Run: core.Run{TenantID: a.TenantID, AgentID: agentID, RunID: runID, Status: core.RunQueued, CreatedAt: now,
 			EventsURL: "/v1/runs/" + runID + "/events", RunOptions: opts, CorrelationID: cid, Input: req.Input,
 			Context: req.Context, Tools: runTools(agent, tenant, req.Tooling), PrincipalID: a.Principal.PrincipalID,
-			Origin: originFrom(ctx)},
+			Origin: core.RunOrigin(ctx)},
 		Auth: auth, ModelRef: agent.ModelRef, Instructions: agent.Instructions, Traceparent: tp,
 		IdempotencyKey: key, BodyHash: hash, Messages: msgs,
 		MaxSteps: *opts.MaxSteps, TimeoutMS: *opts.TimeoutMS, Priority: opts.Priority,

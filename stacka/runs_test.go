@@ -76,7 +76,7 @@ func TestRun_IdempotencyReplayAndConflict(t *testing.T) {
 	body := map[string]any{"input": map[string]any{"type": "text", "text": "hi"}, "idempotency_key": "idem_1"}
 	c1, _, b1 := n.do("POST", "/v1/agents/agt_x/runs", "tok-a", body)
 	c2, h2, b2 := n.do("POST", "/v1/agents/agt_x/runs", "tok-a", body)
-	if c1 != 201 || c2 != 200 || h2.Get("Idempotent-Replayed") != "true" {
+	if c1 != 201 || c2 != 201 || h2.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("create %d, replay %d %q", c1, c2, h2.Get("Idempotent-Replayed"))
 	}
 	if b1["run"].(map[string]any)["run_id"] != b2["run"].(map[string]any)["run_id"] {
@@ -90,7 +90,7 @@ func TestRun_IdempotencyReplayAndConflict(t *testing.T) {
 	hb := map[string]any{"input": map[string]any{"type": "text", "text": "hi"}}
 	c3, _, b3 := n.do("POST", "/v1/agents/agt_x/runs", "tok-a2", hb, "Idempotency-Key", "idem_1")
 	c4, h4, b4 := n.do("POST", "/v1/agents/agt_x/runs", "tok-a2", hb, "Idempotency-Key", "idem_1")
-	if c3 != 201 || c4 != 200 || h4.Get("Idempotent-Replayed") != "true" ||
+	if c3 != 201 || c4 != 201 || h4.Get("Idempotent-Replayed") != "true" ||
 		b3["run"].(map[string]any)["run_id"] != b4["run"].(map[string]any)["run_id"] ||
 		b3["run"].(map[string]any)["run_id"] == b1["run"].(map[string]any)["run_id"] {
 		t.Fatalf("header key: %d %d", c3, c4)

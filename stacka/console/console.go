@@ -146,6 +146,15 @@ func (c *Console) Register(e *echo.Echo) {
 	})
 	files := http.StripPrefix("/console/", http.FileServer(http.FS(c.static)))
 	e.GET("/console/*", func(ec echo.Context) error {
+		// A file the page does not have is the contract's JSON 404, not
+		// the file server's plain text.
+		name := strings.TrimPrefix(ec.Request().URL.Path, "/console/")
+		if name == "" {
+			name = "index.html"
+		}
+		if st, err := fs.Stat(c.static, name); err != nil || st.IsDir() {
+			return core.Errorf(core.CodeNotFound, "the console has no file /console/%s", name).With("path", "/console/"+name)
+		}
 		h := ec.Response().Header()
 		h.Set("Cache-Control", "no-cache")
 		h.Set("X-Content-Type-Options", "nosniff")
