@@ -354,15 +354,17 @@ func TestTools_MCPSessionsReusedWithinBound(t *testing.T) {
 }
 
 func TestTools_A2ACredentialRemoteTaskAndCancel(t *testing.T) {
-	t.Setenv("AGENTOS_TEST_A2A_TOKEN", "remote-secret")
 	remote := newA2AAgent(t, "remote-secret")
 	n := newNode(t, func(_ *stackaConfig, ts tenants) {
 		for _, tn := range ts {
 			tn.Entitlements.ToolIDsAllowed = append(tn.Entitlements.ToolIDsAllowed, "tool.remote", "tool.remote.noauth")
 		}
 	})
+	if _, _, err := n.st.PutSecret(context.Background(), "tnt_a", "a2a_token", []byte("remote-secret"), nil); err != nil {
+		t.Fatal(err)
+	}
 	putTool(t, n, map[string]any{"tool_id": "tool.remote", "kind": "a2a", "timeout_ms": 20000,
-		"config": map[string]any{"card_url": remote.srv.URL + "/.well-known/agent-card.json", "secret_ref": "env:AGENTOS_TEST_A2A_TOKEN"}})
+		"config": map[string]any{"card_url": remote.srv.URL + "/.well-known/agent-card.json", "secret_ref": "secret:a2a_token"}})
 	putTool(t, n, map[string]any{"tool_id": "tool.remote.noauth", "kind": "a2a", "config": map[string]any{"card_url": remote.srv.URL}})
 	n.putAgent("tok-a", "agt_r", "tool.remote")
 	n.putAgent("tok-a", "agt_r_noauth", "tool.remote.noauth")
