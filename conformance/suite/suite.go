@@ -383,6 +383,11 @@ func (r *runner) stackA(ctx context.Context) {
 		r.send(ctx, call{stack: A, op: "rotateToken", path: tpath + "/tokens/" + r.tokenID + ":rotate", key: "admin"})
 		r.send(ctx, call{stack: A, op: "revokeToken", path: tpath + "/tokens/" + r.tokenID, key: "admin"})
 	}
+	// The probe tenant's secret store: put the golden body, list, delete.
+	r.send(ctx, call{stack: A, op: "putSecret", path: tpath + "/secrets/conformance_probe", key: "admin", example: "putSecret.request",
+		expect: []int{http.StatusCreated, http.StatusOK}})
+	r.send(ctx, call{stack: A, op: "listSecrets", path: tpath + "/secrets", key: "admin"})
+	r.send(ctx, call{stack: A, op: "deleteSecret", path: tpath + "/secrets/conformance_probe", key: "admin"})
 
 	// Tenant: agents, tools, memory, runs, audit, console.
 	r.send(ctx, call{stack: A, op: "listAgents", path: "/v1/agents", key: "tenant"})
