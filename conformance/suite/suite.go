@@ -400,7 +400,16 @@ func (r *runner) stackA(ctx context.Context) {
 	}
 	r.send(ctx, call{stack: A, op: "getAgent", path: "/v1/agents/" + ProbeAgentID, key: "tenant"})
 	r.send(ctx, call{stack: A, op: "listTools", path: "/v1/tools", key: "tenant"})
+	// The golden tool names its signing secret (secret:weather_tool), which
+	// the tenant under test need not have: a node refuses a secret_ref the
+	// tenant lacks, so the probe registers the tool without one.
 	r.send(ctx, call{stack: A, op: "putTool", path: "/v1/tools/" + ProbeToolID, key: "tenant", example: "putTool.request",
+		edit: func(b map[string]any) {
+			tool, _ := b["tool"].(map[string]any)
+			if cfg, ok := tool["config"].(map[string]any); ok {
+				delete(cfg, "secret_ref")
+			}
+		},
 		expect: []int{http.StatusCreated, http.StatusOK}})
 	mem := "/v1/memory/" + ProbeMemoryNamespace
 	r.send(ctx, call{stack: A, op: "putMemory", path: mem + "/release_notes", key: "tenant", example: "putMemory.request"})
