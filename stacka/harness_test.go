@@ -189,8 +189,12 @@ func startNode(t testing.TB, st core.Storage, start bool, opts ...nodeOpt) *test
 	}
 	reg := prometheus.NewRegistry()
 	model := &echoModel{}
+	var secrets core.SecretPort
+	if sp, ok := st.(core.SecretPort); ok {
+		secrets = sp
+	}
 	svc, err := stacka.New(stacka.Deps{Agents: st, Runs: st, Queue: st, Tools: st, Memory: st, Tenants: st, Audit: st,
-		Secrets: st, Models: model, Log: zerolog.Nop(), Metrics: reg, Config: cfg, StackID: "stk_test"})
+		Secrets: secrets, Models: model, Log: zerolog.Nop(), Metrics: reg, Config: cfg, StackID: "stk_test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,3 +404,16 @@ func waitStatus(t testing.TB, n *testNode, token, runID string, want string, d t
 
 type stackaConfig = stacka.Config
 type tenants = map[string]*core.Tenant
+
+// putSecret stores a tenant secret through the storage's secret store; a
+// storage without one skips the test.
+func (n *testNode) putSecret(tenantID, name, value string) {
+	n.t.Helper()
+	sp, ok := n.st.(core.SecretPort)
+	if !ok {
+		n.t.Skip("this storage has no tenant secret store")
+	}
+	if _, _, err := sp.PutSecret(context.Background(), tenantID, name, []byte(value), nil); err != nil {
+		n.t.Fatal(err)
+	}
+}

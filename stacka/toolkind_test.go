@@ -360,9 +360,7 @@ func TestTools_A2ACredentialRemoteTaskAndCancel(t *testing.T) {
 			tn.Entitlements.ToolIDsAllowed = append(tn.Entitlements.ToolIDsAllowed, "tool.remote", "tool.remote.noauth")
 		}
 	})
-	if _, _, err := n.st.PutSecret(context.Background(), "tnt_a", "a2a_token", []byte("remote-secret"), nil); err != nil {
-		t.Fatal(err)
-	}
+	n.putSecret("tnt_a", "a2a_token", "remote-secret")
 	putTool(t, n, map[string]any{"tool_id": "tool.remote", "kind": "a2a", "timeout_ms": 20000,
 		"config": map[string]any{"card_url": remote.srv.URL + "/.well-known/agent-card.json", "secret_ref": "secret:a2a_token"}})
 	putTool(t, n, map[string]any{"tool_id": "tool.remote.noauth", "kind": "a2a", "config": map[string]any{"card_url": remote.srv.URL}})

@@ -46,9 +46,7 @@ func TestTools_WebhookSignedCallAndErrorObject(t *testing.T) {
 	}))
 	defer hook.Close()
 	n := newNode(t)
-	if _, _, err := n.st.PutSecret(context.Background(), "tnt_a", "hook", []byte("s3cret"), nil); err != nil {
-		t.Fatal(err)
-	}
+	n.putSecret("tnt_a", "hook", "s3cret")
 	code, _, b := n.do("PUT", "/v1/tools/tool.hook", "tok-a", map[string]any{"tool": map[string]any{"kind": "http", "name": "shout",
 		"config": map[string]any{"url": hook.URL, "secret_ref": "secret:hook", "timeout_ms": 5000}}})
 	if code != 200 || b["tool"].(map[string]any)["tool_id"] != "tool.hook" {
