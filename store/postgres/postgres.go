@@ -176,7 +176,9 @@ func dbErr(err error) error {
 		return err
 	}
 	if unavailable(err) {
-		e := core.Errorf(core.CodeDependencyUnavailable, "the database is unavailable: %s", oneLine(err))
+		// Clients learn that the database is away, not its address; the
+		// driver's error stays in the chain for the logs.
+		e := core.Errorf(core.CodeDependencyUnavailable, "the database is unavailable; retry after Retry-After seconds")
 		e.RetryAfter = retryAfter
 		return &wrapped{e: e, cause: err}
 	}
@@ -190,7 +192,7 @@ type wrapped struct {
 	cause error
 }
 
-func (w *wrapped) Error() string   { return w.e.Error() }
+func (w *wrapped) Error() string   { return w.e.Error() + ": " + oneLine(w.cause) }
 func (w *wrapped) Unwrap() []error { return []error{w.e, w.cause} }
 
 func unavailable(err error) bool {
