@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agentos/agentos/alerts"
 	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/fed"
 	"github.com/agentos/agentos/openapi"
@@ -96,7 +97,7 @@ type Node struct {
 	debug     *debugServer
 
 	alertsMu   sync.Mutex
-	alerts     *alertEngine
+	alerts     *alerts.Engine
 	stopAlerts func()
 
 	closeOnce sync.Once
