@@ -18,6 +18,7 @@ import (
 	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/openapi"
 	"github.com/agentos/agentos/stacka/a2aserver"
+	"github.com/agentos/agentos/stackb"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -73,12 +74,6 @@ func publicPath(p string) bool {
 		return true
 	}
 	return strings.HasPrefix(p, "/examples/") || strings.HasPrefix(p, "/console/")
-}
-
-// openAIPath reports the OpenAI-compatible surface, whose errors take
-// OpenAI's shape.
-func openAIPath(p string) bool {
-	return p == "/v1/chat/completions" || p == "/v1/embeddings"
 }
 
 func clientIP(r *http.Request) string {
@@ -317,8 +312,10 @@ func (e *edge) errorHandler(err error, c echo.Context) {
 		_ = c.NoContent(status)
 		return
 	}
-	if openAIPath(c.Request().URL.Path) {
-		_ = c.JSON(status, openAIError(ce, status))
+	// The compatible surfaces (OpenAI, Anthropic) answer errors in their
+	// own shapes.
+	if body, ok := stackb.CompatError(c.Request().URL.Path, ce, status); ok {
+		_ = c.JSON(status, body)
 		return
 	}
 	details := ce.Details
@@ -358,31 +355,4 @@ func (e *edge) toCoreError(err error) *core.Error {
 		}
 	}
 	return core.AsError(err)
-}
-
-// openAIError renders OpenAI's error shape for the compatible surface.
-func openAIError(ce *core.Error, status int) map[string]any {
-	typ := "api_error"
-	switch status {
-	case 400, 413, 415:
-		typ = "invalid_request_error"
-	case 401:
-		typ = "authentication_error"
-	case 403:
-		typ = "permission_error"
-	case 404:
-		typ = "not_found_error"
-	case 409:
-		typ = "conflict_error"
-	case 429:
-		typ = "rate_limit_error"
-		if ce.Code == core.CodeQuotaExceeded {
-			typ = "insufficient_quota"
-		}
-	}
-	var param any
-	if f, ok := ce.Details["field"].(string); ok && f != "" {
-		param = f
-	}
-	return map[string]any{"error": map[string]any{"message": ce.Message, "type": typ, "param": param, "code": ce.Code}}
 }

@@ -15,12 +15,10 @@ import (
 	"github.com/agentos/agentos/stackb/provider"
 )
 
-// Provider kinds of the providers file (CONTRACT §4.6).
-const (
-	KindBuiltin   = "builtin"
-	KindOpenAI    = "openai"
-	KindAnthropic = "anthropic"
-)
+// KindBuiltin is the provider kind that is always there (unless the file
+// disables it) with the builtin models. Every kind, this one included,
+// registers itself in stackb/provider (one file per kind).
+const KindBuiltin = provider.BuiltinName
 
 // Tiers of model_ref "tier:<name>".
 var knownTiers = []string{"fast", "balanced", "premium"}
@@ -165,17 +163,13 @@ func buildCatalog(f ProvidersFile, hc *http.Client) (*catalog, error) {
 		if p.TimeoutMS > 0 {
 			timeout = time.Duration(p.TimeoutMS) * time.Millisecond
 		}
-		var prov provider.Provider
-		switch p.Kind {
-		case KindOpenAI:
-			if p.BaseURL == "" {
-				return nil, fmt.Errorf("%s.base_url: required for kind openai", field)
-			}
-			prov = &provider.OpenAI{Name: p.Name, BaseURL: p.BaseURL, APIKey: key, Client: hc}
-		case KindAnthropic:
-			prov = &provider.Anthropic{Name: p.Name, BaseURL: p.BaseURL, APIKey: key, Client: hc}
-		default:
-			return nil, fmt.Errorf("%s.kind: unknown kind %q (want builtin, openai or anthropic)", field, p.Kind)
+		kind, ok := provider.Lookup(p.Kind)
+		if !ok {
+			return nil, fmt.Errorf("%s.kind: unknown kind %q (want %s)", field, p.Kind, strings.Join(provider.Kinds(), ", "))
+		}
+		prov, err := kind.New(provider.Spec{Name: p.Name, BaseURL: p.BaseURL, APIKey: key, Client: hc})
+		if err != nil {
+			return nil, fmt.Errorf("%s.%w", field, err)
 		}
 		if len(p.Models) == 0 {
 			return nil, fmt.Errorf("%s.models: at least one model is required", field)

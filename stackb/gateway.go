@@ -77,6 +77,10 @@ type Gateway struct {
 	audit   *auditWriter
 	metrics *gatewayMetrics
 	tenants *tenantCache
+	// responses keeps Responses API conversations for previous_response_id.
+	responses *responseStore
+	// started is when the gateway came up (the "created" of listed models).
+	started time.Time
 }
 
 var _ core.ModelPort = (*Gateway)(nil)
@@ -144,6 +148,8 @@ func New(deps Deps) (*Gateway, error) {
 			log.Debug().Str("backend", b).Msg("backend in routing")
 		}
 	})
+	g.responses = newResponseStore(10000, time.Hour)
+	g.started = deps.Now()
 	g.meter = newMeter(deps.Usage, deps.Now, log, deps.FlushInterval)
 	g.audit = newAuditWriter(deps.Audit, log, deps.FlushInterval)
 	return g, nil
@@ -386,216 +392,289 @@ type attempt struct {
 	Code string `json:"error_code,omitempty"`
 }
 
-func (g *Gateway) invoke(ctx context.Context, a core.Auth, t core.Tenant, req core.ModelRequest, store bool) (core.ModelResponse, error) {
-	start := time.Now()
-	limits := t.EffectiveLimits()
-	log := g.log.With().Str("tenant_id", t.TenantID).Str("request_id", req.RequestID).Str("correlation_id", core.CorrelationID(ctx)).Logger()
-	fail := func(backend string, err error) (core.ModelResponse, error) {
-		code := core.ErrorCode(err)
-		g.metrics.requests.WithLabelValues(backend, code).Inc()
-		g.metrics.errors.WithLabelValues(code).Inc()
-		return core.ModelResponse{}, err
-	}
+// invocation is one model request on its way through the pipeline; each
+// stage of invoke reads what the earlier ones left in it.
+type invocation struct {
+	a     core.Auth
+	t     core.Tenant
+	req   core.ModelRequest
+	store bool // keep the answer for replay (the caller gave a request id)
+	start time.Time
+	log   zerolog.Logger
 
-	// Routing candidates: capability, entitlements, requirements.
+	limits   core.Limits
+	tier     string
+	cands    []*model // resolve: the models that may answer, in chain order
+	inTokens int
+	maxOut   int // limits: the output tokens asked of the backend
+	rs       *policy.Ruleset
+	outcome  core.PolicyOutcome // policy: the decision on the input
+	msgs     []core.ChatMessage // policy: the input to send (redacted)
+	texts    []string           // policy: the texts to embed (redacted)
+	res      *reservation       // budget: what the call may cost
+	attempts []attempt          // call: the failed tries, in order
+	used     *model             // call: the model that answered
+	out      core.ModelOutput   // call
+	usage    core.Usage         // call
+	resp     core.ModelResponse // meter
+}
+
+// invoke runs the pipeline of one request, stage by stage: resolve the
+// candidates (capability, entitlements, requirements), limits (request
+// rate, tokens per request), policy over the input, budget reservation,
+// route (healthy candidates first), call with fallback, meter, audit.
+func (g *Gateway) invoke(ctx context.Context, a core.Auth, t core.Tenant, req core.ModelRequest, store bool) (core.ModelResponse, error) {
+	iv := &invocation{a: a, t: t, req: req, store: store, start: time.Now(), limits: t.EffectiveLimits(),
+		log: g.log.With().Str("tenant_id", t.TenantID).Str("request_id", req.RequestID).Str("correlation_id", core.CorrelationID(ctx)).Logger()}
+	for _, stage := range []func(context.Context, *invocation) error{g.resolve, g.limit, g.screen, g.budget} {
+		if err := stage(ctx, iv); err != nil {
+			code := core.ErrorCode(err)
+			g.metrics.requests.WithLabelValues("none", code).Inc()
+			g.metrics.errors.WithLabelValues(code).Inc()
+			return core.ModelResponse{}, err
+		}
+	}
+	if err := g.callChain(ctx, iv, g.route(iv)); err != nil {
+		return core.ModelResponse{}, g.failed(ctx, iv, err)
+	}
+	g.meterAnswer(iv)
+	g.auditAnswer(iv)
+	return iv.resp, nil
+}
+
+// resolve finds the candidates: the model_ref's chain (a canary first when
+// the request falls in its share), kept to what can do the operation, what
+// the tenant is entitled to and what meets the requirements.
+func (g *Gateway) resolve(_ context.Context, iv *invocation) error {
+	t, req := iv.t, &iv.req
 	tier, chain, err := g.cat.resolve(req.ModelRef)
 	if err != nil {
-		return fail("none", err)
+		return err
 	}
+	iv.tier = tier
 	if c := g.cat.canaryFor(t.TenantID, req.AgentID, tier, req.RequestID); c != nil {
 		chain = append([]*model{c}, slices.DeleteFunc(slices.Clone(chain), func(m *model) bool { return m == c })...)
 	}
 	if tier != "" && t.Entitlements.ModelTiersAllowed != nil && !slices.Contains(t.Entitlements.ModelTiersAllowed, tier) {
-		return fail("none", core.Errorf(core.CodeForbidden, "tier %s is not entitled to tenant %s", tier, t.TenantID).
-			With("tenant_id", t.TenantID).With("tier", tier))
+		return core.Errorf(core.CodeForbidden, "tier %s is not entitled to tenant %s", tier, t.TenantID).
+			With("tenant_id", t.TenantID).With("tier", tier)
 	}
-	inTokens := inputTokens(&req)
-	cands := make([]*model, 0, len(chain))
+	iv.inTokens = inputTokens(req)
+	iv.cands = make([]*model, 0, len(chain))
 	notEntitled, missed := 0, 0
 	for _, m := range chain {
 		switch {
 		case !m.can(req.Operation):
 		case !entitled(t, tier, m):
 			notEntitled++
-		case !meets(req.Requirements, m, inTokens, g.health.latency(m.backend)):
+		case !meets(req.Requirements, m, iv.inTokens, g.health.latency(m.backend)):
 			missed++
 		default:
-			cands = append(cands, m)
+			iv.cands = append(iv.cands, m)
 		}
 	}
-	if len(cands) == 0 {
-		switch {
-		case notEntitled > 0 && missed == 0:
-			return fail("none", core.Errorf(core.CodeForbidden, "no model of %s is entitled to tenant %s", req.ModelRef, t.TenantID).
-				With("tenant_id", t.TenantID).With("model_ref", req.ModelRef))
-		case missed > 0:
-			return fail("none", core.Invalid("request.requirements", "no model of %s meets the requirements", req.ModelRef))
-		default:
-			return fail("none", core.Invalid("request.model_ref", "no model of %s supports %s", req.ModelRef, req.Operation))
-		}
+	if len(iv.cands) > 0 {
+		return nil
 	}
+	switch {
+	case notEntitled > 0 && missed == 0:
+		return core.Errorf(core.CodeForbidden, "no model of %s is entitled to tenant %s", req.ModelRef, t.TenantID).
+			With("tenant_id", t.TenantID).With("model_ref", req.ModelRef)
+	case missed > 0:
+		return core.Invalid("request.requirements", "no model of %s meets the requirements", req.ModelRef)
+	default:
+		return core.Invalid("request.model_ref", "no model of %s supports %s", req.ModelRef, req.Operation)
+	}
+}
 
-	// Request rate.
-	if err := g.meter.allow(t.TenantID, limits.MaxRequestsPerMinute); err != nil {
-		return fail("none", err)
+// limit applies the tenant's request rate and tokens per request, and
+// settles how many output tokens to ask for (the model's default, the
+// request's, then capped by the per-request limit).
+func (g *Gateway) limit(_ context.Context, iv *invocation) error {
+	t, req, lim := iv.t, &iv.req, iv.limits.MaxTokensPerRequest
+	if err := g.meter.allow(t.TenantID, iv.limits.MaxRequestsPerMinute); err != nil {
+		return err
 	}
-
-	// Policy over the input.
-	rs, err := g.ruleset(t, "")
-	if err != nil {
-		return fail("none", err)
-	}
-	var pres policy.Result
-	maxOut := 0
+	in := iv.inTokens
 	if req.Operation == core.OpChat {
-		maxOut = cands[0].cfg.MaxOutputTokens
-		if maxOut <= 0 {
-			maxOut = 1024
+		iv.maxOut = iv.cands[0].cfg.MaxOutputTokens
+		if iv.maxOut <= 0 {
+			iv.maxOut = 1024
 		}
 		if gen := req.Generation; gen != nil && gen.MaxOutputTokens != nil {
-			if lim := limits.MaxTokensPerRequest; lim > 0 && inTokens+*gen.MaxOutputTokens > lim {
-				return fail("none", core.Errorf(core.CodeQuotaExceeded, "request asks for %d tokens, over max_tokens_per_request %d", inTokens+*gen.MaxOutputTokens, lim).
-					With("tenant_id", t.TenantID).With("limit", lim).With("requested", inTokens+*gen.MaxOutputTokens))
+			if lim > 0 && in+*gen.MaxOutputTokens > lim {
+				return core.Errorf(core.CodeQuotaExceeded, "request asks for %d tokens, over max_tokens_per_request %d", in+*gen.MaxOutputTokens, lim).
+					With("tenant_id", t.TenantID).With("limit", lim).With("requested", in+*gen.MaxOutputTokens)
 			}
-			maxOut = *gen.MaxOutputTokens
+			iv.maxOut = *gen.MaxOutputTokens
 		}
 	}
-	if lim := limits.MaxTokensPerRequest; lim > 0 {
-		if inTokens > lim || (req.Operation == core.OpChat && inTokens >= lim) {
-			return fail("none", core.Errorf(core.CodeQuotaExceeded, "input of %d tokens is over max_tokens_per_request %d", inTokens, lim).
-				With("tenant_id", t.TenantID).With("limit", lim).With("requested", inTokens))
+	if lim > 0 {
+		if in > lim || (req.Operation == core.OpChat && in >= lim) {
+			return core.Errorf(core.CodeQuotaExceeded, "input of %d tokens is over max_tokens_per_request %d", in, lim).
+				With("tenant_id", t.TenantID).With("limit", lim).With("requested", in)
 		}
-		if inTokens+maxOut > lim {
-			maxOut = lim - inTokens
+		if in+iv.maxOut > lim {
+			iv.maxOut = lim - in
 		}
 	}
-	msgs, texts := g.applyPolicy(rs, &req, inTokens+maxOut, &pres)
-	outcome := pres.Outcome()
-	for _, r := range outcome.Redactions {
+	return nil
+}
+
+// screen runs the tenant's ruleset over the input: a block ends the
+// request (audited), a redaction changes what is sent on (audited).
+func (g *Gateway) screen(_ context.Context, iv *invocation) error {
+	rs, err := g.ruleset(iv.t, "")
+	if err != nil {
+		return err
+	}
+	iv.rs = rs
+	var pres policy.Result
+	iv.msgs, iv.texts = g.applyPolicy(rs, &iv.req, iv.inTokens+iv.maxOut, &pres)
+	iv.outcome = pres.Outcome()
+	o, req := iv.outcome, &iv.req
+	for _, r := range o.Redactions {
 		g.metrics.redactions.WithLabelValues(r.Kind).Inc()
 	}
-	if outcome.Decision == core.DecisionBlocked {
+	switch o.Decision {
+	case core.DecisionBlocked:
 		g.metrics.blocks.Inc()
-		g.audit.add(core.NewAudit(a, "policy.decision", "model_request", req.RequestID, "blocked",
-			map[string]any{"ruleset": rs.ID, "reasons": outcome.Reasons, "model_ref": req.ModelRef}))
-		return fail("none", core.Errorf(core.CodePolicyBlocked, "policy %s blocked the request", rs.ID).
-			With("ruleset", rs.ID).With("reasons", outcome.Reasons).With("request_id", req.RequestID))
+		g.audit.add(core.NewAudit(iv.a, "policy.decision", "model_request", req.RequestID, "blocked",
+			map[string]any{"ruleset": rs.ID, "reasons": o.Reasons, "model_ref": req.ModelRef}))
+		return core.Errorf(core.CodePolicyBlocked, "policy %s blocked the request", rs.ID).
+			With("ruleset", rs.ID).With("reasons", o.Reasons).With("request_id", req.RequestID)
+	case core.DecisionRedacted:
+		g.audit.add(core.NewAudit(iv.a, "policy.decision", "model_request", req.RequestID, "redacted",
+			map[string]any{"ruleset": rs.ID, "reasons": o.Reasons, "redactions": len(o.Redactions)}))
 	}
-	if outcome.Decision == core.DecisionRedacted {
-		g.audit.add(core.NewAudit(a, "policy.decision", "model_request", req.RequestID, "redacted",
-			map[string]any{"ruleset": rs.ID, "reasons": outcome.Reasons, "redactions": len(outcome.Redactions)}))
-	}
+	return nil
+}
 
-	// Budget: reserve the most this call can cost on any candidate.
+// budget reserves the most this call can cost on any candidate.
+func (g *Gateway) budget(ctx context.Context, iv *invocation) error {
 	var maxCost float64
-	for _, m := range cands {
-		maxCost = math.Max(maxCost, m.cost(inTokens, maxOut))
+	for _, m := range iv.cands {
+		maxCost = math.Max(maxCost, m.cost(iv.inTokens, iv.maxOut))
 	}
-	res, err := g.meter.reserve(ctx, t.TenantID, limits, int64(inTokens+maxOut), maxCost)
-	if err != nil {
-		return fail("none", err)
-	}
+	res, err := g.meter.reserve(ctx, iv.t.TenantID, iv.limits, int64(iv.inTokens+iv.maxOut), maxCost)
+	iv.res = res
+	return err
+}
 
-	// Route: healthy candidates first, in chain order; fall back on
-	// unavailable and timeout.
-	ordered := make([]*model, 0, len(cands))
+// route orders the candidates: healthy backends first, in chain order,
+// then those out of routing (tried last rather than never).
+func (g *Gateway) route(iv *invocation) []*model {
+	ordered := make([]*model, 0, len(iv.cands))
 	var parked []*model
-	for _, m := range cands {
+	for _, m := range iv.cands {
 		if g.health.usable(m.backend) {
 			ordered = append(ordered, m)
 		} else {
 			parked = append(parked, m)
 		}
 	}
-	ordered = append(ordered, parked...)
-	var (
-		attempts []attempt
-		lastErr  error
-		out      core.ModelOutput
-		usage    core.Usage
-		used     *model
-	)
-	// A streamed answer cannot be taken back: once text went out, a failure
-	// ends the request instead of falling back to another backend.
+	return append(ordered, parked...)
+}
+
+// callChain tries the models in order, falling back on unavailable and
+// timeout. A streamed answer cannot be taken back: once text went out, a
+// failure ends the request instead of falling back to another backend.
+func (g *Gateway) callChain(ctx context.Context, iv *invocation, ordered []*model) error {
+	req := iv.req // the stream hook below is this call's own
 	streamed := false
 	var current *model
 	if onDelta := req.OnDelta; onDelta != nil {
 		req.OnDelta = func(d core.ModelDelta) error {
 			if !streamed {
-				d.First, d.RequestID, d.Policy = true, req.RequestID, outcome
-				d.Route = core.Route{Backend: current.backend, Model: current.cfg.ModelID, Node: g.deps.StackID, FallbackUsed: len(attempts) > 0}
+				d.First, d.RequestID, d.Policy = true, req.RequestID, iv.outcome
+				d.Route = core.Route{Backend: current.backend, Model: current.cfg.ModelID, Node: g.deps.StackID, FallbackUsed: len(iv.attempts) > 0}
 			}
 			streamed = true
 			return onDelta(d)
 		}
 	}
+	var lastErr error
 	for _, m := range ordered {
 		current = m
 		callStart := time.Now()
-		out, usage, err = g.call(ctx, m, &req, msgs, texts, maxOut)
+		out, usage, err := g.call(ctx, m, &req, iv.msgs, iv.texts, iv.maxOut)
 		if err == nil {
 			g.health.success(m.backend, time.Since(callStart))
 			g.metrics.latency.WithLabelValues(m.backend).Observe(time.Since(callStart).Seconds())
-			used = m
-			break
+			iv.used, iv.out, iv.usage = m, out, usage
+			return nil
 		}
 		code := core.ErrorCode(err)
-		attempts = append(attempts, attempt{Ref: m.ref, Code: code})
+		iv.attempts = append(iv.attempts, attempt{Ref: m.ref, Code: code})
 		lastErr = err
 		g.metrics.requests.WithLabelValues(m.backend, code).Inc()
 		if code != core.CodeDependencyUnavailable && code != core.CodeTimeout || ctx.Err() != nil || streamed {
 			break
 		}
 		g.health.failure(m.backend)
-		log.Warn().Str("backend", m.backend).Str("model", m.cfg.ModelID).Str("code", code).Msg("backend failed; falling back")
+		iv.log.Warn().Str("backend", m.backend).Str("model", m.cfg.ModelID).Str("code", code).Msg("backend failed; falling back")
 	}
-	if used == nil {
-		g.meter.release(res)
-		backend := "none"
-		if len(attempts) > 0 {
-			backend = strings.SplitN(attempts[len(attempts)-1].Ref, "/", 2)[0]
-		}
-		g.audit.add(core.NewAudit(a, "model.invoke", "model_request", req.RequestID, "error",
-			map[string]any{"model_ref": req.ModelRef, "attempts": attempts, "error_code": core.ErrorCode(lastErr)}))
-		if ctx.Err() != nil && !errors.Is(lastErr, context.DeadlineExceeded) && core.ErrorCode(lastErr) != core.CodeTimeout {
-			return core.ModelResponse{}, lastErr
-		}
-		// Each attempt was counted under its backend above.
-		e := core.AsError(lastErr)
-		g.metrics.errors.WithLabelValues(e.Code).Inc()
-		log.Warn().Str("backend", backend).Str("code", e.Code).Msg("model call failed")
-		return core.ModelResponse{}, e
+	return lastErr
+}
+
+// failed ends a request no model answered: the reservation released, the
+// attempts audited, the error counted once.
+func (g *Gateway) failed(ctx context.Context, iv *invocation, lastErr error) error {
+	g.meter.release(iv.res)
+	backend := "none"
+	if len(iv.attempts) > 0 {
+		backend = strings.SplitN(iv.attempts[len(iv.attempts)-1].Ref, "/", 2)[0]
 	}
+	g.audit.add(core.NewAudit(iv.a, "model.invoke", "model_request", iv.req.RequestID, "error",
+		map[string]any{"model_ref": iv.req.ModelRef, "attempts": iv.attempts, "error_code": core.ErrorCode(lastErr)}))
+	if ctx.Err() != nil && !errors.Is(lastErr, context.DeadlineExceeded) && core.ErrorCode(lastErr) != core.CodeTimeout {
+		return lastErr
+	}
+	// Each attempt was counted under its backend in callChain.
+	e := core.AsError(lastErr)
+	g.metrics.errors.WithLabelValues(e.Code).Inc()
+	iv.log.Warn().Str("backend", backend).Str("code", e.Code).Msg("model call failed")
+	return e
+}
+
+// meterAnswer builds the answer and settles its usage and cost against the
+// reservation (with the answer kept for replay when asked).
+func (g *Gateway) meterAnswer(iv *invocation) {
+	used, usage := iv.used, iv.usage
 	cost := used.cost(usage.InputTokens, usage.OutputTokens)
-	resp := core.ModelResponse{
-		RequestID: req.RequestID, Status: "ok", Output: out, Usage: usage,
-		LatencyMS:     time.Since(start).Milliseconds(),
-		PolicyOutcome: outcome,
-		Route:         core.Route{Backend: used.backend, Model: used.cfg.ModelID, Node: g.deps.StackID, FallbackUsed: len(attempts) > 0},
+	iv.resp = core.ModelResponse{
+		RequestID: iv.req.RequestID, Status: "ok", Output: iv.out, Usage: usage,
+		LatencyMS:     time.Since(iv.start).Milliseconds(),
+		PolicyOutcome: iv.outcome,
+		Route:         core.Route{Backend: used.backend, Model: used.cfg.ModelID, Node: g.deps.StackID, FallbackUsed: len(iv.attempts) > 0},
 		CostUSD:       cost,
 	}
 	var replay *core.ModelReplay
-	if store {
-		raw, err := json.Marshal(resp)
-		if err == nil {
-			replay = &core.ModelReplay{TenantID: t.TenantID, RequestID: req.RequestID, Operation: req.Operation, Response: raw, CreatedAt: g.now()}
+	if iv.store {
+		if raw, err := json.Marshal(iv.resp); err == nil {
+			replay = &core.ModelReplay{TenantID: iv.t.TenantID, RequestID: iv.req.RequestID, Operation: iv.req.Operation, Response: raw, CreatedAt: g.now()}
 		}
 	}
-	g.meter.settle(res, usage, cost, replay)
+	g.meter.settle(iv.res, usage, cost, replay)
 	g.metrics.requests.WithLabelValues(used.backend, "ok").Inc()
 	g.metrics.tokens.WithLabelValues("input").Add(float64(usage.InputTokens))
 	g.metrics.tokens.WithLabelValues("output").Add(float64(usage.OutputTokens))
 	g.metrics.cost.Add(cost)
+}
+
+// auditAnswer records the answered call (and the fallback, when one
+// served it).
+func (g *Gateway) auditAnswer(iv *invocation) {
+	resp, used, req := &iv.resp, iv.used, &iv.req
 	details := map[string]any{"operation": req.Operation, "model_ref": req.ModelRef, "backend": used.backend, "model": used.cfg.ModelID,
-		"fallback_used": resp.Route.FallbackUsed, "policy_decision": outcome.Decision, "input_tokens": usage.InputTokens,
-		"output_tokens": usage.OutputTokens, "cost_usd": cost}
-	if len(attempts) > 0 {
-		details["attempts"] = attempts
-		g.audit.add(core.NewAudit(a, "model.route", "model_request", req.RequestID, "fallback",
-			map[string]any{"model_ref": req.ModelRef, "attempts": attempts, "served_by": used.ref}))
+		"fallback_used": resp.Route.FallbackUsed, "policy_decision": iv.outcome.Decision, "input_tokens": resp.Usage.InputTokens,
+		"output_tokens": resp.Usage.OutputTokens, "cost_usd": resp.CostUSD}
+	if len(iv.attempts) > 0 {
+		details["attempts"] = iv.attempts
+		g.audit.add(core.NewAudit(iv.a, "model.route", "model_request", req.RequestID, "fallback",
+			map[string]any{"model_ref": req.ModelRef, "attempts": iv.attempts, "served_by": used.ref}))
 	}
-	g.audit.add(core.NewAudit(a, "model.invoke", "model_request", req.RequestID, "ok", details))
-	return resp, nil
+	g.audit.add(core.NewAudit(iv.a, "model.invoke", "model_request", req.RequestID, "ok", details))
 }
 
 // call runs one model with its timeout.

@@ -102,14 +102,8 @@ func (e *env) serve(t testing.TB) string {
 		if ce.RetryAfter > 0 {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(ce.RetryAfter))
 		}
-		if p := c.Request().URL.Path; p == "/v1/chat/completions" || p == "/v1/embeddings" {
-			field, _ := ce.Details["field"].(string)
-			var param any
-			if field != "" {
-				param = field
-			}
-			_ = c.JSON(ce.HTTPStatus(), map[string]any{"error": map[string]any{"message": ce.Message, "type": "invalid_request_error",
-				"param": param, "code": ce.Code}})
+		if body, ok := stackb.CompatError(c.Request().URL.Path, ce, ce.HTTPStatus()); ok {
+			_ = c.JSON(ce.HTTPStatus(), body)
 			return
 		}
 		_ = c.JSON(ce.HTTPStatus(), map[string]any{"error": ce, "correlation_id": core.CorrelationID(c.Request().Context())})
@@ -127,7 +121,11 @@ func (e *env) serve(t testing.TB) string {
 				ctx = core.WithTraceparent(ctx, tp)
 			}
 			var a core.Auth
-			switch r.Header.Get("Authorization") {
+			cred := r.Header.Get("Authorization")
+			if k := r.Header.Get("X-Api-Key"); k != "" && cred == "" {
+				cred = "Bearer " + k
+			}
+			switch cred {
 			case "Bearer user":
 				a = e.auth
 			case "Bearer service":

@@ -23,8 +23,21 @@ func (g *Gateway) Register(e *echo.Echo) {
 	e.POST(`/v1/models\:invoke`, g.handleInvoke)
 	e.POST(`/v1/policy\:check`, g.handlePolicyCheck)
 	e.GET("/v1/usage", g.handleUsage)
+	// The OpenAI-compatible surface; the two /v1 paths are its aliases.
 	e.POST("/v1/chat/completions", g.handleChatCompletions)
 	e.POST("/v1/embeddings", g.handleEmbeddings)
+	e.GET(OpenAIBase+"/models", g.handleOpenAIModels)
+	e.GET(OpenAIBase+"/models/*", g.handleOpenAIModel)
+	e.POST(OpenAIBase+"/chat/completions", g.handleChatCompletions)
+	e.POST(OpenAIBase+"/embeddings", g.handleEmbeddings)
+	e.POST(OpenAIBase+"/responses", g.handleResponses)
+	e.GET(OpenAIBase+"/responses/:id", g.handleGetResponse)
+	e.DELETE(OpenAIBase+"/responses/:id", g.handleDeleteResponse)
+	// The Anthropic-compatible surface.
+	e.POST(AnthropicBase+"/v1/messages", g.handleMessages)
+	e.POST(AnthropicBase+"/v1/messages/count_tokens", g.handleCountTokens)
+	e.GET(AnthropicBase+"/v1/models", g.handleAnthropicModels)
+	e.GET(AnthropicBase+"/v1/models/*", g.handleAnthropicModel)
 }
 
 func (g *Gateway) handleHealth(c echo.Context) error {

@@ -13,148 +13,41 @@ import (
 
 	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/stackb/provider"
+	"github.com/agentos/agentos/stackb/wire"
 	"github.com/labstack/echo/v4"
 )
 
-// The OpenAI-compatible surface (§4.4). Its bodies follow OpenAI's API, so
-// unknown fields are ignored as OpenAI does; governance is exactly that of
-// models:invoke, because both call Invoke. The route and policy decision go
-// back in the X-AgentOS-Route and X-AgentOS-Policy headers.
+// The OpenAI-compatible surface (§4.4), under /openai/v1 (the base URL to
+// give OpenAI SDKs) with /v1/chat/completions and /v1/embeddings kept as
+// aliases. Its bodies follow OpenAI's API, so unknown fields are ignored as
+// OpenAI does; governance is exactly that of models:invoke, because every
+// handler calls Invoke. The route and policy decision go back in the
+// X-AgentOS-Route and X-AgentOS-Policy headers.
 
 var jsonBufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-type oaiFunction struct {
-	Name        string         `json:"name"`
-	Description string         `json:"description,omitempty"`
-	Parameters  map[string]any `json:"parameters,omitempty"`
-}
-
-type oaiTool struct {
-	Type     string      `json:"type"`
-	Function oaiFunction `json:"function"`
-}
-
-type oaiCallFunc struct {
-	Name      string `json:"name"`
-	Arguments string `json:"arguments"`
-}
-
-type oaiToolCall struct {
-	Index    *int        `json:"index,omitempty"`
-	ID       string      `json:"id"`
-	Type     string      `json:"type"`
-	Function oaiCallFunc `json:"function"`
-}
-
-type oaiMessage struct {
-	Role       string          `json:"role"`
-	Content    json.RawMessage `json:"content"`
-	Name       string          `json:"name,omitempty"`
-	ToolCalls  []oaiToolCall   `json:"tool_calls,omitempty"`
-	ToolCallID string          `json:"tool_call_id,omitempty"`
-}
-
-type oaiChatRequest struct {
-	Model               string          `json:"model"`
-	Messages            []oaiMessage    `json:"messages"`
-	Tools               []oaiTool       `json:"tools"`
-	ToolChoice          json.RawMessage `json:"tool_choice"`
-	Temperature         *float64        `json:"temperature"`
-	TopP                *float64        `json:"top_p"`
-	MaxTokens           *int            `json:"max_tokens"`
-	MaxCompletionTokens *int            `json:"max_completion_tokens"`
-	N                   *int            `json:"n"`
-	Stream              bool            `json:"stream"`
-	StreamOptions       *struct {
-		IncludeUsage bool `json:"include_usage"`
-	} `json:"stream_options"`
-}
-
-type oaiUsage struct {
-	PromptTokens     int `json:"prompt_tokens"`
-	CompletionTokens int `json:"completion_tokens"`
-	TotalTokens      int `json:"total_tokens"`
-}
-
-type oaiOutMessage struct {
-	Role      string        `json:"role"`
-	Content   *string       `json:"content"`
-	Refusal   *string       `json:"refusal"`
-	ToolCalls []oaiToolCall `json:"tool_calls,omitempty"`
-}
-
-type oaiChoice struct {
-	Index        int           `json:"index"`
-	Message      oaiOutMessage `json:"message"`
-	FinishReason string        `json:"finish_reason"`
-	Logprobs     *struct{}     `json:"logprobs"`
-}
-
-type oaiChatResponse struct {
-	ID            string      `json:"id"`
-	Object        string      `json:"object"`
-	Created       int64       `json:"created"`
-	Model         string      `json:"model"`
-	Choices       []oaiChoice `json:"choices"`
-	Usage         oaiUsage    `json:"usage"`
-	CorrelationID string      `json:"correlation_id"`
-}
-
-type oaiDelta struct {
-	Role      string        `json:"role,omitempty"`
-	Content   *string       `json:"content,omitempty"`
-	ToolCalls []oaiToolCall `json:"tool_calls,omitempty"`
-}
-
-type oaiChunkChoice struct {
-	Index        int       `json:"index"`
-	Delta        oaiDelta  `json:"delta"`
-	FinishReason *string   `json:"finish_reason"`
-	Logprobs     *struct{} `json:"logprobs"`
-}
-
-type oaiChunk struct {
-	ID            string           `json:"id"`
-	Object        string           `json:"object"`
-	Created       int64            `json:"created"`
-	Model         string           `json:"model"`
-	Choices       []oaiChunkChoice `json:"choices"`
-	Usage         *oaiUsage        `json:"usage,omitempty"`
-	CorrelationID string           `json:"correlation_id,omitempty"`
-}
-
-// messageText reads OpenAI content: a string, null, or an array of parts
-// of which the text parts count.
-func messageText(raw json.RawMessage, field string) (string, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", nil
-	}
-	if raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return "", core.Invalid(field, "content is malformed")
+// decodeJSON reads an OpenAI- or Anthropic-shaped body: open objects
+// (unknown fields ignored, as those APIs do), one error for malformed JSON.
+func decodeJSON(c echo.Context, v any) error {
+	if err := json.NewDecoder(c.Request().Body).Decode(v); err != nil {
+		if te, ok := err.(*json.UnmarshalTypeError); ok && te.Field != "" {
+			return core.Invalid(te.Field, "%s has the wrong type", te.Field)
 		}
-		return s, nil
+		return core.Invalid("", "malformed JSON body: %v", err)
 	}
-	var parts []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
-	}
-	if err := json.Unmarshal(raw, &parts); err != nil {
-		return "", core.Invalid(field, "content must be a string or an array of parts")
-	}
-	var b strings.Builder
-	for i, p := range parts {
-		if p.Type != "text" {
-			return "", core.Invalid(field+"["+strconv.Itoa(i)+"].type", "only text content parts are supported")
-		}
-		b.WriteString(p.Text)
-	}
-	return b.String(), nil
+	return nil
 }
 
-// toModelRequest maps an OpenAI chat request onto the canonical one.
-func (r *oaiChatRequest) toModelRequest() (core.ModelRequest, error) {
+// fromHeaders fills what a compatible surface takes from headers: the
+// agent (for canaries) and the idempotency key.
+func fromHeaders(c echo.Context, req *core.ModelRequest) {
+	h := c.Request().Header
+	req.AgentID = h.Get("X-AgentOS-Agent-Id")
+	req.RequestID = h.Get("X-AgentOS-Request-Id")
+}
+
+// chatToModelRequest maps an OpenAI chat request onto the canonical one.
+func chatToModelRequest(r *wire.ChatRequest) (core.ModelRequest, error) {
 	req := core.ModelRequest{Operation: core.OpChat, ModelRef: r.Model}
 	if r.Model == "" {
 		return req, core.Invalid("model", "model is required")
@@ -162,12 +55,15 @@ func (r *oaiChatRequest) toModelRequest() (core.ModelRequest, error) {
 	if r.N != nil && *r.N != 1 {
 		return req, core.Invalid("n", "only n=1 is supported")
 	}
-	names := map[string]string{}
+	names := map[string]string{} // tool_call_id → function name
 	for i, m := range r.Messages {
 		field := "messages[" + strconv.Itoa(i) + "]"
-		text, err := messageText(m.Content, field+".content")
-		if err != nil {
-			return req, err
+		text, bad, ok := wire.MessageText(m.Content)
+		if !ok {
+			return req, core.Invalid(field+".content", "content must be a string or an array of parts")
+		}
+		if bad >= 0 {
+			return req, core.Invalid(field+".content["+strconv.Itoa(bad)+"].type", "only text content parts are supported")
 		}
 		role := m.Role
 		if role == "developer" {
@@ -175,11 +71,9 @@ func (r *oaiChatRequest) toModelRequest() (core.ModelRequest, error) {
 		}
 		cm := core.ChatMessage{Role: role, Content: text, Name: m.Name, ToolCallID: m.ToolCallID}
 		for _, tc := range m.ToolCalls {
-			args := map[string]any{}
-			if tc.Function.Arguments != "" {
-				if err := json.Unmarshal([]byte(tc.Function.Arguments), &args); err != nil {
-					return req, core.Invalid(field+".tool_calls.function.arguments", "arguments must be a JSON object")
-				}
+			args, err := toolArgs(tc.Function.Arguments, field+".tool_calls.function.arguments")
+			if err != nil {
+				return req, err
 			}
 			names[tc.ID] = tc.Function.Name
 			cm.ToolCalls = append(cm.ToolCalls, core.ToolCall{ID: tc.ID, ToolID: tc.Function.Name, Name: tc.Function.Name, Arguments: args})
@@ -196,56 +90,111 @@ func (r *oaiChatRequest) toModelRequest() (core.ModelRequest, error) {
 		req.Input.Tools = append(req.Input.Tools, core.ModelTool{ToolID: t.Function.Name, Name: t.Function.Name,
 			Description: t.Function.Description, InputSchema: t.Function.Parameters})
 	}
-	if len(r.ToolChoice) > 0 && string(r.ToolChoice) != "null" {
-		if r.ToolChoice[0] == '"' {
-			_ = json.Unmarshal(r.ToolChoice, &req.Input.ToolChoice)
-		} else {
-			var tc struct {
-				Function struct {
-					Name string `json:"name"`
-				} `json:"function"`
-			}
-			if err := json.Unmarshal(r.ToolChoice, &tc); err != nil {
-				return req, core.Invalid("tool_choice", "tool_choice is malformed")
-			}
-			req.Input.ToolChoice = tc.Function.Name
-		}
+	choice, err := toolChoice(r.ToolChoice)
+	if err != nil {
+		return req, err
 	}
+	req.Input.ToolChoice = choice
 	maxTok := r.MaxCompletionTokens
 	if maxTok == nil {
 		maxTok = r.MaxTokens
 	}
-	if r.Temperature != nil || r.TopP != nil || maxTok != nil {
-		req.Generation = &core.Generation{Temperature: r.Temperature, TopP: r.TopP, MaxOutputTokens: maxTok}
-	}
+	req.Generation = generation(r.Temperature, r.TopP, maxTok)
 	return req, nil
+}
+
+// toolArgs decodes a tool call's JSON arguments (empty means none).
+func toolArgs(s, field string) (map[string]any, error) {
+	args := map[string]any{}
+	if s != "" {
+		if err := json.Unmarshal([]byte(s), &args); err != nil || args == nil {
+			return nil, core.Invalid(field, "arguments must be a JSON object")
+		}
+	}
+	return args, nil
+}
+
+// toolChoice reads OpenAI's tool_choice: "auto", "none", "required", or
+// an object naming a function (chat: {"function": {"name"}}, Responses:
+// {"name"}).
+func toolChoice(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", core.Invalid("tool_choice", "tool_choice is malformed")
+		}
+		return s, nil
+	}
+	var tc struct {
+		Name     string `json:"name"`
+		Function struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	}
+	if err := json.Unmarshal(raw, &tc); err != nil {
+		return "", core.Invalid("tool_choice", "tool_choice is malformed")
+	}
+	if tc.Function.Name != "" {
+		return tc.Function.Name, nil
+	}
+	return tc.Name, nil
+}
+
+func generation(temp, topP *float64, maxTok *int) *core.Generation {
+	if temp == nil && topP == nil && maxTok == nil {
+		return nil
+	}
+	return &core.Generation{Temperature: temp, TopP: topP, MaxOutputTokens: maxTok}
 }
 
 // governanceHeaders sets X-AgentOS-Route ("<backend>/<model>", plus
 // ";fallback" when a fallback answered) and X-AgentOS-Policy (the
 // decision); the policy reasons go in X-AgentOS-Policy-Reasons.
-func governanceHeaders(h http.Header, resp *core.ModelResponse) {
-	route := resp.Route.Backend + "/" + resp.Route.Model
-	if resp.Route.FallbackUsed {
-		route += ";fallback"
+func governanceHeaders(h http.Header, requestID string, route core.Route, policy core.PolicyOutcome) {
+	r := routeName(route)
+	if route.FallbackUsed {
+		r += ";fallback"
 	}
-	h.Set("X-AgentOS-Route", route)
-	h.Set("X-AgentOS-Policy", resp.PolicyOutcome.Decision)
-	if len(resp.PolicyOutcome.Reasons) > 0 {
-		h.Set("X-AgentOS-Policy-Reasons", strings.Join(resp.PolicyOutcome.Reasons, ","))
+	h.Set("X-AgentOS-Route", r)
+	h.Set("X-AgentOS-Policy", policy.Decision)
+	if len(policy.Reasons) > 0 {
+		h.Set("X-AgentOS-Policy-Reasons", strings.Join(policy.Reasons, ","))
 	}
-	h.Set("X-AgentOS-Request-Id", resp.RequestID)
+	h.Set("X-AgentOS-Request-Id", requestID)
 }
 
-func toOAICalls(calls []core.ToolCall, withIndex bool) []oaiToolCall {
-	out := make([]oaiToolCall, 0, len(calls))
+func routeName(r core.Route) string { return r.Backend + "/" + r.Model }
+
+// externalID turns a request id into the id of a surface's object
+// ("chatcmpl-…", "resp_…", "msg_…").
+func externalID(prefix, requestID string) string {
+	return prefix + strings.TrimPrefix(requestID, core.PrefixRequest+"_")
+}
+
+// toolCallName is the function name a tool call goes out under.
+func toolCallName(tc core.ToolCall) string {
+	name := tc.Name
+	if name == "" {
+		name = tc.ToolID
+	}
+	return provider.FunctionName(core.ModelTool{Name: name})
+}
+
+func argsJSON(tc core.ToolCall) string {
+	args, _ := json.Marshal(tc.Arguments)
+	if tc.Arguments == nil {
+		return "{}"
+	}
+	return string(args)
+}
+
+func toWireCalls(calls []core.ToolCall, withIndex bool) []wire.ToolCall {
+	out := make([]wire.ToolCall, 0, len(calls))
 	for i, tc := range calls {
-		args, _ := json.Marshal(tc.Arguments)
-		name := tc.Name
-		if name == "" {
-			name = tc.ToolID
-		}
-		c := oaiToolCall{ID: tc.ID, Type: "function", Function: oaiCallFunc{Name: provider.FunctionName(core.ModelTool{Name: name}), Arguments: string(args)}}
+		c := wire.ToolCall{ID: tc.ID, Type: "function", Function: wire.CallFunc{Name: toolCallName(tc), Arguments: argsJSON(tc)}}
 		if withIndex {
 			c.Index = core.Ptr(i)
 		}
@@ -254,146 +203,128 @@ func toOAICalls(calls []core.ToolCall, withIndex bool) []oaiToolCall {
 	return out
 }
 
+func chatUsage(u core.Usage) wire.Usage {
+	return wire.Usage{PromptTokens: u.InputTokens, CompletionTokens: u.OutputTokens, TotalTokens: u.TotalTokens}
+}
+
+// handleChatCompletions is POST /openai/v1/chat/completions (and the
+// /v1/chat/completions alias): auth → decode → translate → Invoke → answer
+// whole or as a chunk stream.
 func (g *Gateway) handleChatCompletions(c echo.Context) error {
-	ctx := c.Request().Context()
 	a, err := caller(c, core.ScopeModelsInvoke)
 	if err != nil {
 		return err
 	}
-	var body oaiChatRequest
-	if err := json.NewDecoder(c.Request().Body).Decode(&body); err != nil {
-		return core.Invalid("", "malformed JSON body: %v", err)
+	var body wire.ChatRequest
+	if err := decodeJSON(c, &body); err != nil {
+		return err
 	}
-	req, err := body.toModelRequest()
+	req, err := chatToModelRequest(&body)
 	if err != nil {
 		return err
 	}
-	req.AgentID = c.Request().Header.Get("X-AgentOS-Agent-Id")
-	req.RequestID = c.Request().Header.Get("X-AgentOS-Request-Id")
-	created := g.now().Unix()
-	w := c.Response()
-	chunk := oaiChunk{Object: "chat.completion.chunk", Created: created, CorrelationID: core.CorrelationID(ctx)}
-	send := func(ch oaiChunk) error {
-		buf := jsonBufPool.Get().(*bytes.Buffer)
-		buf.Reset()
-		defer jsonBufPool.Put(buf)
-		buf.WriteString("data: ")
-		if err := json.NewEncoder(buf).Encode(ch); err != nil {
-			return err
-		}
-		buf.WriteString("\n")
-		if _, err := w.Write(buf.Bytes()); err != nil {
-			return err
-		}
-		w.Flush()
-		return nil
-	}
-	// started: the SSE response is open (status, headers and the role
-	// chunk sent). A backend that streams opens it at its first text, with
-	// the route and policy of the answer in the headers.
-	started := false
-	start := func(requestID string, route core.Route, policy core.PolicyOutcome) error {
-		governanceHeaders(w.Header(), &core.ModelResponse{RequestID: requestID, Route: route, PolicyOutcome: policy})
-		w.Header().Set(echo.HeaderContentType, "text/event-stream")
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Header().Set("Connection", "keep-alive")
-		w.WriteHeader(http.StatusOK)
-		started = true
-		chunk.ID = "chatcmpl-" + strings.TrimPrefix(requestID, core.PrefixRequest+"_")
-		chunk.Model = route.Backend + "/" + route.Model
-		empty := ""
-		ch := chunk
-		ch.Choices = []oaiChunkChoice{{Delta: oaiDelta{Role: "assistant", Content: &empty}}}
-		return send(ch)
-	}
+	fromHeaders(c, &req)
 	if body.Stream {
-		req.OnDelta = func(d core.ModelDelta) error {
-			if d.First {
-				if err := start(d.RequestID, d.Route, d.Policy); err != nil {
-					return err
-				}
-			}
-			text := d.Text
-			ch := chunk
-			ch.Choices = []oaiChunkChoice{{Delta: oaiDelta{Content: &text}}}
-			return send(ch)
+		return g.streamChat(c, a, req, body.StreamOptions != nil && body.StreamOptions.IncludeUsage)
+	}
+	resp, err := g.Invoke(c.Request().Context(), a, req)
+	if err != nil {
+		return err
+	}
+	governanceHeaders(c.Response().Header(), resp.RequestID, resp.Route, resp.PolicyOutcome)
+	content, finish := chatAnswer(&resp)
+	msg := wire.OutMessage{Role: "assistant", Content: &content}
+	if len(resp.Output.ToolCalls) > 0 {
+		msg.ToolCalls = toWireCalls(resp.Output.ToolCalls, false)
+		if content == "" {
+			msg.Content = nil
 		}
 	}
-	resp, err := g.Invoke(ctx, a, req)
+	return writeJSON(c, http.StatusOK, wire.ChatResponse{ID: externalID("chatcmpl-", resp.RequestID), Object: "chat.completion",
+		Created: g.now().Unix(), Model: routeName(resp.Route), Choices: []wire.Choice{{Message: msg, FinishReason: finish}},
+		Usage: chatUsage(resp.Usage), CorrelationID: core.CorrelationID(c.Request().Context())})
+}
+
+// chatAnswer is the answer's text and OpenAI finish reason.
+func chatAnswer(resp *core.ModelResponse) (content, finish string) {
+	finish = "stop"
+	if len(resp.Output.ToolCalls) > 0 {
+		finish = "tool_calls"
+	}
+	if resp.Output.Message != nil {
+		content = resp.Output.Message.Content
+	}
+	return content, finish
+}
+
+// streamChat answers as chat.completion.chunk events: the role chunk when
+// the first text arrives (or when the answer does, for a backend that
+// cannot stream), each text piece as the backend sends it, then the tool
+// calls, the finish reason, the usage when asked, and [DONE].
+func (g *Gateway) streamChat(c echo.Context, a core.Auth, req core.ModelRequest, withUsage bool) error {
+	s := newSSE(c)
+	chunk := wire.Chunk{Object: "chat.completion.chunk", Created: g.now().Unix(), CorrelationID: core.CorrelationID(c.Request().Context())}
+	send := func(d wire.Delta, finish *string, usage *wire.Usage) error {
+		ch := chunk
+		ch.Choices = []wire.ChunkChoice{{Delta: d, FinishReason: finish}}
+		if usage != nil {
+			ch.Choices, ch.Usage = []wire.ChunkChoice{}, usage
+		}
+		return s.data(ch)
+	}
+	open := func(requestID string, route core.Route, policy core.PolicyOutcome) error {
+		governanceHeaders(s.header(), requestID, route, policy)
+		s.open()
+		chunk.ID, chunk.Model = externalID("chatcmpl-", requestID), routeName(route)
+		empty := ""
+		return send(wire.Delta{Role: "assistant", Content: &empty}, nil, nil)
+	}
+	req.OnDelta = func(d core.ModelDelta) error {
+		if d.First {
+			if err := open(d.RequestID, d.Route, d.Policy); err != nil {
+				return err
+			}
+		}
+		return send(wire.Delta{Content: &d.Text}, nil, nil)
+	}
+	resp, err := g.Invoke(c.Request().Context(), a, req)
 	if err != nil {
-		if !started {
+		if !s.opened {
 			return err
 		}
 		// Mid-stream failure: the status is gone, so the error travels as
 		// a final data line in OpenAI's error shape.
 		ce := core.AsError(err)
-		raw, _ := json.Marshal(map[string]any{"error": map[string]any{"message": ce.Message, "type": "api_error", "code": ce.Code}})
-		_, _ = w.Write(append(append([]byte("data: "), raw...), "\n\ndata: [DONE]\n\n"...))
-		w.Flush()
+		_ = s.data(openAIError(ce, ce.HTTPStatus()))
+		s.raw("data: [DONE]\n\n")
 		return nil
 	}
-	if !started {
-		governanceHeaders(w.Header(), &resp)
-	}
-	id := "chatcmpl-" + strings.TrimPrefix(resp.RequestID, core.PrefixRequest+"_")
-	modelName := resp.Route.Backend + "/" + resp.Route.Model
-	finish := "stop"
-	if len(resp.Output.ToolCalls) > 0 {
-		finish = "tool_calls"
-	}
-	content := ""
-	if resp.Output.Message != nil {
-		content = resp.Output.Message.Content
-	}
-	usage := oaiUsage{PromptTokens: resp.Usage.InputTokens, CompletionTokens: resp.Usage.OutputTokens, TotalTokens: resp.Usage.TotalTokens}
-	if !body.Stream {
-		msg := oaiOutMessage{Role: "assistant", Content: &content}
-		if len(resp.Output.ToolCalls) > 0 {
-			msg.ToolCalls = toOAICalls(resp.Output.ToolCalls, false)
-			if content == "" {
-				msg.Content = nil
-			}
-		}
-		return writeJSON(c, http.StatusOK, oaiChatResponse{ID: id, Object: "chat.completion", Created: created, Model: modelName,
-			Choices: []oaiChoice{{Index: 0, Message: msg, FinishReason: finish}}, Usage: usage, CorrelationID: core.CorrelationID(ctx)})
-	}
-
-	// Stream: role, content (unless the backend streamed it already), tool
-	// calls, finish, optional usage, [DONE].
-	if !started {
-		if err := start(resp.RequestID, resp.Route, resp.PolicyOutcome); err != nil {
+	content, finish := chatAnswer(&resp)
+	if !s.opened {
+		if err := open(resp.RequestID, resp.Route, resp.PolicyOutcome); err != nil {
 			return nil
 		}
 		for _, piece := range splitContent(content) {
-			p := piece
-			ch := chunk
-			ch.Choices = []oaiChunkChoice{{Delta: oaiDelta{Content: &p}}}
-			if err := send(ch); err != nil {
+			if err := send(wire.Delta{Content: &piece}, nil, nil); err != nil {
 				return nil
 			}
 		}
 	}
-	chunk.ID, chunk.Model = id, modelName
-	ch := chunk
 	if len(resp.Output.ToolCalls) > 0 {
-		ch.Choices = []oaiChunkChoice{{Delta: oaiDelta{ToolCalls: toOAICalls(resp.Output.ToolCalls, true)}}}
-		if err := send(ch); err != nil {
+		if err := send(wire.Delta{ToolCalls: toWireCalls(resp.Output.ToolCalls, true)}, nil, nil); err != nil {
 			return nil
 		}
 	}
-	ch.Choices = []oaiChunkChoice{{Delta: oaiDelta{}, FinishReason: &finish}}
-	if err := send(ch); err != nil {
+	if err := send(wire.Delta{}, &finish, nil); err != nil {
 		return nil
 	}
-	if body.StreamOptions != nil && body.StreamOptions.IncludeUsage {
-		ch.Choices = []oaiChunkChoice{}
-		ch.Usage = &usage
-		if err := send(ch); err != nil {
+	if withUsage {
+		u := chatUsage(resp.Usage)
+		if err := send(wire.Delta{}, nil, &u); err != nil {
 			return nil
 		}
 	}
-	_, _ = w.Write([]byte("data: [DONE]\n\n"))
-	w.Flush()
+	s.raw("data: [DONE]\n\n")
 	return nil
 }
 
@@ -416,27 +347,16 @@ func splitContent(s string) []string {
 	return out
 }
 
-type oaiEmbedRequest struct {
-	Model          string          `json:"model"`
-	Input          json.RawMessage `json:"input"`
-	EncodingFormat string          `json:"encoding_format"`
-}
-
-type oaiEmbedding struct {
-	Object    string `json:"object"`
-	Index     int    `json:"index"`
-	Embedding any    `json:"embedding"`
-}
-
+// handleEmbeddings is POST /openai/v1/embeddings (and /v1/embeddings).
 func (g *Gateway) handleEmbeddings(c echo.Context) error {
 	ctx := c.Request().Context()
 	a, err := caller(c, core.ScopeModelsInvoke)
 	if err != nil {
 		return err
 	}
-	var body oaiEmbedRequest
-	if err := json.NewDecoder(c.Request().Body).Decode(&body); err != nil {
-		return core.Invalid("", "malformed JSON body: %v", err)
+	var body wire.EmbedRequest
+	if err := decodeJSON(c, &body); err != nil {
+		return err
 	}
 	if body.Model == "" {
 		return core.Invalid("model", "model is required")
@@ -460,24 +380,25 @@ func (g *Gateway) handleEmbeddings(c echo.Context) error {
 	if format != "" && format != "float" && format != "base64" {
 		return core.Invalid("encoding_format", "unknown encoding_format %q (want float or base64)", format)
 	}
-	req := core.ModelRequest{Operation: core.OpEmbed, ModelRef: body.Model, Input: core.ModelInput{Texts: texts, EncodingFormat: format},
-		AgentID: c.Request().Header.Get("X-AgentOS-Agent-Id"), RequestID: c.Request().Header.Get("X-AgentOS-Request-Id")}
+	req := core.ModelRequest{Operation: core.OpEmbed, ModelRef: body.Model, Input: core.ModelInput{Texts: texts, EncodingFormat: format}}
+	fromHeaders(c, &req)
 	resp, err := g.Invoke(ctx, a, req)
 	if err != nil {
 		return err
 	}
-	governanceHeaders(c.Response().Header(), &resp)
-	data := make([]oaiEmbedding, len(resp.Output.Embeddings))
+	governanceHeaders(c.Response().Header(), resp.RequestID, resp.Route, resp.PolicyOutcome)
+	out := wire.EmbedResponse{Object: "list", Data: make([]wire.Embedding, len(resp.Output.Embeddings)), Model: routeName(resp.Route),
+		Usage: wire.Usage{PromptTokens: resp.Usage.InputTokens, TotalTokens: resp.Usage.TotalTokens}, CorrelationID: core.CorrelationID(ctx)}
 	for i, e := range resp.Output.Embeddings {
-		data[i] = oaiEmbedding{Object: "embedding", Index: e.Index, Embedding: e.Vector}
+		var v json.RawMessage
 		if format == "base64" {
-			data[i].Embedding = float32Base64(e.Vector)
+			v = wire.String(float32Base64(e.Vector))
+		} else if v, err = json.Marshal(e.Vector); err != nil {
+			return err
 		}
+		out.Data[i] = wire.Embedding{Object: "embedding", Index: e.Index, Vector: v}
 	}
-	return writeJSON(c, http.StatusOK, map[string]any{"object": "list", "data": data,
-		"model":          resp.Route.Backend + "/" + resp.Route.Model,
-		"usage":          map[string]int{"prompt_tokens": resp.Usage.InputTokens, "total_tokens": resp.Usage.TotalTokens},
-		"correlation_id": core.CorrelationID(ctx)})
+	return writeJSON(c, http.StatusOK, out)
 }
 
 // float32Base64 is OpenAI's base64 embedding encoding: little-endian
@@ -488,4 +409,36 @@ func float32Base64(v []float64) string {
 		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(float32(x)))
 	}
 	return base64.StdEncoding.EncodeToString(b)
+}
+
+// handleOpenAIModels is GET /openai/v1/models: what the tenant may call,
+// as OpenAI model objects whose ids "model" accepts.
+func (g *Gateway) handleOpenAIModels(c echo.Context) error {
+	a, err := caller(c, core.ScopeModelsList)
+	if err != nil {
+		return err
+	}
+	refs, err := g.modelRefs(c.Request().Context(), a)
+	if err != nil {
+		return err
+	}
+	out := wire.ModelList{Object: "list", Data: make([]wire.Model, 0, len(refs))}
+	for _, r := range refs {
+		out.Data = append(out.Data, wire.Model{ID: r.id, Object: "model", Created: g.started.Unix(), OwnedBy: r.owner})
+	}
+	return writeJSON(c, http.StatusOK, out)
+}
+
+// handleOpenAIModel is GET /openai/v1/models/{id}; the id may hold a '/'
+// (backend/model), so the route is a wildcard.
+func (g *Gateway) handleOpenAIModel(c echo.Context) error {
+	a, err := caller(c, core.ScopeModelsList)
+	if err != nil {
+		return err
+	}
+	r, err := g.modelRef(c.Request().Context(), a, pathID(c))
+	if err != nil {
+		return err
+	}
+	return writeJSON(c, http.StatusOK, wire.Model{ID: r.id, Object: "model", Created: g.started.Unix(), OwnedBy: r.owner})
 }

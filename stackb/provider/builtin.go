@@ -140,3 +140,7 @@ func HashEmbedding(text string) []float64 {
 	}
 	return v
 }
+
+func init() {
+	Register(Kind{Name: BuiltinName, New: func(Spec) (Provider, error) { return Builtin{}, nil }})
+}

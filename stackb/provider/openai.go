@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -12,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/stackb/wire"
 )
 
 // OpenAI speaks the OpenAI chat completions and embeddings wire format, so
@@ -25,89 +25,13 @@ type OpenAI struct {
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-type oaFunction struct {
-	Name        string         `json:"name"`
-	Description string         `json:"description,omitempty"`
-	Parameters  map[string]any `json:"parameters,omitempty"`
-}
-
-type oaTool struct {
-	Type     string     `json:"type"`
-	Function oaFunction `json:"function"`
-}
-
-type oaCallFunc struct {
-	Name      string `json:"name"`
-	Arguments string `json:"arguments"`
-}
-
-type oaToolCall struct {
-	ID       string     `json:"id"`
-	Type     string     `json:"type"`
-	Function oaCallFunc `json:"function"`
-}
-
-type oaMessage struct {
-	Role       string       `json:"role"`
-	Content    *string      `json:"content"`
-	Name       string       `json:"name,omitempty"`
-	ToolCallID string       `json:"tool_call_id,omitempty"`
-	ToolCalls  []oaToolCall `json:"tool_calls,omitempty"`
-}
-
-type oaChatRequest struct {
-	Model       string      `json:"model"`
-	Messages    []oaMessage `json:"messages"`
-	Tools       []oaTool    `json:"tools,omitempty"`
-	ToolChoice  string      `json:"tool_choice,omitempty"`
-	Temperature *float64    `json:"temperature,omitempty"`
-	TopP        *float64    `json:"top_p,omitempty"`
-	MaxTokens   int         `json:"max_tokens,omitempty"`
-	Stream      bool        `json:"stream,omitempty"`
-	// StreamOptions asks for the usage chunk at the end of a stream.
-	StreamOptions *struct {
-		IncludeUsage bool `json:"include_usage"`
-	} `json:"stream_options,omitempty"`
-}
-
-// oaChunk is one chunk of a streamed chat completion.
-type oaChunk struct {
-	Choices []struct {
-		Delta struct {
-			Content   *string `json:"content"`
-			ToolCalls []struct {
-				Index    int    `json:"index"`
-				ID       string `json:"id"`
-				Function struct {
-					Name      string `json:"name"`
-					Arguments string `json:"arguments"`
-				} `json:"function"`
-			} `json:"tool_calls"`
-		} `json:"delta"`
-	} `json:"choices"`
-	Usage *oaUsage `json:"usage"`
-}
-
-type oaUsage struct {
-	PromptTokens     int `json:"prompt_tokens"`
-	CompletionTokens int `json:"completion_tokens"`
-	TotalTokens      int `json:"total_tokens"`
-}
-
-type oaChatResponse struct {
-	Choices []struct {
-		Message struct {
-			Content   *string      `json:"content"`
-			ToolCalls []oaToolCall `json:"tool_calls"`
-		} `json:"message"`
-	} `json:"choices"`
-	Usage oaUsage `json:"usage"`
-}
-
-type oaErrorBody struct {
-	Error struct {
-		Message string `json:"message"`
-	} `json:"error"`
+func init() {
+	Register(Kind{Name: "openai", New: func(s Spec) (Provider, error) {
+		if s.BaseURL == "" {
+			return nil, fmt.Errorf("base_url: required for kind openai")
+		}
+		return &OpenAI{Name: s.Name, BaseURL: s.BaseURL, APIKey: s.APIKey, Client: s.Client}, nil
+	}})
 }
 
 func (p *OpenAI) client() *http.Client {
@@ -147,7 +71,7 @@ func (p *OpenAI) send(ctx context.Context, path string, body any, accept string)
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
-		var eb oaErrorBody
+		var eb wire.ErrorBody
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		_ = json.Unmarshal(raw, &eb)
 		return nil, statusError(p.Name, resp.StatusCode, eb.Error.Message)
@@ -174,7 +98,7 @@ func (p *OpenAI) post(ctx context.Context, path string, body, out any) error {
 // stream sends a streaming chat request, hands each content piece to
 // onDelta as it arrives, and assembles the whole answer into out as a
 // non-streamed response would read.
-func (p *OpenAI) stream(ctx context.Context, body oaChatRequest, onDelta func(string) error, out *oaChatResponse) error {
+func (p *OpenAI) stream(ctx context.Context, body *wire.ChatRequest, onDelta func(string) error, out *wire.ChatResponse) error {
 	resp, err := p.send(ctx, "/chat/completions", body, "text/event-stream")
 	if err != nil {
 		return err
@@ -190,22 +114,15 @@ func (p *OpenAI) stream(ctx context.Context, body oaChatRequest, onDelta func(st
 	var content strings.Builder
 	type callParts struct{ id, name, args strings.Builder }
 	var calls []*callParts
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	done := false
-	for !done && sc.Scan() {
-		line := sc.Bytes()
-		if !bytes.HasPrefix(line, []byte("data:")) {
-			continue
-		}
-		data := bytes.TrimSpace(line[len("data:"):])
+	err = readSSE(ctx, p.Name, resp.Body, func(_ string, data []byte) (bool, error) {
 		if string(data) == "[DONE]" {
 			done = true
-			break
+			return false, nil
 		}
-		var ch oaChunk
+		var ch wire.Chunk
 		if err := json.Unmarshal(data, &ch); err != nil {
-			return decodeErr(p.Name, err)
+			return false, decodeErr(p.Name, err)
 		}
 		if ch.Usage != nil {
 			out.Usage = *ch.Usage
@@ -214,59 +131,69 @@ func (p *OpenAI) stream(ctx context.Context, body oaChatRequest, onDelta func(st
 			if d := c.Delta.Content; d != nil && *d != "" {
 				content.WriteString(*d)
 				if err := onDelta(*d); err != nil {
-					return err
+					return false, err
 				}
 			}
 			for _, tc := range c.Delta.ToolCalls {
-				for len(calls) <= tc.Index {
+				i := 0
+				if tc.Index != nil {
+					i = *tc.Index
+				}
+				if i < 0 || i > 128 {
+					return false, decodeErr(p.Name, fmt.Errorf("tool call index %d", i))
+				}
+				for len(calls) <= i {
 					calls = append(calls, &callParts{})
 				}
-				cp := calls[tc.Index]
+				cp := calls[i]
 				cp.id.WriteString(tc.ID)
 				cp.name.WriteString(tc.Function.Name)
 				cp.args.WriteString(tc.Function.Arguments)
 			}
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return transportError(ctx, p.Name, err)
+		return true, nil
+	})
+	if err != nil {
+		return err
 	}
 	if !done {
 		return core.Errorf(core.CodeDependencyUnavailable, "backend %s: stream ended before [DONE]", p.Name).With("backend", p.Name)
 	}
 	text := content.String()
-	out.Choices = make([]struct {
-		Message struct {
-			Content   *string      `json:"content"`
-			ToolCalls []oaToolCall `json:"tool_calls"`
-		} `json:"message"`
-	}, 1)
-	out.Choices[0].Message.Content = &text
+	msg := wire.OutMessage{Role: "assistant", Content: &text}
 	for _, cp := range calls {
-		out.Choices[0].Message.ToolCalls = append(out.Choices[0].Message.ToolCalls,
-			oaToolCall{ID: cp.id.String(), Type: "function", Function: oaCallFunc{Name: cp.name.String(), Arguments: cp.args.String()}})
+		msg.ToolCalls = append(msg.ToolCalls, wire.ToolCall{ID: cp.id.String(), Type: "function",
+			Function: wire.CallFunc{Name: cp.name.String(), Arguments: cp.args.String()}})
 	}
+	out.Choices = []wire.Choice{{Message: msg}}
 	return nil
 }
 
 // Chat implements Provider.
 func (p *OpenAI) Chat(ctx context.Context, call ChatCall) (ChatResult, error) {
-	req := oaChatRequest{Model: call.Model, Temperature: call.Temperature, TopP: call.TopP, MaxTokens: call.MaxTokens,
-		Messages: make([]oaMessage, 0, len(call.Messages))}
+	req := wire.ChatRequest{Model: call.Model, Temperature: call.Temperature, TopP: call.TopP,
+		Messages: make([]wire.Message, 0, len(call.Messages))}
+	if call.MaxTokens > 0 {
+		req.MaxTokens = &call.MaxTokens
+	}
 	toolIDs := map[string]string{} // function name → tool_id
 	for _, t := range call.Tools {
 		name := FunctionName(t)
 		toolIDs[name] = t.ToolID
-		req.Tools = append(req.Tools, oaTool{Type: "function", Function: oaFunction{Name: name, Description: t.Description, Parameters: t.InputSchema}})
+		req.Tools = append(req.Tools, wire.Tool{Type: "function", Function: wire.Function{Name: name, Description: t.Description, Parameters: t.InputSchema}})
 	}
-	if len(req.Tools) > 0 {
-		req.ToolChoice = call.ToolChoice
+	if len(req.Tools) > 0 && call.ToolChoice != "" {
+		switch call.ToolChoice {
+		case "auto", "none", "required":
+			req.ToolChoice = wire.String(call.ToolChoice)
+		default:
+			req.ToolChoice, _ = json.Marshal(map[string]any{"type": "function", "function": map[string]string{"name": call.ToolChoice}})
+		}
 	}
 	for _, m := range call.Messages {
-		content := m.Content
-		om := oaMessage{Role: m.Role, Content: &content, Name: m.Name, ToolCallID: m.ToolCallID}
-		if m.Role == "assistant" && len(m.ToolCalls) > 0 && content == "" {
-			om.Content = nil
+		om := wire.Message{Role: m.Role, Content: wire.String(m.Content), Name: m.Name, ToolCallID: m.ToolCallID}
+		if m.Role == "assistant" && len(m.ToolCalls) > 0 && m.Content == "" {
+			om.Content = json.RawMessage("null")
 		}
 		if m.Role == "tool" {
 			om.Name = ""
@@ -277,20 +204,18 @@ func (p *OpenAI) Chat(ctx context.Context, call ChatCall) (ChatResult, error) {
 			if name == "" {
 				name = tc.ToolID
 			}
-			om.ToolCalls = append(om.ToolCalls, oaToolCall{ID: tc.ID, Type: "function", Function: oaCallFunc{Name: name, Arguments: string(args)}})
+			om.ToolCalls = append(om.ToolCalls, wire.ToolCall{ID: tc.ID, Type: "function", Function: wire.CallFunc{Name: name, Arguments: string(args)}})
 		}
 		req.Messages = append(req.Messages, om)
 	}
-	var resp oaChatResponse
+	var resp wire.ChatResponse
 	if call.OnDelta != nil {
 		req.Stream = true
-		req.StreamOptions = &struct {
-			IncludeUsage bool `json:"include_usage"`
-		}{true}
-		if err := p.stream(ctx, req, call.OnDelta, &resp); err != nil {
+		req.StreamOptions = &wire.StreamOptions{IncludeUsage: true}
+		if err := p.stream(ctx, &req, call.OnDelta, &resp); err != nil {
 			return ChatResult{}, err
 		}
-	} else if err := p.post(ctx, "/chat/completions", req, &resp); err != nil {
+	} else if err := p.post(ctx, "/chat/completions", &req, &resp); err != nil {
 		return ChatResult{}, err
 	}
 	if len(resp.Choices) == 0 {
@@ -302,21 +227,28 @@ func (p *OpenAI) Chat(ctx context.Context, call ChatCall) (ChatResult, error) {
 		res.Message.Content = *msg.Content
 	}
 	for _, tc := range msg.ToolCalls {
-		args := map[string]any{}
-		if tc.Function.Arguments != "" {
-			if err := json.Unmarshal([]byte(tc.Function.Arguments), &args); err != nil {
-				args = map[string]any{"_raw": tc.Function.Arguments}
-			}
-		}
-		id := toolIDs[tc.Function.Name]
-		if id == "" {
-			id = tc.Function.Name
-		}
-		res.ToolCalls = append(res.ToolCalls, core.ToolCall{ID: tc.ID, ToolID: id, Name: tc.Function.Name, Arguments: args})
+		res.ToolCalls = append(res.ToolCalls, toolCall(tc.ID, tc.Function.Name, []byte(tc.Function.Arguments), toolIDs))
 	}
 	res.Usage = core.Usage{InputTokens: resp.Usage.PromptTokens, OutputTokens: resp.Usage.CompletionTokens}
 	res.Usage.TotalTokens = res.Usage.InputTokens + res.Usage.OutputTokens
 	return res, nil
+}
+
+// toolCall maps a backend's tool call back to the gateway's: the function
+// name back to the offered tool's id, the arguments decoded (kept raw
+// under "_raw" when they are not a JSON object).
+func toolCall(id, name string, args []byte, toolIDs map[string]string) core.ToolCall {
+	m := map[string]any{}
+	if len(args) > 0 {
+		if err := json.Unmarshal(args, &m); err != nil || m == nil {
+			m = map[string]any{"_raw": string(args)}
+		}
+	}
+	tid := toolIDs[name]
+	if tid == "" {
+		tid = name
+	}
+	return core.ToolCall{ID: id, ToolID: tid, Name: name, Arguments: m}
 }
 
 // FunctionName is the function name a tool is offered under: its name, or
@@ -334,29 +266,22 @@ func FunctionName(t core.ModelTool) string {
 	}, n)
 }
 
-type oaEmbedRequest struct {
-	Model string   `json:"model"`
-	Input []string `json:"input"`
-}
-
-type oaEmbedResponse struct {
-	Data []struct {
-		Index     int       `json:"index"`
-		Embedding []float64 `json:"embedding"`
-	} `json:"data"`
-	Usage oaUsage `json:"usage"`
-}
-
 // Embed implements Provider.
 func (p *OpenAI) Embed(ctx context.Context, model string, texts []string) (EmbedResult, error) {
-	var resp oaEmbedResponse
-	if err := p.post(ctx, "/embeddings", oaEmbedRequest{Model: model, Input: texts}, &resp); err != nil {
+	in, err := json.Marshal(texts)
+	if err != nil {
+		return EmbedResult{}, fmt.Errorf("encode request: %w", err)
+	}
+	var resp wire.EmbedResponse
+	if err := p.post(ctx, "/embeddings", &wire.EmbedRequest{Model: model, Input: in}, &resp); err != nil {
 		return EmbedResult{}, err
 	}
 	res := EmbedResult{Vectors: make([][]float64, len(texts))}
 	for _, d := range resp.Data {
 		if d.Index >= 0 && d.Index < len(texts) {
-			res.Vectors[d.Index] = d.Embedding
+			if err := json.Unmarshal(d.Vector, &res.Vectors[d.Index]); err != nil {
+				return EmbedResult{}, decodeErr(p.Name, err)
+			}
 		}
 	}
 	for i, v := range res.Vectors {

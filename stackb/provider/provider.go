@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sort"
 
 	"github.com/agentos/agentos/core"
 )
@@ -47,6 +48,52 @@ type ChatCall struct {
 type Provider interface {
 	Chat(ctx context.Context, call ChatCall) (ChatResult, error)
 	Embed(ctx context.Context, model string, texts []string) (EmbedResult, error)
+}
+
+// Spec is what a provider kind builds a backend from: one provider of the
+// providers file, its key already read.
+type Spec struct {
+	Name    string
+	BaseURL string
+	APIKey  string
+	Client  *http.Client
+}
+
+// Kind is a provider kind of the providers file. Each kind registers itself
+// from its own file (init), so adding one is one file plus its conformance
+// test (see conformance_test.go).
+type Kind struct {
+	// Name is the providers file's "kind".
+	Name string
+	// New builds a backend; its errors name the field at fault relative to
+	// the provider ("base_url: required for kind openai").
+	New func(Spec) (Provider, error)
+}
+
+var kinds = map[string]Kind{}
+
+// Register adds a kind; registering a name twice is a programming error.
+func Register(k Kind) {
+	if _, dup := kinds[k.Name]; dup {
+		panic("provider: kind " + k.Name + " registered twice")
+	}
+	kinds[k.Name] = k
+}
+
+// Lookup finds a registered kind.
+func Lookup(name string) (Kind, bool) {
+	k, ok := kinds[name]
+	return k, ok
+}
+
+// Kinds lists the registered kind names, sorted.
+func Kinds() []string {
+	out := make([]string, 0, len(kinds))
+	for n := range kinds {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // TokensOf estimates tokens as ceil(bytes/4), the builtin counting rule.
