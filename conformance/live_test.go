@@ -134,7 +134,7 @@ func TestLiveNode_ErrorAnswersFitTheDocuments(t *testing.T) {
 		lc.covered[s] = map[string]bool{}
 	}
 	admin, key := creds.PlatformAdmin.APIKey, creds.TenantAdmin.APIKey
-	A, F := openapi.StackA, openapi.Federation
+	A, B, F := openapi.StackA, openapi.StackB, openapi.Federation
 
 	create := map[string]any{"tenant_create": map[string]any{"tenant_id": "tnt_conf", "name": "Conformance"}}
 	lc.call(A, "POST", "/v1/admin/tenants", admin, create)
@@ -179,6 +179,15 @@ func TestLiveNode_ErrorAnswersFitTheDocuments(t *testing.T) {
 	lc.call(A, "GET", "/v1/runs/"+runID+"/events?after_sequence=3", key, nil) // SSE, closes after the terminal event
 	lc.call(A, "POST", "/v1/runs/"+runID+":cancel", key, nil)                 // 409, finished
 	lc.call(A, "GET", "/v1/console/usage?tenant_id=tnt_conf", key, nil)       // 404
+
+	// Stack B's drop-in surfaces answer errors in their own shapes.
+	lc.call(B, "GET", "/openai/v1/models/no-such-model", key, nil)                                                                                                     // 404
+	lc.call(B, "POST", "/openai/v1/chat/completions", "", map[string]any{"model": "tier:fast", "messages": []any{map[string]any{"role": "user", "content": "hello"}}}) // 401
+	lc.call(B, "POST", "/openai/v1/responses", key, map[string]any{"model": "tier:fast", "previous_response_id": "resp_missing", "input": "x"})                        // 404
+	lc.call(B, "GET", "/openai/v1/responses/resp_missing", key, nil)                                                                                                   // 404
+	lc.call(B, "POST", "/anthropic/v1/messages", key, map[string]any{"model": "tier:fast", "messages": []any{map[string]any{"role": "user", "content": "hello"}}})     // 400: no max_tokens
+	lc.call(B, "POST", "/anthropic/v1/messages", "", map[string]any{"model": "tier:fast", "max_tokens": 8, "messages": []any{}})                                       // 401
+	lc.call(B, "GET", "/anthropic/v1/models/no-such-model", key, nil)                                                                                                  // 404
 
 	lc.call(F, "POST", "/v1/federation/runs:forward", admin, map[string]any{"forward": map[string]any{
 		"target_selector": map[string]any{"stack_id": "stk_nowhere"},

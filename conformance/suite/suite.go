@@ -525,6 +525,22 @@ func (r *runner) stackB(ctx context.Context) {
 	r.send(ctx, call{stack: B, op: "createChatCompletion", path: "/v1/chat/completions", key: "tenant", example: "createChatCompletion.request"})
 	r.send(ctx, call{stack: B, op: "createEmbedding", path: "/v1/embeddings", key: "tenant", example: "createEmbedding.request"})
 	r.send(ctx, call{stack: B, op: "getUsage", path: "/v1/usage", key: "tenant"})
+
+	// The drop-in surfaces for the official SDKs.
+	r.send(ctx, call{stack: B, op: "listOpenAIModels", path: "/openai/v1/models", key: "tenant"})
+	r.send(ctx, call{stack: B, op: "getOpenAIModel", path: "/openai/v1/models/echo-1", key: "tenant"})
+	r.send(ctx, call{stack: B, op: "createOpenAIChatCompletion", path: "/openai/v1/chat/completions", key: "tenant", example: "createOpenAIChatCompletion.request"})
+	r.send(ctx, call{stack: B, op: "createOpenAIEmbedding", path: "/openai/v1/embeddings", key: "tenant", example: "createOpenAIEmbedding.request"})
+	if a, ok := r.send(ctx, call{stack: B, op: "createResponse", path: "/openai/v1/responses", key: "tenant", example: "createResponse.request"}); ok {
+		if id := str(a.body, "id"); id != "" {
+			r.send(ctx, call{stack: B, op: "getResponse", path: "/openai/v1/responses/" + id, key: "tenant"})
+			r.send(ctx, call{stack: B, op: "deleteResponse", path: "/openai/v1/responses/" + id, key: "tenant"})
+		}
+	}
+	r.send(ctx, call{stack: B, op: "createMessage", path: "/anthropic/v1/messages", key: "tenant", example: "createMessage.request"})
+	r.send(ctx, call{stack: B, op: "countMessageTokens", path: "/anthropic/v1/messages/count_tokens", key: "tenant", example: "countMessageTokens.request"})
+	r.send(ctx, call{stack: B, op: "listAnthropicModels", path: "/anthropic/v1/models", key: "tenant"})
+	r.send(ctx, call{stack: B, op: "getAnthropicModel", path: "/anthropic/v1/models/echo-1", key: "tenant"})
 }
 
 func (r *runner) federation(ctx context.Context) {
