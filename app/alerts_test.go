@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -206,7 +207,7 @@ func TestAlerts_ModelBackendUnreachable_MailsFiringThenResolved(t *testing.T) {
 		t.Fatal("edge-llm still marked up after failed calls")
 	}
 	m, _ := sink.waitMail(t, 10*time.Second, "[AgentOS FIRING]", alerts.AlertModelBackendUnreachable, "backend=edge-llm")
-	if !strings.Contains(m.Body, "out of routing") || !contains(m.To, "ops@test.local") || m.From != "agentos@test.local" {
+	if !strings.Contains(m.Body, "out of routing") || !slices.Contains(m.To, "ops@test.local") || m.From != "agentos@test.local" {
 		t.Fatalf("firing mail: %+v", m)
 	}
 	t.Logf("%s: firing mail received", time.Since(start))

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -363,22 +364,13 @@ func PlaintextSecretsInEnvFile(envFile map[string]string) []string {
 	}
 	for k := range envFile {
 		if strings.HasSuffix(k, "_API_KEY") || strings.Contains(k, "SECRET") || strings.HasSuffix(k, "_PASSWORD") {
-			if !contains(out, k) {
+			if !slices.Contains(out, k) {
 				out = append(out, k)
 			}
 		}
 	}
 	sort.Strings(out)
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Validate names the first bad field.

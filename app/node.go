@@ -38,7 +38,7 @@ const (
 )
 
 // APIVersion is the contract version the node speaks.
-const APIVersion = "1.0.2"
+const APIVersion = core.APIVersion
 
 // BuildInfo is stamped into the binary at link time.
 type BuildInfo struct {

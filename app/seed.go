@@ -153,10 +153,5 @@ func (n *Node) Seed(ctx context.Context) (Seeded, error) {
 			return out, fmt.Errorf("write credentials: %w", err)
 		}
 	}
-	created, err := n.stacks.seedSamples(ctx, DemoTenantID)
-	if err != nil {
-		return out, err
-	}
-	out.Created = append(out.Created, created...)
-	return out, nil
+	return out, n.stacks.seedSamples(ctx, DemoTenantID)
 }

@@ -191,16 +191,16 @@ func (s *stacks) backends() []string {
 }
 
 // seedSamples creates the sample agent and tool through Stack A.
-func (s *stacks) seedSamples(ctx context.Context, tenantID string) ([]string, error) {
+func (s *stacks) seedSamples(ctx context.Context, tenantID string) error {
 	if err := s.runs.EnsureTool(ctx, tenantID, core.ToolDescriptor{ToolID: SampleToolID, Name: "echo", Kind: "builtin",
 		Description: "Returns its input.", InputSchema: map[string]any{"type": "object"}}); err != nil {
-		return nil, fmt.Errorf("seed tool: %w", err)
+		return fmt.Errorf("seed tool: %w", err)
 	}
 	err := s.runs.EnsureAgent(ctx, core.Agent{TenantID: tenantID, AgentID: SampleAgentID, Name: "Sample echo agent",
 		Description: "Calls tool.echo once, then answers from its result (builtin/echo-1).", ModelRef: "tier:fast",
 		Instructions: "You are a helpful echo agent.", ToolIDs: []string{SampleToolID}, Status: "active"})
 	if err != nil {
-		return nil, fmt.Errorf("seed agent: %w", err)
+		return fmt.Errorf("seed agent: %w", err)
 	}
-	return nil, nil
+	return nil
 }

@@ -20,7 +20,7 @@ import (
 )
 
 // ServiceVersion is the contract version the health endpoint reports.
-const ServiceVersion = "1.0.2"
+const ServiceVersion = core.APIVersion
 
 // LocalRuns is the slice of Stack A the federation router calls. Every
 // method enforces the tenant of a: another tenant's run is not_found.

@@ -19,7 +19,7 @@ import (
 )
 
 // Version is reported by GET /v1/health.
-const Version = "1.0.2"
+const Version = core.APIVersion
 
 // Config tunes the service; zero values take the defaults of DefaultConfig.
 type Config struct {
