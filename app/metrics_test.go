@@ -78,8 +78,6 @@ func TestMetrics_RunAndModelCallMoveCounters(t *testing.T) {
 			"scopes": []string{}, "policy_context": map[string]any{"data_classification": "internal", "region": "local", "purpose": "test"}},
 		"policy_check": map[string]any{"content": map[string]any{"type": "text", "text": "mail jane@example.com"}}})
 	expectStatus(t, pb, 200, "policy check")
-	time.Sleep(100 * time.Millisecond) // let batched metering settle
-	after := scrape(t, n)
 	checks := []struct {
 		name   string
 		labels []string
@@ -94,6 +92,21 @@ func TestMetrics_RunAndModelCallMoveCounters(t *testing.T) {
 		{"agentos_tokens_total", []string{`direction="output"`}, 1},
 		{"agentos_redactions_total", []string{`kind="email"`}, 1},
 		{"agentos_http_requests_total", []string{`stack="stack-a"`, `tenant="tnt_demo"`}, 2},
+	}
+	moved := func(after map[string]float64) bool {
+		for _, c := range checks {
+			if sum(after, c.name, c.labels...)-sum(before, c.name, c.labels...) < c.min {
+				return false
+			}
+		}
+		return true
+	}
+	// Metering is batched: scrape until every counter moved, or give up
+	// after 10s and report which did not.
+	after := scrape(t, n)
+	for deadline := time.Now().Add(10 * time.Second); !moved(after) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		after = scrape(t, n)
 	}
 	for _, c := range checks {
 		d := sum(after, c.name, c.labels...) - sum(before, c.name, c.labels...)
