@@ -97,6 +97,12 @@ type Config struct {
 	// DebugAddr, when set, serves Go's pprof profiles on this loopback
 	// address (/debug/pprof/); empty (the default) serves nothing.
 	DebugAddr string
+	// NodeID names this process among the nodes sharing a PostgreSQL
+	// store (generated once into <data-dir>/node.id when empty).
+	NodeID string
+	// RunLease is how long a cluster node's claim on a run lives without
+	// renewal: a dead node's runs are taken over after about this long.
+	RunLease time.Duration
 }
 
 // DefaultConfig is the built-in layer.
@@ -118,6 +124,7 @@ func DefaultConfig() Config {
 		Workers:               64,
 		TenantLabelLimit:      20,
 		AlertInterval:         30 * time.Second,
+		RunLease:              10 * time.Second,
 	}
 }
 
@@ -227,6 +234,8 @@ var settings = []setting{
 	}, false},
 	{"alert-interval", "AGENTOS_ALERT_INTERVAL", "how often the built-in alert rules run (e.g. 30s)", duration(func(c *Config) *time.Duration { return &c.AlertInterval }, time.Second), false},
 	{"alert-repeat", "AGENTOS_ALERT_REPEAT", "re-send a still-firing alert after this long (0: once per episode)", duration(func(c *Config) *time.Duration { return &c.AlertRepeat }, 0), false},
+	{"node-id", "AGENTOS_NODE_ID", "this node's id in a cluster (default: generated once into <data-dir>/node.id)", str(func(c *Config) *string { return &c.NodeID }), false},
+	{"run-lease", "AGENTOS_RUN_LEASE", "cluster: how long a node's claim on a run lasts unrenewed; a dead node's runs are taken over after it (e.g. 10s)", duration(func(c *Config) *time.Duration { return &c.RunLease }, 500*time.Millisecond), false},
 	{"workers", "AGENTOS_WORKERS", "global cap of concurrently executing runs", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {

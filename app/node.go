@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
@@ -51,6 +52,8 @@ type BuildInfo struct {
 type NodeFile struct {
 	PID       int    `json:"pid"`
 	StackID   string `json:"stack_id"`
+	NodeID    string `json:"node_id"`
+	Cluster   bool   `json:"cluster,omitempty"`
 	StackAURL string `json:"stack_a_url"`
 	StackBURL string `json:"stack_b_url"`
 	FedURL    string `json:"fed_url"`
@@ -83,6 +86,9 @@ type Node struct {
 	store    core.Storage
 	secret   []byte
 	stackID  string
+	nodeID   string
+	fedKey   ed25519.PrivateKey
+	started  time.Time
 	registry *prometheus.Registry
 	metrics  *edgeMetrics
 	auth     *Authenticator
@@ -118,8 +124,11 @@ func NewNode(cfg Config, build BuildInfo, log zerolog.Logger) *Node {
 // Store exposes the node's storage (tests and CLI commands).
 func (n *Node) Store() core.Storage { return n.store }
 
-// StackID is this node's stable id.
+// StackID is this node's stable id (shared by the nodes of a cluster).
 func (n *Node) StackID() string { return n.stackID }
+
+// NodeID is this process's id among the nodes sharing its store.
+func (n *Node) NodeID() string { return n.nodeID }
 
 // Secret is the node's HS256 secret.
 func (n *Node) Secret() []byte { return n.secret }
@@ -165,7 +174,14 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	if n.secret, err = loadOrCreateSecret(n.Config.Path("node.secret")); err != nil {
 		return err
 	}
-	n.Log = n.Log.With().Str("stack_id", n.stackID).Logger()
+	if n.nodeID, err = resolveNodeID(n.Config); err != nil {
+		return err
+	}
+	if n.fedKey, err = n.clusterFedKey(ctx); err != nil {
+		return err
+	}
+	n.started = time.Now().UTC()
+	n.Log = n.Log.With().Str("stack_id", n.stackID).Str("node_id", n.nodeID).Logger()
 	if n.TracerProvider == nil {
 		tp, err := newTracerProvider(ctx, n.Config, n.stackID)
 		if err != nil {
@@ -176,6 +192,12 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	}
 	n.registry = prometheus.NewRegistry()
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Every series of this registry is the node's own; the info gauge says
+	// which node of which stack (scrape each node as its own target).
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "agentos_node_info",
+		Help: "Always 1; labels name this node, its stack and whether it shares its store with other nodes."}, []string{"stack_id", "node_id", "cluster"})
+	info.WithLabelValues(n.stackID, n.nodeID, fmt.Sprint(n.clustered())).Set(1)
+	n.registry.MustRegister(info)
 	n.metrics = newEdgeMetrics(n.registry, n.Config.TenantLabelLimit)
 	if n.auth, err = NewAuthenticator(n.Config, n.secret, n.store, n.store); err != nil {
 		return err
@@ -242,6 +264,12 @@ func (n *Node) resolveStackID(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("read stack id: %w", err)
 	}
 	id := n.Config.StackID
+	if mi, ok := n.store.(core.MetaInitPort); ok && stored == "" && id == "" {
+		// A shared store: nodes starting at once agree on the first id.
+		if stored, err = mi.InitMeta(ctx, core.MetaStackID, core.NewID(core.PrefixStack)); err != nil {
+			return "", fmt.Errorf("init stack id: %w", err)
+		}
+	}
 	switch {
 	case id != "" && id != stored:
 		if err := n.store.SetMeta(ctx, core.MetaStackID, id); err != nil {
@@ -396,7 +424,7 @@ func (n *Node) Ready(ctx context.Context, router string) (map[string]string, boo
 }
 
 func (n *Node) writeNodeFile() error {
-	nf := NodeFile{PID: os.Getpid(), StackID: n.stackID, StackAURL: n.URL(StackA), StackBURL: n.URL(StackB),
+	nf := NodeFile{PID: os.Getpid(), StackID: n.stackID, NodeID: n.nodeID, Cluster: n.clustered(), StackAURL: n.URL(StackA), StackBURL: n.URL(StackB),
 		FedURL: n.URL(StackFed), Mode: n.Config.Mode, Version: n.Build.Version, StartedAt: core.Now().Format(time.RFC3339)}
 	raw, _ := json.MarshalIndent(nf, "", "  ")
 	tmp := n.Config.Path("node.json.tmp")

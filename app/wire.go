@@ -98,6 +98,7 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 	}
 	svc, err := stacka.New(stacka.Deps{Agents: st, Runs: st, Queue: st, Tools: st, Memory: st, Tenants: st, Audit: st,
 		Secrets: secrets, Models: s.models, Log: n.Log.With().Str("component", StackA).Logger(), Metrics: n.registry, Config: acfg, StackID: n.stackID,
+		NodeID: n.nodeID, Cluster: n.clusterConfig(),
 		Tracer: n.TracerProvider.Tracer("agentos/stack-a")})
 	if err != nil {
 		return nil, fmt.Errorf("stack a: %w", err)
@@ -114,7 +115,7 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 	s.admin.Register(n.routers[StackA].echo)
 
 	build := n.Build.Resolved()
-	fcfg := fed.Deps{DataDir: cfg.DataDir, StackID: n.stackID, Region: cfg.Region, Environment: cfg.Environment,
+	fcfg := fed.Deps{DataDir: cfg.DataDir, Key: n.fedKey, StackID: n.stackID, Region: cfg.Region, Environment: cfg.Environment,
 		Version: build.Version, GitSHA: build.GitSHA, BuildTime: build.BuildTime,
 		StackAURL: func() string { return n.URL(StackA) }, StackBURL: func() string { return n.URL(StackB) },
 		FedURL: func() string { return n.URL(StackFed) },

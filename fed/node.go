@@ -41,7 +41,10 @@ type LocalRuns interface {
 type Deps struct {
 	// DataDir holds the node's Ed25519 key (node_ed25519.key, 0600),
 	// created on first start and reused after.
-	DataDir     string
+	DataDir string
+	// Key, when set, is the Ed25519 key this node signs with instead of
+	// the data dir's: the nodes of a cluster share the one in their store.
+	Key         ed25519.PrivateKey
 	StackID     string
 	Region      string
 	Environment string
@@ -165,9 +168,12 @@ func New(d Deps) (*Node, error) {
 			*f = func() string { return "" }
 		}
 	}
-	key, err := loadOrCreateKey(d.DataDir)
-	if err != nil {
-		return nil, err
+	key := d.Key
+	var err error
+	if key == nil {
+		if key, err = loadOrCreateKey(d.DataDir); err != nil {
+			return nil, err
+		}
 	}
 	client := d.HTTPClient
 	if client == nil {

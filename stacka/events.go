@@ -111,6 +111,35 @@ func (h *eventHub) publish(evs []core.Event) {
 	f.wake = make(chan struct{})
 }
 
+// lastSeq reports the newest event the run's feed holds (0 when none yet)
+// and whether any stream here follows the run.
+func (h *eventHub) lastSeq(tenantID, runID string) (int64, bool) {
+	h.mu.Lock()
+	f := h.feeds[feedKey(tenantID, runID)]
+	h.mu.Unlock()
+	if f == nil {
+		return 0, false
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if n := len(f.events); n > 0 {
+		return f.events[n-1].ev.Sequence, true
+	}
+	return 0, true
+}
+
+// keys lists the (tenant, run) pairs streamed here.
+func (h *eventHub) keys() [][2]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([][2]string, 0, len(h.feeds))
+	for k := range h.feeds {
+		t, r, _ := strings.Cut(k, "/")
+		out = append(out, [2]string{t, r})
+	}
+	return out
+}
+
 type subscription struct {
 	h   *eventHub
 	key string

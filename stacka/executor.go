@@ -210,7 +210,7 @@ func (x *runExec) settle() error {
 // in which case the executor must write nothing more.
 func stopped(ctx context.Context) bool {
 	c := context.Cause(ctx)
-	return errors.Is(c, errShutdown) || errors.Is(c, errUserCanceled)
+	return errors.Is(c, errShutdown) || errors.Is(c, errUserCanceled) || errors.Is(c, errLeaseLost)
 }
 
 // run drives the loop; it returns true when the run is terminal.
@@ -226,7 +226,7 @@ func (x *runExec) run(ctx context.Context) bool {
 	} else if o := r.Open; o != nil {
 		// Resume after a crash: the call in flight is lost; close its step
 		// as an error and run it again from the stored conversation.
-		lost := map[string]any{"code": core.CodeInternal, "message": "interrupted by a node restart; the step is retried"}
+		lost := map[string]any{"code": core.CodeInternal, "message": "interrupted by a node restart or a takeover by another node; the step is retried"}
 		if o.Kind == "tool" {
 			x.add(core.EventToolCallCompleted, o.StepID, map[string]any{"tool_call_id": o.ToolCallID, "tool_id": o.Name,
 				"status": "error", "output": nil, "duration_ms": 0, "error": lost})

@@ -61,7 +61,11 @@ func decodeBody(c echo.Context, v any) error {
 }
 
 func (s *Service) handleHealth(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "service": "stack-a", "version": Version})
+	body := map[string]any{"status": "ok", "service": "stack-a", "version": Version}
+	if s.nodeID != "" {
+		body["node_id"] = s.nodeID
+	}
+	return c.JSON(http.StatusOK, body)
 }
 
 func (s *Service) handleListAgents(c echo.Context) error {

@@ -227,8 +227,10 @@ func (s *Service) CreateRun(ctx context.Context, a core.Auth, agentID string, re
 	s.hub.publish(evs)
 	if dry {
 		s.metrics.runs.WithLabelValues(core.RunCompleted).Inc()
-	} else {
+	} else if s.cluster == nil || s.claimCreated(ctx, stored) {
 		s.sched.enqueue(stored, lim.MaxConcurrentRuns, false)
+	} else {
+		s.sched.release(a.TenantID)
 	}
 	return stored.Run, false, nil
 }

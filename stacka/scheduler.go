@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/agentos/agentos/core"
 )
@@ -33,12 +34,15 @@ type scheduler struct {
 	s       *Service
 	workers int
 
-	mu       sync.Mutex
-	cond     *sync.Cond
-	queues   [3][]queuedRun // high, normal, low
-	running  map[string]int
-	active   map[string]int
-	cancels  map[string]context.CancelCauseFunc
+	mu      sync.Mutex
+	cond    *sync.Cond
+	queues  [3][]queuedRun // high, normal, low
+	running map[string]int
+	active  map[string]int
+	cancels map[string]context.CancelCauseFunc
+	// held are the runs (id → tenant) this cluster node holds a lease on,
+	// queued here or executing; empty on a single node.
+	held     map[string]string
 	nRunning int
 	stopping bool
 
@@ -49,7 +53,7 @@ type scheduler struct {
 
 func newScheduler(s *Service, workers int) *scheduler {
 	sc := &scheduler{s: s, workers: workers, running: map[string]int{}, active: map[string]int{},
-		cancels: map[string]context.CancelCauseFunc{}}
+		cancels: map[string]context.CancelCauseFunc{}, held: map[string]string{}}
 	sc.cond = sync.NewCond(&sc.mu)
 	sc.base, sc.cancel = context.WithCancelCause(context.Background())
 	return sc
@@ -176,6 +180,14 @@ func (sc *scheduler) work() {
 		}
 		terminal := sc.s.execute(sc.base, it)
 		sc.finished(it, terminal)
+		if sc.unhold(it.runID) && !terminal {
+			// Stopped without ending (shutdown, lost lease, store down):
+			// let another node (or this one) claim it again at once.
+			c := sc.s.cluster
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = c.Leases.ReleaseRuns(ctx, c.NodeID, []string{it.runID})
+			cancel()
+		}
 	}
 }
 
@@ -211,6 +223,71 @@ func (sc *scheduler) abort(tenantID, runID string) {
 		}
 	}
 	sc.s.metrics.queueDepth.Set(float64(sc.queued()))
+	sc.mu.Unlock()
+	if found {
+		sc.unhold(runID)
+		sc.release(tenantID)
+	}
+}
+
+// hold records a run this node claimed; false when it holds it already.
+func (sc *scheduler) hold(runID, tenantID string) bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if _, ok := sc.held[runID]; ok {
+		return false
+	}
+	sc.held[runID] = tenantID
+	return true
+}
+
+// unhold forgets a held run; it reports whether it was held.
+func (sc *scheduler) unhold(runID string) bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	_, ok := sc.held[runID]
+	delete(sc.held, runID)
+	return ok
+}
+
+func (sc *scheduler) heldIDs() []string {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	out := make([]string, 0, len(sc.held))
+	for id := range sc.held {
+		out = append(out, id)
+	}
+	return out
+}
+
+// free is how many more runs this node could start now.
+func (sc *scheduler) free() int {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.workers - sc.nRunning - sc.queued()
+}
+
+// drop stops the local work on a run this node no longer holds: the
+// executing call is canceled with cause, a queued run leaves the queue.
+func (sc *scheduler) drop(runID string, cause error) {
+	sc.mu.Lock()
+	if c, ok := sc.cancels[runID]; ok {
+		sc.mu.Unlock()
+		c(cause)
+		return
+	}
+	tenantID, found := "", false
+	for p := range sc.queues {
+		for i, it := range sc.queues[p] {
+			if it.runID == runID {
+				sc.queues[p] = append(sc.queues[p][:i], sc.queues[p][i+1:]...)
+				tenantID, found = it.tenantID, true
+				break
+			}
+		}
+	}
+	sc.s.metrics.queueDepth.Set(float64(sc.queued()))
+	delete(sc.held, runID)
 	sc.mu.Unlock()
 	if found {
 		sc.release(tenantID)

@@ -131,6 +131,11 @@ type Deps struct {
 	Metrics prometheus.Registerer
 	Config  Config
 	StackID string
+	// NodeID names this node in /v1/health and logs.
+	NodeID string
+	// Cluster, when set, makes this node one of several sharing the store
+	// (runs claimed with leases, events and cancels from every node).
+	Cluster *Cluster
 	// Tracer opens the run, step, model-call and tool-call spans; nil means
 	// no spans (trace context still propagates from the stored traceparent).
 	Tracer trace.Tracer
@@ -150,6 +155,9 @@ type Service struct {
 	log     zerolog.Logger
 	cfg     Config
 	stackID string
+	nodeID  string
+	cluster *Cluster
+	loops   *clusterLoops
 	tracer  trace.Tracer
 
 	metrics *metrics
@@ -180,6 +188,9 @@ func New(d Deps) (*Service, error) {
 	case d.Tenants == nil, d.Models == nil:
 		return nil, errors.New("stacka: Tenants and Models ports are required")
 	}
+	if d.Cluster != nil && (d.Cluster.Leases == nil || d.Cluster.Notices == nil || d.Cluster.NodeID == "") {
+		return nil, errors.New("stacka: a Cluster needs NodeID, Leases and Notices")
+	}
 	reg := d.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -192,7 +203,7 @@ func New(d Deps) (*Service, error) {
 	s := &Service{
 		agents: d.Agents, runs: d.Runs, queue: d.Queue, tools: d.Tools, memory: d.Memory,
 		tenants: d.Tenants, audit: d.Audit, models: d.Models, secrets: d.Secrets,
-		log: d.Log.With().Str("component", "stacka").Logger(), cfg: cfg, stackID: d.StackID,
+		log: d.Log.With().Str("component", "stacka").Logger(), cfg: cfg, stackID: d.StackID, nodeID: d.NodeID, cluster: d.Cluster,
 		metrics: m, hub: newEventHub(), quotas: newQuotas(), cache: newReadCache(), tracer: d.Tracer,
 	}
 	if s.tracer == nil {
@@ -216,6 +227,10 @@ func New(d Deps) (*Service, error) {
 func (s *Service) Start(ctx context.Context) error {
 	var err error
 	s.startOnce.Do(func() {
+		if s.cluster != nil {
+			err = s.startCluster(ctx)
+			return
+		}
 		refs, e := s.queue.ActiveRuns(ctx)
 		if e != nil {
 			err = e
@@ -243,7 +258,19 @@ func (s *Service) Close(ctx context.Context) error {
 	var err error
 	s.closeOnce.Do(func() {
 		s.hub.close()
+		if s.loops != nil {
+			s.loops.stop(ctx)
+		}
 		err = s.sched.stop(ctx)
+		if s.cluster != nil {
+			// Runs queued here go back to the cluster at once (a rolling
+			// restart does not wait for their leases to expire).
+			if ids := s.sched.heldIDs(); len(ids) > 0 {
+				if e := s.cluster.Leases.ReleaseRuns(ctx, s.cluster.NodeID, ids); e != nil {
+					s.log.Warn().Err(e).Msg("cluster: release of held runs failed; they are taken over when their leases expire")
+				}
+			}
+		}
 		s.mcpPool.close()
 	})
 	return err

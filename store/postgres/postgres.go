@@ -31,6 +31,9 @@ import (
 type Store struct {
 	pool *pgxpool.Pool
 	desc string
+	// channel is the LISTEN/NOTIFY channel of run notices, one per schema
+	// (notifications are per database, schemas share them).
+	channel string
 }
 
 var _ core.Storage = (*Store)(nil)
@@ -94,6 +97,12 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 			where, oneLine(redactErr(err, rawURL)), pcfg.ConnConfig.Host, pcfg.ConnConfig.Port)
 	}
 	s := &Store{pool: pool, desc: Describe(rawURL)}
+	var schema string
+	if err := pool.QueryRow(ctx, `SELECT coalesce(current_schema(), 'public')`).Scan(&schema); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("%s: %v", where, redactErr(err, rawURL))
+	}
+	s.channel = noticeChannel + "." + schema
 	if opt.NoMigrate {
 		err = s.checkSchema(ctx, opt.AllowBehind)
 	} else {

@@ -117,7 +117,7 @@ func (s *Store) ListTools(ctx context.Context, tenantID string) ([]core.ToolDesc
 
 // writeRun queues the statements that store rec and its new events (and
 // take a terminal run off the queue) on b.
-func writeRun(b *pgx.Batch, rec *core.RunRecord, evs []core.Event, insert bool) error {
+func (s *Store) writeRun(b *pgx.Batch, rec *core.RunRecord, evs []core.Event, insert bool) error {
 	raw, err := encode(rec)
 	if err != nil {
 		return err
@@ -141,6 +141,9 @@ func writeRun(b *pgx.Batch, rec *core.RunRecord, evs []core.Event, insert bool) 
 			return err
 		}
 		b.Queue(`INSERT INTO run_events (tenant_id, run_id, sequence, doc) VALUES ($1, $2, $3, $4)`, rec.TenantID, rec.RunID, evs[i].Sequence, ev)
+	}
+	if len(evs) > 0 {
+		notify(b, s.channel, core.NoticeEvents, rec.TenantID, rec.RunID, rec.LastSequence)
 	}
 	return nil
 }
@@ -206,7 +209,7 @@ func (s *Store) CreateRun(ctx context.Context, rec core.RunRecord, drafts []core
 			return nil
 		}
 		b := &pgx.Batch{}
-		if err := writeRun(b, &r, evs, true); err != nil {
+		if err := s.writeRun(b, &r, evs, true); err != nil {
 			return err
 		}
 		if err := sendBatch(ctx, tx, b); err != nil {
@@ -300,7 +303,7 @@ func (s *Store) AdvanceRun(ctx context.Context, tenantID, runID string, fn func(
 			return err
 		}
 		b := &pgx.Batch{}
-		if err := writeRun(b, &rec, evs, false); err != nil {
+		if err := s.writeRun(b, &rec, evs, false); err != nil {
 			return err
 		}
 		out, events = rec, evs
@@ -326,7 +329,7 @@ const appendRunSQL = `WITH u AS (
 	DELETE FROM run_queue WHERE run_id = $2 AND $9::boolean AND EXISTS (SELECT 1 FROM u)
 	RETURNING 1
 )
-SELECT (SELECT count(*) FROM u)`
+SELECT (SELECT count(*) FROM u), CASE WHEN $10 <> '' AND EXISTS (SELECT 1 FROM u) THEN pg_notify($11, $10) END IS NULL`
 
 // AppendRun implements core.RunStatePort: the check and the write are one
 // statement (appendRunSQL); when it matched nothing, the stored run says
@@ -349,9 +352,16 @@ func (s *Store) AppendRun(ctx context.Context, rec core.RunRecord, drafts []core
 			return rec, nil, err
 		}
 	}
-	var moved int64
+	var (
+		moved   int64
+		ignored bool
+		notice  string
+	)
+	if len(evs) > 0 {
+		notice = noticePayload(core.NoticeEvents, rec.TenantID, rec.RunID, rec.LastSequence)
+	}
 	err = s.pool.QueryRow(ctx, appendRunSQL, rec.TenantID, rec.RunID, rec.Status, rec.LastSequence, raw, expect,
-		seqs, docs, core.RunTerminal(rec.Status)).Scan(&moved)
+		seqs, docs, core.RunTerminal(rec.Status), notice, s.channel).Scan(&moved, &ignored)
 	if err != nil {
 		return core.RunRecord{}, nil, dbErr(err)
 	}
@@ -394,9 +404,10 @@ func (s *Store) CancelRun(ctx context.Context, tenantID, runID string, audit *co
 			return err
 		}
 		b := &pgx.Batch{}
-		if err := writeRun(b, &rec, evs, false); err != nil {
+		if err := s.writeRun(b, &rec, evs, false); err != nil {
 			return err
 		}
+		notify(b, s.channel, core.NoticeCancel, rec.TenantID, rec.RunID, rec.LastSequence)
 		if err := sendBatch(ctx, tx, b); err != nil {
 			return err
 		}

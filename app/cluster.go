@@ -1,0 +1,129 @@
+package app
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/stacka"
+)
+
+// NodeIDFileName keeps a node's generated id in its data dir, so a
+// restarted node reclaims the runs it held.
+const NodeIDFileName = "node.id"
+
+var nodeIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// resolveNodeID returns --node-id, else the id in <data-dir>/node.id,
+// else a new one written there.
+func resolveNodeID(cfg Config) (string, error) {
+	if cfg.NodeID != "" {
+		if !nodeIDPattern.MatchString(cfg.NodeID) {
+			return "", fmt.Errorf("config node_id: %q is not 1-64 letters, digits, '.', '_' or '-'", cfg.NodeID)
+		}
+		return cfg.NodeID, nil
+	}
+	path := cfg.Path(NodeIDFileName)
+	raw, err := os.ReadFile(path)
+	if err == nil {
+		id := strings.TrimSpace(string(raw))
+		if !nodeIDPattern.MatchString(id) {
+			return "", fmt.Errorf("%s: %q is not a node id; remove the file to get a new one", path, id)
+		}
+		return id, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	id := core.NewID("node")
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return id, nil
+}
+
+// clustered reports whether the store is shared by several nodes (it
+// claims runs with leases and announces changes).
+func (n *Node) clustered() bool {
+	_, l := n.store.(core.RunLeasePort)
+	_, no := n.store.(core.RunNoticePort)
+	return l && no
+}
+
+// clusterFedKey returns the federation key a shared store keeps for all
+// its nodes (created by the first node), or nil on a single node, whose
+// key stays in its data dir.
+func (n *Node) clusterFedKey(ctx context.Context) (ed25519.PrivateKey, error) {
+	mi, ok := n.store.(core.MetaInitPort)
+	if !ok || !n.clustered() {
+		return nil, nil
+	}
+	stored, err := n.store.GetMeta(ctx, core.MetaFederationKey)
+	if err != nil {
+		return nil, fmt.Errorf("read federation key: %w", err)
+	}
+	if stored == "" {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("generate federation key: %w", err)
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(priv)
+		if err != nil {
+			return nil, fmt.Errorf("encode federation key: %w", err)
+		}
+		if stored, err = mi.InitMeta(ctx, core.MetaFederationKey, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))); err != nil {
+			return nil, fmt.Errorf("store federation key: %w", err)
+		}
+	}
+	block, _ := pem.Decode([]byte(stored))
+	if block == nil {
+		return nil, errors.New("federation key in the store: not PEM")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("federation key in the store: %w", err)
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, errors.New("federation key in the store: not an Ed25519 key")
+	}
+	return priv, nil
+}
+
+// clusterConfig is Stack A's view of the cluster, nil on a single node.
+func (n *Node) clusterConfig() *stacka.Cluster {
+	if !n.clustered() {
+		return nil
+	}
+	c := &stacka.Cluster{NodeID: n.nodeID, Leases: n.store.(core.RunLeasePort), Notices: n.store.(core.RunNoticePort),
+		Lease: n.Config.RunLease, Info: func() core.NodeInfo {
+			return core.NodeInfo{NodeID: n.nodeID, StackAURL: n.URL(StackA), StartedAt: n.started}
+		}}
+	if nr, ok := n.store.(core.NodeRegistryPort); ok {
+		c.Nodes = nr
+	}
+	return c
+}
+
+// LiveNodes lists the cluster's live nodes (seen within three lease
+// periods) with the runs each holds; a single node lists itself.
+func (n *Node) LiveNodes(ctx context.Context) ([]core.NodeInfo, error) {
+	if nr, ok := n.store.(core.NodeRegistryPort); ok && n.clustered() {
+		return nr.LiveNodes(ctx, 3*n.Config.RunLease)
+	}
+	st, err := n.stacks.runs.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return []core.NodeInfo{{NodeID: n.nodeID, StackAURL: n.URL(StackA), StartedAt: n.started, LastSeen: time.Now().UTC(),
+		RunsInFlight: st.ActiveRuns + st.QueueDepth}}, nil
+}

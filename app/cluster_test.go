@@ -1,0 +1,204 @@
+package app_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentos/agentos/app"
+	"github.com/agentos/agentos/store/postgres/pgtest"
+)
+
+// startClusterNodes starts n nodes on one fresh PostgreSQL schema.
+func startClusterNodes(t *testing.T, n int, lease time.Duration) []*testNode {
+	t.Helper()
+	url := pgtest.URL(t)
+	nodes := make([]*testNode, n)
+	for i := range nodes {
+		nodes[i] = MustStartNode(t, func(c *app.Config) { c.Store = url; c.RunLease = lease; c.Workers = 8 })
+	}
+	return nodes
+}
+
+// sseEvents reads a run's SSE stream until the terminal event and returns
+// the events' sequences and types.
+func sseEvents(t *testing.T, url, key string) ([]int64, []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("stream: %d %s", resp.StatusCode, b)
+	}
+	var seqs []int64
+	var types []string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var env struct {
+			Event struct {
+				Sequence int64  `json:"sequence"`
+				Type     string `json:"type"`
+			} `json:"event"`
+		}
+		if err := json.Unmarshal([]byte(data), &env); err != nil {
+			t.Fatalf("frame %q: %v", data, err)
+		}
+		seqs = append(seqs, env.Event.Sequence)
+		types = append(types, env.Event.Type)
+	}
+	return seqs, types
+}
+
+func checkGapless(t *testing.T, runID string, seqs []int64, types []string) {
+	t.Helper()
+	terminal := 0
+	for i, s := range seqs {
+		if s != int64(i+1) {
+			t.Fatalf("run %s: event %d has sequence %d (gap or duplicate): %v", runID, i, s, seqs)
+		}
+		switch types[i] {
+		case "agentos.run.completed", "agentos.run.failed", "agentos.run.canceled":
+			terminal++
+			if i != len(seqs)-1 {
+				t.Fatalf("run %s: terminal event %s is not last: %v", runID, types[i], types)
+			}
+		}
+	}
+	if terminal != 1 {
+		t.Fatalf("run %s: %d terminal events, want 1: %v", runID, terminal, types)
+	}
+}
+
+func TestCluster_OneInstallationTwoNodeIDs(t *testing.T) {
+	ns := startClusterNodes(t, 2, 2*time.Second)
+	a, b := ns[0], ns[1]
+	if a.StackID() != b.StackID() {
+		t.Fatalf("stack ids differ: %s vs %s", a.StackID(), b.StackID())
+	}
+	if a.NodeID() == "" || a.NodeID() == b.NodeID() {
+		t.Fatalf("node ids must be set and differ: %q vs %q", a.NodeID(), b.NodeID())
+	}
+	for _, n := range ns {
+		h := do(t, "GET", n.URL(app.StackA)+"/v1/health", "", nil).JSON(t)
+		if h["node_id"] != n.NodeID() {
+			t.Fatalf("health node_id %v, want %s", h["node_id"], n.NodeID())
+		}
+		nf, err := app.ReadNodeFile(n.Config.DataDir)
+		if err != nil || nf.NodeID != n.NodeID() || nf.StackID != n.StackID() || !nf.Cluster {
+			t.Fatalf("node.json %+v (%v)", nf, err)
+		}
+	}
+	// One federation identity: both nodes present the same public key.
+	pa := do(t, "GET", a.URL(app.StackFed)+"/v1/federation/peer", a.creds.PlatformAdmin.APIKey, nil).JSON(t)["peer"].(map[string]any)
+	pb := do(t, "GET", b.URL(app.StackFed)+"/v1/federation/peer", b.creds.PlatformAdmin.APIKey, nil).JSON(t)["peer"].(map[string]any)
+	ka, _ := pa["public_key"].(string)
+	if ka == "" || ka != pb["public_key"] || pa["stack_id"] != pb["stack_id"] {
+		t.Fatalf("federation identities differ: %v vs %v", pa, pb)
+	}
+	// A key made on one node works on the other (shared tenants and keys).
+	r := do(t, "GET", b.URL(app.StackA)+"/v1/agents", a.creds.TenantAdmin.APIKey, nil)
+	expectStatus(t, r, 200, "node A's key on node B")
+	// Both nodes are live in the registry.
+	live, err := a.LiveNodes(context.Background())
+	if err != nil || len(live) != 2 {
+		t.Fatalf("live nodes %+v (%v), want 2", live, err)
+	}
+}
+
+func TestCluster_StreamOnOtherNodeAndCancelAcrossNodes(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	slowHit, slowGone := make(chan struct{}, 16), make(chan struct{}, 16)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Reading the body lets the server notice the client hanging up.
+		io.Copy(io.Discard, r.Body)
+		slowHit <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			slowGone <- struct{}{}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"output":{"slow":true}}`)
+	}))
+	defer slow.Close()
+	ns := startClusterNodes(t, 3, 2*time.Second)
+	a, b, c := ns[0], ns[1], ns[2]
+	key, admin := a.creds.TenantAdmin.APIKey, a.creds.PlatformAdmin.APIKey
+
+	// A webhook tool to a slow server, for the cancel below.
+	expectStatus(t, do(t, "PATCH", a.URL(app.StackA)+"/v1/admin/tenants/tnt_demo", admin, map[string]any{"tenant_update": map[string]any{
+		"entitlements": map[string]any{"tool_ids_allowed": []string{"tool.echo", "tool.slow"}}}}), 200, "entitle tool.slow")
+	r := do(t, "PUT", a.URL(app.StackA)+"/v1/tools/tool.slow", key, map[string]any{"tool": map[string]any{
+		"tool_id": "tool.slow", "name": "slow", "kind": "http", "description": "waits", "input_schema": map[string]any{"type": "object"},
+		"config": map[string]any{"url": slow.URL, "timeout_ms": 60000}}})
+	if r.Status != 200 && r.Status != 201 {
+		t.Fatalf("put tool: %d %s", r.Status, r.Body)
+	}
+	r = do(t, "PUT", a.URL(app.StackA)+"/v1/agents/agt_slow", key, map[string]any{"agent": map[string]any{
+		"name": "slow", "model_ref": "tier:fast", "tool_ids": []string{"tool.slow"}}})
+	if r.Status != 200 && r.Status != 201 {
+		t.Fatalf("put agent: %d %s", r.Status, r.Body)
+	}
+	// A run created on A, streamed from B: every event, gapless, live.
+	r = do(t, "POST", a.URL(app.StackA)+"/v1/agents/"+app.SampleAgentID+"/runs", key,
+		map[string]any{"input": map[string]any{"type": "text", "text": "hello"}, "idempotency_key": "k-hello"})
+	expectStatus(t, r, 201, "create on A")
+	runID := r.JSON(t)["run"].(map[string]any)["run_id"].(string)
+	seqs, types := sseEvents(t, b.URL(app.StackA)+"/v1/runs/"+runID+"/events", key)
+	checkGapless(t, runID, seqs, types)
+	if types[len(types)-1] != "agentos.run.completed" {
+		t.Fatalf("run ended %s", types[len(types)-1])
+	}
+
+	// A slow webhook call, canceled through a node that does not run it.
+	r = do(t, "POST", a.URL(app.StackA)+"/v1/agents/agt_slow/runs", key, map[string]any{"input": map[string]any{"type": "text", "text": "wait"}, "idempotency_key": "k-wait"})
+	expectStatus(t, r, 201, "create slow run on A")
+	slowID := r.JSON(t)["run"].(map[string]any)["run_id"].(string)
+	select {
+	case <-slowHit:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the slow tool was never called: %s", do(t, "GET", a.URL(app.StackA)+"/v1/runs/"+slowID+"/events", key, nil, "Accept", "application/json").Body)
+	}
+	streamDone := make(chan [2]any, 1)
+	go func() {
+		s, ty := sseEvents(t, b.URL(app.StackA)+"/v1/runs/"+slowID+"/events", key)
+		streamDone <- [2]any{s, ty}
+	}()
+	start := time.Now()
+	expectStatus(t, do(t, "POST", c.URL(app.StackA)+"/v1/runs/"+slowID+":cancel", key, nil), 200, "cancel on C")
+	// The executing node drops the webhook call: the slow server sees the
+	// request's connection end.
+	select {
+	case <-slowGone:
+	case <-time.After(2 * time.Second):
+		t.Fatalf("the slow call was still running 2 s after the cancel")
+	}
+	t.Logf("cancel on node C stopped the call on the executing node in %v", time.Since(start))
+	got := <-streamDone
+	s, ty := got[0].([]int64), got[1].([]string)
+	checkGapless(t, slowID, s, ty)
+	if ty[len(ty)-1] != "agentos.run.canceled" {
+		t.Fatalf("slow run ended %s", ty[len(ty)-1])
+	}
+}
