@@ -1,0 +1,406 @@
+// Package cluster_test runs three real `agentos serve` processes on one
+// PostgreSQL database and proves they act as one installation: runs
+// created round-robin, streamed from another node, a cancel through a
+// third node, and a node killed with -9 whose runs the others finish.
+package cluster_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/agentos/agentos/e2e/testbinary"
+	"github.com/agentos/agentos/store/postgres/pgtest"
+)
+
+var binary string
+
+func TestMain(m *testing.M) { testbinary.Run(m, &binary, "") }
+
+type node struct {
+	cmd     *exec.Cmd
+	dataDir string
+	stackA  string
+	nodeID  string
+	log     *bytes.Buffer
+}
+
+func startNode(t *testing.T, store string, lease time.Duration) *node {
+	t.Helper()
+	dataDir := t.TempDir()
+	cmd := exec.Command(binary, "serve", "--data-dir", dataDir, "--store", store, "--run-lease", lease.String(),
+		"--stack-a-addr", "127.0.0.1:0", "--stack-b-addr", "127.0.0.1:0", "--fed-addr", "127.0.0.1:0",
+		"--log-level", "warn", "--workers", "16")
+	cmd.Dir = t.TempDir()
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	n := &node{cmd: cmd, dataDir: dataDir, log: &log}
+	t.Cleanup(func() { n.cmd.Process.Kill(); n.cmd.Wait() })
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		raw, err := os.ReadFile(filepath.Join(dataDir, "node.json"))
+		if err == nil {
+			var nf struct {
+				StackAURL string `json:"stack_a_url"`
+				NodeID    string `json:"node_id"`
+				PID       int    `json:"pid"`
+			}
+			if json.Unmarshal(raw, &nf) == nil && nf.PID == cmd.Process.Pid {
+				n.stackA, n.nodeID = nf.StackAURL, nf.NodeID
+				return n
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("node did not come up: %s", log.String())
+	return nil
+}
+
+func call(t *testing.T, method, url, key string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		raw, _ := json.Marshal(body)
+		rd = bytes.NewReader(raw)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	req.Header.Set("Authorization", "Bearer "+key)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Errorf("%s %s: %v", method, url, err)
+		return 0
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		json.Unmarshal(raw, out)
+	}
+	return resp.StatusCode
+}
+
+type seen struct {
+	seq  int64
+	typ  string
+	at   time.Time // when this client received it
+	time time.Time // the event's own time (committed on the executing node)
+	err  string
+}
+
+// stream reads a run's SSE stream to its end; it resumes with
+// Last-Event-ID when the connection drops, like a client would.
+func stream(ctx context.Context, url, key string) ([]seen, error) {
+	var out []seen
+	for attempt := 0; attempt < 5; attempt++ {
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Accept", "text/event-stream")
+		if n := len(out); n > 0 {
+			req.Header.Set("Last-Event-ID", fmt.Sprint(out[n-1].seq))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return out, err
+			}
+			continue
+		}
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok {
+				continue
+			}
+			var env struct {
+				Event struct {
+					Sequence int64           `json:"sequence"`
+					Type     string          `json:"type"`
+					Time     time.Time       `json:"time"`
+					Payload  json.RawMessage `json:"payload"`
+				} `json:"event"`
+			}
+			if err := json.Unmarshal([]byte(data), &env); err != nil {
+				resp.Body.Close()
+				return out, err
+			}
+			out = append(out, seen{seq: env.Event.Sequence, typ: env.Event.Type, at: time.Now(), time: env.Event.Time,
+				err: string(env.Event.Payload)})
+		}
+		resp.Body.Close()
+		if n := len(out); n > 0 && terminal(out[n-1].typ) {
+			return out, nil
+		}
+	}
+	return out, fmt.Errorf("stream ended without a terminal event after %d events", len(out))
+}
+
+func terminal(typ string) bool {
+	return typ == "agentos.run.completed" || typ == "agentos.run.failed" || typ == "agentos.run.canceled"
+}
+
+func checkRun(id string, evs []seen) error {
+	n := 0
+	for i, e := range evs {
+		if e.seq != int64(i+1) {
+			return fmt.Errorf("run %s: event %d has sequence %d (gap or duplicate)", id, i, e.seq)
+		}
+		if terminal(e.typ) {
+			n++
+			if i != len(evs)-1 {
+				return fmt.Errorf("run %s: terminal event %s is not last", id, e.typ)
+			}
+		}
+	}
+	if n != 1 {
+		return fmt.Errorf("run %s: %d terminal events, want 1", id, n)
+	}
+	return nil
+}
+
+func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
+	var slowCalls atomic.Int64
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		slowCalls.Add(1)
+		select {
+		case <-time.After(400 * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"output":{"slow":true}}`)
+	}))
+	defer slow.Close()
+	hangHit, hangGone := make(chan struct{}, 4), make(chan time.Time, 4)
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		hangHit <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			hangGone <- time.Now()
+			return
+		}
+		io.WriteString(w, `{"output":{}}`)
+	}))
+	defer hang.Close()
+	defer close(release)
+
+	store := pgtest.URL(t)
+	lease := 3 * time.Second
+	nodes := []*node{startNode(t, store, lease)}
+	nodes = append(nodes, startNode(t, store, lease), startNode(t, store, lease))
+	var creds struct {
+		PlatformAdmin struct {
+			APIKey string `json:"api_key"`
+		} `json:"platform_admin"`
+		TenantAdmin struct {
+			APIKey string `json:"api_key"`
+		} `json:"tenant_admin"`
+	}
+	raw, err := os.ReadFile(filepath.Join(nodes[0].dataDir, "credentials.json"))
+	if err != nil || json.Unmarshal(raw, &creds) != nil {
+		t.Fatalf("credentials: %v", err)
+	}
+	admin, key := creds.PlatformAdmin.APIKey, creds.TenantAdmin.APIKey
+	ids := map[string]bool{}
+	for _, n := range nodes {
+		var h map[string]any
+		if s := call(t, "GET", n.stackA+"/v1/health", "", nil, &h); s != 200 || h["node_id"] != n.nodeID {
+			t.Fatalf("health of %s: %d %v", n.stackA, s, h)
+		}
+		ids[n.nodeID] = true
+	}
+	if len(ids) != 3 {
+		t.Fatalf("node ids are not distinct: %v", ids)
+	}
+
+	a := nodes[0].stackA
+	if s := call(t, "PATCH", a+"/v1/admin/tenants/tnt_demo", admin, map[string]any{"tenant_update": map[string]any{
+		"entitlements": map[string]any{"tool_ids_allowed": []string{"tool.echo", "tool.slow", "tool.hang"}},
+		"quotas":       map[string]any{"runs": map[string]any{"run_create_qps": 1000, "run_create_burst": 1000, "max_concurrent_runs": 1000}},
+	}}, nil); s != 200 {
+		t.Fatalf("patch tenant: %d", s)
+	}
+	for _, tool := range []struct{ id, url string }{{"tool.slow", slow.URL}, {"tool.hang", hang.URL}} {
+		if s := call(t, "PUT", a+"/v1/tools/"+tool.id, key, map[string]any{"tool": map[string]any{
+			"tool_id": tool.id, "name": strings.TrimPrefix(tool.id, "tool."), "kind": "http", "description": "webhook",
+			"input_schema": map[string]any{"type": "object"}, "config": map[string]any{"url": tool.url, "timeout_ms": 60000}}}, nil); s != 200 && s != 201 {
+			t.Fatalf("put %s: %d", tool.id, s)
+		}
+		agent := "agt_" + strings.TrimPrefix(tool.id, "tool.")
+		if s := call(t, "PUT", a+"/v1/agents/"+agent, key, map[string]any{"agent": map[string]any{
+			"name": agent, "model_ref": "tier:fast", "tool_ids": []string{tool.id}}}, nil); s != 200 && s != 201 {
+			t.Fatalf("put %s: %d", agent, s)
+		}
+	}
+
+	// A cancel sent to a third node stops a slow tool call on the node
+	// executing the run (its creator claims it), streamed from another.
+	var created struct {
+		Run struct {
+			RunID string `json:"run_id"`
+		} `json:"run"`
+	}
+	if s := call(t, "POST", nodes[0].stackA+"/v1/agents/agt_hang/runs", key, map[string]any{
+		"input": map[string]any{"type": "text", "text": "hang"}, "idempotency_key": "hang-1"}, &created); s != 201 {
+		t.Fatalf("create hang run: %d", s)
+	}
+	hangID := created.Run.RunID
+	select {
+	case <-hangHit:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the hanging tool was never called")
+	}
+	hangStream := make(chan []seen, 1)
+	go func() {
+		evs, _ := stream(context.Background(), nodes[1].stackA+"/v1/runs/"+hangID+"/events", key)
+		hangStream <- evs
+	}()
+	canceledAt := time.Now()
+	if s := call(t, "POST", nodes[2].stackA+"/v1/runs/"+hangID+":cancel", key, nil, nil); s != 200 {
+		t.Fatalf("cancel on the third node: %d", s)
+	}
+	select {
+	case at := <-hangGone:
+		t.Logf("cancel on node 3 stopped the tool call on node 1 after %v", at.Sub(canceledAt))
+		if at.Sub(canceledAt) > 2*time.Second {
+			t.Fatalf("the call stopped %v after the cancel, want within 2 s", at.Sub(canceledAt))
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the tool call was still running 2 s after the cancel on another node")
+	}
+	if evs := <-hangStream; checkRun(hangID, evs) != nil || evs[len(evs)-1].typ != "agentos.run.canceled" {
+		t.Fatalf("hang run stream: %v (%v)", evs, checkRun(hangID, evs))
+	}
+
+	// 200 runs created round-robin, each streamed from a node other than
+	// its creator (never the one that will be killed).
+	const runs = 200
+	victim := 2
+	type runInfo struct {
+		id      string
+		creator int
+		evs     []seen
+		err     error
+	}
+	infos := make([]*runInfo, runs)
+	var wg sync.WaitGroup
+	killed := false
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	start := time.Now()
+	for i := 0; i < runs; i++ {
+		creator := i % 3
+		if killed && creator == victim {
+			creator = 0 // the load balancer has taken the dead node out
+		}
+		reader := (creator + 1) % 3
+		if reader == victim {
+			reader = (reader + 1) % 3
+		}
+		var out struct {
+			Run struct {
+				RunID string `json:"run_id"`
+			} `json:"run"`
+		}
+		s := call(t, "POST", nodes[creator].stackA+"/v1/agents/agt_slow/runs", key, map[string]any{
+			"input": map[string]any{"type": "text", "text": fmt.Sprintf("job %d", i)}, "idempotency_key": fmt.Sprintf("job-%d", i)}, &out)
+		if s != 201 {
+			t.Fatalf("create run %d on node %d: %d", i, creator+1, s)
+		}
+		ri := &runInfo{id: out.Run.RunID, creator: creator}
+		infos[i] = ri
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ri.evs, ri.err = stream(ctx, nodes[reader].stackA+"/v1/runs/"+ri.id+"/events", key)
+		}()
+		if i == runs/2 {
+			// Kill the victim once its share of the work is in flight.
+			for slowCalls.Load() < 30 && time.Since(start) < 30*time.Second {
+				time.Sleep(10 * time.Millisecond)
+			}
+			killAt := time.Now()
+			if err := nodes[victim].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			nodes[victim].cmd.Wait()
+			t.Logf("killed node 3 (-9) after %d runs created, %d slow calls made", i+1, slowCalls.Load())
+			victimKilledAt, killed = killAt, true
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+
+	var lat []time.Duration
+	taken, interrupted := 0, 0
+	var takeover time.Duration
+	for _, ri := range infos {
+		if ri.err != nil {
+			t.Fatalf("run %s: %v", ri.id, ri.err)
+		}
+		if err := checkRun(ri.id, ri.evs); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ri.evs {
+			if d := e.at.Sub(e.time); d >= 0 {
+				lat = append(lat, d)
+			}
+			if strings.Contains(e.err, "takeover") {
+				interrupted++
+			}
+		}
+		if ri.creator == victim {
+			// Did this run still have events to come when its node died?
+			last := ri.evs[len(ri.evs)-1]
+			if last.time.After(victimKilledAt) {
+				taken++
+				for _, e := range ri.evs {
+					if e.time.After(victimKilledAt) {
+						if d := e.time.Sub(victimKilledAt); d > takeover {
+							takeover = d
+						}
+						break
+					}
+				}
+			}
+		}
+	}
+	if taken == 0 {
+		t.Fatal("no run of the killed node was finished by another node; the test proved nothing")
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	t.Logf("%d runs in %v; %d runs of the killed node finished by the others (%d steps reported as interrupted by the takeover); slowest takeover %v after the kill",
+		runs, elapsed.Round(time.Millisecond), taken, interrupted, takeover.Round(time.Millisecond))
+	t.Logf("cross-node event delivery (event time on the executing node to receipt on another node): p50 %v, p99 %v over %d events",
+		lat[len(lat)/2], lat[len(lat)*99/100], len(lat))
+	if takeover > lease+5*time.Second {
+		t.Fatalf("takeover took %v, lease is %v", takeover, lease)
+	}
+}
+
+var victimKilledAt time.Time
