@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -99,6 +100,28 @@ func (n *Node) clusterFedKey(ctx context.Context) (ed25519.PrivateKey, error) {
 	return priv, nil
 }
 
+// metaJWTSecret keeps a cluster's HS256 secret, so a JWT one node signs
+// (or its Stack A sends to Stack B) verifies on every node.
+const metaJWTSecret = "jwt_secret"
+
+// clusterSecret returns the HS256 secret the nodes of a shared store
+// share (the first node's), or own on a single node.
+func (n *Node) clusterSecret(ctx context.Context, own []byte) ([]byte, error) {
+	mi, ok := n.store.(core.MetaInitPort)
+	if !ok || !n.clustered() {
+		return own, nil
+	}
+	stored, err := mi.InitMeta(ctx, metaJWTSecret, hex.EncodeToString(own))
+	if err != nil {
+		return nil, fmt.Errorf("cluster JWT secret: %w", err)
+	}
+	b, err := hex.DecodeString(stored)
+	if err != nil || len(b) < 32 {
+		return nil, errors.New("cluster JWT secret in the store: want 64 hex characters")
+	}
+	return b, nil
+}
+
 // clusterConfig is Stack A's view of the cluster, nil on a single node.
 func (n *Node) clusterConfig() *stacka.Cluster {
 	if !n.clustered() {
@@ -126,4 +149,27 @@ func (n *Node) LiveNodes(ctx context.Context) ([]core.NodeInfo, error) {
 	}
 	return []core.NodeInfo{{NodeID: n.nodeID, StackAURL: n.URL(StackA), StartedAt: n.started, LastSeen: time.Now().UTC(),
 		RunsInFlight: st.ActiveRuns + st.QueueDepth}}, nil
+}
+
+// ClusterNodes opens cfg's store and lists the live nodes of its cluster
+// (ok=false when the store is not shared: bbolt belongs to one process).
+func ClusterNodes(ctx context.Context, cfg Config) ([]core.NodeInfo, bool, error) {
+	if StorePostgresURL(cfg) == "" {
+		return nil, false, nil
+	}
+	st, err := OpenStorage(ctx, cfg, OpenOptions{})
+	if err != nil {
+		return nil, true, err
+	}
+	defer st.Close()
+	nr, ok := st.(core.NodeRegistryPort)
+	if !ok {
+		return nil, false, nil
+	}
+	lease := cfg.RunLease
+	if lease <= 0 {
+		lease = DefaultConfig().RunLease
+	}
+	nodes, err := nr.LiveNodes(ctx, 3*lease)
+	return nodes, true, err
 }

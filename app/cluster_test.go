@@ -114,6 +114,9 @@ func TestCluster_OneInstallationTwoNodeIDs(t *testing.T) {
 	if ka == "" || ka != pb["public_key"] || pa["stack_id"] != pb["stack_id"] {
 		t.Fatalf("federation identities differ: %v vs %v", pa, pb)
 	}
+	if string(a.Secret()) != string(b.Secret()) {
+		t.Fatal("the nodes sign JWTs with different secrets")
+	}
 	// A key made on one node works on the other (shared tenants and keys).
 	r := do(t, "GET", b.URL(app.StackA)+"/v1/agents", a.creds.TenantAdmin.APIKey, nil)
 	expectStatus(t, r, 200, "node A's key on node B")

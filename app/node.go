@@ -174,6 +174,9 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	if n.secret, err = loadOrCreateSecret(n.Config.Path("node.secret")); err != nil {
 		return err
 	}
+	if n.secret, err = n.clusterSecret(ctx, n.secret); err != nil {
+		return err
+	}
 	if n.nodeID, err = resolveNodeID(n.Config); err != nil {
 		return err
 	}

@@ -216,6 +216,20 @@ func (o *operator) status(ctx context.Context, cfg app.Config, keyOverride strin
 	fmt.Fprintf(w, "process     running, pid %d, version %s, mode %s, started %s\n", nf.PID, nf.Version, nf.Mode, started)
 	fmt.Fprintf(w, "stack id    %s\n", nf.StackID)
 	fmt.Fprintf(w, "store       %s\n", app.DescribeStore(cfg))
+	if nf.NodeID != "" {
+		fmt.Fprintf(w, "node id     %s\n", nf.NodeID)
+	}
+	if nodes, shared, err := app.ClusterNodes(ctx, cfg); shared {
+		if err != nil {
+			fmt.Fprintf(w, "cluster     unavailable: %v\n", err)
+		} else {
+			fmt.Fprintf(w, "cluster     %d live node(s)\n", len(nodes))
+			for _, n := range nodes {
+				fmt.Fprintf(w, "  node      %s  %s  runs in flight %d, last seen %s ago\n", n.NodeID, n.StackAURL, n.RunsInFlight,
+					time.Since(n.LastSeen).Round(time.Second))
+			}
+		}
+	}
 	healthy := 0
 	for _, name := range []string{app.StackA, app.StackB, app.StackFed} {
 		u := nodeURLs(nf)[name]

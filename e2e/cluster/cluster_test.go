@@ -398,6 +398,16 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 		runs, elapsed.Round(time.Millisecond), taken, interrupted, takeover.Round(time.Millisecond))
 	t.Logf("cross-node event delivery (event time on the executing node to receipt on another node): p50 %v, p99 %v over %d events",
 		lat[len(lat)/2], lat[len(lat)*99/100], len(lat))
+	// The operator's view: `agentos status` on a node lists the live nodes.
+	st := exec.Command(binary, "status", "--data-dir", nodes[0].dataDir, "--store", store, "--api-key", admin)
+	st.Dir = t.TempDir()
+	out, _ := st.CombinedOutput()
+	for _, n := range nodes[:2] {
+		if !bytes.Contains(out, []byte(n.nodeID)) || !bytes.Contains(out, []byte("live node(s)")) {
+			t.Fatalf("agentos status does not list live node %s:\n%s", n.nodeID, out)
+		}
+	}
+	t.Logf("agentos status:\n%s", out)
 	if takeover > lease+5*time.Second {
 		t.Fatalf("takeover took %v, lease is %v", takeover, lease)
 	}
