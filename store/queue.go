@@ -80,7 +80,7 @@ func (s *Store) group(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 		go g.lead(s.db)
 	}
 	g.mu.Unlock()
-	return <-req.done
+	return s.writeErr(<-req.done)
 }
 
 func (g *groupCommit) lead(db *bolt.DB) {

@@ -12,9 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/agentos/agentos/core"
@@ -44,12 +48,77 @@ type Store struct {
 	// commits groups the hot run and event writes of concurrent callers
 	// into shared transactions (see queue.go).
 	commits groupCommit
+	// fullUntil (unix nanoseconds) is when the store counts as writable
+	// again after a write failed for lack of space (see writeErr).
+	fullUntil atomic.Int64
+}
+
+// FullBackoff is how long the store reports itself not writable after a
+// write failed for lack of space. Each new failure starts it again; once
+// it passes without one, readiness returns by itself.
+var FullBackoff = 5 * time.Second
+
+// storageFull reports a write that failed because the volume (or the
+// process's file size limit, or a quota) has no room.
+func storageFull(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EFBIG, syscall.EDQUOT} {
+		// bbolt wraps some of these with %s ("file resize error: file
+		// too large"), so the text is matched too.
+		if errors.Is(err, errno) || strings.Contains(err.Error(), errno.Error()) {
+			return true
+		}
+	}
+	return false
+}
+
+// writeErr turns a write that failed for lack of space into the contract's
+// dependency_unavailable (503, retryable, details.reason "storage_full")
+// and marks the store not writable for FullBackoff. Other errors pass.
+func (s *Store) writeErr(err error) error {
+	if err == nil || !storageFull(err) {
+		return err
+	}
+	s.fullUntil.Store(time.Now().Add(FullBackoff).UnixNano())
+	retry := int(FullBackoff.Seconds())
+	if retry < 1 {
+		retry = 1
+	}
+	ce := core.Errorf(core.CodeDependencyUnavailable, "the store cannot write: no space left for the database (%v)", err)
+	ce.RetryAfter = retry
+	return ce.With("dependency", "store").With("reason", "storage_full")
+}
+
+// Writable reports an error while writes are failing for lack of space
+// (readiness uses it next to Ping, whose small write may still fit).
+func (s *Store) Writable() error {
+	if until := s.fullUntil.Load(); until != 0 && time.Now().UnixNano() < until {
+		return errors.New("storage full: recent writes failed for lack of space")
+	}
+	return nil
 }
 
 // The bbolt file is a complete core.Storage.
 var _ core.Storage = (*Store)(nil)
 
-// Open opens (creating if needed) the bbolt file at path.
+// ErrLocked is returned by Open when another process holds the database.
+var ErrLocked = errors.New("locked by another process")
+
+// BrokenError is returned by Open for a database file that exists but is
+// not a usable bbolt database: empty (0 bytes), not bbolt at all, or with a
+// damaged page. The node refuses to start on it rather than silently
+// beginning a new, empty node (new stack_id, new seed) or crashing.
+type BrokenError struct {
+	Path   string
+	Reason string
+}
+
+func (e *BrokenError) Error() string {
+	return fmt.Sprintf("database %s is %s: restore it from a backup, or start with --reset to move it aside and begin a new, empty node", e.Path, e.Reason)
+}
+
+// Open opens (creating if needed) the bbolt file at path. An existing file
+// is checked first (see check): a broken one is refused with *BrokenError,
+// one held by another process with ErrLocked.
 func Open(path string, opt Options) (*Store, error) {
 	if opt.Timeout == 0 {
 		opt.Timeout = 2 * time.Second
@@ -57,27 +126,133 @@ func Open(path string, opt Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opt.Timeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
-	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("open store %s: locked by another process", path)
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.Size() == 0:
+		return nil, &BrokenError{Path: path, Reason: "empty (0 bytes)"}
+	case err == nil:
+		if err := check(path, opt.Timeout); err != nil {
+			return nil, err
 		}
+	case !errors.Is(err, os.ErrNotExist):
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	var db *bolt.DB
+	err = guard(func() error {
+		var err error
+		// PreLoadFreelist rebuilds the freelist (a walk of every page,
+		// since it is not synced) here, under guard, rather than in the
+		// first write transaction.
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: opt.Timeout, NoFreelistSync: true,
+			FreelistType: bolt.FreelistMapType, PreLoadFreelist: true})
+		return err
+	})
+	if err != nil {
+		return nil, openError(path, err)
+	}
 	db.NoSync = opt.NoSync
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketData, bucketIndex, bucketMeta} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
+	err = guard(func() error {
+		return db.Update(func(tx *bolt.Tx) error {
+			for _, b := range [][]byte{bucketData, bucketIndex, bucketMeta} {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("init store: %w", err)
+		if be := (*BrokenError)(nil); errors.As(err, &be) {
+			be.Path = path
+			return nil, be
+		}
+		return nil, fmt.Errorf("init store %s: %w", path, err)
 	}
 	return &Store{db: db}, nil
+}
+
+func openError(path string, err error) error {
+	var be *BrokenError
+	switch {
+	case errors.Is(err, bolt.ErrTimeout):
+		return fmt.Errorf("open store %s: %w", path, ErrLocked)
+	case errors.As(err, &be):
+		be.Path = path
+		return be
+	}
+	var pe *fs.PathError
+	var errno syscall.Errno
+	if errors.As(err, &pe) || errors.As(err, &errno) {
+		// The system refused (permissions, memory): not the file's fault.
+		return fmt.Errorf("open store %s: %w", path, err)
+	}
+	// Anything bbolt itself rejects (invalid or mismatched meta pages, a
+	// file too small to hold them) is the file's content.
+	return &BrokenError{Path: path, Reason: "not a valid database (" + err.Error() + ")"}
+}
+
+// guard runs fn on this goroutine with memory faults turned into panics,
+// and turns a panic (bbolt panics on damaged pages; a page pointer past
+// the end of the file faults) into a *BrokenError.
+func guard(fn func() error) (err error) {
+	old := debug.SetPanicOnFault(true)
+	defer debug.SetPanicOnFault(old)
+	defer func() {
+		if p := recover(); p != nil {
+			err = &BrokenError{Reason: fmt.Sprintf("damaged (%v)", p)}
+		}
+	}()
+	return fn()
+}
+
+// check opens an existing file read-only and walks every bucket, key and
+// value on this goroutine, so a damaged page is found here, where it can
+// be reported, instead of in bbolt's own freelist scan (which panics on
+// another goroutine, or faults). The walk reads each page once; the
+// freelist rebuild of a read-write open reads them all again, so startup
+// takes about twice the time of one scan (see docs/security.md).
+func check(path string, timeout time.Duration) error {
+	var db *bolt.DB
+	err := guard(func() error {
+		var err error
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: true})
+		return err
+	})
+	if err != nil {
+		return openError(path, err)
+	}
+	defer db.Close()
+	err = guard(func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			return tx.ForEach(func(name []byte, b *bolt.Bucket) error { return walk(b) })
+		})
+	})
+	if err != nil {
+		return openError(path, err)
+	}
+	return nil
+}
+
+// walk touches every key and value of b and its nested buckets.
+func walk(b *bolt.Bucket) error {
+	var sum byte
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if v == nil {
+			if nb := b.Bucket(k); nb != nil {
+				if err := walk(nb); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if len(v) > 0 {
+			sum ^= v[0] ^ v[len(v)-1]
+		}
+	}
+	_ = sum
+	return nil
 }
 
 // Close closes the database file.
@@ -104,8 +279,12 @@ func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	return n, err
 }
 
-// Ping proves the store is writable (readiness).
+// Ping proves the store is writable (readiness): no write failed for lack
+// of space within FullBackoff, and a small write commits.
 func (s *Store) Ping(ctx context.Context) error {
+	if err := s.Writable(); err != nil {
+		return err
+	}
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketMeta).Put([]byte("ping"), []byte(time.Now().UTC().Format(time.RFC3339Nano)))
 	})
@@ -132,7 +311,7 @@ func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.Update(fn)
+	return s.writeErr(s.db.Update(fn))
 }
 
 // batch runs fn in a transaction that bbolt may coalesce with concurrent
@@ -142,7 +321,7 @@ func (s *Store) batch(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.Batch(fn)
+	return s.writeErr(s.db.Batch(fn))
 }
 
 func (s *Store) view(fn func(tx *bolt.Tx) error) error { return s.db.View(fn) }

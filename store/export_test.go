@@ -1,0 +1,4 @@
+package store
+
+// StorageFull exposes storageFull to the tests.
+var StorageFull = storageFull
