@@ -103,28 +103,65 @@ type Config struct {
 	// RunLease is how long a cluster node's claim on a run lives without
 	// renewal: a dead node's runs are taken over after about this long.
 	RunLease time.Duration
+	// ReadHeaderTimeout bounds reading a request's headers; BodyReadTimeout
+	// bounds reading its body once the caller is authenticated (408 and
+	// the connection closed beyond); IdleTimeout closes idle keep-alive
+	// connections. Responses (SSE streams) are not bounded by them.
+	ReadHeaderTimeout time.Duration
+	BodyReadTimeout   time.Duration
+	IdleTimeout       time.Duration
+	// BodyMemory is the node-wide budget of request body bytes buffered at
+	// once (each body reserves its Content-Length, or BodyLimit when
+	// chunked); beyond it a body is refused with 429 before it is read.
+	BodyMemory int64
+	// MaxEventStreams caps open Stack A SSE streams on the node (0: the
+	// smaller of 1000 and a quarter of the descriptor limit) and
+	// MaxEventStreamsPerTenant those of one tenant.
+	MaxEventStreams          int
+	MaxEventStreamsPerTenant int
+	// ResetBrokenStore (serve --reset) moves an empty or damaged database
+	// aside (agentos.db.broken-<time>, never deleted) and starts a new,
+	// empty node; a healthy database is always kept.
+	ResetBrokenStore bool
 }
 
 // DefaultConfig is the built-in layer.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:               "./.agentos",
-		Store:                 "bbolt",
-		StackAAddr:            "127.0.0.1:8080",
-		StackBAddr:            "127.0.0.1:8081",
-		FedAddr:               "127.0.0.1:8082",
-		Mode:                  ModeDemo,
-		Profile:               "local",
-		Region:                "local",
-		BodyLimit:             1 << 20,
-		AuthFailuresPerMinute: 100,
-		SMTP:                  SMTPConfig{Port: 25, StartTLS: "auto", From: "agentos@localhost"},
-		ShutdownTimeout:       10 * time.Second,
-		LogLevel:              "info",
-		Workers:               64,
-		TenantLabelLimit:      20,
-		AlertInterval:         30 * time.Second,
-		RunLease:              10 * time.Second,
+		DataDir:                  "./.agentos",
+		Store:                    "bbolt",
+		StackAAddr:               "127.0.0.1:8080",
+		StackBAddr:               "127.0.0.1:8081",
+		FedAddr:                  "127.0.0.1:8082",
+		Mode:                     ModeDemo,
+		Profile:                  "local",
+		Region:                   "local",
+		BodyLimit:                1 << 20,
+		AuthFailuresPerMinute:    100,
+		SMTP:                     SMTPConfig{Port: 25, StartTLS: "auto", From: "agentos@localhost"},
+		ShutdownTimeout:          10 * time.Second,
+		LogLevel:                 "info",
+		Workers:                  64,
+		TenantLabelLimit:         20,
+		AlertInterval:            30 * time.Second,
+		ReadHeaderTimeout:        10 * time.Second,
+		BodyReadTimeout:          30 * time.Second,
+		IdleTimeout:              120 * time.Second,
+		BodyMemory:               64 << 20,
+		MaxEventStreamsPerTenant: 100,
+		RunLease:                 10 * time.Second,
+	}
+}
+
+// positiveInt parses an integer of at least min into dst.
+func positiveInt(dst func(*Config) *int, min int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < min {
+			return fmt.Errorf("want an integer >= %d, got %q", min, v)
+		}
+		*dst(c) = n
+		return nil
 	}
 }
 
@@ -236,6 +273,19 @@ var settings = []setting{
 	{"alert-repeat", "AGENTOS_ALERT_REPEAT", "re-send a still-firing alert after this long (0: once per episode)", duration(func(c *Config) *time.Duration { return &c.AlertRepeat }, 0), false},
 	{"node-id", "AGENTOS_NODE_ID", "this node's id in a cluster (default: generated once into <data-dir>/node.id)", str(func(c *Config) *string { return &c.NodeID }), false},
 	{"run-lease", "AGENTOS_RUN_LEASE", "cluster: how long a node's claim on a run lasts unrenewed; a dead node's runs are taken over after it (e.g. 10s)", duration(func(c *Config) *time.Duration { return &c.RunLease }, 500*time.Millisecond), false},
+	{"read-header-timeout", "AGENTOS_READ_HEADER_TIMEOUT", "longest a client may take to send a request's headers", duration(func(c *Config) *time.Duration { return &c.ReadHeaderTimeout }, 100*time.Millisecond), false},
+	{"body-read-timeout", "AGENTOS_BODY_READ_TIMEOUT", "longest a client may take to send a request body (408 and closed beyond)", duration(func(c *Config) *time.Duration { return &c.BodyReadTimeout }, 100*time.Millisecond), false},
+	{"idle-timeout", "AGENTOS_IDLE_TIMEOUT", "idle keep-alive connections are closed after this long", duration(func(c *Config) *time.Duration { return &c.IdleTimeout }, time.Second), false},
+	{"body-memory", "AGENTOS_BODY_MEMORY", "node-wide bytes of request bodies buffered at once (429 beyond)", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1024 {
+			return fmt.Errorf("want bytes >= 1024, got %q", v)
+		}
+		c.BodyMemory = n
+		return nil
+	}, false},
+	{"max-event-streams", "AGENTOS_MAX_EVENT_STREAMS", "open Stack A event streams on the node (default: min(1000, descriptor limit / 4))", positiveInt(func(c *Config) *int { return &c.MaxEventStreams }, 1), false},
+	{"max-event-streams-per-tenant", "AGENTOS_MAX_EVENT_STREAMS_PER_TENANT", "open Stack A event streams of one tenant", positiveInt(func(c *Config) *int { return &c.MaxEventStreamsPerTenant }, 1), false},
 	{"workers", "AGENTOS_WORKERS", "global cap of concurrently executing runs", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -418,6 +468,9 @@ func (c Config) Validate() error {
 	}
 	if n != 0 && n != 3 {
 		return fmt.Errorf("config fed_tls: set cert, key and CA together")
+	}
+	if c.BodyMemory < c.BodyLimit {
+		return fmt.Errorf("config body_memory: %d is less than body_limit %d, so a largest body could never be read", c.BodyMemory, c.BodyLimit)
 	}
 	switch c.SMTP.StartTLS {
 	case "auto", "require", "off":

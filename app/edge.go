@@ -10,9 +10,11 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentos/agentos/core"
@@ -63,8 +65,10 @@ type edge struct {
 	failures  *failureLimiter
 	validator *openapi.Validator
 	bodyLimit int64
-	metrics   *edgeMetrics
-	tracer    trace.Tracer
+	// bodies is the node-wide budget of buffered request body bytes.
+	bodies  *bodyBudget
+	metrics *edgeMetrics
+	tracer  trace.Tracer
 }
 
 // publicPath reports the paths that need no credential (§1.4).
@@ -186,18 +190,124 @@ func hasBody(r *http.Request) bool {
 	return r.ContentLength > 0 || (r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody)
 }
 
-// bodyRules enforces the size limit (413) and JSON content type (415),
-// and buffers the body so validation and the handler can both read it.
+// bodyBudget is the node-wide allowance of request body bytes buffered at
+// once. A body reserves its size before it is read and gives it back when
+// its request is answered; one that does not fit is refused unread.
+type bodyBudget struct {
+	mu    sync.Mutex
+	limit int64
+	used  int64
+}
+
+func newBodyBudget(limit int64) *bodyBudget { return &bodyBudget{limit: limit} }
+
+func (b *bodyBudget) tryAcquire(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.limit {
+		return false
+	}
+	b.used += n
+	return true
+}
+
+func (b *bodyBudget) release(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	b.mu.Unlock()
+}
+
+// inUse is the bytes reserved now (tests).
+func (b *bodyBudget) inUse() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}
+
+// bodyDeadline bounds how long a client may take to send a request body:
+// the read deadline is set when a request with a body arrives, and cleared
+// when the body has been read to its end, so a response that runs long
+// (an SSE stream, a slow model call) is never cut by it. A body that is
+// never read (the request was refused before) keeps the deadline, which
+// also bounds the server's drain of it.
+func bodyDeadline(timeout time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hasBody(r) {
+			db := &deadlineBody{ReadCloser: r.Body}
+			if timeout > 0 {
+				rc := http.NewResponseController(w)
+				if rc.SetReadDeadline(time.Now().Add(timeout)) == nil {
+					db.rc = rc
+				}
+			}
+			// A shallow copy: net/http keeps the original request and
+			// decides from its own body type how to finish the request.
+			r = r.WithContext(r.Context())
+			r.Body = db
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// deadlineBody clears the body read deadline once the body is read to its
+// end, and tells the error mapper whether it was.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		if b.rc != nil {
+			_ = b.rc.SetReadDeadline(time.Time{})
+		}
+	}
+	return n, err
+}
+
+// unreadBody reports a request refused before its body was read: the
+// answer then closes the connection, so the server neither waits for nor
+// drains a body nobody will use.
+func unreadBody(r *http.Request) bool {
+	db, ok := r.Body.(*deadlineBody)
+	return ok && !db.done
+}
+
+// bodyRules enforces the size limit (413), the body budget (429), the
+// body read timeout (408) and the JSON content type (415), and buffers the
+// body so validation and the handler can both read it. It runs after
+// authenticate: a request without a valid credential is refused before a
+// byte of its body is read, so unauthenticated traffic holds no body
+// memory. Public paths take no body.
 func (e *edge) bodyRules(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		if r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodDelete && !hasBody(r) || !hasBody(r) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodDelete && !hasBody(r) || !hasBody(r) || publicPath(r.URL.Path) {
 			return next(c)
 		}
 		if r.ContentLength > e.bodyLimit {
 			return tooLarge(e.bodyLimit)
 		}
+		reserve := e.bodyLimit
+		if r.ContentLength > 0 {
+			reserve = r.ContentLength
+		}
+		if e.bodies != nil {
+			if !e.bodies.tryAcquire(reserve) {
+				return core.RateLimited("request_bodies", 1, "the node is buffering as many request bodies as it allows; retry shortly")
+			}
+			defer e.bodies.release(reserve)
+		}
 		raw, err := io.ReadAll(io.LimitReader(r.Body, e.bodyLimit+1))
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.Response().Header().Set("Connection", "close")
+			ce := core.Errorf(core.CodeInvalidRequest, "request body not received in time")
+			ce.Status = http.StatusRequestTimeout
+			return ce
+		}
 		if err != nil {
 			return core.Invalid("", "could not read the request body: %v", err)
 		}
@@ -303,6 +413,9 @@ func (e *edge) errorHandler(err error, c echo.Context) {
 	}
 	if ce.RetryAfter > 0 {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(ce.RetryAfter))
+	}
+	if unreadBody(c.Request()) {
+		c.Response().Header().Set("Connection", "close")
 	}
 	status := ce.HTTPStatus()
 	if ce.Code == core.CodeInternal {

@@ -93,9 +93,12 @@ type Node struct {
 	metrics  *edgeMetrics
 	auth     *Authenticator
 	failures *failureLimiter
-	routers  map[string]*router
-	edges    map[string]*edge
-	stacks   *stacks
+	bodies   *bodyBudget
+	// changes carries cache invalidations from writers to caches.
+	changes core.ChangeFeed
+	routers map[string]*router
+	edges   map[string]*edge
+	stacks  *stacks
 	// readiness checks per router: name → check.
 	ready map[string][]readyCheck
 
@@ -109,6 +112,10 @@ type Node struct {
 	closeOnce sync.Once
 	closeErr  error
 	serveErr  chan error
+	// wroteNodeFile is set once this node wrote node.json: only the node
+	// that holds the data dir's lock and announced itself removes it, so a
+	// second start refused by the lock leaves the running node's file be.
+	wroteNodeFile bool
 }
 
 type readyCheck struct {
@@ -159,7 +166,10 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	if err := os.MkdirAll(n.Config.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir %s: %w", n.Config.DataDir, err)
 	}
-	n.store, err = OpenStorage(ctx, n.Config, OpenOptions{})
+	n.store, err = OpenStorage(ctx, n.Config, OpenOptions{ResetBroken: n.Config.ResetBrokenStore,
+		OnReset: func(aside, reason string) {
+			n.Log.Warn().Str("broken", aside).Str("reason", reason).Msg("--reset: moved the refused database aside; starting a new, empty node")
+		}})
 	if err != nil {
 		return err
 	}
@@ -206,6 +216,8 @@ func (n *Node) Open(ctx context.Context) (err error) {
 		return err
 	}
 	n.failures = newFailureLimiter(n.Config.AuthFailuresPerMinute)
+	n.bodies = newBodyBudget(n.Config.BodyMemory)
+	n.changes = core.NewLocalChanges()
 	n.ready = map[string][]readyCheck{}
 	n.routers = map[string]*router{}
 	n.edges = map[string]*edge{}
@@ -339,7 +351,10 @@ func (n *Node) newRouter(name string) error {
 	}
 	ed.validator = v
 	e.HTTPErrorHandler = ed.errorHandler
-	e.Use(ed.ids, ed.traceRequests, ed.accessLog, ed.recoverPanics, ed.bodyRules, ed.authenticate, ed.validate)
+	ed.bodies = n.bodies
+	// authenticate comes before bodyRules: no body is read for a caller
+	// without a valid credential.
+	e.Use(ed.ids, ed.traceRequests, ed.accessLog, ed.recoverPanics, ed.authenticate, ed.bodyRules, ed.validate)
 	n.mountCommon(e, name)
 
 	ln, err := net.Listen("tcp", n.addrOf(name))
@@ -359,9 +374,11 @@ func (n *Node) newRouter(name string) error {
 		scheme = "https://"
 	}
 	r := &router{name: name, echo: e, listener: ln, url: scheme + ln.Addr().String()}
-	r.server = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	// No ReadTimeout: it would also cut long responses (net/http cancels
+	// the request once the deadline passes); bodyDeadline bounds bodies.
 	// Oversized headers get the contract's JSON 431 (app/headerlimit.go).
-	r.server.Handler, r.server.MaxHeaderBytes = limitHeaders(e), serverHeaderCap
+	r.server = &http.Server{Handler: limitHeaders(bodyDeadline(n.Config.BodyReadTimeout, e)), MaxHeaderBytes: serverHeaderCap,
+		ReadHeaderTimeout: n.Config.ReadHeaderTimeout, IdleTimeout: n.Config.IdleTimeout}
 	n.routers[name] = r
 	n.edges[name] = ed
 	return nil
@@ -434,7 +451,23 @@ func (n *Node) writeNodeFile() error {
 	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
 		return fmt.Errorf("write node.json: %w", err)
 	}
-	return os.Rename(tmp, n.Config.Path("node.json"))
+	if err := os.Rename(tmp, n.Config.Path("node.json")); err != nil {
+		return fmt.Errorf("write node.json: %w", err)
+	}
+	n.wroteNodeFile = true
+	return nil
+}
+
+// removeNodeFile removes node.json when this node wrote it and it still
+// names this process (an operator may have started another node since).
+func (n *Node) removeNodeFile() {
+	if !n.wroteNodeFile || n.Config.DataDir == "" {
+		return
+	}
+	if nf, err := ReadNodeFile(n.Config.DataDir); err == nil && nf.PID != os.Getpid() {
+		return
+	}
+	os.Remove(n.Config.Path("node.json"))
 }
 
 // ReadNodeFile reads <data-dir>/node.json.
@@ -493,9 +526,7 @@ func (n *Node) Close() error {
 				errs = append(errs, err)
 			}
 		}
-		if n.Config.DataDir != "" {
-			os.Remove(n.Config.Path("node.json"))
-		}
+		n.removeNodeFile()
 		n.closeErr = errors.Join(errs...)
 	})
 	return n.closeErr

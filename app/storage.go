@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -93,6 +95,11 @@ func DescribeStore(cfg Config) string {
 type OpenOptions struct {
 	// LockTimeout bounds waiting for a bbolt file another process holds.
 	LockTimeout time.Duration
+	// ResetBroken (serve --reset) renames a bbolt file the store refuses
+	// as empty or damaged to <file>.broken-<UTC time> and creates a new
+	// one; OnReset, when set, is told where it went and why.
+	ResetBroken bool
+	OnReset     func(aside, reason string)
 }
 
 // OpenStorage opens the storage the configuration names: the one place
@@ -116,6 +123,17 @@ func OpenStorage(ctx context.Context, cfg Config, opt OpenOptions) (core.Storage
 			}
 		}
 		s, err := store.Open(path, store.Options{Timeout: opt.LockTimeout})
+		var be *store.BrokenError
+		if errors.As(err, &be) && opt.ResetBroken {
+			aside := path + ".broken-" + time.Now().UTC().Format("20060102T150405Z")
+			if err := os.Rename(path, aside); err != nil {
+				return nil, fmt.Errorf("--reset: move %s aside: %w", path, err)
+			}
+			if opt.OnReset != nil {
+				opt.OnReset(aside, be.Reason)
+			}
+			s, err = store.Open(path, store.Options{Timeout: opt.LockTimeout})
+		}
 		if err != nil {
 			return nil, err // not a typed nil in the interface
 		}

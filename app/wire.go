@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"syscall"
 	"time"
 
 	"github.com/agentos/agentos/core"
@@ -43,7 +44,11 @@ var stackAServiceScopes = []string{core.ScopeModelsInvoke, core.ScopeModelsList,
 func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 	s := &stacks{}
 	cfg := n.Config
-	st := n.store
+	// Every component writes through st, which publishes each committed
+	// change of a tenant, token, agent or tool to the caches (see
+	// publishingStore); a cluster would swap the feed for one that also
+	// notifies the other nodes.
+	st := publishingStore{Storage: n.store, feed: n.changes}
 	// Secrets the node itself holds are audited when read (the value never).
 	for ref, value := range map[string]string{"config:AGENTOS_SMTP_PASSWORD": cfg.SMTP.Password, "config:AGENTOS_STACK_B_API_KEY": cfg.StackBAPIKey} {
 		if value == "" {
@@ -57,7 +62,7 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 
 	gw, err := stackb.New(stackb.Deps{Tenants: st, Audit: st, Usage: st, ProvidersFile: cfg.ProvidersFile,
 		StackID: n.stackID, Log: n.Log.With().Str("component", StackB).Logger(), Metrics: n.registry,
-		Tracer: n.TracerProvider.Tracer("agentos/stack-b")})
+		Tracer: n.TracerProvider.Tracer("agentos/stack-b"), Changes: n.changes})
 	if err != nil {
 		return nil, fmt.Errorf("stack b: %w", err)
 	}
@@ -89,17 +94,19 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 	acfg.AllowLoopbackEgress = cfg.Mode != ModeProd
 	acfg.Mode = cfg.Mode
 	acfg.TenantSecretsDir = cfg.TenantSecretsDir
+	acfg.MaxEventStreams = eventStreamCap(cfg)
+	acfg.MaxEventStreamsPerTenant = cfg.MaxEventStreamsPerTenant
 	// The tenant secret store is optional for a storage engine (bbolt has
 	// one, the PostgreSQL adapter not yet): without it the admin secrets
 	// routes are not mounted and secret:<name> reads --tenant-secrets-dir.
 	var secrets core.SecretPort
-	if sp, ok := st.(core.SecretPort); ok {
+	if sp, ok := n.store.(core.SecretPort); ok {
 		secrets = sp
 	}
 	svc, err := stacka.New(stacka.Deps{Agents: st, Runs: st, Queue: st, Tools: st, Memory: st, Tenants: st, Audit: st,
 		Secrets: secrets, Models: s.models, Log: n.Log.With().Str("component", StackA).Logger(), Metrics: n.registry, Config: acfg, StackID: n.stackID,
 		NodeID: n.nodeID, Cluster: n.clusterConfig(),
-		Tracer: n.TracerProvider.Tracer("agentos/stack-a")})
+		Tracer: n.TracerProvider.Tracer("agentos/stack-a"), Changes: n.changes})
 	if err != nil {
 		return nil, fmt.Errorf("stack a: %w", err)
 	}
@@ -121,7 +128,7 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 		FedURL: func() string { return n.URL(StackFed) },
 		Peers:  st, Forward: st, JTIs: st, Events: st, Tenants: st, Audit: st, Runs: svc, PeersFile: cfg.PeersFile,
 		Models:            func(context.Context) ([]core.ModelInfo, error) { return s.gateway.Catalog(), nil },
-		MaxConcurrentRuns: cfg.Workers, ToolHosting: true,
+		MaxConcurrentRuns: cfg.Workers, ToolHosting: true, MaxEventStreams: eventStreamCap(cfg),
 		Log: n.Log.With().Str("component", StackFed).Logger(), Metrics: n.registry}
 	if cfg.FedTLSCert != "" {
 		if fcfg.ClientTLS, err = fed.ClientTLSConfig(cfg.FedTLSCert, cfg.FedTLSKey, cfg.FedTLSCA); err != nil {
@@ -139,6 +146,25 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 	fn.Register(n.routers[StackFed].echo)
 	n.edges[StackFed].peerAuth = fn.AuthenticatePeer
 	return s, nil
+}
+
+// eventStreamCap is the node's cap on open event streams per router: the
+// configured value, or the smaller of 1000 and a quarter of the process's
+// descriptor limit, so streams alone cannot take the descriptors that
+// probes, the store and other clients need.
+func eventStreamCap(cfg Config) int {
+	if cfg.MaxEventStreams > 0 {
+		return cfg.MaxEventStreams
+	}
+	n := 1000
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur > 0 && lim.Cur/4 < uint64(n) {
+		n = int(lim.Cur / 4)
+	}
+	if n < 16 {
+		n = 16
+	}
+	return n
 }
 
 // probe GETs url and wants a 2xx.

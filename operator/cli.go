@@ -99,12 +99,14 @@ func NewCLI(build app.BuildInfo, stdout, stderr io.Writer) *cli.App {
 		{
 			Name:  "serve",
 			Usage: "run the node in the foreground (for systemd, containers and tests)",
-			Flags: configFlags(),
+			Flags: append(configFlags(), &cli.BoolFlag{Name: "reset",
+				Usage: "when agentos.db is empty or damaged, move it aside (agentos.db.broken-<time>) and start a new, empty node"}),
 			Action: func(c *cli.Context) error {
 				cfg, envFile, err := loadConfig(c)
 				if err != nil {
 					return &exitError{2, err.Error()}
 				}
+				cfg.ResetBrokenStore = c.Bool("reset")
 				return serve(c.Context, cfg, envFile, build, stderr)
 			},
 		},

@@ -8,9 +8,9 @@ import (
 	"github.com/agentos/agentos/core"
 )
 
-// cacheTTL bounds how stale a cached tenant, agent or tool may be; writes
-// through this service invalidate at once, so the TTL only matters for
-// changes made elsewhere (the tenant admin API, another node).
+// cacheTTL bounds how stale a cached tenant, agent or tool may be when no
+// change feed is wired; with one (Deps.Changes), every write invalidates
+// at once, and the TTL only bounds a lost notification.
 const cacheTTL = time.Second
 
 // readCache keeps recently read tenants, agents and tool descriptors so the
@@ -53,6 +53,18 @@ func (c *readCache) forget(key string) {
 	c.mu.Lock()
 	delete(c.entries, key)
 	c.mu.Unlock()
+}
+
+// invalidate drops what a change made stale.
+func (c *readCache) invalidate(ch core.Change) {
+	switch ch.Kind {
+	case core.ChangeTenant:
+		c.forget("t/" + ch.TenantID)
+	case core.ChangeAgent:
+		c.forget("a/" + ch.TenantID + "/" + ch.ID)
+	case core.ChangeTool:
+		c.forget("x/" + ch.TenantID + "/" + ch.ID)
+	}
 }
 
 func (s *Service) cachedTenant(ctx context.Context, tenantID string) (core.Tenant, error) {

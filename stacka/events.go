@@ -337,6 +337,11 @@ func (s *Service) ServeEventStream(c echo.Context, a core.Auth, runID string) er
 		}
 		return c.JSON(http.StatusOK, map[string]any{"events": evs, "correlation_id": core.CorrelationID(ctx)})
 	}
+	release, err := s.streams.acquire(a.TenantID)
+	if err != nil {
+		return err
+	}
+	defer release()
 	w := c.Response()
 	h := w.Header()
 	h.Set(echo.HeaderContentType, "text/event-stream")

@@ -78,3 +78,44 @@ func (s *Service) tenantLimits(ctx context.Context, tenantID string) core.Limits
 	}
 	return t.EffectiveLimits()
 }
+
+// streamSlots counts the open SSE event streams, per node and per tenant.
+type streamSlots struct {
+	mu        sync.Mutex
+	max       int
+	perTenant int
+	total     int
+	byTenant  map[string]int
+}
+
+func newStreamSlots(max, perTenant int) *streamSlots {
+	return &streamSlots{max: max, perTenant: perTenant, byTenant: map[string]int{}}
+}
+
+// acquire takes a slot for tenantID, or answers rate_limited naming the
+// cap that is full; release gives it back.
+func (s *streamSlots) acquire(tenantID string) (release func(), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byTenant[tenantID] >= s.perTenant {
+		return nil, core.RateLimited("event_streams", 1, "tenant %s has %d event streams open, the most allowed per tenant", tenantID, s.perTenant).
+			With("limit", s.perTenant).With("applies_to", "tenant")
+	}
+	if s.total >= s.max {
+		return nil, core.RateLimited("event_streams", 1, "this node has %d event streams open, the most it allows", s.max).
+			With("limit", s.max).With("applies_to", "node")
+	}
+	s.total++
+	s.byTenant[tenantID]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			s.total--
+			if s.byTenant[tenantID]--; s.byTenant[tenantID] <= 0 {
+				delete(s.byTenant, tenantID)
+			}
+			s.mu.Unlock()
+		})
+	}, nil
+}

@@ -66,6 +66,13 @@ type Config struct {
 	// (<dir>/<tenant_id>/<name>); a tool's secret:<name> falls back to it
 	// when the tenant's secret store has no such name.
 	TenantSecretsDir string
+	// MaxEventStreams caps the SSE event streams open on this node, and
+	// MaxEventStreamsPerTenant those of one tenant; beyond either, a new
+	// stream answers 429 rate_limited (kind event_streams) with
+	// Retry-After, so streams cannot use up the descriptors the probes
+	// and other tenants need.
+	MaxEventStreams          int
+	MaxEventStreamsPerTenant int
 }
 
 // DefaultConfig is the node's default configuration.
@@ -73,7 +80,8 @@ func DefaultConfig() Config {
 	return Config{Workers: 64, MaxQueued: 10000, DefaultTimeoutMS: 180000, DefaultMaxSteps: 30,
 		Mode: "demo", AllowLoopbackEgress: true, HeartbeatInterval: 15 * time.Second,
 		FetchMaxBytes: 1 << 20, FetchTimeout: 10 * time.Second, EmbedModelRef: "builtin/hash-embed-1",
-		StepCommitDelay: 10 * time.Millisecond, MCPSessions: 64, MCPSessionIdle: 5 * time.Minute}
+		StepCommitDelay: 10 * time.Millisecond, MCPSessions: 64, MCPSessionIdle: 5 * time.Minute,
+		MaxEventStreams: 1000, MaxEventStreamsPerTenant: 100}
 }
 
 func (c Config) withDefaults() Config {
@@ -111,6 +119,15 @@ func (c Config) withDefaults() Config {
 	if c.EmbedModelRef == "" {
 		c.EmbedModelRef = d.EmbedModelRef
 	}
+	if c.MaxEventStreams <= 0 {
+		c.MaxEventStreams = d.MaxEventStreams
+	}
+	if c.MaxEventStreamsPerTenant <= 0 {
+		c.MaxEventStreamsPerTenant = d.MaxEventStreamsPerTenant
+	}
+	if c.MaxEventStreamsPerTenant > c.MaxEventStreams {
+		c.MaxEventStreamsPerTenant = c.MaxEventStreams
+	}
 	return c
 }
 
@@ -139,6 +156,10 @@ type Deps struct {
 	// Tracer opens the run, step, model-call and tool-call spans; nil means
 	// no spans (trace context still propagates from the stored traceparent).
 	Tracer trace.Tracer
+	// Changes, when set, tells the service which cached tenants, agents
+	// and tools went stale (written through another component or node);
+	// without it the cache TTL bounds staleness.
+	Changes core.ChangeFeed
 }
 
 // Service is Stack A.
@@ -164,9 +185,12 @@ type Service struct {
 	hub     *eventHub
 	sched   *scheduler
 	quotas  *quotas
-	cache   *readCache
-	egress  *http.Client
-	mcpPool *mcpPool
+	streams *streamSlots
+	// unsubscribe ends the change feed subscription.
+	unsubscribe func()
+	cache       *readCache
+	egress      *http.Client
+	mcpPool     *mcpPool
 
 	startOnce sync.Once
 	closeOnce sync.Once
@@ -205,9 +229,13 @@ func New(d Deps) (*Service, error) {
 		tenants: d.Tenants, audit: d.Audit, models: d.Models, secrets: d.Secrets,
 		log: d.Log.With().Str("component", "stacka").Logger(), cfg: cfg, stackID: d.StackID, nodeID: d.NodeID, cluster: d.Cluster,
 		metrics: m, hub: newEventHub(), quotas: newQuotas(), cache: newReadCache(), tracer: d.Tracer,
+		streams: newStreamSlots(cfg.MaxEventStreams, cfg.MaxEventStreamsPerTenant),
 	}
 	if s.tracer == nil {
 		s.tracer = noop.NewTracerProvider().Tracer("stacka")
+	}
+	if d.Changes != nil {
+		s.unsubscribe = d.Changes.Subscribe(s.cache.invalidate)
 	}
 	eg, err := newEgressClient(cfg)
 	if err != nil {
@@ -257,6 +285,9 @@ func (s *Service) Start(ctx context.Context) error {
 func (s *Service) Close(ctx context.Context) error {
 	var err error
 	s.closeOnce.Do(func() {
+		if s.unsubscribe != nil {
+			s.unsubscribe()
+		}
 		s.hub.close()
 		if s.loops != nil {
 			s.loops.stop(ctx)

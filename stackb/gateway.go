@@ -60,9 +60,13 @@ type Deps struct {
 	HealthFailures int
 	HealthCooldown time.Duration
 	// TenantCacheTTL is how long a tenant read from Tenants is reused on
-	// the request path (default 1s; negative disables the cache). A change
-	// to a tenant (disable, quotas) takes effect within it.
+	// the request path (default 1s; negative disables the cache). Without
+	// Changes, a change to a tenant (disable, quotas) takes effect within
+	// it; with Changes, at once.
 	TenantCacheTTL time.Duration
+	// Changes, when set, drops a cached tenant as soon as it is written
+	// (quotas, entitlements, status), so the next call sees the change.
+	Changes core.ChangeFeed
 }
 
 // Gateway is Stack B. It implements core.ModelPort.
@@ -81,6 +85,8 @@ type Gateway struct {
 	responses *responseStore
 	// started is when the gateway came up (the "created" of listed models).
 	started time.Time
+	// unsubscribe ends the change feed subscription.
+	unsubscribe func()
 }
 
 var _ core.ModelPort = (*Gateway)(nil)
@@ -150,6 +156,13 @@ func New(deps Deps) (*Gateway, error) {
 	})
 	g.responses = newResponseStore(10000, time.Hour)
 	g.started = deps.Now()
+	if deps.Changes != nil {
+		g.unsubscribe = deps.Changes.Subscribe(func(ch core.Change) {
+			if ch.Kind == core.ChangeTenant {
+				g.tenants.forget(ch.TenantID)
+			}
+		})
+	}
 	g.meter = newMeter(deps.Usage, deps.Now, log, deps.FlushInterval)
 	g.audit = newAuditWriter(deps.Audit, log, deps.FlushInterval)
 	return g, nil
@@ -171,6 +184,9 @@ func upstreamTransport() *http.Transport {
 
 // Close flushes queued usage and audit records and stops the flushers.
 func (g *Gateway) Close() error {
+	if g.unsubscribe != nil {
+		g.unsubscribe()
+	}
 	g.meter.close()
 	g.audit.close()
 	return nil
@@ -233,6 +249,12 @@ func (c *tenantCache) get(id string) (core.Tenant, bool) {
 		return core.Tenant{}, false
 	}
 	return e.t, true
+}
+
+func (c *tenantCache) forget(id string) {
+	c.mu.Lock()
+	delete(c.entries, id)
+	c.mu.Unlock()
 }
 
 func (c *tenantCache) put(t core.Tenant) {
@@ -407,6 +429,8 @@ type invocation struct {
 	cands    []*model // resolve: the models that may answer, in chain order
 	inTokens int
 	maxOut   int // limits: the output tokens asked of the backend
+	// reported is the usage the backend reported, before billable.
+	reported core.Usage
 	rs       *policy.Ruleset
 	outcome  core.PolicyOutcome // policy: the decision on the input
 	msgs     []core.ChatMessage // policy: the input to send (redacted)
@@ -641,6 +665,10 @@ func (g *Gateway) failed(ctx context.Context, iv *invocation, lastErr error) err
 // reservation (with the answer kept for replay when asked).
 func (g *Gateway) meterAnswer(iv *invocation) {
 	used, usage := iv.used, iv.usage
+	// A backend may report more than the request allowed; the caller is
+	// billed the allowance (see billable) and the audit keeps the report.
+	iv.reported = usage
+	usage = billable(usage, iv.maxOut, iv.res.tokens, iv.req.Operation)
 	cost := used.cost(usage.InputTokens, usage.OutputTokens)
 	iv.resp = core.ModelResponse{
 		RequestID: iv.req.RequestID, Status: "ok", Output: iv.out, Usage: usage,
@@ -669,12 +697,36 @@ func (g *Gateway) auditAnswer(iv *invocation) {
 	details := map[string]any{"operation": req.Operation, "model_ref": req.ModelRef, "backend": used.backend, "model": used.cfg.ModelID,
 		"fallback_used": resp.Route.FallbackUsed, "policy_decision": iv.outcome.Decision, "input_tokens": resp.Usage.InputTokens,
 		"output_tokens": resp.Usage.OutputTokens, "cost_usd": resp.CostUSD}
+	if r := iv.reported; r.InputTokens != resp.Usage.InputTokens || r.OutputTokens != resp.Usage.OutputTokens {
+		details["backend_input_tokens"], details["backend_output_tokens"] = r.InputTokens, r.OutputTokens
+		iv.log.Warn().Str("backend", used.backend).Int("output_tokens", r.OutputTokens).Int("max_output_tokens", iv.maxOut).
+			Msg("backend answered over the request's token maximum; billed the maximum")
+	}
 	if len(iv.attempts) > 0 {
 		details["attempts"] = iv.attempts
 		g.audit.add(core.NewAudit(iv.a, "model.route", "model_request", req.RequestID, "fallback",
 			map[string]any{"model_ref": req.ModelRef, "attempts": iv.attempts, "served_by": used.ref}))
 	}
 	g.audit.add(core.NewAudit(iv.a, "model.invoke", "model_request", req.RequestID, "ok", details))
+}
+
+// billable is the usage a call is charged: what the backend reported, but
+// never more output than the request's maximum (maxOut, chat) nor more in
+// total than was reserved against the budget. A backend that overproduces
+// (ignores max_tokens, counts differently) therefore cannot push recorded
+// usage past the budget that admitted the call.
+func billable(u core.Usage, maxOut int, reserved int64, op string) core.Usage {
+	if op == core.OpChat && maxOut > 0 && u.OutputTokens > maxOut {
+		u.OutputTokens = maxOut
+	}
+	if reserved >= 0 && int64(u.InputTokens) > reserved {
+		u.InputTokens = int(reserved)
+	}
+	if reserved >= 0 && int64(u.InputTokens+u.OutputTokens) > reserved {
+		u.OutputTokens = int(reserved) - u.InputTokens
+	}
+	u.TotalTokens = u.InputTokens + u.OutputTokens
+	return u
 }
 
 // call runs one model with its timeout.

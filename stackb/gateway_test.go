@@ -319,3 +319,61 @@ func TestGateway_Fallback_OnUpstreamTimeout(t *testing.T) {
 		t.Fatalf("single-model chain: err = %v, want timeout", err)
 	}
 }
+
+// Issue 14 item 9: a backend that answers with more output tokens than the
+// request's maximum (the builtin echo model repeats the whole input however
+// small max_output_tokens is) must not push recorded usage past the budget,
+// even with many concurrent callers.
+func TestHardening_BudgetHoldsWhenBackendOverproduces(t *testing.T) {
+	const budget = 300
+	tn := demoTenant("tnt_overproduce")
+	tn.Quotas.Models = &core.ModelQuotas{TokenBudget: &core.TokenBudget{Window: "hour", MaxTokens: core.Ptr[int64](budget)},
+		MaxRequestsPerMinute: core.Ptr(100000)}
+	e := newEnv(t, envOpt{tenant: &tn})
+	ctx := context.Background()
+	// 40 characters: 10 input tokens; echo answers 12 output tokens, 1 allowed.
+	text := strings.Repeat("abcd", 10)
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		used, oks int
+	)
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 8; i++ {
+				req := chatReq("tier:fast", text)
+				req.Generation = &core.Generation{MaxOutputTokens: core.Ptr(1)}
+				resp, err := e.gw.Chat(ctx, e.auth, req)
+				mu.Lock()
+				switch {
+				case err == nil:
+					oks++
+					used += resp.Usage.TotalTokens
+					if resp.Usage.OutputTokens > 1 {
+						t.Errorf("billed %d output tokens, the request allowed 1", resp.Usage.OutputTokens)
+					}
+				case !core.IsCode(err, core.CodeQuotaExceeded):
+					t.Errorf("unexpected error %v", err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if oks == 0 {
+		t.Fatal("no call succeeded")
+	}
+	if used > budget {
+		t.Fatalf("answers report %d tokens used over a %d budget", used, budget)
+	}
+	e.gw.Flush()
+	cur, err := e.gw.CurrentUsage(ctx, e.auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur.TotalTokens > budget || cur.TotalTokens != int64(used) {
+		t.Fatalf("ledger holds %d tokens (answers %d) against a budget of %d", cur.TotalTokens, used, budget)
+	}
+}

@@ -134,7 +134,7 @@ func TestHardening_CorruptPageRefused(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a healthy database was refused: %v", err)
 	}
-	if v, _ := s.GetMeta("k0399"); v == "" {
+	if v, _ := s.GetMeta(ctx, "k0399"); v == "" {
 		t.Fatal("data lost in a healthy database")
 	}
 	s.Close()

@@ -1,0 +1,79 @@
+package app
+
+import (
+	"context"
+
+	"github.com/agentos/agentos/core"
+)
+
+// publishingStore is the node's store as every component sees it: each
+// write of a tenant, token, agent or tool that commits is published on the
+// change feed before the call returns, so no cache (Stack A's tenants,
+// agents and tools, Stack B's tenants) serves the old object to the next
+// request. Whoever writes — admin API, Stack A, the CLI, the seed — goes
+// through here.
+type publishingStore struct {
+	core.Storage
+	feed core.ChangeFeed
+}
+
+func (p publishingStore) publish(ctx context.Context, kind, tenantID, id string) {
+	p.feed.Publish(ctx, core.Change{Kind: kind, TenantID: tenantID, ID: id})
+}
+
+func (p publishingStore) CreateTenant(ctx context.Context, t core.Tenant, audit *core.AuditRecord) error {
+	err := p.Storage.CreateTenant(ctx, t, audit)
+	if err == nil {
+		// A miss may have been cached while the tenant did not exist.
+		p.publish(ctx, core.ChangeTenant, t.TenantID, "")
+	}
+	return err
+}
+
+func (p publishingStore) UpdateTenant(ctx context.Context, tenantID string, fn func(*core.Tenant) error, audit *core.AuditRecord) (core.Tenant, error) {
+	t, err := p.Storage.UpdateTenant(ctx, tenantID, fn, audit)
+	if err == nil {
+		p.publish(ctx, core.ChangeTenant, tenantID, "")
+	}
+	return t, err
+}
+
+func (p publishingStore) CreateToken(ctx context.Context, tok core.Token, audit *core.AuditRecord) error {
+	err := p.Storage.CreateToken(ctx, tok, audit)
+	if err == nil {
+		p.publish(ctx, core.ChangeToken, tok.TenantID, tok.TokenID)
+	}
+	return err
+}
+
+func (p publishingStore) RotateToken(ctx context.Context, tenantID, tokenID, newHash string, audit *core.AuditRecord) (core.Token, error) {
+	tok, err := p.Storage.RotateToken(ctx, tenantID, tokenID, newHash, audit)
+	if err == nil {
+		p.publish(ctx, core.ChangeToken, tenantID, tokenID)
+	}
+	return tok, err
+}
+
+func (p publishingStore) RevokeToken(ctx context.Context, tenantID, tokenID string, audit *core.AuditRecord) (core.Token, error) {
+	tok, err := p.Storage.RevokeToken(ctx, tenantID, tokenID, audit)
+	if err == nil {
+		p.publish(ctx, core.ChangeToken, tenantID, tokenID)
+	}
+	return tok, err
+}
+
+func (p publishingStore) PutAgent(ctx context.Context, ag core.Agent) (core.Agent, error) {
+	out, err := p.Storage.PutAgent(ctx, ag)
+	if err == nil {
+		p.publish(ctx, core.ChangeAgent, ag.TenantID, ag.AgentID)
+	}
+	return out, err
+}
+
+func (p publishingStore) PutTool(ctx context.Context, td core.ToolDescriptor) (core.ToolDescriptor, error) {
+	out, err := p.Storage.PutTool(ctx, td)
+	if err == nil {
+		p.publish(ctx, core.ChangeTool, td.TenantID, td.ToolID)
+	}
+	return out, err
+}
