@@ -220,28 +220,29 @@ func TestHardening_BodyBudgetBoundsBufferedBodies(t *testing.T) {
 		return c
 	}
 	var held []net.Conn
-	for i := 0; i < 4; i++ {
+	for i := 1; i <= 4; i++ {
 		held = append(held, open())
+		// Wait until the server reserved this body and is reading it.
+		deadline := time.Now().Add(20 * time.Second)
+		for n.BodyBytesBuffered() != int64(i)*(64<<10) {
+			if time.Now().After(deadline) {
+				t.Fatalf("body %d: %d bytes reserved, want %d", i, n.BodyBytesBuffered(), i*(64<<10))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
-	// The four reservations are taken once their requests reach the body;
-	// poll until a fifth is refused.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c := open()
-		st, _ := readStatus(t, c, 2*time.Second)
-		if st == 429 {
-			break
-		}
-		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatalf("a fifth 64 KiB body was not refused over a 256 KiB budget (last status %d)", st)
-		}
+	start := time.Now()
+	if st, err := readStatus(t, open(), 10*time.Second); st != 429 {
+		t.Fatalf("a fifth 64 KiB body over a 256 KiB budget: status %d (%v), want 429", st, err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("the refusal took %v: it must not wait for the body", took)
 	}
 	for _, c := range held {
 		c.Close()
 	}
 	// Released again: a normal write goes through.
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		r := do(t, "PUT", base+"/v1/memory/ns/ok", key, map[string]any{"value": "v"})
 		if r.Status == 200 {

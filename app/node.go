@@ -148,6 +148,15 @@ func (n *Node) URL(name string) string {
 	return ""
 }
 
+// BodyBytesBuffered is how many request body bytes are reserved against
+// the node's body memory budget right now.
+func (n *Node) BodyBytesBuffered() int64 {
+	if n.bodies == nil {
+		return 0
+	}
+	return n.bodies.inUse()
+}
+
 // Errors reports a router that stopped serving unexpectedly.
 func (n *Node) Errors() <-chan error { return n.serveErr }
 
