@@ -43,35 +43,10 @@ type node struct {
 func startNode(t *testing.T, store string, lease time.Duration) *node {
 	t.Helper()
 	dataDir := t.TempDir()
-	cmd := exec.Command(binary, "serve", "--data-dir", dataDir, "--store", store, "--run-lease", lease.String(),
+	cmd, nf, log := testbinary.Serve(t, binary, dataDir, 30*time.Second, "--store", store, "--run-lease", lease.String(),
 		"--stack-a-addr", "127.0.0.1:0", "--stack-b-addr", "127.0.0.1:0", "--fed-addr", "127.0.0.1:0",
 		"--log-level", "warn", "--workers", "16")
-	cmd.Dir = t.TempDir()
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	n := &node{cmd: cmd, dataDir: dataDir, log: &log}
-	t.Cleanup(func() { n.cmd.Process.Kill(); n.cmd.Wait() })
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		raw, err := os.ReadFile(filepath.Join(dataDir, "node.json"))
-		if err == nil {
-			var nf struct {
-				StackAURL string `json:"stack_a_url"`
-				NodeID    string `json:"node_id"`
-				PID       int    `json:"pid"`
-			}
-			if json.Unmarshal(raw, &nf) == nil && nf.PID == cmd.Process.Pid {
-				n.stackA, n.nodeID = nf.StackAURL, nf.NodeID
-				return n
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("node did not come up: %s", log.String())
-	return nil
+	return &node{cmd: cmd, dataDir: dataDir, log: log, stackA: nf.StackAURL, nodeID: nf.NodeID}
 }
 
 func call(t *testing.T, method, url, key string, body any, out any) int {

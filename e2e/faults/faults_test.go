@@ -42,29 +42,8 @@ func serveArgs(dataDir string, extra ...string) []string {
 // start runs `agentos serve` and waits until node.json names it.
 func start(t *testing.T, dataDir string, extra ...string) *node {
 	t.Helper()
-	cmd := exec.Command(binary, serveArgs(dataDir, extra...)...)
-	cmd.Dir = t.TempDir()
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	n := &node{cmd: cmd, dataDir: dataDir, log: &log, pid: cmd.Process.Pid}
-	t.Cleanup(func() { n.cmd.Process.Kill(); n.cmd.Wait() })
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		var nf struct {
-			StackAURL string `json:"stack_a_url"`
-			PID       int    `json:"pid"`
-		}
-		if raw, err := os.ReadFile(filepath.Join(dataDir, "node.json")); err == nil && json.Unmarshal(raw, &nf) == nil && nf.PID == n.pid {
-			n.stackA = nf.StackAURL
-			return n
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("node did not write node.json\n%s", log.String())
-	return nil
+	cmd, nf, log := testbinary.Serve(t, binary, dataDir, 30*time.Second, serveArgs(dataDir, extra...)[3:]...)
+	return &node{cmd: cmd, dataDir: dataDir, log: log, pid: cmd.Process.Pid, stackA: nf.StackAURL}
 }
 
 // runServe runs a serve that is expected to exit, and returns its exit

@@ -33,33 +33,9 @@ type node struct {
 func startNode(t *testing.T, dataDir string, storeFlags []string) *node {
 	t.Helper()
 	os.Remove(filepath.Join(dataDir, "node.json"))
-	cmd := exec.Command(binary, append([]string{"serve", "--data-dir", dataDir, "--stack-a-addr", "127.0.0.1:0",
+	cmd, nf, log := testbinary.Serve(t, binary, dataDir, 15*time.Second, append([]string{"--stack-a-addr", "127.0.0.1:0",
 		"--stack-b-addr", "127.0.0.1:0", "--fed-addr", "127.0.0.1:0", "--log-level", "warn", "--workers", "8"}, storeFlags...)...)
-	cmd.Dir = t.TempDir()
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	n := &node{cmd: cmd, dataDir: dataDir, log: &log}
-	t.Cleanup(func() { n.cmd.Process.Kill(); n.cmd.Wait() })
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		raw, err := os.ReadFile(filepath.Join(dataDir, "node.json"))
-		if err == nil {
-			var nf struct {
-				StackAURL string `json:"stack_a_url"`
-				PID       int    `json:"pid"`
-			}
-			if json.Unmarshal(raw, &nf) == nil && nf.PID == cmd.Process.Pid {
-				n.stackA = nf.StackAURL
-				return n
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("node did not come up: %s", log.String())
-	return nil
+	return &node{cmd: cmd, dataDir: dataDir, log: log, stackA: nf.StackAURL}
 }
 
 func call(t *testing.T, method, url, key string, body any, out any) int {
