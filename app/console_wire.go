@@ -33,8 +33,8 @@ func mountConsole(n *Node) {
 // nodeHealth is the console's health screen: each router's readiness,
 // each backend's routing state and the executor's counts.
 func nodeHealth(ctx context.Context, n *Node) console.NodeHealth {
-	h := console.NodeHealth{StackID: n.stackID, Version: n.Build.Version, Mode: n.Config.Mode, Status: "ok",
-		Routers: []console.RouterHealth{}, Backends: []console.BackendHealth{}}
+	h := console.NodeHealth{StackID: n.stackID, NodeID: n.nodeID, Version: n.Build.Version, Mode: n.Config.Mode, Status: "ok",
+		Routers: []console.RouterHealth{}, Backends: []console.BackendHealth{}, Nodes: []console.ClusterNode{}}
 	for _, name := range []string{StackA, StackB, StackFed} {
 		checks, ok := n.Ready(ctx, name)
 		st := "ok"
@@ -55,6 +55,15 @@ func nodeHealth(ctx context.Context, n *Node) console.NodeHealth {
 	if n.stacks != nil && n.stacks.runs != nil {
 		if st, err := n.stacks.runs.Stats(ctx); err == nil {
 			h.Runs = console.RunStats{QueueDepth: st.QueueDepth, ActiveRuns: st.ActiveRuns, Workers: st.Workers, Streams: st.Streams}
+		}
+		// The cluster's live nodes; a store that cannot list them leaves the
+		// list empty rather than failing the whole screen.
+		if nodes, err := n.LiveNodes(ctx); err == nil {
+			for _, ni := range nodes {
+				h.Nodes = append(h.Nodes, console.ClusterNode{NodeInfo: ni, Self: ni.NodeID == n.nodeID})
+			}
+		} else {
+			n.Log.Warn().Err(err).Str("component", "console").Msg("listing the cluster's nodes")
 		}
 	}
 	return h

@@ -226,6 +226,7 @@ func TestConsole_SignInAndWatchRunLive(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("tabs")),
 		chromedp.WaitVisible(chromedp.CSS(`#routers tr[data-router="stack-a"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#backends tr[data-backend="builtin"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#nodes tr[data-node]`)),
 	)
 	if err != nil {
 		t.Fatalf("sign in: %v", err)
@@ -373,6 +374,11 @@ func TestConsoleEndpoints_OnRealNode(t *testing.T) {
 			node := b["node"].(map[string]any)
 			if node["status"] != "ok" || len(node["routers"].([]any)) != 3 || b["correlation_id"] == "" {
 				t.Fatalf("overview: %v", b)
+			}
+			// A single node lists itself as the installation's one node.
+			if nodes := node["nodes"].([]any); len(nodes) != 1 || nodes[0].(map[string]any)["self"] != true ||
+				nodes[0].(map[string]any)["node_id"] != node["node_id"] {
+				t.Fatalf("nodes: %v", node["nodes"])
 			}
 			if w := b["whoami"].(map[string]any); w["tenant_id"] != creds.DefaultTenantID || w["platform_admin"] != false {
 				t.Fatalf("whoami: %v", w)

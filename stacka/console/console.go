@@ -67,6 +67,19 @@ type NodeHealth struct {
 	Routers  []RouterHealth  `json:"routers"`
 	Backends []BackendHealth `json:"backends"`
 	Runs     RunStats        `json:"runs"`
+	// NodeID is the node that answered; Nodes lists every live node of the
+	// installation (one on bbolt, each node of a cluster on PostgreSQL).
+	NodeID string        `json:"node_id,omitempty"`
+	Nodes  []ClusterNode `json:"nodes"`
+}
+
+// ClusterNode is one live node of the installation as the console lists
+// it: where its Stack A listens, when it started and was last seen, and
+// how many runs it holds (queued locally or executing).
+type ClusterNode struct {
+	core.NodeInfo
+	// Self marks the node that answered this request.
+	Self bool `json:"self"`
 }
 
 // TenantUsage is a tenant's model usage in its current budget window

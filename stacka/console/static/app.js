@@ -145,7 +145,7 @@
     const st = $("node-status");
     st.textContent = n.status;
     st.className = "badge st-" + n.status;
-    $("node-meta").textContent = "stack " + n.stack_id + " · version " + n.version + " · mode " + n.mode;
+    $("node-meta").textContent = "stack " + n.stack_id + (n.node_id ? " · node " + n.node_id : "") + " · version " + n.version + " · mode " + n.mode;
     const routers = clear($("routers"));
     for (const r of n.routers) {
       const checks = el("div", { class: "kv" });
@@ -157,6 +157,13 @@
     if (!n.backends.length) emptyRow(backends, 2, "no backends");
     const rs = clear($("runstats"));
     for (const [k, v] of Object.entries(n.runs)) rs.append(el("dt", {}, k.replace(/_/g, " ")), el("dd", {}, fmtNum(v)));
+    const nodes = clear($("nodes"));
+    for (const x of n.nodes || []) {
+      nodes.append(el("tr", { "data-node": x.node_id }, el("td", { class: "mono" }, x.node_id + (x.self ? " (this node)" : "")),
+        el("td", { class: "mono" }, x.stack_a_url || ""), el("td", {}, fmtTime(x.started_at)), el("td", {}, fmtTime(x.last_seen)),
+        el("td", {}, fmtNum(x.runs_in_flight))));
+    }
+    if (!(n.nodes || []).length) emptyRow(nodes, 5, "no live nodes listed");
     const alerts = clear($("alerts"));
     for (const a of ov.alerts) {
       const labels = Object.entries(a.labels || {}).map(([k, v]) => k + "=" + v).join(" ");
