@@ -1,6 +1,6 @@
-// Package app is the composition root: configuration, node wiring, the
-// HTTP edge shared by the three routers, the CLI commands and the operator
-// phases. It is the only package that knows every adapter.
+// Package app is the composition root: configuration and node wiring.
+// It is the only package that knows every adapter; the HTTP edge the
+// three routers share is package edge, the CLI package operator.
 package app
 
 import (
@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/agentos/agentos/edge"
 )
 
 // Modes of the node.
@@ -494,4 +496,11 @@ func loopbackAddr(a string) error {
 		return fmt.Errorf("%q is not a loopback address (pprof must not face a network)", a)
 	}
 	return nil
+}
+
+// authConfig is the part of the configuration the edge's Authenticator
+// reads.
+func (c Config) authConfig() edge.AuthConfig {
+	return edge.AuthConfig{JWTIssuer: c.JWTIssuer, JWTAudience: c.JWTAudience,
+		JWTPublicKeyFiles: c.JWTPublicKeyFiles, JWTJWKSFile: c.JWTJWKSFile, Region: c.Region}
 }

@@ -20,8 +20,11 @@ import (
 
 	"github.com/agentos/agentos/alerts"
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/edge"
 	"github.com/agentos/agentos/fed"
 	"github.com/agentos/agentos/openapi"
+	"github.com/agentos/agentos/stacka/a2aserver"
+	"github.com/agentos/agentos/stackb"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -90,14 +93,14 @@ type Node struct {
 	fedKey   ed25519.PrivateKey
 	started  time.Time
 	registry *prometheus.Registry
-	metrics  *edgeMetrics
-	auth     *Authenticator
-	failures *failureLimiter
-	bodies   *bodyBudget
+	metrics  *edge.Metrics
+	auth     *edge.Authenticator
+	failures *edge.FailureLimiter
+	bodies   *edge.BodyBudget
 	// changes carries cache invalidations from writers to caches.
 	changes core.ChangeFeed
 	routers map[string]*router
-	edges   map[string]*edge
+	edges   map[string]*edge.Edge
 	stacks  *stacks
 	// readiness checks per router: name → check.
 	ready map[string][]readyCheck
@@ -154,7 +157,7 @@ func (n *Node) BodyBytesBuffered() int64 {
 	if n.bodies == nil {
 		return 0
 	}
-	return n.bodies.inUse()
+	return n.bodies.InUse()
 }
 
 // Errors reports a router that stopped serving unexpectedly.
@@ -220,16 +223,16 @@ func (n *Node) Open(ctx context.Context) (err error) {
 		Help: "Always 1; labels name this node, its stack and whether it shares its store with other nodes."}, []string{"stack_id", "node_id", "cluster"})
 	info.WithLabelValues(n.stackID, n.nodeID, fmt.Sprint(n.clustered())).Set(1)
 	n.registry.MustRegister(info)
-	n.metrics = newEdgeMetrics(n.registry, n.Config.TenantLabelLimit)
-	if n.auth, err = NewAuthenticator(n.Config, n.secret, n.store, n.store); err != nil {
+	n.metrics = edge.NewMetrics(n.registry, n.Config.TenantLabelLimit)
+	if n.auth, err = edge.NewAuthenticator(n.Config.authConfig(), n.secret, n.store, n.store); err != nil {
 		return err
 	}
-	n.failures = newFailureLimiter(n.Config.AuthFailuresPerMinute)
-	n.bodies = newBodyBudget(n.Config.BodyMemory)
+	n.failures = edge.NewFailureLimiter(n.Config.AuthFailuresPerMinute)
+	n.bodies = edge.NewBodyBudget(n.Config.BodyMemory)
 	n.changes = core.NewLocalChanges()
 	n.ready = map[string][]readyCheck{}
 	n.routers = map[string]*router{}
-	n.edges = map[string]*edge{}
+	n.edges = map[string]*edge.Edge{}
 	for _, name := range []string{StackA, StackB, StackFed} {
 		if err := n.newRouter(name); err != nil {
 			return err
@@ -351,19 +354,15 @@ func (n *Node) newRouter(name string) error {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.Logger.SetOutput(io.Discard)
-	ed := &edge{stack: name, log: n.Log.With().Str("component", name).Logger(), auth: n.auth,
-		failures: n.failures, bodyLimit: n.Config.BodyLimit, metrics: n.metrics,
-		tracer: n.TracerProvider.Tracer("agentos/" + name)}
 	v, err := openapi.NewValidator(name)
 	if err != nil {
 		return fmt.Errorf("%s: openapi document: %w", name, err)
 	}
-	ed.validator = v
-	e.HTTPErrorHandler = ed.errorHandler
-	ed.bodies = n.bodies
-	// authenticate comes before bodyRules: no body is read for a caller
-	// without a valid credential.
-	e.Use(ed.ids, ed.traceRequests, ed.accessLog, ed.recoverPanics, ed.authenticate, ed.bodyRules, ed.validate)
+	ed := &edge.Edge{Stack: name, Log: n.Log.With().Str("component", name).Logger(), Auth: n.auth,
+		Failures: n.failures, BodyLimit: n.Config.BodyLimit, Bodies: n.bodies, Metrics: n.metrics,
+		Tracer: n.TracerProvider.Tracer("agentos/" + name), Validator: v,
+		CompatError: stackb.CompatError, PublicRead: a2aserver.PublicCardPath}
+	ed.Use(e)
 	n.mountCommon(e, name)
 
 	ln, err := net.Listen("tcp", n.addrOf(name))
@@ -384,9 +383,9 @@ func (n *Node) newRouter(name string) error {
 	}
 	r := &router{name: name, echo: e, listener: ln, url: scheme + ln.Addr().String()}
 	// No ReadTimeout: it would also cut long responses (net/http cancels
-	// the request once the deadline passes); bodyDeadline bounds bodies.
-	// Oversized headers get the contract's JSON 431 (app/headerlimit.go).
-	r.server = &http.Server{Handler: limitHeaders(bodyDeadline(n.Config.BodyReadTimeout, e)), MaxHeaderBytes: serverHeaderCap,
+	// the request once the deadline passes); BodyDeadline bounds bodies.
+	// Oversized headers get the contract's JSON 431 (edge/headerlimit.go).
+	r.server = &http.Server{Handler: edge.LimitHeaders(edge.BodyDeadline(n.Config.BodyReadTimeout, e)), MaxHeaderBytes: edge.ServerHeaderCap,
 		ReadHeaderTimeout: n.Config.ReadHeaderTimeout, IdleTimeout: n.Config.IdleTimeout}
 	n.routers[name] = r
 	n.edges[name] = ed

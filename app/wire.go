@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/edge"
 	"github.com/agentos/agentos/fed"
 	"github.com/agentos/agentos/stacka"
 	"github.com/agentos/agentos/stacka/a2aserver"
@@ -76,7 +77,7 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 		if bearer == "" {
 			// Same-secret deployments (Stack B split off onto another
 			// process of this node) authenticate with a service JWT.
-			bearer, err = MintServiceJWT(n.secret, "tnt_system", "svc_stack_a", stackAServiceScopes, []string{core.RoleTenantService}, 365*24*time.Hour)
+			bearer, err = edge.MintServiceJWT(n.secret, "tnt_system", "svc_stack_a", stackAServiceScopes, []string{core.RoleTenantService}, 365*24*time.Hour)
 			if err != nil {
 				return nil, fmt.Errorf("stack a service credential: %w", err)
 			}
@@ -144,7 +145,7 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 	// graceful shutdown is not held up by them.
 	s.closers = append(s.closers, func(context.Context) error { return fn.Close() })
 	fn.Register(n.routers[StackFed].echo)
-	n.edges[StackFed].peerAuth = fn.AuthenticatePeer
+	n.edges[StackFed].PeerAuth = fn.AuthenticatePeer
 	return s, nil
 }
 

@@ -1,4 +1,11 @@
-package app
+// Package edge is the HTTP edge every router shares: request and
+// correlation ids, trace context, the access log, panic recovery,
+// authentication with the per-address failure limit, body rules (size,
+// budget, read timeout, content type), OpenAPI validation, and the one
+// error mapper that turns any error into the contract's error object.
+// app wires one Edge per router; the stacks' test harnesses use the same
+// mapper instead of a copy.
+package edge
 
 import (
 	"bytes"
@@ -19,16 +26,14 @@ import (
 
 	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/openapi"
-	"github.com/agentos/agentos/stacka/a2aserver"
-	"github.com/agentos/agentos/stackb"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/trace"
 )
 
-// edgeMetrics are the HTTP-level series every router shares.
-type edgeMetrics struct {
+// Metrics are the HTTP-level series every router shares.
+type Metrics struct {
 	tenants      *tenantLabels
 	requests     *prometheus.CounterVec
 	authFailures prometheus.Counter
@@ -38,8 +43,10 @@ type edgeMetrics struct {
 // DefaultTenantLabelLimit is how many tenants get their own metric label.
 const DefaultTenantLabelLimit = 20
 
-func newEdgeMetrics(reg prometheus.Registerer, tenantLimit int) *edgeMetrics {
-	m := &edgeMetrics{
+// NewMetrics registers the edge's series on reg; tenantLimit is how many
+// tenants get their own label value.
+func NewMetrics(reg prometheus.Registerer, tenantLimit int) *Metrics {
+	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agentos_http_requests_total",
 			Help: "HTTP requests answered, by stack, status class and tenant (top N tenants by traffic; the rest are \"other\")."},
 			[]string{"stack", "code_class", "tenant"}),
@@ -55,24 +62,41 @@ func newEdgeMetrics(reg prometheus.Registerer, tenantLimit int) *edgeMetrics {
 	return m
 }
 
-// edge is the HTTP edge of one router: ids, limits, auth, validation and
-// the one error mapper.
-type edge struct {
-	stack     string // stack-a | stack-b | federation
-	log       zerolog.Logger
-	auth      *Authenticator
-	peerAuth  PeerAuthenticator
-	failures  *failureLimiter
-	validator *openapi.Validator
-	bodyLimit int64
-	// bodies is the node-wide budget of buffered request body bytes.
-	bodies  *bodyBudget
-	metrics *edgeMetrics
-	tracer  trace.Tracer
+// Edge is the HTTP edge of one router: ids, limits, auth, validation and
+// the one error mapper. Every field may be left zero: a zero Edge has no
+// auth, metrics, tracing, body budget or validation, and still maps
+// errors as the node does (test harnesses use it so).
+type Edge struct {
+	Stack     string // stack-a | stack-b | federation
+	Log       zerolog.Logger
+	Auth      *Authenticator
+	PeerAuth  PeerAuthenticator
+	Failures  *FailureLimiter
+	Validator *openapi.Validator
+	BodyLimit int64
+	// Bodies is the node-wide budget of buffered request body bytes.
+	Bodies  *BodyBudget
+	Metrics *Metrics
+	Tracer  trace.Tracer
+	// CompatError renders an error on a compatible surface (OpenAI,
+	// Anthropic) in that surface's own shape; ok is false for paths that
+	// answer the contract's error object.
+	CompatError func(path string, ce *core.Error, status int) (body any, ok bool)
+	// PublicRead reports a path a tenant may publish: it is read without
+	// a credential when the request sends none (the handler decides).
+	PublicRead func(path string) bool
 }
 
-// publicPath reports the paths that need no credential (§1.4).
-func publicPath(p string) bool {
+// Use installs the edge on e in its order, and its error mapper:
+// authenticate comes before bodyRules, so no body is read for a caller
+// without a valid credential.
+func (e *Edge) Use(ec *echo.Echo) {
+	ec.HTTPErrorHandler = e.ErrorHandler
+	ec.Use(e.IDs, e.TraceRequests, e.AccessLog, e.RecoverPanics, e.Authenticate, e.BodyRules, e.Validate)
+}
+
+// PublicPath reports the paths that need no credential (§1.4).
+func PublicPath(p string) bool {
 	switch p {
 	case "/healthz", "/readyz", "/metrics", "/openapi.yaml", "/openapi.json", "/v1/health", "/v1/federation/health", "/examples", "/examples/", "/console":
 		return true
@@ -113,8 +137,8 @@ func randHex(n int) string {
 // NewTraceparent mints a sampled W3C traceparent.
 func NewTraceparent() string { return "00-" + randHex(16) + "-" + randHex(8) + "-01" }
 
-// ids assigns request and correlation ids and the trace context.
-func (e *edge) ids(next echo.HandlerFunc) echo.HandlerFunc {
+// IDs assigns request and correlation ids and the trace context.
+func (e *Edge) IDs(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		corr := r.Header.Get("X-Correlation-Id")
@@ -137,16 +161,16 @@ func (e *edge) ids(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// recoverPanics turns a handler panic into internal_error, logging the
+// RecoverPanics turns a handler panic into internal_error, logging the
 // stack server-side only.
-func (e *edge) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
+func (e *Edge) RecoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) (err error) {
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				e.log.Error().Str("correlation_id", core.CorrelationID(c.Request().Context())).
+				e.Log.Error().Str("correlation_id", core.CorrelationID(c.Request().Context())).
 					Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Msg("handler panic recovered")
 				err = core.Errorf(core.CodeInternal, "internal error")
 			}
@@ -155,8 +179,8 @@ func (e *edge) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// accessLog counts and logs each answered request.
-func (e *edge) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+// AccessLog counts and logs each answered request.
+func (e *Edge) AccessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
 		err := next(c)
@@ -169,15 +193,17 @@ func (e *edge) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if a, ok := core.AuthFrom(ctx); ok {
 			tenantID = a.TenantID
 		}
-		e.metrics.requests.WithLabelValues(e.stack, strconv.Itoa(status/100)+"xx", e.metrics.tenants.label(tenantID)).Inc()
+		if e.Metrics != nil {
+			e.Metrics.requests.WithLabelValues(e.Stack, strconv.Itoa(status/100)+"xx", e.Metrics.tenants.label(tenantID)).Inc()
+		}
 		// Requests are logged at info, probes and scrapes at debug so they
 		// do not drown the log; server errors at warn.
-		ev := e.log.Info()
-		if publicPath(c.Request().URL.Path) {
-			ev = e.log.Debug()
+		ev := e.Log.Info()
+		if PublicPath(c.Request().URL.Path) {
+			ev = e.Log.Debug()
 		}
 		if status >= 500 {
-			ev = e.log.Warn()
+			ev = e.Log.Warn()
 		}
 		ev.Str("tenant_id", tenantID).Str("correlation_id", core.CorrelationID(ctx)).
 			Str("method", c.Request().Method).Str("path", c.Request().URL.Path).Int("status", status).
@@ -190,18 +216,19 @@ func hasBody(r *http.Request) bool {
 	return r.ContentLength > 0 || (r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody)
 }
 
-// bodyBudget is the node-wide allowance of request body bytes buffered at
+// BodyBudget is the node-wide allowance of request body bytes buffered at
 // once. A body reserves its size before it is read and gives it back when
 // its request is answered; one that does not fit is refused unread.
-type bodyBudget struct {
+type BodyBudget struct {
 	mu    sync.Mutex
 	limit int64
 	used  int64
 }
 
-func newBodyBudget(limit int64) *bodyBudget { return &bodyBudget{limit: limit} }
+// NewBodyBudget allows limit bytes of request bodies buffered at once.
+func NewBodyBudget(limit int64) *BodyBudget { return &BodyBudget{limit: limit} }
 
-func (b *bodyBudget) tryAcquire(n int64) bool {
+func (b *BodyBudget) tryAcquire(n int64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.used+n > b.limit {
@@ -211,26 +238,26 @@ func (b *bodyBudget) tryAcquire(n int64) bool {
 	return true
 }
 
-func (b *bodyBudget) release(n int64) {
+func (b *BodyBudget) release(n int64) {
 	b.mu.Lock()
 	b.used -= n
 	b.mu.Unlock()
 }
 
-// inUse is the bytes reserved now (tests).
-func (b *bodyBudget) inUse() int64 {
+// InUse is the bytes reserved now.
+func (b *BodyBudget) InUse() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.used
 }
 
-// bodyDeadline bounds how long a client may take to send a request body:
+// BodyDeadline bounds how long a client may take to send a request body:
 // the read deadline is set when a request with a body arrives, and cleared
 // when the body has been read to its end, so a response that runs long
 // (an SSE stream, a slow model call) is never cut by it. A body that is
 // never read (the request was refused before) keeps the deadline, which
 // also bounds the server's drain of it.
-func bodyDeadline(timeout time.Duration, next http.Handler) http.Handler {
+func BodyDeadline(timeout time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if hasBody(r) {
 			db := &deadlineBody{ReadCloser: r.Body}
@@ -276,32 +303,32 @@ func unreadBody(r *http.Request) bool {
 	return ok && !db.done
 }
 
-// bodyRules enforces the size limit (413), the body budget (429), the
+// BodyRules enforces the size limit (413), the body budget (429), the
 // body read timeout (408) and the JSON content type (415), and buffers the
 // body so validation and the handler can both read it. It runs after
 // authenticate: a request without a valid credential is refused before a
 // byte of its body is read, so unauthenticated traffic holds no body
 // memory. Public paths take no body.
-func (e *edge) bodyRules(next echo.HandlerFunc) echo.HandlerFunc {
+func (e *Edge) BodyRules(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		if r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodDelete && !hasBody(r) || !hasBody(r) || publicPath(r.URL.Path) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodDelete && !hasBody(r) || !hasBody(r) || PublicPath(r.URL.Path) {
 			return next(c)
 		}
-		if r.ContentLength > e.bodyLimit {
-			return tooLarge(e.bodyLimit)
+		if r.ContentLength > e.BodyLimit {
+			return tooLarge(e.BodyLimit)
 		}
-		reserve := e.bodyLimit
+		reserve := e.BodyLimit
 		if r.ContentLength > 0 {
 			reserve = r.ContentLength
 		}
-		if e.bodies != nil {
-			if !e.bodies.tryAcquire(reserve) {
+		if e.Bodies != nil {
+			if !e.Bodies.tryAcquire(reserve) {
 				return core.RateLimited("request_bodies", 1, "the node is buffering as many request bodies as it allows; retry shortly")
 			}
-			defer e.bodies.release(reserve)
+			defer e.Bodies.release(reserve)
 		}
-		raw, err := io.ReadAll(io.LimitReader(r.Body, e.bodyLimit+1))
+		raw, err := io.ReadAll(io.LimitReader(r.Body, e.BodyLimit+1))
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			c.Response().Header().Set("Connection", "close")
 			ce := core.Errorf(core.CodeInvalidRequest, "request body not received in time")
@@ -311,8 +338,8 @@ func (e *edge) bodyRules(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return core.Invalid("", "could not read the request body: %v", err)
 		}
-		if int64(len(raw)) > e.bodyLimit {
-			return tooLarge(e.bodyLimit)
+		if int64(len(raw)) > e.BodyLimit {
+			return tooLarge(e.BodyLimit)
 		}
 		if len(raw) > 0 {
 			mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -336,38 +363,38 @@ func tooLarge(limit int64) *core.Error {
 	return ce
 }
 
-// authenticate applies §1.4 to every non-public path, with the per-IP
+// Authenticate applies §1.4 to every non-public path, with the per-IP
 // failure limit in front.
-func (e *edge) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+func (e *Edge) Authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		if publicPath(r.URL.Path) {
+		if PublicPath(r.URL.Path) {
 			return next(c)
 		}
-		// A tenant may publish its A2A agent cards: that path is read
-		// without a credential when none is sent (the handler decides).
-		if a2aserver.PublicCardPath(r.URL.Path) && r.Header.Get("Authorization") == "" && r.Header.Get("X-API-Key") == "" {
+		// A tenant may publish some reads (its A2A agent cards): such a
+		// path is read without a credential when none is sent.
+		if e.PublicRead != nil && e.PublicRead(r.URL.Path) && r.Header.Get("Authorization") == "" && r.Header.Get("X-API-Key") == "" {
 			return next(c)
 		}
 		ip := clientIP(r)
-		if blocked, wait := e.failures.blocked(ip); blocked {
-			e.metrics.quotaRejects.WithLabelValues("auth_failures").Inc()
+		if blocked, wait := e.Failures.blocked(ip); blocked {
+			e.Metrics.quotaRejects.WithLabelValues("auth_failures").Inc()
 			return core.RateLimited("auth_failures", wait, "too many failed or missing credentials from this address")
 		}
 		var au core.Auth
 		var err error
 		ok := false
-		if e.peerAuth != nil {
-			au, ok, err = e.peerAuth(r)
+		if e.PeerAuth != nil {
+			au, ok, err = e.PeerAuth(r)
 		}
 		if !ok && err == nil {
-			au, err = e.auth.Authenticate(r)
+			au, err = e.Auth.Authenticate(r)
 		}
 		if err != nil {
 			if code := core.ErrorCode(err); code == core.CodeUnauthorized || code == core.CodeForbidden {
-				e.metrics.authFailures.Inc()
+				e.Metrics.authFailures.Inc()
 				if code == core.CodeUnauthorized {
-					e.failures.fail(ip)
+					e.Failures.fail(ip)
 				}
 			}
 			return err
@@ -377,39 +404,30 @@ func (e *edge) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// validate checks bodies against the OpenAPI document.
-func (e *edge) validate(next echo.HandlerFunc) echo.HandlerFunc {
+// Validate checks bodies against the OpenAPI document.
+func (e *Edge) Validate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		if e.validator == nil {
+		if e.Validator == nil {
 			return next(c)
 		}
-		if fe := e.validator.ValidateRequest(r); fe != nil {
+		if fe := e.Validator.ValidateRequest(r); fe != nil {
 			return core.Invalid(fe.Field, "%s", fe.Error())
 		}
 		return next(c)
 	}
 }
 
-// errorHandler is the router's one error mapper.
-func (e *edge) errorHandler(err error, c echo.Context) {
+// ErrorHandler is the router's one error mapper (echo's HTTPErrorHandler):
+// every error becomes the contract's error object, or a compatible
+// surface's own shape, with Retry-After where the error says so.
+func (e *Edge) ErrorHandler(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	ce := e.toCoreError(err)
-	if ce.Code == core.CodeRateLimited || ce.Code == core.CodeQuotaExceeded {
-		kind, _ := ce.Details["kind"].(string)
-		if kind == "" {
-			kind = ce.Code
-		}
-		if kind != "auth_failures" {
-			e.metrics.quotaRejects.WithLabelValues(kind).Inc()
-		}
-	}
-	if ce.Code == core.CodeForbidden {
-		if _, ok := ce.Details["scope"]; ok {
-			e.metrics.authFailures.Inc()
-		}
+	ce := e.ToCoreError(err)
+	if e.Metrics != nil {
+		e.Metrics.countRefusal(ce)
 	}
 	if ce.RetryAfter > 0 {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(ce.RetryAfter))
@@ -419,7 +437,7 @@ func (e *edge) errorHandler(err error, c echo.Context) {
 	}
 	status := ce.HTTPStatus()
 	if ce.Code == core.CodeInternal {
-		e.log.Error().Err(err).Str("correlation_id", core.CorrelationID(c.Request().Context())).Str("path", c.Request().URL.Path).Msg("internal error")
+		e.Log.Error().Err(err).Str("correlation_id", core.CorrelationID(c.Request().Context())).Str("path", c.Request().URL.Path).Msg("internal error")
 	}
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(status)
@@ -427,9 +445,11 @@ func (e *edge) errorHandler(err error, c echo.Context) {
 	}
 	// The compatible surfaces (OpenAI, Anthropic) answer errors in their
 	// own shapes.
-	if body, ok := stackb.CompatError(c.Request().URL.Path, ce, status); ok {
-		_ = c.JSON(status, body)
-		return
+	if e.CompatError != nil {
+		if body, ok := e.CompatError(c.Request().URL.Path, ce, status); ok {
+			_ = c.JSON(status, body)
+			return
+		}
 	}
 	details := ce.Details
 	if details == nil {
@@ -441,14 +461,17 @@ func (e *edge) errorHandler(err error, c echo.Context) {
 	})
 }
 
-func (e *edge) toCoreError(err error) *core.Error {
+// ToCoreError turns err into the contract's error: echo's own errors
+// (no route, too large, ...) into their codes, anything unknown into
+// internal_error.
+func (e *Edge) ToCoreError(err error) *core.Error {
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
 		switch he.Code {
 		case http.StatusNotFound, http.StatusMethodNotAllowed:
 			return core.Errorf(core.CodeNotFound, "no such route")
 		case http.StatusRequestEntityTooLarge:
-			return tooLarge(e.bodyLimit)
+			return tooLarge(e.BodyLimit)
 		case http.StatusUnsupportedMediaType:
 			ce := core.Errorf(core.CodeInvalidRequest, "request body must be application/json")
 			ce.Status = http.StatusUnsupportedMediaType
@@ -468,4 +491,23 @@ func (e *edge) toCoreError(err error) *core.Error {
 		}
 	}
 	return core.AsError(err)
+}
+
+// countRefusal counts quota and rate-limit refusals by kind and scope
+// refusals as auth failures.
+func (m *Metrics) countRefusal(ce *core.Error) {
+	if ce.Code == core.CodeRateLimited || ce.Code == core.CodeQuotaExceeded {
+		kind, _ := ce.Details["kind"].(string)
+		if kind == "" {
+			kind = ce.Code
+		}
+		if kind != "auth_failures" {
+			m.quotaRejects.WithLabelValues(kind).Inc()
+		}
+	}
+	if ce.Code == core.CodeForbidden {
+		if _, ok := ce.Details["scope"]; ok {
+			m.authFailures.Inc()
+		}
+	}
 }

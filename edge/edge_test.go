@@ -1,4 +1,4 @@
-package app
+package edge_test
 
 import (
 	"encoding/json"
@@ -7,17 +7,19 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agentos/agentos/edge"
+	"github.com/agentos/agentos/stackb"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
 func TestEdge_PanicIsInternalErrorWithoutStack(t *testing.T) {
-	ed := &edge{stack: StackA, log: zerolog.Nop(), failures: newFailureLimiter(100), bodyLimit: 1 << 20,
-		metrics: newEdgeMetrics(prometheus.NewRegistry(), 5)}
+	ed := &edge.Edge{Stack: "stack-a", Log: zerolog.Nop(), Failures: edge.NewFailureLimiter(100), BodyLimit: 1 << 20,
+		Metrics: edge.NewMetrics(prometheus.NewRegistry(), 5)}
 	e := echo.New()
-	e.HTTPErrorHandler = ed.errorHandler
-	e.Use(ed.ids, ed.accessLog, ed.recoverPanics)
+	e.HTTPErrorHandler = ed.ErrorHandler
+	e.Use(ed.IDs, ed.AccessLog, ed.RecoverPanics)
 	e.GET("/boom", func(echo.Context) error { panic("secret internals at handler.go:42") })
 	rec := httptest.NewRecorder()
 	e.ServeHTTP(rec, httptest.NewRequest("GET", "/boom", nil))
@@ -43,12 +45,12 @@ func TestEdge_PanicIsInternalErrorWithoutStack(t *testing.T) {
 }
 
 func TestEdge_OpenAISurfaceErrorShape(t *testing.T) {
-	ed := &edge{stack: StackB, log: zerolog.Nop(), failures: newFailureLimiter(100), bodyLimit: 1 << 20,
-		metrics: newEdgeMetrics(prometheus.NewRegistry(), 5)}
+	ed := &edge.Edge{Stack: "stack-b", Log: zerolog.Nop(), Failures: edge.NewFailureLimiter(100), BodyLimit: 10,
+		Metrics: edge.NewMetrics(prometheus.NewRegistry(), 5), CompatError: stackb.CompatError}
 	e := echo.New()
-	e.HTTPErrorHandler = ed.errorHandler
-	e.Use(ed.ids)
-	e.POST("/v1/chat/completions", func(echo.Context) error { return tooLarge(10) })
+	e.HTTPErrorHandler = ed.ErrorHandler
+	e.Use(ed.IDs)
+	e.POST("/v1/chat/completions", func(echo.Context) error { return echo.ErrStatusRequestEntityTooLarge })
 	rec := httptest.NewRecorder()
 	e.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/chat/completions", nil))
 	var body struct {

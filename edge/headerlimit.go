@@ -1,4 +1,4 @@
-package app
+package edge
 
 import (
 	"encoding/json"
@@ -12,13 +12,13 @@ import (
 // 431 with the contract's error object.
 const headerLimit = 64 << 10
 
-// serverHeaderCap is net/http's own cap (http.Server.MaxHeaderBytes). It
+// ServerHeaderCap is net/http's own cap (http.Server.MaxHeaderBytes). It
 // sits above headerLimit so that requests between the two are read and
-// answered in JSON by limitHeaders; beyond it net/http answers 431 in
+// answered in JSON by LimitHeaders; beyond it net/http answers 431 in
 // plain text itself, before any handler runs, as it does for a request
 // line or header it cannot parse (400). It also bounds what one
 // connection's headers can hold in memory, below net/http's 1 MiB default.
-const serverHeaderCap = 256 << 10
+const ServerHeaderCap = 256 << 10
 
 // requestHeaderBytes estimates the size of r's request line and headers.
 func requestHeaderBytes(r *http.Request) int {
@@ -32,10 +32,10 @@ func requestHeaderBytes(r *http.Request) int {
 	return n
 }
 
-// limitHeaders answers 431 invalid_request (the contract's error object,
+// LimitHeaders answers 431 invalid_request (the contract's error object,
 // with X-Correlation-Id and X-Request-Id) to requests whose headers
 // exceed headerLimit, before routing, authentication or any body read.
-func limitHeaders(next http.Handler) http.Handler {
+func LimitHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		size := requestHeaderBytes(r)
 		if size <= headerLimit {

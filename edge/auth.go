@@ -1,4 +1,4 @@
-package app
+package edge
 
 import (
 	"context"
@@ -68,9 +68,22 @@ func (a *Authenticator) touch(tok core.Token, now time.Time) {
 	}()
 }
 
+// AuthConfig is what the Authenticator needs of the node's configuration.
+type AuthConfig struct {
+	// JWTIssuer and JWTAudience, when set, are required of every JWT.
+	JWTIssuer   string
+	JWTAudience string
+	// JWTPublicKeyFiles (PEM keys or certificates) and JWTJWKSFile verify
+	// RS256/ES256/EdDSA JWTs; HS256 ones are verified with the node secret.
+	JWTPublicKeyFiles []string
+	JWTJWKSFile       string
+	// Region fills the default policy context of every principal.
+	Region string
+}
+
 // NewAuthenticator loads the JWT verification keys. A configured key file
 // that is missing or unreadable is an error: auth fails closed.
-func NewAuthenticator(cfg Config, secret []byte, tokens core.TokenPort, tenants core.TenantPort) (*Authenticator, error) {
+func NewAuthenticator(cfg AuthConfig, secret []byte, tokens core.TokenPort, tenants core.TenantPort) (*Authenticator, error) {
 	if len(secret) < 32 {
 		return nil, fmt.Errorf("node secret: shorter than 32 bytes")
 	}
@@ -300,9 +313,9 @@ func MintServiceJWT(secret []byte, tenantID, subject string, scopes, roles []str
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
 }
 
-// failureLimiter allows each client IP a budget of unauthenticated or
+// FailureLimiter allows each client IP a budget of unauthenticated or
 // failed-auth requests per minute, so keys cannot be brute-forced.
-type failureLimiter struct {
+type FailureLimiter struct {
 	mu       sync.Mutex
 	perMin   int
 	limiters map[string]*ipLimiter
@@ -313,11 +326,12 @@ type ipLimiter struct {
 	seen time.Time
 }
 
-func newFailureLimiter(perMinute int) *failureLimiter {
-	return &failureLimiter{perMin: perMinute, limiters: map[string]*ipLimiter{}}
+// NewFailureLimiter allows each address perMinute failures a minute.
+func NewFailureLimiter(perMinute int) *FailureLimiter {
+	return &FailureLimiter{perMin: perMinute, limiters: map[string]*ipLimiter{}}
 }
 
-func (f *failureLimiter) get(ip string) *rate.Limiter {
+func (f *FailureLimiter) get(ip string) *rate.Limiter {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := time.Now()
@@ -338,7 +352,7 @@ func (f *failureLimiter) get(ip string) *rate.Limiter {
 }
 
 // blocked reports whether ip has no failures left, and the wait in seconds.
-func (f *failureLimiter) blocked(ip string) (bool, int) {
+func (f *FailureLimiter) blocked(ip string) (bool, int) {
 	lim := f.get(ip)
 	if lim.Tokens() >= 1 {
 		return false, 0
@@ -348,4 +362,4 @@ func (f *failureLimiter) blocked(ip string) (bool, int) {
 }
 
 // fail spends one failure of ip.
-func (f *failureLimiter) fail(ip string) { f.get(ip).Allow() }
+func (f *FailureLimiter) fail(ip string) { f.get(ip).Allow() }
