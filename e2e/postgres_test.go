@@ -41,11 +41,25 @@ func TestUpValidateStatusOnPostgres(t *testing.T) {
 		t.Fatalf("status: %s", st)
 	}
 	mustContain(t, st, "store       postgres://")
+	// A second `up` on the same database joins the running node: its boot
+	// phase names the node it joined, and its status (reading the store
+	// from the launch it recorded) lists both.
+	w2 := newWorkdir(t)
+	up2 := w2.run("up", "--store", store)
+	if up2.Code != 0 {
+		t.Fatalf("second up on the same store: %s", up2)
+	}
+	mustContain(t, up2, "joined 1 live node(s)", "cluster of 2 live node(s)", "smoke 7/7")
+	st2 := w2.run("status")
+	if st2.Code != 0 {
+		t.Fatalf("status of the second node: %s", st2)
+	}
+	mustContain(t, st2, "store       postgres://", "cluster     2 live node(s)")
 	m := w.run("migrate", "--store", store)
 	if m.Code != 0 || !strings.Contains(m.Stdout, "nothing to apply") {
 		t.Fatalf("migrate on a current schema: %s", m)
 	}
-	for _, r := range []result{up, st, m} {
+	for _, r := range []result{up, st, m, up2, st2} {
 		if strings.Contains(r.Stdout+r.Stderr, "pw-not-shown") {
 			t.Fatalf("output shows the password:\n%s", r)
 		}

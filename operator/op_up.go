@@ -313,7 +313,7 @@ func (o *operator) boot(ctx context.Context, ph *phase, cfg app.Config, opts upO
 	if nf, ours := runningNode(cfg); ours {
 		ph.note("node already running (pid %d), reusing it", nf.PID)
 		n, err := waitReadyCheck(ctx, ph, nf)
-		ph.summarize("reused pid %d, ready %d/3", nf.PID, n)
+		ph.summarize("reused pid %d, ready %d/3%s", nf.PID, n, clusterCheck(ctx, ph, cfg, nf))
 		return nf, nil, err
 	}
 	_ = os.Remove(cfg.Path("node.json"))
@@ -346,8 +346,35 @@ func (o *operator) boot(ctx context.Context, ph *phase, cfg app.Config, opts upO
 		return nf, nil, err
 	}
 	n, err := waitReadyCheck(ctx, ph, nf)
-	ph.summarize("pid %d, ready %d/3", nf.PID, n)
+	ph.summarize("pid %d, ready %d/3%s", nf.PID, n, clusterCheck(ctx, ph, cfg, nf))
 	return nf, nil, err
+}
+
+// clusterCheck, for a node on a shared store, records which live nodes it
+// joined (or that it is the cluster's first) and returns a summary suffix.
+func clusterCheck(ctx context.Context, ph *phase, cfg app.Config, nf app.NodeFile) string {
+	if !nf.Cluster {
+		return ""
+	}
+	var live int
+	_ = ph.check("cluster", func() (string, error) {
+		nodes, _, err := app.ClusterNodes(ctx, cfg)
+		if err != nil {
+			return "", err
+		}
+		live = len(nodes)
+		others := []string{}
+		for _, x := range nodes {
+			if x.NodeID != nf.NodeID {
+				others = append(others, x.NodeID+" ("+x.StackAURL+")")
+			}
+		}
+		if len(others) == 0 {
+			return fmt.Sprintf("node %s is the cluster's first live node", nf.NodeID), nil
+		}
+		return fmt.Sprintf("node %s joined %d live node(s): %s", nf.NodeID, len(others), strings.Join(others, ", ")), nil
+	})
+	return fmt.Sprintf(", cluster of %d live node(s)", live)
 }
 
 func waitReadyCheck(ctx context.Context, ph *phase, nf app.NodeFile) (int, error) {
@@ -402,7 +429,7 @@ func (o *operator) bootForeground(ctx context.Context, ph *phase, cfg app.Config
 		return nf, nil, rerr
 	}
 	ready, err := waitReadyCheck(ctx, ph, nf)
-	ph.summarize("pid %d (foreground), ready %d/3", nf.PID, ready)
+	ph.summarize("pid %d (foreground), ready %d/3%s", nf.PID, ready, clusterCheck(ctx, ph, cfg, nf))
 	if err != nil {
 		n.Close()
 		return nf, nil, err

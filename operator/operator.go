@@ -69,6 +69,11 @@ func operatorCommands(build app.BuildInfo, stdout, stderr io.Writer) []*cli.Comm
 			Usage: "process, ports, health, and counts of tenants and runs",
 			Flags: append(configFlags(), keyFlags[1]),
 			Action: withConfig(func(c *cli.Context, cfg app.Config, _ map[string]string) error {
+				// The store is the running node's: `up` recorded the one it
+				// was given in launch.json (unless this command names one).
+				if l, ok := readLaunch(cfg); ok && !c.IsSet("store") && l.Flags["store"] != "" {
+					cfg.Store = l.Flags["store"]
+				}
 				return o.status(c.Context, cfg, c.String("api-key"))
 			}),
 		},
