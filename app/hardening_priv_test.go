@@ -10,7 +10,6 @@ import (
 
 	"github.com/agentos/agentos/app"
 	"github.com/agentos/agentos/core"
-	"github.com/agentos/agentos/edge"
 )
 
 // tokenIDOf finds the id of the seeded key of principal in tnt_demo.
@@ -33,7 +32,7 @@ func tokenIDOf(t *testing.T, n *testNode, principal string) string {
 // store, so it holds for keys of any scope).
 func keyWorks(t *testing.T, n *testNode, secret string) bool {
 	t.Helper()
-	tok, err := n.Store().TokenBySecretHash(context.Background(), edge.HashSecret(secret))
+	tok, err := n.Store().TokenBySecretHash(context.Background(), core.HashSecret(secret))
 	return err == nil && tok.Active(core.Now())
 }
 

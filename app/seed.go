@@ -8,7 +8,6 @@ import (
 	"os"
 
 	"github.com/agentos/agentos/core"
-	"github.com/agentos/agentos/edge"
 	"github.com/agentos/agentos/stacka/admin"
 )
 
@@ -117,7 +116,7 @@ func (n *Node) Seed(ctx context.Context) (Seeded, error) {
 		if k.APIKey == "" {
 			return false
 		}
-		tok, err := n.store.TokenBySecretHash(ctx, edge.HashSecret(k.APIKey))
+		tok, err := n.store.TokenBySecretHash(ctx, core.HashSecret(k.APIKey))
 		return err == nil && tok.Active(core.Now()) && tok.PrincipalID == k.PrincipalID
 	}
 	if err != nil || creds.DefaultTenantID != DemoTenantID {

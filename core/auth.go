@@ -2,8 +2,18 @@ package core
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"slices"
 )
+
+// HashSecret is how API key secrets are stored and looked up
+// (Token.SecretHash): hex SHA-256. Keys carry 256 bits of randomness, so a
+// fast hash is enough and keeps authentication cheap.
+func HashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
 
 // Roles of CONTRACT.md §1.4.
 const (

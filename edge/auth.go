@@ -3,9 +3,7 @@ package edge
 import (
 	"context"
 	"crypto"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -20,13 +18,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
 )
-
-// HashSecret is how API key secrets are stored: hex SHA-256. Keys carry 256
-// bits of randomness, so a fast hash is enough and keeps auth cheap.
-func HashSecret(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return hex.EncodeToString(sum[:])
-}
 
 // PeerAuthenticator authenticates node-to-node calls; ok is false when the
 // request carries no peer assertion.
@@ -198,7 +189,7 @@ func (a *Authenticator) scopeTenant(ctx context.Context, au core.Auth, want stri
 }
 
 func (a *Authenticator) fromAPIKey(ctx context.Context, secret string) (core.Auth, error) {
-	tok, err := a.tokens.TokenBySecretHash(ctx, HashSecret(secret))
+	tok, err := a.tokens.TokenBySecretHash(ctx, core.HashSecret(secret))
 	if err != nil {
 		if core.IsCode(err, core.CodeUnauthorized) {
 			return core.Auth{}, core.Errorf(core.CodeUnauthorized, "unknown or revoked API key")

@@ -5,9 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -442,12 +440,6 @@ func NewSecret() string {
 	return "aos_" + base64.RawURLEncoding.EncodeToString(b)
 }
 
-// HashSecret is the stored form of a secret (hex SHA-256).
-func HashSecret(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return hex.EncodeToString(sum[:])
-}
-
 func (a *AdminAPI) handleIssueToken(c echo.Context) error {
 	au := auth(c)
 	tenantID := c.Param("tenant_id")
@@ -505,7 +497,7 @@ func (a *AdminAPI) IssueToken(ctx context.Context, au core.Auth, tenantID string
 	secret := NewSecret()
 	tok := core.Token{TokenID: core.NewID(core.PrefixToken), TenantID: tenantID, PrincipalID: tc.PrincipalID,
 		PrincipalType: tc.PrincipalType, DisplayName: tc.DisplayName, Scopes: tc.Scopes, Roles: tc.Roles,
-		CreatedAt: core.Now(), ExpiresAt: tc.ExpiresAt, SecretHash: HashSecret(secret)}
+		CreatedAt: core.Now(), ExpiresAt: tc.ExpiresAt, SecretHash: core.HashSecret(secret)}
 	rec := core.NewAudit(au, "token.issue", "token", tok.TokenID, "success", map[string]any{"principal_id": tok.PrincipalID, "scopes": tok.Scopes, "roles": tok.Roles})
 	rec.TenantID = tenantID
 	if err := a.Tokens.CreateToken(ctx, tok, &rec); err != nil {
@@ -580,7 +572,7 @@ func (a *AdminAPI) RotateToken(ctx context.Context, au core.Auth, tenantID, toke
 	secret := NewSecret()
 	rec := core.NewAudit(au, "token.rotate", "token", tokenID, "success", nil)
 	rec.TenantID = tenantID
-	tok, err := a.Tokens.RotateToken(ctx, tenantID, tokenID, HashSecret(secret), &rec)
+	tok, err := a.Tokens.RotateToken(ctx, tenantID, tokenID, core.HashSecret(secret), &rec)
 	if err != nil {
 		return core.Token{}, "", err
 	}
