@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"time"
 )
@@ -17,6 +18,10 @@ type Plan struct {
 	// StackA and StackB are the node's base URLs; they and Direct are the
 	// only addresses a bench sends to.
 	StackA, StackB string
+	// ClusterA, for runs, lists further Stack A URLs of the same
+	// installation (the other nodes of a cluster): runs are created round
+	// robin over StackA and these, each followed from the next node.
+	ClusterA []string
 	// Direct, for gateway, is an OpenAI-compatible API root to call instead
 	// of Stack B (the baseline of a proxied measurement: the same upstream
 	// without the node). No key, no fixture, no node figures unless PID.
@@ -107,6 +112,17 @@ func Execute(ctx context.Context, p Plan) (Report, error) {
 		}
 		r := &Runs{Client: hc, Base: a, APIKey: p.APIKey, Agent: agent, Tag: strconv.FormatInt(time.Now().UnixNano(), 36)}
 		target = "stack a " + a.String() + "/v1/agents/" + agent + "/runs (create, follow events to the end)"
+		if len(p.ClusterA) > 0 {
+			r.Nodes = []*url.URL{a}
+			for _, raw := range p.ClusterA {
+				u, err := BaseURL(raw)
+				if err != nil {
+					return Report{}, fmt.Errorf("stack a %w", err)
+				}
+				r.Nodes = append(r.Nodes, u)
+			}
+			target = fmt.Sprintf("stack a on %d nodes (%s first): runs created round robin, each followed from the next node", len(r.Nodes), a)
+		}
 		metrics = a.String() + "/metrics"
 		do = r.Do
 	default:

@@ -135,6 +135,20 @@ type Runs struct {
 	Agent  string
 	// Tag makes idempotency keys unique to this bench invocation.
 	Tag string
+	// Nodes, when it names several Stack A URLs (the nodes of a cluster),
+	// spreads the runs over them: run seq is created on Nodes[seq%n] and
+	// its events are read from the next node, so every stream crosses
+	// nodes. Empty: everything goes to Base.
+	Nodes []*url.URL
+}
+
+// nodesOf returns the node that creates run seq and the one its events are
+// read from.
+func (r *Runs) nodesOf(seq int) (create, follow *url.URL) {
+	if n := len(r.Nodes); n > 0 {
+		return r.Nodes[seq%n], r.Nodes[(seq+1)%n]
+	}
+	return r.Base, r.Base
 }
 
 // Do implements Request.
@@ -143,7 +157,8 @@ func (r *Runs) Do(ctx context.Context, seq int) Outcome {
 		"input":           map[string]string{"type": "text", "text": "bench run " + strconv.Itoa(seq)},
 		"idempotency_key": "bench-" + r.Tag + "-" + strconv.Itoa(seq),
 	})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.Base.String()+"/v1/agents/"+url.PathEscape(r.Agent)+"/runs", bytes.NewReader(body))
+	create, follow := r.nodesOf(seq)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, create.String()+"/v1/agents/"+url.PathEscape(r.Agent)+"/runs", bytes.NewReader(body))
 	if err != nil {
 		return Outcome{Code: "transport"}
 	}
@@ -170,7 +185,7 @@ func (r *Runs) Do(ctx context.Context, seq int) Outcome {
 	if err != nil {
 		return Outcome{Code: transportCode(ctx, err), First: first}
 	}
-	events, err := r.eventsURL(created.Run.EventsURL, created.Run.RunID)
+	events, err := eventsURL(create, follow, created.Run.EventsURL, created.Run.RunID)
 	if err != nil {
 		return Outcome{Code: "refused events_url", First: first}
 	}
@@ -178,19 +193,20 @@ func (r *Runs) Do(ctx context.Context, seq int) Outcome {
 	return Outcome{Code: code, First: first}
 }
 
-// eventsURL resolves a run's events_url against the base and refuses one
-// that points anywhere else.
-func (r *Runs) eventsURL(raw, runID string) (string, error) {
+// eventsURL resolves a run's events_url against the node that created it,
+// refuses one that points anywhere else, and reads it from follow.
+func eventsURL(create, follow *url.URL, raw, runID string) (string, error) {
 	if raw == "" {
 		raw = "/v1/runs/" + url.PathEscape(runID) + "/events"
 	}
-	u, err := r.Base.Parse(raw)
+	u, err := create.Parse(raw)
 	if err != nil {
 		return "", err
 	}
-	if u.Scheme != r.Base.Scheme || u.Host != r.Base.Host {
-		return "", fmt.Errorf("events_url %q is not on %s", raw, r.Base.Host)
+	if u.Scheme != create.Scheme || u.Host != create.Host {
+		return "", fmt.Errorf("events_url %q is not on %s", raw, create.Host)
 	}
+	u.Scheme, u.Host = follow.Scheme, follow.Host
 	return u.String(), nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,7 +23,7 @@ func benchCommand(stdout io.Writer) *cli.Command {
 		&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "how long to send (the run stops by itself after it and the drain timeout)"},
 		&cli.DurationFlag{Name: "warmup", Value: 2 * time.Second, Usage: "sent first at the same rate and left out of every figure"},
 		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "per request (for runs: create to terminal event)"},
-		&cli.StringFlag{Name: "url-a", Usage: "Stack A base URL (default: from <data-dir>/node.json)"},
+		&cli.StringFlag{Name: "url-a", Usage: "Stack A base URL (default: from <data-dir>/node.json); for runs, several comma-separated URLs of one cluster spread the runs over its nodes"},
 		&cli.StringFlag{Name: "url-b", Usage: "Stack B base URL (default: from <data-dir>/node.json)"},
 		&cli.IntFlag{Name: "pid", Usage: "the node's pid, for CPU and RSS from /proc (default: node.json's, when that node runs here; else /metrics)"},
 		&cli.StringFlag{Name: "api-key", Usage: "use this tenant key as is (its quotas apply) instead of setting up tnt_bench"},
@@ -37,8 +38,13 @@ func benchCommand(stdout io.Writer) *cli.Command {
 			}
 			p := bench.Plan{Kind: kind, Options: bench.Options{Rate: c.Float64("rate"), Duration: c.Duration("duration"),
 				Warmup: c.Duration("warmup"), Timeout: c.Duration("timeout")},
-				StackA: c.String("url-a"), StackB: c.String("url-b"), APIKey: c.String("api-key"), AdminKey: c.String("admin-key"),
+				StackB: c.String("url-b"), APIKey: c.String("api-key"), AdminKey: c.String("admin-key"),
 				PID: c.Int("pid")}
+			if urls := strings.Split(c.String("url-a"), ","); len(urls) > 1 && kind == "runs" {
+				p.StackA, p.ClusterA = urls[0], urls[1:]
+			} else {
+				p.StackA = c.String("url-a")
+			}
 			if kind == "gateway" {
 				p.Model, p.Direct = c.String("model"), c.String("direct")
 			}
