@@ -30,6 +30,7 @@ conformance:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./... | tee bench.out
 	AGENTOS=./bin/agentos bench/blackbox.sh | tee -a bench.out
+	AGENTOS=./bin/agentos bench/cluster.sh | tee -a bench.out
 
 lint:
 	$(GO) vet ./...

@@ -200,3 +200,51 @@ func TestClient_SendsOnlyToGivenAddresses(t *testing.T) {
 		}
 	}
 }
+
+// Over several nodes, run seq is created on node seq%n and followed from
+// the next node; nothing is sent anywhere else.
+func TestRuns_SpreadOverNodesFollowsFromTheNext(t *testing.T) {
+	type hit struct{ node, path string }
+	hits := make(chan hit, 16)
+	var nodes []*httptest.Server
+	for i := range 3 {
+		name := string(rune('a' + i))
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hits <- hit{name, r.URL.Path}
+			if strings.HasSuffix(r.URL.Path, "/runs") {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusCreated)
+				_, _ = w.Write([]byte(`{"run":{"run_id":"run_` + name + `","status":"queued","events_url":"/v1/runs/run_` + name + `/events"}}`))
+				return
+			}
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = w.Write([]byte("data: {\"event\":{\"type\":\"agentos.run.completed\"}}\n\n"))
+		}))
+		defer srv.Close()
+		nodes = append(nodes, srv)
+	}
+	r := &Runs{Client: NewClient(4), APIKey: "k", Agent: "agt_x", Tag: "t"}
+	for _, s := range nodes {
+		u, err := BaseURL(s.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Nodes = append(r.Nodes, u)
+	}
+	r.Base = r.Nodes[0]
+	want := [][2]hit{
+		{{"a", "/v1/agents/agt_x/runs"}, {"b", "/v1/runs/run_a/events"}},
+		{{"b", "/v1/agents/agt_x/runs"}, {"c", "/v1/runs/run_b/events"}},
+		{{"c", "/v1/agents/agt_x/runs"}, {"a", "/v1/runs/run_c/events"}},
+	}
+	for seq, w := range want {
+		if out := r.Do(context.Background(), seq); out.Code != "ok" {
+			t.Fatalf("run %d: %+v", seq, out)
+		}
+		for _, h := range w {
+			if got := <-hits; got != h {
+				t.Fatalf("run %d: request %+v, want %+v", seq, got, h)
+			}
+		}
+	}
+}
