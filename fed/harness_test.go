@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/edge"
 	"github.com/agentos/agentos/fed"
 	"github.com/agentos/agentos/store"
 	"github.com/labstack/echo/v4"
@@ -93,7 +94,7 @@ func startNode(tb testing.TB, o nodeOpts) *testNode {
 	tn := &testNode{t: tb, id: o.stackID, dir: o.dir, store: st, runs: o.runs, reg: prometheus.NewRegistry(), serverT: o.serverTLS}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = renderError
+	e.HTTPErrorHandler = (&edge.Edge{}).ErrorHandler
 	e.Use(tn.testAuth)
 	n, err := fed.New(fed.Deps{
 		DataDir: o.dir, StackID: o.stackID, Region: "us-west-2", Environment: "test",
@@ -197,20 +198,6 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
-func renderError(err error, c echo.Context) {
-	if c.Response().Committed {
-		return
-	}
-	var he *echo.HTTPError
-	var e *core.Error
-	if errors.As(err, &he) {
-		e = core.Errorf(core.CodeForStatus(he.Code), "%v", he.Message)
-		e.Status = he.Code
-	} else {
-		e = core.AsError(err)
-	}
-	_ = c.JSON(e.HTTPStatus(), map[string]any{"error": e, "correlation_id": core.CorrelationID(c.Request().Context())})
-}
 
 // pair starts nodes A and B that trust each other for tnt_demo only.
 func pair(t *testing.T, bRuns *memRuns) (a, b *testNode) {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -14,13 +13,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/edge"
 	"github.com/agentos/agentos/stacka"
 	"github.com/agentos/agentos/store"
 	"github.com/labstack/echo/v4"
@@ -203,22 +202,12 @@ func startNode(t testing.TB, st core.Storage, start bool, opts ...nodeOpt) *test
 	}}
 	e := echo.New()
 	e.HideBanner = true
-	e.HTTPErrorHandler = func(err error, c echo.Context) {
-		var he *echo.HTTPError
-		if errors.As(err, &he) {
-			err = core.Errorf(core.CodeForStatus(he.Code), "%v", he.Message)
-		}
-		ce := core.AsError(err)
-		if ce.RetryAfter > 0 {
-			c.Response().Header().Set("Retry-After", strconv.Itoa(ce.RetryAfter))
-		}
-		if !c.Response().Committed {
-			_ = c.JSON(ce.HTTPStatus(), map[string]any{"error": ce, "correlation_id": core.CorrelationID(c.Request().Context())})
-		}
-	}
-	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+	// The node's own error mapper and ids; auth is a table of test tokens.
+	ed := &edge.Edge{}
+	e.HTTPErrorHandler = ed.ErrorHandler
+	e.Use(ed.IDs, func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			ctx := core.WithCorrelationID(c.Request().Context(), core.NewID(core.PrefixCorrelation))
+			ctx := c.Request().Context()
 			if c.Path() != "/v1/health" {
 				a, ok := n.auths[strings.TrimPrefix(c.Request().Header.Get("Authorization"), "Bearer ")]
 				if !ok {

@@ -2,16 +2,15 @@ package stackb_test
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/edge"
 	"github.com/agentos/agentos/stackb"
 	"github.com/agentos/agentos/store"
 	"github.com/labstack/echo/v4"
@@ -92,34 +91,12 @@ func (e *env) serve(t testing.TB) string {
 	t.Helper()
 	ec := echo.New()
 	ec.HideBanner, ec.HidePort = true, true
-	ec.HTTPErrorHandler = func(err error, c echo.Context) {
-		var he *echo.HTTPError
-		ce := core.AsError(err)
-		if errors.As(err, &he) {
-			ce = core.Errorf(core.CodeForStatus(he.Code), "%v", he.Message)
-			ce.Status = he.Code
-		}
-		if ce.RetryAfter > 0 {
-			c.Response().Header().Set("Retry-After", strconv.Itoa(ce.RetryAfter))
-		}
-		if body, ok := stackb.CompatError(c.Request().URL.Path, ce, ce.HTTPStatus()); ok {
-			_ = c.JSON(ce.HTTPStatus(), body)
-			return
-		}
-		_ = c.JSON(ce.HTTPStatus(), map[string]any{"error": ce, "correlation_id": core.CorrelationID(c.Request().Context())})
-	}
-	ec.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+	ed := &edge.Edge{CompatError: stackb.CompatError}
+	ec.HTTPErrorHandler = ed.ErrorHandler
+	ec.Use(ed.IDs, func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			r := c.Request()
-			corr := r.Header.Get("X-Correlation-Id")
-			if corr == "" {
-				corr = core.NewID(core.PrefixCorrelation)
-			}
-			c.Response().Header().Set("X-Correlation-Id", corr)
-			ctx := core.WithCorrelationID(r.Context(), corr)
-			if tp := r.Header.Get("traceparent"); tp != "" {
-				ctx = core.WithTraceparent(ctx, tp)
-			}
+			ctx := r.Context()
 			var a core.Auth
 			cred := r.Header.Get("Authorization")
 			if k := r.Header.Get("X-Api-Key"); k != "" && cred == "" {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/edge"
 	"github.com/agentos/agentos/stacka/console"
 	"github.com/labstack/echo/v4"
 	"github.com/rs/zerolog"
@@ -86,14 +87,7 @@ func newServer(t *testing.T) *httptest.Server {
 		t.Fatal(err)
 	}
 	e := echo.New()
-	e.HTTPErrorHandler = func(err error, c echo.Context) {
-		ce := core.AsError(err)
-		var he *echo.HTTPError
-		if ok := asHTTPError(err, &he); ok {
-			ce = core.Errorf(core.CodeForStatus(he.Code), "%v", he.Message)
-		}
-		_ = c.JSON(ce.HTTPStatus(), map[string]any{"error": map[string]any{"code": ce.Code}})
-	}
+	e.HTTPErrorHandler = (&edge.Edge{}).ErrorHandler
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			var a core.Auth
@@ -120,13 +114,6 @@ func newServer(t *testing.T) *httptest.Server {
 	return srv
 }
 
-func asHTTPError(err error, target **echo.HTTPError) bool {
-	he, ok := err.(*echo.HTTPError)
-	if ok {
-		*target = he
-	}
-	return ok
-}
 
 func get(t *testing.T, url, who string) (int, http.Header, []byte) {
 	t.Helper()
