@@ -198,7 +198,6 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
-
 // pair starts nodes A and B that trust each other for tnt_demo only.
 func pair(t *testing.T, bRuns *memRuns) (a, b *testNode) {
 	t.Helper()

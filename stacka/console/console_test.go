@@ -114,7 +114,6 @@ func newServer(t *testing.T) *httptest.Server {
 	return srv
 }
 
-
 func get(t *testing.T, url, who string) (int, http.Header, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
