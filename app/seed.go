@@ -63,7 +63,7 @@ func demoTenant(backends []string) core.Tenant {
 	now := core.Now()
 	return core.Tenant{TenantID: DemoTenantID, Name: "Demo Tenant", Status: core.TenantActive, PlanTier: "demo",
 		CreatedAt: now, UpdatedAt: now, DefaultPolicyID: "pol_default",
-		Entitlements: core.Entitlements{ModelTiersAllowed: []string{"fast", "balanced", "premium"},
+		Entitlements: core.Entitlements{ModelTiersAllowed: core.ModelTiers(),
 			ModelBackendsAllowed: backends, ToolIDsAllowed: append([]string{}, BuiltinToolIDs...)},
 		Quotas: core.Quotas{
 			Runs:    &core.RunQuotas{MaxConcurrentRuns: core.Ptr(10), RunCreateQPS: core.Ptr(5.0), RunCreateBurst: core.Ptr(10)},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"syscall"
 	"time"
@@ -20,8 +21,12 @@ import (
 	stackbclient "github.com/agentos/agentos/stackb/client"
 )
 
-// BuiltinToolIDs are the tools every node hosts.
-var BuiltinToolIDs = []string{"tool.echo", "tool.kv.put", "tool.kv.get", "tool.kv.search", "tool.http.fetch"}
+// BuiltinToolIDs are the tools every node hosts (stacka owns the list).
+var BuiltinToolIDs = stacka.BuiltinToolIDs()
+
+// defaultTenantToolIDs are granted to a tenant created without a tool
+// list: the builtin tools that reach no network.
+var defaultTenantToolIDs = slices.DeleteFunc(stacka.BuiltinToolIDs(), stacka.NetworkTool)
 
 // stacks holds the wired services of a node.
 type stacks struct {
@@ -119,7 +124,7 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 	s.starts = append(s.starts, svc.Start)
 	s.closers = append(s.closers, svc.Close)
 
-	s.admin = &admin.AdminAPI{Tenants: st, Tokens: st, Audit: st, Secrets: secrets, DefaultToolIDs: []string{"tool.echo", "tool.kv.put", "tool.kv.get", "tool.kv.search"}}
+	s.admin = &admin.AdminAPI{Tenants: st, Tokens: st, Audit: st, Secrets: secrets, DefaultToolIDs: defaultTenantToolIDs}
 	s.admin.Register(n.routers[StackA].echo)
 
 	build := n.Build.Resolved()

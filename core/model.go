@@ -212,6 +212,22 @@ type PolicyResult struct {
 	Redactions []Redaction `json:"redactions"`
 }
 
+// Model tiers: the names a model_ref "tier:<name>" and a tenant's
+// model_tiers_allowed may use (CONTRACT §2.1, §4).
+const (
+	TierFast     = "fast"
+	TierBalanced = "balanced"
+	TierPremium  = "premium"
+)
+
+// ModelTiers lists every tier, cheapest first (a fresh slice).
+func ModelTiers() []string { return []string{TierFast, TierBalanced, TierPremium} }
+
+// KnownTier reports whether name is one of ModelTiers.
+func KnownTier(name string) bool {
+	return name == TierFast || name == TierBalanced || name == TierPremium
+}
+
 // ModelInfo is one item of GET /v1/models (open).
 type ModelInfo struct {
 	ModelID             string   `json:"model_id"`

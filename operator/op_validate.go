@@ -32,7 +32,7 @@ const ProbeAgentID = "agt_validate_probe"
 func ensureSmokeFixture(ctx context.Context, nf app.NodeFile, adm *apiClient) (string, error) {
 	err := adm.do(ctx, http.MethodPost, nf.StackAURL+"/v1/admin/tenants", map[string]any{"tenant_create": map[string]any{
 		"tenant_id": SmokeTenantID, "name": "Smoke tests (agentos validate)", "plan_tier": "free",
-		"entitlements": map[string]any{"model_tiers_allowed": []string{"fast"}, "model_backends_allowed": []string{"builtin"},
+		"entitlements": map[string]any{"model_tiers_allowed": []string{core.TierFast}, "model_backends_allowed": []string{"builtin"},
 			"tool_ids_allowed": []string{app.SampleToolID}}}}, nil)
 	if err != nil && statusOf(err) != http.StatusConflict {
 		return "", fmt.Errorf("create %s: %w", SmokeTenantID, err)

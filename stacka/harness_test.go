@@ -129,7 +129,7 @@ func (m *echoModel) ListModels(ctx context.Context, a core.Auth) ([]core.ModelIn
 	return []core.ModelInfo{{ModelID: "echo-1", Provider: "builtin", Capabilities: []string{"chat"}}}, nil
 }
 
-var allTools = []string{"tool.echo", "tool.kv.put", "tool.kv.get", "tool.kv.search", "tool.http.fetch", "tool.slow", "tool.hook", "tool.mcp.add"}
+var allTools = append(stacka.BuiltinToolIDs(), "tool.slow", "tool.hook", "tool.mcp.add")
 
 // testNode is Stack A on a real store and a real HTTP server.
 type testNode struct {

@@ -55,6 +55,20 @@ var builtinTools = []core.ToolDescriptor{
 		InputSchema: objSchema(map[string]any{"url": str}, "url")},
 }
 
+// BuiltinToolIDs lists the ids of the tools every node hosts, in a fresh
+// slice (the one list: seeds, entitlements and tests read it).
+func BuiltinToolIDs() []string {
+	ids := make([]string, len(builtinTools))
+	for i, t := range builtinTools {
+		ids[i] = t.ToolID
+	}
+	return ids
+}
+
+// NetworkTool reports whether the builtin tool id reaches the network
+// (egress-checked); new tenants are not granted such tools by default.
+func NetworkTool(id string) bool { return id == "tool.http.fetch" }
+
 func builtinTool(id string) (core.ToolDescriptor, bool) {
 	for _, t := range builtinTools {
 		if t.ToolID == id {

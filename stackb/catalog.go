@@ -20,9 +20,6 @@ import (
 // registers itself in stackb/provider (one file per kind).
 const KindBuiltin = provider.BuiltinName
 
-// Tiers of model_ref "tier:<name>".
-var knownTiers = []string{"fast", "balanced", "premium"}
-
 // ProvidersFile is the --providers-file document. "rulesets" is an
 // AgentOS addition (optional): named policy rulesets tenants may select.
 type ProvidersFile struct {
@@ -188,7 +185,7 @@ func buildCatalog(f ProvidersFile, hc *http.Client) (*catalog, error) {
 					return nil, fmt.Errorf("%s.capabilities[%d]: unknown capability %q (want chat or embed)", mf, k, cp)
 				}
 			}
-			if mc.Tier != "" && !slices.Contains(knownTiers, mc.Tier) {
+			if mc.Tier != "" && !core.KnownTier(mc.Tier) {
 				return nil, fmt.Errorf("%s.tier: unknown tier %q", mf, mc.Tier)
 			}
 			if _, dup := c.models[p.Name+"/"+mc.ModelID]; dup {
@@ -203,7 +200,7 @@ func buildCatalog(f ProvidersFile, hc *http.Client) (*catalog, error) {
 	// Tiers: the file's chains; tiers it leaves out get every model of that
 	// tier (builtin models serve every tier when nothing else does).
 	for tier, refs := range f.Tiers {
-		if !slices.Contains(knownTiers, tier) {
+		if !core.KnownTier(tier) {
 			return nil, fmt.Errorf("tiers.%s: unknown tier (want fast, balanced or premium)", tier)
 		}
 		for i, ref := range refs {
@@ -214,7 +211,7 @@ func buildCatalog(f ProvidersFile, hc *http.Client) (*catalog, error) {
 			c.tiers[tier] = append(c.tiers[tier], m)
 		}
 	}
-	for _, tier := range knownTiers {
+	for _, tier := range core.ModelTiers() {
 		if _, ok := f.Tiers[tier]; ok {
 			continue
 		}
@@ -226,7 +223,7 @@ func buildCatalog(f ProvidersFile, hc *http.Client) (*catalog, error) {
 	}
 	for i, cr := range f.Canary {
 		field := fmt.Sprintf("canary[%d]", i)
-		if !slices.Contains(knownTiers, cr.Tier) {
+		if !core.KnownTier(cr.Tier) {
 			return nil, fmt.Errorf("%s.tier: unknown tier %q", field, cr.Tier)
 		}
 		if _, ok := c.models[cr.Route]; !ok {

@@ -32,7 +32,7 @@ func (g *Gateway) modelRefs(ctx context.Context, a core.Auth) ([]modelEntry, err
 		return nil, err
 	}
 	var out []modelEntry
-	for _, tier := range knownTiers {
+	for _, tier := range core.ModelTiers() {
 		if allowed := t.Entitlements.ModelTiersAllowed; allowed != nil && !slices.Contains(allowed, tier) {
 			continue
 		}

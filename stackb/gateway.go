@@ -28,9 +28,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Version is the service version /v1/health reports.
-const Version = "1.0.2"
-
 // Deps is what app/ wires into the gateway.
 type Deps struct {
 	Tenants core.TenantPort
@@ -888,7 +885,7 @@ func (g *Gateway) ListModels(ctx context.Context, a core.Auth) ([]core.ModelInfo
 func (g *Gateway) Catalog() []core.ModelInfo {
 	out := []core.ModelInfo{}
 	inTier := map[*model]bool{}
-	for _, tier := range []string{"fast", "balanced", "premium"} {
+	for _, tier := range core.ModelTiers() {
 		for _, m := range g.cat.tiers[tier] {
 			info := m.info()
 			info.Tier = tier

@@ -41,7 +41,7 @@ func (g *Gateway) Register(e *echo.Echo) {
 }
 
 func (g *Gateway) handleHealth(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "service": "stack-b", "version": Version,
+	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "service": "stack-b", "version": core.APIVersion,
 		"correlation_id": core.CorrelationID(c.Request().Context())})
 }
 

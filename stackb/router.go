@@ -132,7 +132,7 @@ func (c *catalog) resolve(ref string) (tier string, chain []*model, err error) {
 	switch {
 	case strings.HasPrefix(ref, "tier:"):
 		tier = strings.TrimPrefix(ref, "tier:")
-		if !slices.Contains(knownTiers, tier) {
+		if !core.KnownTier(tier) {
 			return "", nil, core.Invalid("request.model_ref", "unknown tier %q (want fast, balanced or premium)", tier)
 		}
 		return tier, c.tiers[tier], nil

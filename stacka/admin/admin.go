@@ -180,7 +180,7 @@ func (a *AdminAPI) CreateTenant(ctx context.Context, au core.Auth, tc TenantCrea
 	if tc.DefaultPolicyID == "" {
 		tc.DefaultPolicyID = "pol_default"
 	}
-	ent := core.Entitlements{ModelTiersAllowed: []string{"fast", "balanced"}, ModelBackendsAllowed: []string{"builtin"}, ToolIDsAllowed: a.DefaultToolIDs}
+	ent := core.Entitlements{ModelTiersAllowed: []string{core.TierFast, core.TierBalanced}, ModelBackendsAllowed: []string{"builtin"}, ToolIDsAllowed: a.DefaultToolIDs}
 	if tc.Entitlements != nil {
 		ent = *tc.Entitlements
 	}
@@ -220,7 +220,7 @@ func validateEntitlements(field string, e *core.Entitlements) error {
 		e.ToolIDsAllowed = []string{}
 	}
 	for i, t := range e.ModelTiersAllowed {
-		if t != "fast" && t != "balanced" && t != "premium" {
+		if !core.KnownTier(t) {
 			return core.Invalid(fmt.Sprintf("%s.model_tiers_allowed[%d]", field, i), "unknown tier %q (fast, balanced, premium)", t)
 		}
 	}
