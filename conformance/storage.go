@@ -52,6 +52,7 @@ func RunStorageSuite(t *testing.T, h StorageHarness) {
 	t.Run("Usage", func(t *testing.T) { usageSuite(t, h.Open(t)) })
 	t.Run("Federation", func(t *testing.T) { federationSuite(t, h.Open) })
 	t.Run("Meta", func(t *testing.T) { metaSuite(t, h.Open(t)) })
+	t.Run("Retention", func(t *testing.T) { retentionSuite(t, h) })
 }
 
 func agentSuite(t *testing.T, s core.Storage) {

@@ -40,6 +40,7 @@ type Storage interface {
 	ReplayGuard
 	IngestedEventsPort
 	MetaPort
+	RetentionPort
 
 	// Ping proves the storage can commit a write now (readiness). When it
 	// cannot be reached it returns dependency_unavailable.

@@ -41,6 +41,9 @@ type Quotas struct {
 	Tools   *ToolQuotas    `json:"tools,omitempty"`
 	Models  *ModelQuotas   `json:"models,omitempty"`
 	Storage *StorageQuotas `json:"storage,omitempty"`
+	// Retention overrides the node's retention for this tenant (days per
+	// kind of record; see retention.go).
+	Retention *RetentionQuotas `json:"retention,omitempty"`
 }
 
 // RunQuotas limit run creation and concurrency.

@@ -78,11 +78,19 @@ func (s *Store) ListAudit(ctx context.Context, tenantID string, f core.AuditFilt
 }
 
 // VerifyAudit implements core.AuditPort with core.AuditChainCheck over
-// the records in append order and the head kept in the index.
+// the records in append order, from the retention anchor, to the head
+// kept in the index.
 func (s *Store) VerifyAudit(ctx context.Context, tenantID string) (int, error) {
 	var chk core.AuditChainCheck
 	var verr error
 	err := s.view(func(tx *bolt.Tx) error {
+		// After retention removed the oldest records, the chain is proven
+		// from the anchor they left.
+		anchor := core.AuditAnchor{}
+		if _, err := getJSON(Index(tx), auditAnchorKey(tenantID), &anchor); err != nil {
+			return err
+		}
+		chk.From(anchor)
 		scanPrefix(Data(tx), TenantKey(tenantID, "audit", ""), false, func(k, v []byte) bool {
 			var rec core.AuditRecord
 			if err := json.Unmarshal(v, &rec); err != nil {

@@ -327,3 +327,40 @@ func (s *Store) CancelRun(ctx context.Context, tenantID, runID string, audit *co
 	})
 	return out, events, err
 }
+
+// ImportRuns writes runs with their (already sequenced) events in one
+// transaction, as CreateRun and AppendRun would have left them: record,
+// events, idempotency key, index entries. It is for bulk imports and
+// fixtures (a store of a million runs for the restart benchmark); it
+// checks no idempotency conflict and writes no audit record.
+func (s *Store) ImportRuns(ctx context.Context, recs []core.RunRecord, events [][]core.Event) error {
+	if len(events) != len(recs) {
+		return fmt.Errorf("import runs: %d runs, %d event lists", len(recs), len(events))
+	}
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		Data(tx).FillPercent = appendFill
+		Index(tx).FillPercent = appendFill
+		for i := range recs {
+			rec := &recs[i]
+			for _, ev := range events[i] {
+				if err := putJSON(Data(tx), eventKey(rec.TenantID, rec.RunID, ev.Sequence), ev); err != nil {
+					return err
+				}
+			}
+			if err := putRunTx(tx, rec); err != nil {
+				return err
+			}
+			if rec.IdempotencyKey != "" {
+				if err := Data(tx).Put(idemKey(rec.TenantID, rec.PrincipalID, rec.AgentID, rec.IdempotencyKey), []byte(rec.RunID)); err != nil {
+					return err
+				}
+			}
+			if !core.RunTerminal(rec.Status) {
+				if err := Index(tx).Put(activeKey(rec.RunID), []byte(rec.TenantID)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}

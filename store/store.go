@@ -51,6 +51,8 @@ type Store struct {
 	// fullUntil (unix nanoseconds) is when the store counts as writable
 	// again after a write failed for lack of space (see writeErr).
 	fullUntil atomic.Int64
+	// opened is how Open judged the existing file.
+	opened OpenCheck
 }
 
 // FullBackoff is how long the store reports itself not writable after a
@@ -127,11 +129,12 @@ func Open(path string, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	fi, err := os.Stat(path)
+	var opened OpenCheck
 	switch {
 	case err == nil && fi.Size() == 0:
 		return nil, &BrokenError{Path: path, Reason: "empty (0 bytes)"}
 	case err == nil:
-		if err := check(path, opt.Timeout); err != nil {
+		if opened, err = check(path, opt.Timeout, false); err != nil {
 			return nil, err
 		}
 	case !errors.Is(err, os.ErrNotExist):
@@ -140,9 +143,12 @@ func Open(path string, opt Options) (*Store, error) {
 	var db *bolt.DB
 	err = guard(func() error {
 		var err error
-		// PreLoadFreelist rebuilds the freelist (a walk of every page,
-		// since it is not synced) here, under guard, rather than in the
-		// first write transaction.
+		// The freelist is not written by each commit (NoFreelistSync:
+		// fewer bytes per fsync) but by Close (markClean), so after a
+		// clean stop PreLoadFreelist reads one page; after a crash it
+		// rebuilds the list by walking every page, which check has just
+		// done safely. Either way it happens here, under guard, rather
+		// than in the first write transaction.
 		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: opt.Timeout, NoFreelistSync: true,
 			FreelistType: bolt.FreelistMapType, PreLoadFreelist: true})
 		return err
@@ -169,8 +175,12 @@ func Open(path string, opt Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("init store %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, opened: opened}, nil
 }
+
+// Opened says how Open judged the existing file: a quick check after a
+// clean stop, a full walk otherwise (zero for a new file).
+func (s *Store) Opened() OpenCheck { return s.opened }
 
 func openError(path string, err error) error {
 	var be *BrokenError
@@ -206,13 +216,14 @@ func guard(fn func() error) (err error) {
 	return fn()
 }
 
-// check opens an existing file read-only and walks every bucket, key and
-// value on this goroutine, so a damaged page is found here, where it can
+// check opens an existing file read-only and judges it. A file closed
+// cleanly gets the quick check (quickCheck: a few dozen pages); any other
+// file, or any file when full is set, has every bucket, key and value
+// walked on this goroutine, so a damaged page is found here, where it can
 // be reported, instead of in bbolt's own freelist scan (which panics on
-// another goroutine, or faults). The walk reads each page once; the
-// freelist rebuild of a read-write open reads them all again, so startup
-// takes about twice the time of one scan (see docs/security.md).
-func check(path string, timeout time.Duration) error {
+// another goroutine, or faults). See docs/security.md for what the quick
+// check does not see.
+func check(path string, timeout time.Duration, full bool) (OpenCheck, error) {
 	var db *bolt.DB
 	err := guard(func() error {
 		var err error
@@ -220,18 +231,43 @@ func check(path string, timeout time.Duration) error {
 		return err
 	})
 	if err != nil {
-		return openError(path, err)
+		return OpenCheck{}, openError(path, err)
 	}
 	defer db.Close()
+	if !full {
+		pages, err := quickCheck(path)
+		switch {
+		case err == nil:
+			return OpenCheck{Pages: pages}, nil
+		case !errors.Is(err, errNoFreelist):
+			return OpenCheck{}, &BrokenError{Path: path, Reason: "damaged (" + err.Error() + ")"}
+		}
+	}
 	err = guard(func() error {
 		return db.View(func(tx *bolt.Tx) error {
 			return tx.ForEach(func(name []byte, b *bolt.Bucket) error { return walk(b) })
 		})
 	})
 	if err != nil {
-		return openError(path, err)
+		return OpenCheck{}, openError(path, err)
 	}
-	return nil
+	return OpenCheck{Full: true}, nil
+}
+
+// Check walks every page of the bbolt file at path (read-only; the node
+// must not hold it, or it waits up to timeout and returns ErrLocked) and
+// returns a *BrokenError for a damaged file: `agentos store check`.
+func Check(path string, timeout time.Duration) error {
+	if fi, err := os.Stat(path); err != nil {
+		return fmt.Errorf("check %s: %w", path, err)
+	} else if fi.Size() == 0 {
+		return &BrokenError{Path: path, Reason: "empty (0 bytes)"}
+	}
+	if _, err := check(path, timeout, false); err != nil {
+		return err
+	}
+	_, err := check(path, timeout, true)
+	return err
 }
 
 // walk touches every key and value of b and its nested buckets.
@@ -255,8 +291,35 @@ func walk(b *bolt.Bucket) error {
 	return nil
 }
 
-// Close closes the database file.
-func (s *Store) Close() error { return s.db.Close() }
+// Close marks the file closed cleanly and closes it. The mark is bbolt's
+// own freelist, written by one last commit (commits during the run skip
+// it): its presence is what lets the next Open check the file quickly
+// instead of walking it, and its absence after a crash is what makes the
+// next Open walk it.
+func (s *Store) Close() error {
+	err := s.markClean()
+	if cerr := s.db.Close(); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// markClean commits one transaction that writes the freelist. Setting
+// NoFreelistSync inside the transaction is safe: bbolt reads it in Commit,
+// under the writer lock every other commit also holds.
+func (s *Store) markClean() error {
+	if s.db.IsReadOnly() {
+		return nil
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		tx.DB().NoFreelistSync = false
+		return Meta(tx).Put([]byte("closed_at"), []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+	})
+	if err != nil && !errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		return fmt.Errorf("close store: mark clean: %w", err)
+	}
+	return nil
+}
 
 // DB exposes the bbolt handle to the adapters in this package's files.
 func (s *Store) DB() *bolt.DB { return s.db }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/agentos/agentos/core"
 	bolt "go.etcd.io/bbolt"
@@ -95,6 +96,14 @@ func (s *Store) RecordUsage(ctx context.Context, deltas []core.UsageDelta, repla
 				continue
 			}
 			if err := putJSON(b, key, r); err != nil {
+				return err
+			}
+			// The time index lets the retention sweep find old answers.
+			at := r.CreatedAt
+			if at.IsZero() {
+				at = time.Now()
+			}
+			if err := b.Put(replayTimeKey(r.TenantID, at, r.RequestID), []byte{}); err != nil {
 				return err
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/agentos/agentos/core"
 	"github.com/jackc/pgx/v5"
@@ -172,7 +173,11 @@ func (s *Store) RecordUsage(ctx context.Context, deltas []core.UsageDelta, repla
 			if err != nil {
 				return err
 			}
-			b.Queue(`INSERT INTO model_replays (tenant_id, request_id, doc) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, r.TenantID, r.RequestID, raw)
+			at := r.CreatedAt
+			if at.IsZero() {
+				at = time.Now()
+			}
+			b.Queue(`INSERT INTO model_replays (tenant_id, request_id, doc, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, r.TenantID, r.RequestID, raw, at)
 		}
 		return sendBatch(ctx, tx, b)
 	})

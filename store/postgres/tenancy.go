@@ -117,10 +117,15 @@ func (s *Store) VerifyAudit(ctx context.Context, tenantID string) (int, error) {
 	var verr error
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		chk, verr = core.AuditChainCheck{}, nil
-		// One snapshot for the records and the head.
+		// One snapshot for the anchor, the records and the head.
 		if _, err := tx.Exec(ctx, `SET TRANSACTION ISOLATION LEVEL REPEATABLE READ`); err != nil {
 			return err
 		}
+		anchor := core.AuditAnchor{}
+		if _, err := getDoc(ctx, tx, &anchor, `SELECT doc FROM audit_anchors WHERE tenant_id = $1`, tenantID); err != nil {
+			return err
+		}
+		chk.From(anchor)
 		rows, err := tx.Query(ctx, `SELECT audit_id, doc FROM audit WHERE tenant_id = $1 ORDER BY seq`, tenantID)
 		if err != nil {
 			return err
