@@ -75,6 +75,23 @@ func storeHasPassword(v string) bool {
 	return ok
 }
 
+// StoreFile is the bbolt file of cfg's store (absolute), "" when the
+// store is PostgreSQL or the setting does not parse.
+func StoreFile(cfg Config) string {
+	spec, err := parseStore(cfg.Store)
+	if err != nil || spec.Kind != "bbolt" {
+		return ""
+	}
+	path := spec.Path
+	if path == "" {
+		path = cfg.Path("agentos.db")
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	return path
+}
+
 // DescribeStore names the configured store for reports without opening
 // it (never a password).
 func DescribeStore(cfg Config) string {

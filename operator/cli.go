@@ -154,7 +154,7 @@ func NewCLI(build app.BuildInfo, stdout, stderr io.Writer) *cli.App {
 			},
 		},
 	}
-	a.Commands = append(a.Commands, migrateCommand(stdout))
+	a.Commands = append(a.Commands, migrateCommand(stdout), storeCommand(stdout), compactCommand(stdout))
 	a.Commands = append(a.Commands, operatorCommands(build, stdout, stderr)...)
 	a.Commands = append(a.Commands, benchCommand(stdout))
 	return a
