@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"time"
 
 	"github.com/agentos/agentos/core"
 )
@@ -76,4 +77,63 @@ func (p publishingStore) PutTool(ctx context.Context, td core.ToolDescriptor) (c
 		p.publish(ctx, core.ChangeTool, td.TenantID, td.ToolID)
 	}
 	return out, err
+}
+
+// openChanges builds the node's change feed: in-process on a single node;
+// on a shared store, a SharedChanges whose listener is connected before
+// the node serves, so no write another node makes from then on is missed.
+func (n *Node) openChanges(ctx context.Context) error {
+	port, ok := n.store.(core.ChangeNoticePort)
+	if !ok || !n.clustered() {
+		n.changes = core.NewLocalChanges()
+		return nil
+	}
+	var members func(context.Context) ([]string, error)
+	if nr, ok := n.store.(core.NodeRegistryPort); ok {
+		// Publish waits for every node seen alive recently (a node killed
+		// moments ago costs a write at most core.EchoWait).
+		members = func(ctx context.Context) ([]string, error) {
+			live, err := nr.LiveNodes(ctx, 3*n.Config.RunLease)
+			ids := make([]string, 0, len(live))
+			for _, l := range live {
+				ids = append(ids, l.NodeID)
+			}
+			return ids, err
+		}
+	}
+	feed := core.NewSharedChanges(port, n.nodeID, members)
+	lctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = feed.Listen(lctx)
+	}()
+	n.changes = feed
+	n.stopChanges = func() { cancel(); <-done }
+	// Wait for the first connection (bounded: a store that went away just
+	// after opening is reported by the readiness probe, not here).
+	deadline := time.NewTimer(5 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !feed.Listening() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			n.Log.Warn().Msg("cluster: change listener not connected yet; caches fall back to their TTL until it is")
+			return nil
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// ChangesListening reports whether this node hears the other nodes'
+// changes now (always true on a single node).
+func (n *Node) ChangesListening() bool {
+	if f, ok := n.changes.(*core.SharedChanges); ok {
+		return f.Listening()
+	}
+	return true
 }

@@ -105,6 +105,12 @@ type Config struct {
 	// RunLease is how long a cluster node's claim on a run lives without
 	// renewal: a dead node's runs are taken over after about this long.
 	RunLease time.Duration
+	// CacheTTL is how long a tenant, agent or tool read on the request path
+	// is reused by Stack A and Stack B. Every write drops the cached copies
+	// at once on every node (the change feed, LISTEN/NOTIFY in a cluster);
+	// the TTL only bounds a change whose notice was lost (node crashed
+	// between commit and notice).
+	CacheTTL time.Duration
 	// ReadHeaderTimeout bounds reading a request's headers; BodyReadTimeout
 	// bounds reading its body once the caller is authenticated (408 and
 	// the connection closed beyond); IdleTimeout closes idle keep-alive
@@ -152,6 +158,7 @@ func DefaultConfig() Config {
 		BodyMemory:               64 << 20,
 		MaxEventStreamsPerTenant: 100,
 		RunLease:                 10 * time.Second,
+		CacheTTL:                 time.Second,
 	}
 }
 
@@ -275,6 +282,7 @@ var settings = []setting{
 	{"alert-repeat", "AGENTOS_ALERT_REPEAT", "re-send a still-firing alert after this long (0: once per episode)", duration(func(c *Config) *time.Duration { return &c.AlertRepeat }, 0), false},
 	{"node-id", "AGENTOS_NODE_ID", "this node's id in a cluster (default: generated once into <data-dir>/node.id)", str(func(c *Config) *string { return &c.NodeID }), false},
 	{"run-lease", "AGENTOS_RUN_LEASE", "cluster: how long a node's claim on a run lasts unrenewed; a dead node's runs are taken over after it (e.g. 10s)", duration(func(c *Config) *time.Duration { return &c.RunLease }, 500*time.Millisecond), false},
+	{"cache-ttl", "AGENTOS_CACHE_TTL", "longest a cached tenant, agent or tool is reused; writes invalidate at once on every node, this only bounds a lost notice (e.g. 1s)", duration(func(c *Config) *time.Duration { return &c.CacheTTL }, time.Millisecond), false},
 	{"read-header-timeout", "AGENTOS_READ_HEADER_TIMEOUT", "longest a client may take to send a request's headers", duration(func(c *Config) *time.Duration { return &c.ReadHeaderTimeout }, 100*time.Millisecond), false},
 	{"body-read-timeout", "AGENTOS_BODY_READ_TIMEOUT", "longest a client may take to send a request body (408 and closed beyond)", duration(func(c *Config) *time.Duration { return &c.BodyReadTimeout }, 100*time.Millisecond), false},
 	{"idle-timeout", "AGENTOS_IDLE_TIMEOUT", "idle keep-alive connections are closed after this long", duration(func(c *Config) *time.Duration { return &c.IdleTimeout }, time.Second), false},

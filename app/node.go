@@ -97,11 +97,13 @@ type Node struct {
 	auth     *edge.Authenticator
 	failures *edge.FailureLimiter
 	bodies   *edge.BodyBudget
-	// changes carries cache invalidations from writers to caches.
-	changes core.ChangeFeed
-	routers map[string]*router
-	edges   map[string]*edge.Edge
-	stacks  *stacks
+	// changes carries cache invalidations from writers to caches (and, in a
+	// cluster, to and from the other nodes: stopChanges ends its listener).
+	changes     core.ChangeFeed
+	stopChanges func()
+	routers     map[string]*router
+	edges       map[string]*edge.Edge
+	stacks      *stacks
 	// readiness checks per router: name → check.
 	ready map[string][]readyCheck
 
@@ -229,7 +231,9 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	}
 	n.failures = edge.NewFailureLimiter(n.Config.AuthFailuresPerMinute)
 	n.bodies = edge.NewBodyBudget(n.Config.BodyMemory)
-	n.changes = core.NewLocalChanges()
+	if err := n.openChanges(ctx); err != nil {
+		return err
+	}
 	n.ready = map[string][]readyCheck{}
 	n.routers = map[string]*router{}
 	n.edges = map[string]*edge.Edge{}
@@ -528,6 +532,9 @@ func (n *Node) Close() error {
 			if err := n.ownTracer.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("trace export: %w", err))
 			}
+		}
+		if n.stopChanges != nil {
+			n.stopChanges()
 		}
 		if n.store != nil {
 			if err := n.store.Close(); err != nil {

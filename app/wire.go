@@ -68,7 +68,7 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 
 	gw, err := stackb.New(stackb.Deps{Tenants: st, Audit: st, Usage: st, ProvidersFile: cfg.ProvidersFile,
 		StackID: n.stackID, Log: n.Log.With().Str("component", StackB).Logger(), Metrics: n.registry,
-		Tracer: n.TracerProvider.Tracer("agentos/stack-b"), Changes: n.changes})
+		Tracer: n.TracerProvider.Tracer("agentos/stack-b"), Changes: n.changes, TenantCacheTTL: cfg.CacheTTL})
 	if err != nil {
 		return nil, fmt.Errorf("stack b: %w", err)
 	}
@@ -102,6 +102,7 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 	acfg.TenantSecretsDir = cfg.TenantSecretsDir
 	acfg.MaxEventStreams = eventStreamCap(cfg)
 	acfg.MaxEventStreamsPerTenant = cfg.MaxEventStreamsPerTenant
+	acfg.CacheTTL = cfg.CacheTTL
 	// The tenant secret store is optional for a storage engine (bbolt has
 	// one, the PostgreSQL adapter not yet): without it the admin secrets
 	// routes are not mounted and secret:<name> reads --tenant-secrets-dir.

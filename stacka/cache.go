@@ -8,16 +8,19 @@ import (
 	"github.com/agentos/agentos/core"
 )
 
-// cacheTTL bounds how stale a cached tenant, agent or tool may be when no
-// change feed is wired; with one (Deps.Changes), every write invalidates
-// at once, and the TTL only bounds a lost notification.
-const cacheTTL = time.Second
-
 // readCache keeps recently read tenants, agents and tool descriptors so the
 // executor's hot path does not open a store read per step.
+//
+// Config.CacheTTL bounds how stale a cached tenant, agent or tool may be
+// when no change feed is wired; with one (Deps.Changes), every write
+// invalidates at once, and the TTL only bounds a lost notification.
 type readCache struct {
+	ttl     time.Duration
 	mu      sync.Mutex
 	entries map[string]cacheEntry
+	// gen counts invalidations: a value loaded across one is not kept
+	// (it may predate the write the invalidation announced).
+	gen uint64
 }
 
 type cacheEntry struct {
@@ -26,21 +29,30 @@ type cacheEntry struct {
 	at  time.Time
 }
 
-func newReadCache() *readCache { return &readCache{entries: map[string]cacheEntry{}} }
+func newReadCache(ttl time.Duration) *readCache {
+	return &readCache{ttl: ttl, entries: map[string]cacheEntry{}}
+}
 
 func (c *readCache) get(key string, load func() (any, error)) (any, error) {
 	now := time.Now()
 	c.mu.Lock()
 	e, ok := c.entries[key]
 	c.mu.Unlock()
-	if ok && now.Sub(e.at) < cacheTTL {
+	if ok && now.Sub(e.at) < c.ttl {
 		return e.val, e.err
 	}
+	c.mu.Lock()
+	gen := c.gen
+	c.mu.Unlock()
 	v, err := load()
 	if err != nil && !core.IsCode(err, core.CodeNotFound) {
 		return v, err // do not cache transient failures
 	}
 	c.mu.Lock()
+	if c.gen != gen {
+		c.mu.Unlock()
+		return v, err
+	}
 	if len(c.entries) > 10000 {
 		c.entries = map[string]cacheEntry{}
 	}
@@ -52,12 +64,18 @@ func (c *readCache) get(key string, load func() (any, error)) (any, error) {
 func (c *readCache) forget(key string) {
 	c.mu.Lock()
 	delete(c.entries, key)
+	c.gen++
 	c.mu.Unlock()
 }
 
 // invalidate drops what a change made stale.
 func (c *readCache) invalidate(ch core.Change) {
 	switch ch.Kind {
+	case core.ChangeAll:
+		c.mu.Lock()
+		c.entries = map[string]cacheEntry{}
+		c.gen++
+		c.mu.Unlock()
 	case core.ChangeTenant:
 		c.forget("t/" + ch.TenantID)
 	case core.ChangeAgent:

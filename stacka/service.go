@@ -73,6 +73,10 @@ type Config struct {
 	// and other tenants need.
 	MaxEventStreams          int
 	MaxEventStreamsPerTenant int
+	// CacheTTL is how long a tenant, agent or tool read on the hot path
+	// is reused (default 1 s). With Deps.Changes every write drops its
+	// copy at once; the TTL only bounds a change whose notice was lost.
+	CacheTTL time.Duration
 }
 
 // DefaultConfig is the node's default configuration.
@@ -81,7 +85,7 @@ func DefaultConfig() Config {
 		Mode: "demo", AllowLoopbackEgress: true, HeartbeatInterval: 15 * time.Second,
 		FetchMaxBytes: 1 << 20, FetchTimeout: 10 * time.Second, EmbedModelRef: "builtin/hash-embed-1",
 		StepCommitDelay: 10 * time.Millisecond, MCPSessions: 64, MCPSessionIdle: 5 * time.Minute,
-		MaxEventStreams: 1000, MaxEventStreamsPerTenant: 100}
+		MaxEventStreams: 1000, MaxEventStreamsPerTenant: 100, CacheTTL: time.Second}
 }
 
 func (c Config) withDefaults() Config {
@@ -109,6 +113,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StepCommitDelay == 0 {
 		c.StepCommitDelay = d.StepCommitDelay
+	}
+	if c.CacheTTL <= 0 {
+		c.CacheTTL = d.CacheTTL
 	}
 	if c.MCPSessions <= 0 {
 		c.MCPSessions = d.MCPSessions
@@ -228,7 +235,7 @@ func New(d Deps) (*Service, error) {
 		agents: d.Agents, runs: d.Runs, queue: d.Queue, tools: d.Tools, memory: d.Memory,
 		tenants: d.Tenants, audit: d.Audit, models: d.Models, secrets: d.Secrets,
 		log: d.Log.With().Str("component", "stacka").Logger(), cfg: cfg, stackID: d.StackID, nodeID: d.NodeID, cluster: d.Cluster,
-		metrics: m, hub: newEventHub(), quotas: newQuotas(), cache: newReadCache(), tracer: d.Tracer,
+		metrics: m, hub: newEventHub(), quotas: newQuotas(), cache: newReadCache(cfg.CacheTTL), tracer: d.Tracer,
 		streams: newStreamSlots(cfg.MaxEventStreams, cfg.MaxEventStreamsPerTenant),
 	}
 	if s.tracer == nil {

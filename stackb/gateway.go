@@ -155,8 +155,11 @@ func New(deps Deps) (*Gateway, error) {
 	g.started = deps.Now()
 	if deps.Changes != nil {
 		g.unsubscribe = deps.Changes.Subscribe(func(ch core.Change) {
-			if ch.Kind == core.ChangeTenant {
+			switch ch.Kind {
+			case core.ChangeTenant:
 				g.tenants.forget(ch.TenantID)
+			case core.ChangeAll:
+				g.tenants.forgetAll()
 			}
 		})
 	}
@@ -205,9 +208,10 @@ func (g *Gateway) tenant(ctx context.Context, tenantID string) (core.Tenant, err
 	t, ok := g.tenants.get(tenantID)
 	var err error
 	if !ok {
+		gen := g.tenants.generation()
 		t, err = g.deps.Tenants.GetTenant(ctx, tenantID)
 		if err == nil {
-			g.tenants.put(t)
+			g.tenants.put(t, gen)
 		}
 	}
 	if err != nil {
@@ -228,6 +232,9 @@ type tenantCache struct {
 	ttl     time.Duration
 	mu      sync.RWMutex
 	entries map[string]tenantEntry
+	// gen counts invalidations: a tenant read before one is not cached
+	// (it may predate the write the invalidation announced).
+	gen uint64
 }
 
 type tenantEntry struct {
@@ -251,19 +258,38 @@ func (c *tenantCache) get(id string) (core.Tenant, bool) {
 func (c *tenantCache) forget(id string) {
 	c.mu.Lock()
 	delete(c.entries, id)
+	c.gen++
 	c.mu.Unlock()
 }
 
-func (c *tenantCache) put(t core.Tenant) {
+func (c *tenantCache) forgetAll() {
+	c.mu.Lock()
+	c.entries = map[string]tenantEntry{}
+	c.gen++
+	c.mu.Unlock()
+}
+
+func (c *tenantCache) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen
+}
+
+// put caches t, read when the generation was gen, unless an invalidation
+// came since.
+func (c *tenantCache) put(t core.Tenant, gen uint64) {
 	if c.ttl < 0 {
 		return
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
 	if len(c.entries) > 10000 {
 		clear(c.entries)
 	}
 	c.entries[t.TenantID] = tenantEntry{t: t, expires: time.Now().Add(c.ttl)}
-	c.mu.Unlock()
 }
 
 // ruleset picks the tenant's ruleset: metadata "policy_ruleset", then

@@ -173,8 +173,70 @@ func (s *Store) LiveNodes(ctx context.Context, window time.Duration) ([]core.Nod
 // ListenRuns implements core.RunNoticePort on a connection of its own
 // (LISTEN holds it), reconnecting with a pause after a lost connection.
 func (s *Store) ListenRuns(ctx context.Context, fn func(core.RunNotice), ready func()) error {
+	return s.listen(ctx, s.channel, func(payload string) {
+		if rn, ok := parseNotice(payload); ok {
+			fn(rn)
+		}
+	}, func(up bool) {
+		if up && ready != nil {
+			ready()
+		}
+	})
+}
+
+// changeChannel prefixes the LISTEN/NOTIFY channel of cache invalidations
+// (the schema follows it), apart from the run notices so a burst of events
+// never delays them. A payload is "<kind> <tenant_id> <id> <origin>", "-"
+// standing for an empty field (none contains spaces).
+const changeChannel = "agentos_changes"
+
+func (s *Store) changesChannel() string { return changeChannel + s.channel[len(noticeChannel):] }
+
+func changePayload(c core.Change) string {
+	f := []string{c.Kind, c.TenantID, c.ID, c.Origin}
+	for i, v := range f {
+		if v == "" || strings.ContainsAny(v, " \t\n") {
+			f[i] = "-"
+		}
+	}
+	return strings.Join(f, " ")
+}
+
+func parseChange(payload string) (core.Change, bool) {
+	f := strings.Fields(payload)
+	if len(f) != 4 {
+		return core.Change{}, false
+	}
+	for i := range f {
+		if f[i] == "-" {
+			f[i] = ""
+		}
+	}
+	return core.Change{Kind: f[0], TenantID: f[1], ID: f[2], Origin: f[3]}, f[0] != ""
+}
+
+// PublishChange implements core.ChangeNoticePort: the notice goes out
+// right after the write committed (the publishing store calls it then).
+func (s *Store) PublishChange(ctx context.Context, c core.Change) error {
+	_, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, s.changesChannel(), changePayload(c))
+	return dbErr(err)
+}
+
+// ListenChanges implements core.ChangeNoticePort on a connection of its
+// own, reconnecting with a pause after a lost connection.
+func (s *Store) ListenChanges(ctx context.Context, fn func(core.Change), state func(bool)) error {
+	return s.listen(ctx, s.changesChannel(), func(payload string) {
+		if c, ok := parseChange(payload); ok {
+			fn(c)
+		}
+	}, state)
+}
+
+// listen delivers channel's notices to fn until ctx ends, reconnecting
+// after a lost connection (state, if set, hears each connect and loss).
+func (s *Store) listen(ctx context.Context, channel string, fn func(string), state func(bool)) error {
 	for {
-		err := s.listenOnce(ctx, fn, ready)
+		err := s.listenOnce(ctx, channel, fn, state)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -187,18 +249,19 @@ func (s *Store) ListenRuns(ctx context.Context, fn func(core.RunNotice), ready f
 	}
 }
 
-func (s *Store) listenOnce(ctx context.Context, fn func(core.RunNotice), ready func()) error {
+func (s *Store) listenOnce(ctx context.Context, channel string, fn func(string), state func(bool)) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	// The connection carries a LISTEN: never hand it back to the pool.
 	defer func(c *pgxpool.Conn) { c.Hijack().Close(context.Background()) }(conn)
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.channel}.Sanitize()); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
 		return err
 	}
-	if ready != nil {
-		ready()
+	if state != nil {
+		state(true)
+		defer state(false)
 	}
 	for {
 		n, err := conn.Conn().WaitForNotification(ctx)
@@ -208,9 +271,7 @@ func (s *Store) listenOnce(ctx context.Context, fn func(core.RunNotice), ready f
 			}
 			return fmt.Errorf("listen: %w", err)
 		}
-		if rn, ok := parseNotice(n.Payload); ok {
-			fn(rn)
-		}
+		fn(n.Payload)
 	}
 }
 
@@ -219,4 +280,5 @@ var (
 	_ core.RunNoticePort    = (*Store)(nil)
 	_ core.NodeRegistryPort = (*Store)(nil)
 	_ core.MetaInitPort     = (*Store)(nil)
+	_ core.ChangeNoticePort = (*Store)(nil)
 )
