@@ -3,14 +3,13 @@ package fed
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/edge"
 	"github.com/labstack/echo/v4"
 )
 
@@ -67,22 +66,6 @@ func (n *Node) handleCapabilities(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"capabilities": caps, "correlation_id": core.CorrelationID(ctx)})
 }
 
-// decodeBody reads a JSON body into v (open objects: unknown fields pass).
-func decodeBody(c echo.Context, v any) error {
-	raw, err := io.ReadAll(c.Request().Body)
-	if err != nil {
-		return core.Invalid("", "read body: %v", err)
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return core.Invalid(te.Field, "wrong type at %s", te.Field)
-		}
-		return core.Invalid("", "malformed JSON: %v", err)
-	}
-	return nil
-}
-
 func (n *Node) handleForward(c echo.Context) error {
 	ctx := c.Request().Context()
 	a, err := authOf(ctx)
@@ -92,7 +75,7 @@ func (n *Node) handleForward(c echo.Context) error {
 	var body struct {
 		Forward *ForwardRequest `json:"forward"`
 	}
-	if err := decodeBody(c, &body); err != nil {
+	if err := edge.DecodeJSON(c, &body); err != nil {
 		return err
 	}
 	if body.Forward == nil {
@@ -242,7 +225,7 @@ func (n *Node) handleIngest(c echo.Context) error {
 		return err
 	}
 	var req IngestRequest
-	if err := decodeBody(c, &req); err != nil {
+	if err := edge.DecodeJSON(c, &req); err != nil {
 		return err
 	}
 	accepted, rejected, err := n.Ingest(ctx, a, req)
@@ -292,7 +275,7 @@ func (n *Node) handlePutPeer(c echo.Context) error {
 	var body struct {
 		Peer *core.Peer `json:"peer"`
 	}
-	if err := decodeBody(c, &body); err != nil {
+	if err := edge.DecodeJSON(c, &body); err != nil {
 		return err
 	}
 	if body.Peer == nil {

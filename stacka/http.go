@@ -2,13 +2,12 @@ package stacka
 
 import (
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/edge"
 	"github.com/labstack/echo/v4"
 )
 
@@ -39,26 +38,6 @@ func authOf(c echo.Context) core.Auth {
 }
 
 func cid(c echo.Context) string { return core.CorrelationID(c.Request().Context()) }
-
-// decodeBody reads a JSON body into v, mapping decode failures to
-// invalid_request with the offending field.
-func decodeBody(c echo.Context, v any) error {
-	raw, err := io.ReadAll(c.Request().Body)
-	if err != nil {
-		return core.Errorf(core.CodeInvalidRequest, "cannot read body")
-	}
-	if len(strings.TrimSpace(string(raw))) == 0 {
-		return core.Invalid("", "a JSON body is required")
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return core.Invalid(te.Field, "%s has the wrong type (want %s)", te.Field, te.Type)
-		}
-		return core.Invalid("", "malformed JSON: %v", err)
-	}
-	return nil
-}
 
 func (s *Service) handleHealth(c echo.Context) error {
 	body := map[string]any{"status": "ok", "service": "stack-a", "version": Version}
@@ -100,7 +79,7 @@ func (s *Service) handlePutAgent(c echo.Context) error {
 	var body struct {
 		Agent *core.Agent `json:"agent"`
 	}
-	if err := decodeBody(c, &body); err != nil {
+	if err := edge.DecodeJSON(c, &body); err != nil {
 		return err
 	}
 	if body.Agent == nil {
@@ -124,7 +103,7 @@ func (s *Service) handleCreateRun(c echo.Context) error {
 		return err
 	}
 	var req core.RunRequest
-	if err := decodeBody(c, &req); err != nil {
+	if err := edge.DecodeJSON(c, &req); err != nil {
 		return err
 	}
 	run, replayed, err := s.CreateRun(c.Request().Context(), a, c.Param("agent_id"), req, c.Request().Header.Get("Idempotency-Key"))
@@ -217,7 +196,7 @@ func (s *Service) handlePutTool(c echo.Context) error {
 	var body struct {
 		Tool *core.ToolDescriptor `json:"tool"`
 	}
-	if err := decodeBody(c, &body); err != nil {
+	if err := edge.DecodeJSON(c, &body); err != nil {
 		return err
 	}
 	if body.Tool == nil {
@@ -267,7 +246,7 @@ func (s *Service) handlePutMemory(c echo.Context) error {
 		Value    json.RawMessage `json:"value"`
 		Metadata map[string]any  `json:"metadata"`
 	}
-	if err := decodeBody(c, &body); err != nil {
+	if err := edge.DecodeJSON(c, &body); err != nil {
 		return err
 	}
 	if len(body.Value) == 0 || string(body.Value) == "null" {
@@ -306,7 +285,7 @@ func (s *Service) handleMemoryAction(c echo.Context) error {
 		Mode  string `json:"mode"`
 		Limit int    `json:"limit"`
 	}
-	if err := decodeBody(c, &body); err != nil {
+	if err := edge.DecodeJSON(c, &body); err != nil {
 		return err
 	}
 	if strings.TrimSpace(body.Query) == "" {

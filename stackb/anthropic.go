@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/edge"
 	"github.com/agentos/agentos/stackb/wire"
 	"github.com/labstack/echo/v4"
 )
@@ -124,7 +125,7 @@ func (g *Gateway) handleMessages(c echo.Context) error {
 		return err
 	}
 	var body wire.MessagesRequest
-	if err := decodeJSON(c, &body); err != nil {
+	if err := edge.DecodeJSON(c, &body); err != nil {
 		return err
 	}
 	req, err := messagesToModelRequest(&body, false)
@@ -236,7 +237,7 @@ func (g *Gateway) handleCountTokens(c echo.Context) error {
 		return err
 	}
 	var body wire.MessagesRequest
-	if err := decodeJSON(c, &body); err != nil {
+	if err := edge.DecodeJSON(c, &body); err != nil {
 		return err
 	}
 	req, err := messagesToModelRequest(&body, true)

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/edge"
 	"github.com/agentos/agentos/stackb/provider"
 	"github.com/agentos/agentos/stackb/wire"
 	"github.com/labstack/echo/v4"
@@ -25,18 +26,6 @@ import (
 // X-AgentOS-Route and X-AgentOS-Policy headers.
 
 var jsonBufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// decodeJSON reads an OpenAI- or Anthropic-shaped body: open objects
-// (unknown fields ignored, as those APIs do), one error for malformed JSON.
-func decodeJSON(c echo.Context, v any) error {
-	if err := json.NewDecoder(c.Request().Body).Decode(v); err != nil {
-		if te, ok := err.(*json.UnmarshalTypeError); ok && te.Field != "" {
-			return core.Invalid(te.Field, "%s has the wrong type", te.Field)
-		}
-		return core.Invalid("", "malformed JSON body: %v", err)
-	}
-	return nil
-}
 
 // fromHeaders fills what a compatible surface takes from headers: the
 // agent (for canaries) and the idempotency key.
@@ -216,7 +205,7 @@ func (g *Gateway) handleChatCompletions(c echo.Context) error {
 		return err
 	}
 	var body wire.ChatRequest
-	if err := decodeJSON(c, &body); err != nil {
+	if err := edge.DecodeJSON(c, &body); err != nil {
 		return err
 	}
 	req, err := chatToModelRequest(&body)
@@ -355,7 +344,7 @@ func (g *Gateway) handleEmbeddings(c echo.Context) error {
 		return err
 	}
 	var body wire.EmbedRequest
-	if err := decodeJSON(c, &body); err != nil {
+	if err := edge.DecodeJSON(c, &body); err != nil {
 		return err
 	}
 	if body.Model == "" {

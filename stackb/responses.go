@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/edge"
 	"github.com/agentos/agentos/stackb/wire"
 	"github.com/labstack/echo/v4"
 )
@@ -284,7 +285,7 @@ func (g *Gateway) handleResponses(c echo.Context) error {
 		return err
 	}
 	var body wire.ResponsesRequest
-	if err := decodeJSON(c, &body); err != nil {
+	if err := edge.DecodeJSON(c, &body); err != nil {
 		return err
 	}
 	rr, err := g.toResponsesRequest(a, &body)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/edge"
 	"github.com/labstack/echo/v4"
 )
 
@@ -107,35 +108,6 @@ func canSeeTenant(a core.Auth, tenantID string) error {
 	return core.Errorf(core.CodeForbidden, "requires role tenant_admin").With("scope", core.ScopeTenantsAdmin)
 }
 
-func decodeStrict(c echo.Context, v any) error {
-	dec := json.NewDecoder(c.Request().Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return core.Invalid(jsonField(err), "malformed request body: %v", err)
-	}
-	return nil
-}
-
-// jsonField names the JSON path of a decode error where Go says it.
-func jsonField(err error) string {
-	var te *json.UnmarshalTypeError
-	if ok := asErr(err, &te); ok {
-		return te.Field
-	}
-	if s := err.Error(); strings.HasPrefix(s, "json: unknown field ") {
-		return strings.Trim(strings.TrimPrefix(s, "json: unknown field "), `"`)
-	}
-	return ""
-}
-
-func asErr(err error, te **json.UnmarshalTypeError) bool {
-	t, ok := err.(*json.UnmarshalTypeError)
-	if ok {
-		*te = t
-	}
-	return ok
-}
-
 func reply(c echo.Context, status int, body map[string]any) error {
 	body["correlation_id"] = core.CorrelationID(c.Request().Context())
 	return c.JSON(status, body)
@@ -149,7 +121,7 @@ func (a *AdminAPI) handleCreateTenant(c echo.Context) error {
 	var body struct {
 		TenantCreate *TenantCreate `json:"tenant_create"`
 	}
-	if err := decodeStrict(c, &body); err != nil {
+	if err := edge.DecodeStrictJSON(c, &body); err != nil {
 		return err
 	}
 	if body.TenantCreate == nil {
@@ -320,7 +292,7 @@ func (a *AdminAPI) handleUpdateTenant(c echo.Context) error {
 	var body struct {
 		TenantUpdate map[string]json.RawMessage `json:"tenant_update"`
 	}
-	if err := decodeStrict(c, &body); err != nil {
+	if err := edge.DecodeStrictJSON(c, &body); err != nil {
 		return err
 	}
 	if body.TenantUpdate == nil {
@@ -449,7 +421,7 @@ func (a *AdminAPI) handleIssueToken(c echo.Context) error {
 	var body struct {
 		TokenCreate *TokenCreate `json:"token_create"`
 	}
-	if err := decodeStrict(c, &body); err != nil {
+	if err := edge.DecodeStrictJSON(c, &body); err != nil {
 		return err
 	}
 	if body.TokenCreate == nil {
@@ -715,7 +687,7 @@ func (a *AdminAPI) handlePutSecret(c echo.Context) error {
 			Value *string `json:"value"`
 		} `json:"secret"`
 	}
-	if err := decodeStrict(c, &body); err != nil {
+	if err := edge.DecodeStrictJSON(c, &body); err != nil {
 		return err
 	}
 	if body.Secret == nil || body.Secret.Value == nil {
