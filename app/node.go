@@ -234,6 +234,7 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	if err := n.openChanges(ctx); err != nil {
 		return err
 	}
+	n.auth.Watch(n.changes, n.Config.CacheTTL)
 	n.ready = map[string][]readyCheck{}
 	n.routers = map[string]*router{}
 	n.edges = map[string]*edge.Edge{}

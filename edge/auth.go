@@ -36,6 +36,8 @@ type Authenticator struct {
 	// touched remembers when each token's last_used_at was last written,
 	// so a busy key costs one write a minute, off the request path.
 	touched sync.Map // token_id → time.Time
+	// cache, when on (Watch), keeps keys and tenants between requests.
+	cache *credentialCache
 }
 
 // touchEvery is how stale last_used_at may get.
@@ -172,7 +174,7 @@ func (a *Authenticator) scopeTenant(ctx context.Context, au core.Auth, want stri
 		}
 		au.TenantID = want
 	}
-	t, err := a.tenants.GetTenant(ctx, au.TenantID)
+	t, err := a.getTenant(ctx, au.TenantID)
 	if err != nil {
 		if core.IsCode(err, core.CodeNotFound) {
 			if want != "" {
@@ -189,7 +191,7 @@ func (a *Authenticator) scopeTenant(ctx context.Context, au core.Auth, want stri
 }
 
 func (a *Authenticator) fromAPIKey(ctx context.Context, secret string) (core.Auth, error) {
-	tok, err := a.tokens.TokenBySecretHash(ctx, core.HashSecret(secret))
+	tok, err := a.tokenByHash(ctx, core.HashSecret(secret))
 	if err != nil {
 		if core.IsCode(err, core.CodeUnauthorized) {
 			return core.Auth{}, core.Errorf(core.CodeUnauthorized, "unknown or revoked API key")
