@@ -226,6 +226,65 @@ func RunTenancySuite(t *testing.T, newPorts func(t *testing.T) TenancyPorts) {
 		}
 	})
 
+	t.Run("AuditBatchChainsInOrderAllOrNone", func(t *testing.T) {
+		p := newPorts(t)
+		// Batches of interleaved tenants race single appends; every
+		// chain must still verify, and each batch's records of a tenant
+		// keep the order they were given in.
+		var wg sync.WaitGroup
+		for g := 0; g < 4; g++ {
+			wg.Add(2)
+			go func(g int) {
+				defer wg.Done()
+				var batch []core.AuditRecord
+				for i := 0; i < 10; i++ {
+					tenant := []string{"tnt_b1", "tnt_b2"}[i%2]
+					batch = append(batch, core.NewAudit(sysAuth(tenant), "batch", "thing", fmt.Sprintf("%d-%d", g, i), "success", map[string]any{"i": i}))
+				}
+				out, err := p.Audit.AppendAudits(ctx, batch)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(out) != len(batch) {
+					t.Errorf("batch %d: %d sealed records for %d", g, len(out), len(batch))
+					return
+				}
+				for i, rec := range out {
+					if rec.ObjectID != batch[i].ObjectID || rec.AuditID == "" || rec.Hash == "" {
+						t.Errorf("batch %d record %d: %+v", g, i, rec)
+					}
+					if i >= 2 && out[i-2].TenantID == rec.TenantID && rec.PrevHash != out[i-2].Hash {
+						t.Errorf("batch %d: record %d does not chain to the tenant's record before it in the batch", g, i)
+					}
+				}
+			}(g)
+			go func(g int) {
+				defer wg.Done()
+				if _, err := p.Audit.AppendAudit(ctx, core.NewAudit(sysAuth("tnt_b1"), "single", "thing", fmt.Sprint(g), "success", nil)); err != nil {
+					t.Error(err)
+				}
+			}(g)
+		}
+		wg.Wait()
+		for tenant, want := range map[string]int{"tnt_b1": 24, "tnt_b2": 20} {
+			if n, err := p.Audit.VerifyAudit(ctx, tenant); err != nil || n != want {
+				t.Fatalf("verify %s: %d %v, want %d", tenant, n, err, want)
+			}
+		}
+		// All or none: a batch holding one bad record stores nothing.
+		bad := []core.AuditRecord{core.NewAudit(sysAuth("tnt_b2"), "batch", "thing", "good", "success", nil), {Action: "no tenant"}}
+		if _, err := p.Audit.AppendAudits(ctx, bad); err == nil {
+			t.Fatal("a batch with a record without tenant_id was accepted")
+		}
+		if n, err := p.Audit.VerifyAudit(ctx, "tnt_b2"); err != nil || n != 20 {
+			t.Fatalf("after the refused batch: %d %v, want 20 records", n, err)
+		}
+		if out, err := p.Audit.AppendAudits(ctx, nil); err != nil || len(out) != 0 {
+			t.Fatalf("empty batch: %v %v", out, err)
+		}
+	})
+
 	t.Run("SecretsAreTenantScoped", func(t *testing.T) {
 		p := newPorts(t)
 		if p.Secrets == nil {

@@ -47,6 +47,12 @@ type AuditPort interface {
 	// AppendAudit assigns audit_id, time (when zero), prev_hash and hash,
 	// and stores the record; records are never changed afterwards.
 	AppendAudit(ctx context.Context, rec AuditRecord) (AuditRecord, error)
+	// AppendAudits appends recs as AppendAudit would, all in one
+	// transaction (every record stored or none), each tenant's records
+	// chained in the order given, and returns them sealed in that order.
+	// It is how a writer that queues records (Stack B) stores a queue
+	// with one commit instead of one per record.
+	AppendAudits(ctx context.Context, recs []AuditRecord) ([]AuditRecord, error)
 	// ListAudit returns a tenant's records, newest first.
 	ListAudit(ctx context.Context, tenantID string, f AuditFilter) ([]AuditRecord, error)
 	// VerifyAudit walks a tenant's chain and returns how many records it

@@ -10,8 +10,10 @@ import (
 )
 
 // auditWriter takes audit records off the request path: records queue in
-// memory and a flusher appends them concurrently, so the store's batched
-// transactions give them one fsync per flush instead of one per request.
+// memory and a flusher stores each queue with one AppendAudits, so a
+// flush is one transaction and one fsync however many requests it covers.
+// A failed flush (the store unavailable) keeps the records queued for the
+// next one, up to maxQueuedAudit records.
 type auditWriter struct {
 	port     core.AuditPort
 	log      zerolog.Logger
@@ -23,6 +25,10 @@ type auditWriter struct {
 	interval time.Duration
 }
 
+// maxQueuedAudit bounds the records held while the store refuses writes;
+// past it the oldest are dropped, each drop logged.
+const maxQueuedAudit = 100_000
+
 func newAuditWriter(port core.AuditPort, log zerolog.Logger, interval time.Duration) *auditWriter {
 	w := &auditWriter{port: port, log: log, stop: make(chan struct{}), done: make(chan struct{}), interval: interval}
 	go w.loop()
@@ -31,6 +37,11 @@ func newAuditWriter(port core.AuditPort, log zerolog.Logger, interval time.Durat
 
 func (w *auditWriter) add(rec core.AuditRecord) {
 	if w.port == nil {
+		return
+	}
+	if rec.TenantID == "" {
+		// It could never be stored, and would fail the batch it is in.
+		w.log.Error().Str("action", rec.Action).Msg("audit record without tenant_id dropped")
 		return
 	}
 	if rec.Time.IsZero() {
@@ -56,7 +67,8 @@ func (w *auditWriter) loop() {
 	}
 }
 
-// flush appends everything queued so far; it returns when it is stored.
+// flush appends everything queued so far in one transaction; it returns
+// when it is stored (or has failed and is queued again).
 func (w *auditWriter) flush() {
 	w.flushMu.Lock()
 	defer w.flushMu.Unlock()
@@ -67,19 +79,16 @@ func (w *auditWriter) flush() {
 	if len(recs) == 0 {
 		return
 	}
-	sem := make(chan struct{}, 128)
-	var wg sync.WaitGroup
-	for _, rec := range recs {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func(rec core.AuditRecord) {
-			defer func() { <-sem; wg.Done() }()
-			if _, err := w.port.AppendAudit(context.Background(), rec); err != nil {
-				w.log.Error().Err(err).Str("tenant_id", rec.TenantID).Str("action", rec.Action).Msg("audit append failed")
-			}
-		}(rec)
+	if _, err := w.port.AppendAudits(context.Background(), recs); err != nil {
+		w.log.Error().Err(err).Int("records", len(recs)).Msg("audit flush failed; will retry")
+		w.mu.Lock()
+		w.buf = append(recs, w.buf...)
+		if over := len(w.buf) - maxQueuedAudit; over > 0 {
+			w.log.Error().Int("records", over).Msg("audit queue full while the store refuses writes; oldest records dropped")
+			w.buf = append(w.buf[:0:0], w.buf[over:]...)
+		}
+		w.mu.Unlock()
 	}
-	wg.Wait()
 }
 
 func (w *auditWriter) close() {

@@ -45,6 +45,50 @@ func (s *Store) AppendAudit(ctx context.Context, rec core.AuditRecord) (core.Aud
 	return out, err
 }
 
+// AppendAudits implements core.AuditPort: one transaction (coalesced
+// with concurrent writers like AppendAudit), each tenant's head read once
+// and written once.
+func (s *Store) AppendAudits(ctx context.Context, recs []core.AuditRecord) ([]core.AuditRecord, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	for _, rec := range recs {
+		if rec.TenantID == "" {
+			return nil, fmt.Errorf("audit record without tenant_id")
+		}
+	}
+	out := make([]core.AuditRecord, len(recs))
+	err := s.batch(ctx, func(tx *bolt.Tx) error {
+		heads := map[string]string{}
+		data, index := Data(tx), Index(tx)
+		for i, rec := range recs {
+			head, ok := heads[rec.TenantID]
+			if !ok {
+				head = string(index.Get(auditHeadKey(rec.TenantID)))
+			}
+			sealed, err := core.SealAudit(rec, head)
+			if err != nil {
+				return err
+			}
+			if err := putJSON(data, TenantKey(sealed.TenantID, "audit", sealed.AuditID), sealed); err != nil {
+				return err
+			}
+			heads[rec.TenantID] = sealed.Hash
+			out[i] = sealed
+		}
+		for tenantID, head := range heads {
+			if err := index.Put(auditHeadKey(tenantID), []byte(head)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ListAudit implements core.AuditPort (newest first).
 func (s *Store) ListAudit(ctx context.Context, tenantID string, f core.AuditFilter) ([]core.AuditRecord, error) {
 	limit := f.Limit

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/agentos/agentos/core"
@@ -90,6 +91,65 @@ func (s *Store) AppendAudit(ctx context.Context, rec core.AuditRecord) (core.Aud
 		return err
 	})
 	return out, err
+}
+
+// AppendAudits implements core.AuditPort in one transaction: each
+// tenant's head row is locked once (tenants in id order, so two nodes'
+// batches cannot deadlock on each other), its records sealed in the order
+// given and inserted in one round trip, and the head moved once.
+func (s *Store) AppendAudits(ctx context.Context, recs []core.AuditRecord) ([]core.AuditRecord, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	byTenant := map[string][]int{}
+	for i, rec := range recs {
+		if rec.TenantID == "" {
+			return nil, fmt.Errorf("audit record without tenant_id")
+		}
+		byTenant[rec.TenantID] = append(byTenant[rec.TenantID], i)
+	}
+	tenants := make([]string, 0, len(byTenant))
+	for t := range byTenant {
+		tenants = append(tenants, t)
+	}
+	slices.Sort(tenants)
+	out := make([]core.AuditRecord, len(recs))
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		for _, tenantID := range tenants {
+			if _, err := tx.Exec(ctx, `INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, '') ON CONFLICT DO NOTHING`, tenantID); err != nil {
+				return err
+			}
+			var seq int64
+			var head string
+			if err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 FOR UPDATE`, tenantID).Scan(&seq, &head); err != nil {
+				return err
+			}
+			var b pgx.Batch
+			for _, i := range byTenant[tenantID] {
+				rec, err := core.SealAudit(recs[i], head)
+				if err != nil {
+					return err
+				}
+				raw, err := encode(rec)
+				if err != nil {
+					return err
+				}
+				seq++
+				b.Queue(`INSERT INTO audit (tenant_id, seq, audit_id, at, action, doc) VALUES ($1, $2, $3, $4, $5, $6)`,
+					rec.TenantID, seq, rec.AuditID, rec.Time, rec.Action, raw)
+				head, out[i] = rec.Hash, rec
+			}
+			b.Queue(`UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant_id = $1`, tenantID, seq, head)
+			if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // ListAudit implements core.AuditPort (newest first).
