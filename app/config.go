@@ -127,6 +127,10 @@ type Config struct {
 	// MaxEventStreamsPerTenant those of one tenant.
 	MaxEventStreams          int
 	MaxEventStreamsPerTenant int
+	// MaxRequestsInFlight caps requests being answered at once on the
+	// node (event subscriptions and probes not counted); beyond it a
+	// request is refused at once with 429 requests_in_flight.
+	MaxRequestsInFlight int
 	// ResetBrokenStore (serve --reset) moves an empty or damaged database
 	// aside (agentos.db.broken-<time>, never deleted) and starts a new,
 	// empty node; a healthy database is always kept.
@@ -157,6 +161,7 @@ func DefaultConfig() Config {
 		IdleTimeout:              120 * time.Second,
 		BodyMemory:               64 << 20,
 		MaxEventStreamsPerTenant: 100,
+		MaxRequestsInFlight:      edge.DefaultMaxRequestsInFlight,
 		RunLease:                 10 * time.Second,
 		CacheTTL:                 time.Second,
 	}
@@ -296,6 +301,7 @@ var settings = []setting{
 	}, false},
 	{"max-event-streams", "AGENTOS_MAX_EVENT_STREAMS", "open Stack A event streams on the node (default: min(1000, descriptor limit / 4))", positiveInt(func(c *Config) *int { return &c.MaxEventStreams }, 1), false},
 	{"max-event-streams-per-tenant", "AGENTOS_MAX_EVENT_STREAMS_PER_TENANT", "open Stack A event streams of one tenant", positiveInt(func(c *Config) *int { return &c.MaxEventStreamsPerTenant }, 1), false},
+	{"max-requests-in-flight", "AGENTOS_MAX_REQUESTS_IN_FLIGHT", "requests answered at once on the node, event streams and probes not counted (429 requests_in_flight beyond)", positiveInt(func(c *Config) *int { return &c.MaxRequestsInFlight }, 1), false},
 	{"workers", "AGENTOS_WORKERS", "global cap of concurrently executing runs", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {

@@ -97,6 +97,8 @@ type Node struct {
 	auth     *edge.Authenticator
 	failures *edge.FailureLimiter
 	bodies   *edge.BodyBudget
+	// inflight is the node-wide cap on requests answered at once.
+	inflight *edge.InflightGate
 	// changes carries cache invalidations from writers to caches (and, in a
 	// cluster, to and from the other nodes: stopChanges ends its listener).
 	changes     core.ChangeFeed
@@ -151,6 +153,15 @@ func (n *Node) URL(name string) string {
 		return r.url
 	}
 	return ""
+}
+
+// RequestsInFlight is how many requests count against the node's
+// in-flight cap right now.
+func (n *Node) RequestsInFlight() int64 {
+	if n.inflight == nil {
+		return 0
+	}
+	return n.inflight.InFlight()
 }
 
 // BodyBytesBuffered is how many request body bytes are reserved against
@@ -231,6 +242,7 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	}
 	n.failures = edge.NewFailureLimiter(n.Config.AuthFailuresPerMinute)
 	n.bodies = edge.NewBodyBudget(n.Config.BodyMemory)
+	n.inflight = edge.NewInflightGate(n.Config.MaxRequestsInFlight)
 	if err := n.openChanges(ctx); err != nil {
 		return err
 	}
@@ -364,7 +376,7 @@ func (n *Node) newRouter(name string) error {
 		return fmt.Errorf("%s: openapi document: %w", name, err)
 	}
 	ed := &edge.Edge{Stack: name, Log: n.Log.With().Str("component", name).Logger(), Auth: n.auth,
-		Failures: n.failures, BodyLimit: n.Config.BodyLimit, Bodies: n.bodies, Metrics: n.metrics,
+		Failures: n.failures, BodyLimit: n.Config.BodyLimit, Bodies: n.bodies, Inflight: n.inflight, Metrics: n.metrics,
 		Tracer: n.TracerProvider.Tracer("agentos/" + name), Validator: v,
 		CompatError: stackb.CompatError, PublicRead: a2aserver.PublicCardPath}
 	ed.Use(e)

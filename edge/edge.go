@@ -75,9 +75,12 @@ type Edge struct {
 	Validator *openapi.Validator
 	BodyLimit int64
 	// Bodies is the node-wide budget of buffered request body bytes.
-	Bodies  *BodyBudget
-	Metrics *Metrics
-	Tracer  trace.Tracer
+	Bodies *BodyBudget
+	// Inflight is the node-wide cap on requests answered at once (Admit);
+	// nil: no cap.
+	Inflight *InflightGate
+	Metrics  *Metrics
+	Tracer   trace.Tracer
 	// CompatError renders an error on a compatible surface (OpenAI,
 	// Anthropic) in that surface's own shape; ok is false for paths that
 	// answer the contract's error object.
@@ -89,10 +92,11 @@ type Edge struct {
 
 // Use installs the edge on e in its order, and its error mapper:
 // authenticate comes before bodyRules, so no body is read for a caller
-// without a valid credential.
+// without a valid credential; Admit (the in-flight cap) comes before any
+// body is read or any work done.
 func (e *Edge) Use(ec *echo.Echo) {
 	ec.HTTPErrorHandler = e.ErrorHandler
-	ec.Use(e.IDs, e.TraceRequests, e.AccessLog, e.RecoverPanics, e.Authenticate, e.BodyRules, e.Validate)
+	ec.Use(e.IDs, e.TraceRequests, e.AccessLog, e.RecoverPanics, e.Authenticate, e.Admit, e.BodyRules, e.Validate)
 }
 
 // PublicPath reports the paths that need no credential (§1.4).

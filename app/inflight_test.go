@@ -1,0 +1,99 @@
+package app_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentos/agentos/app"
+)
+
+// The node-wide in-flight cap: with the cap's worth of requests in flight
+// (slow uploads here), the next request is refused at once with 429
+// requests_in_flight and Retry-After, on a connection that stays usable;
+// probes and event subscriptions are not counted; once the held requests
+// end, requests go through again.
+func TestHardening_InFlightCapRefusesAtOnceAndRecovers(t *testing.T) {
+	n := MustStartNode(t, func(c *app.Config) {
+		c.MaxRequestsInFlight = 3
+		c.BodyReadTimeout = 20 * time.Second
+	})
+	base := n.URL(app.StackA)
+	key := n.creds.TenantAdmin.APIKey
+	r := do(t, "POST", base+"/v1/agents/agt_sample_echo_v1/runs", key, map[string]any{"input": map[string]any{"type": "text", "text": "x"}, "idempotency_key": "k1"})
+	expectStatus(t, r, 201, "create run")
+	runID := r.JSON(t)["run"].(map[string]any)["run_id"].(string)
+	var held []net.Conn
+	for i := 1; i <= 3; i++ {
+		c := rawConn(t, base)
+		fmt.Fprintf(c, "PUT /v1/memory/ns/k HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{", key)
+		held = append(held, c)
+		deadline := time.Now().Add(20 * time.Second)
+		for n.RequestsInFlight() != int64(i) {
+			if time.Now().After(deadline) {
+				t.Fatalf("request %d: %d in flight, want %d", i, n.RequestsInFlight(), i)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	// The fourth: refused at once, connection kept (its small body was
+	// read and dropped), and the same connection answers the next request.
+	c := rawConn(t, base)
+	body := `{"value":"v"}`
+	start := time.Now()
+	fmt.Fprintf(c, "PUT /v1/memory/ns/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", key, len(body), body)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := make([]byte, resp.ContentLength)
+	if _, err := io.ReadFull(br, raw); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "1" || !strings.Contains(string(raw), `"requests_in_flight"`) || !strings.Contains(string(raw), `"applies_to":"node"`) {
+		t.Fatalf("over the cap: %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), raw)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("the refusal took %v; it must not queue", took)
+	}
+	if resp.Close {
+		t.Fatal("a refused small request closed its connection")
+	}
+	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("probe on the same connection at the cap: %v %v", resp, err)
+	}
+	expectStatus(t, do(t, "GET", base+"/readyz", "", nil), 200, "readyz at the cap")
+	expectStatus(t, do(t, "GET", base+"/v1/agents", key, nil), 429, "plain request at the cap")
+	sse := rawConn(t, base)
+	fmt.Fprintf(sse, "GET /v1/runs/%s/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nAccept: text/event-stream\r\n\r\n", runID, key)
+	if st, err := readStatus(t, sse, 10*time.Second); st != 200 {
+		t.Fatalf("event subscription at the cap: %d %v, want 200 (not counted)", st, err)
+	}
+
+	for _, c := range held {
+		c.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := do(t, "GET", base+"/v1/agents", key, nil)
+		if r.Status == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cap not released: %d %s", r.Status, r.Body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := n.RequestsInFlight(); got != 0 {
+		t.Fatalf("%d requests still counted after all ended", got)
+	}
+}
