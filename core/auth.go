@@ -138,6 +138,17 @@ func (a Auth) Require(scope string) error {
 	return Errorf(CodeForbidden, "missing scope %s", scope).With("scope", scope)
 }
 
+// RequireAny returns nil when the principal holds at least one of scopes,
+// otherwise 403 forbidden naming the first.
+func (a Auth) RequireAny(scopes ...string) error {
+	for _, sc := range scopes {
+		if a.Can(sc) {
+			return nil
+		}
+	}
+	return a.Require(scopes[0])
+}
+
 // CanActAs reports whether X-Tenant-Id may name another tenant.
 func (a Auth) CanActAs() bool {
 	return a.IsPlatformAdmin() || slices.Contains(a.Scopes, ScopeTenantsActAs)

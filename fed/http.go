@@ -15,7 +15,9 @@ import (
 
 // Register mounts the federation routes on e. app installs recovery,
 // correlation ids, body limits, authentication (AuthenticatePeer first,
-// then API keys and JWTs) and the error mapper before them.
+// then API keys and JWTs) and the error mapper before them; routes with
+// one scope name it (edge.RequireScope). Ingest checks its peer assertion
+// first (401 without one), then its scope, so it checks in the handler.
 func (n *Node) Register(e *echo.Echo) {
 	e.GET("/v1/federation/health", n.handleHealth)
 	e.GET("/v1/federation/peer", n.handlePeerInfo)
@@ -23,8 +25,8 @@ func (n *Node) Register(e *echo.Echo) {
 	e.GET("/v1/federation/peer/capabilities", n.handleCapabilities)
 	e.GET("/v1/peer/capabilities", n.handleCapabilities)
 	// A backslash keeps echo from reading ":forward" as a path parameter.
-	e.POST(`/v1/federation/runs\:forward`, n.handleForward)
-	e.GET("/v1/federation/runs/:run_id/events", n.handleEvents)
+	e.POST(`/v1/federation/runs\:forward`, n.handleForward, edge.RequireScope(core.ScopeRunsForward))
+	e.GET("/v1/federation/runs/:run_id/events", n.handleEvents, edge.RequireScope(core.ScopeRunsRead))
 	e.POST(`/v1/federation/events\:ingest`, n.handleIngest)
 	e.GET("/v1/federation/peers", n.handleListPeers)
 	e.POST("/v1/federation/peers", n.handlePutPeer)
@@ -116,9 +118,6 @@ func (n *Node) handleEvents(c echo.Context) error {
 	ctx := c.Request().Context()
 	a, err := authOf(ctx)
 	if err != nil {
-		return err
-	}
-	if err := a.Require(core.ScopeRunsRead); err != nil {
 		return err
 	}
 	runID := c.Param("run_id")

@@ -12,24 +12,27 @@ import (
 )
 
 // Register mounts Stack A's routes on e. app installs auth, correlation,
-// body limits, OpenAPI validation and the error handler before them.
+// body limits, OpenAPI validation and the error handler before them; each
+// route names the scope it needs (edge.RequireScope).
 func (s *Service) Register(e *echo.Echo) {
+	need := edge.RequireScope
 	e.GET("/v1/health", s.handleHealth)
-	e.GET("/v1/agents", s.handleListAgents)
-	e.GET("/v1/agents/:agent_id", s.handleGetAgent)
-	e.PUT("/v1/agents/:agent_id", s.handlePutAgent)
-	e.POST("/v1/agents/:agent_id/runs", s.handleCreateRun)
-	e.GET("/v1/runs", s.handleListRuns)
-	e.GET("/v1/runs/:run_id", s.handleGetRun)
+	e.GET("/v1/agents", s.handleListAgents, need(core.ScopeAgentsRead))
+	e.GET("/v1/agents/:agent_id", s.handleGetAgent, need(core.ScopeAgentsRead))
+	e.PUT("/v1/agents/:agent_id", s.handlePutAgent, need(core.ScopeAgentsWrite))
+	e.POST("/v1/agents/:agent_id/runs", s.handleCreateRun, need(core.ScopeRunsCreate))
+	e.GET("/v1/runs", s.handleListRuns, need(core.ScopeRunsRead))
+	e.GET("/v1/runs/:run_id", s.handleGetRun, need(core.ScopeRunsRead))
 	// "/v1/runs/{run_id}:cancel" is one path segment; echo would read a
-	// second ':' as a parameter, so the handler splits the verb off.
+	// second ':' as a parameter, so the handler splits the verb off (and
+	// the scope is checked once the verb is known: an unknown verb is 404).
 	e.POST("/v1/runs/:run_id", s.handleRunAction)
-	e.GET("/v1/runs/:run_id/events", s.handleEvents)
-	e.GET("/v1/tools", s.handleListTools)
-	e.PUT("/v1/tools/:tool_id", s.handlePutTool)
-	e.PUT("/v1/memory/:ns/:key", s.handlePutMemory)
-	e.GET("/v1/memory/:ns/:key", s.handleGetMemory)
-	e.POST("/v1/memory/:ns", s.handleMemoryAction) // "{ns}:search"
+	e.GET("/v1/runs/:run_id/events", s.handleEvents, need(core.ScopeRunsRead))
+	e.GET("/v1/tools", s.handleListTools, need(core.ScopeAgentsRead, core.ScopeToolsWrite, core.ScopeToolsInvoke))
+	e.PUT("/v1/tools/:tool_id", s.handlePutTool, need(core.ScopeToolsWrite))
+	e.PUT("/v1/memory/:ns/:key", s.handlePutMemory, need(core.ScopeMemoryWrite))
+	e.GET("/v1/memory/:ns/:key", s.handleGetMemory, need(core.ScopeMemoryRead))
+	e.POST("/v1/memory/:ns", s.handleMemoryAction) // "{ns}:search", scope checked after the verb
 }
 
 func authOf(c echo.Context) core.Auth {
@@ -49,9 +52,6 @@ func (s *Service) handleHealth(c echo.Context) error {
 
 func (s *Service) handleListAgents(c echo.Context) error {
 	a := authOf(c)
-	if err := a.Require(core.ScopeAgentsRead); err != nil {
-		return err
-	}
 	list, err := s.agents.ListAgents(c.Request().Context(), a.TenantID)
 	if err != nil {
 		return err
@@ -61,9 +61,6 @@ func (s *Service) handleListAgents(c echo.Context) error {
 
 func (s *Service) handleGetAgent(c echo.Context) error {
 	a := authOf(c)
-	if err := a.Require(core.ScopeAgentsRead); err != nil {
-		return err
-	}
 	ag, err := s.agents.GetAgent(c.Request().Context(), a.TenantID, c.Param("agent_id"))
 	if err != nil {
 		return err
@@ -73,9 +70,6 @@ func (s *Service) handleGetAgent(c echo.Context) error {
 
 func (s *Service) handlePutAgent(c echo.Context) error {
 	a := authOf(c)
-	if err := a.Require(core.ScopeAgentsWrite); err != nil {
-		return err
-	}
 	var body struct {
 		Agent *core.Agent `json:"agent"`
 	}
@@ -99,9 +93,6 @@ func (s *Service) handlePutAgent(c echo.Context) error {
 
 func (s *Service) handleCreateRun(c echo.Context) error {
 	a := authOf(c)
-	if err := a.Require(core.ScopeRunsCreate); err != nil {
-		return err
-	}
 	var req core.RunRequest
 	if err := edge.DecodeJSON(c, &req); err != nil {
 		return err
@@ -166,9 +157,6 @@ func (s *Service) handleEvents(c echo.Context) error {
 
 func (s *Service) handleListTools(c echo.Context) error {
 	a := authOf(c)
-	if err := a.Require(core.ScopeAgentsRead); err != nil && !a.Can(core.ScopeToolsWrite) && !a.Can(core.ScopeToolsInvoke) {
-		return err
-	}
 	ctx := c.Request().Context()
 	reg, err := s.tools.ListTools(ctx, a.TenantID)
 	if err != nil {
@@ -190,9 +178,6 @@ func (s *Service) handleListTools(c echo.Context) error {
 
 func (s *Service) handlePutTool(c echo.Context) error {
 	a := authOf(c)
-	if err := a.Require(core.ScopeToolsWrite); err != nil {
-		return err
-	}
 	var body struct {
 		Tool *core.ToolDescriptor `json:"tool"`
 	}
@@ -239,9 +224,6 @@ func viewOf(it core.MemoryItem) memoryView {
 
 func (s *Service) handlePutMemory(c echo.Context) error {
 	a := authOf(c)
-	if err := a.Require(core.ScopeMemoryWrite); err != nil {
-		return err
-	}
 	var body struct {
 		Value    json.RawMessage `json:"value"`
 		Metadata map[string]any  `json:"metadata"`
@@ -261,9 +243,6 @@ func (s *Service) handlePutMemory(c echo.Context) error {
 
 func (s *Service) handleGetMemory(c echo.Context) error {
 	a := authOf(c)
-	if err := a.Require(core.ScopeMemoryRead); err != nil {
-		return err
-	}
 	it, err := s.memory.GetMemory(c.Request().Context(), a.TenantID, c.Param("ns"), c.Param("key"))
 	if err != nil {
 		return err

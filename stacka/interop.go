@@ -12,23 +12,12 @@ import (
 // need a credential of the tenant.
 const PublicCardsSetting = "a2a_public_cards"
 
-// requireAnyScope passes when a holds at least one of scopes; otherwise
-// forbidden naming the first.
-func requireAnyScope(a core.Auth, scopes ...string) error {
-	for _, sc := range scopes {
-		if a.Can(sc) {
-			return nil
-		}
-	}
-	return a.Require(scopes[0])
-}
-
 // AgentFor returns agent agentID of a's tenant to a credential that may
 // read agents, create runs or read runs (what the interop surfaces need to
 // describe or reach an agent): not_found outside the tenant, forbidden
 // without any of those scopes.
 func (s *Service) AgentFor(ctx context.Context, a core.Auth, agentID string) (core.Agent, error) {
-	if err := requireAnyScope(a, core.ScopeRunsCreate, core.ScopeAgentsRead, core.ScopeRunsRead); err != nil {
+	if err := a.RequireAny(core.ScopeRunsCreate, core.ScopeAgentsRead, core.ScopeRunsRead); err != nil {
 		return core.Agent{}, err
 	}
 	return s.cachedAgent(ctx, a.TenantID, agentID)

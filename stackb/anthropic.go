@@ -120,7 +120,7 @@ func anthropicMessage(resp *core.ModelResponse) wire.MessageResponse {
 
 // handleMessages is POST /anthropic/v1/messages.
 func (g *Gateway) handleMessages(c echo.Context) error {
-	a, err := caller(c, core.ScopeModelsInvoke)
+	a, err := caller(c)
 	if err != nil {
 		return err
 	}
@@ -232,7 +232,7 @@ func (g *Gateway) streamMessages(c echo.Context, a core.Auth, req core.ModelRequ
 // gateway's own input estimate (the one budgets reserve against), for a
 // model the tenant may call. No model is called and nothing is metered.
 func (g *Gateway) handleCountTokens(c echo.Context) error {
-	a, err := caller(c, core.ScopeModelsInvoke)
+	a, err := caller(c)
 	if err != nil {
 		return err
 	}
@@ -259,7 +259,7 @@ func (g *Gateway) anthropicModel(r modelEntry) wire.AnthropicModel {
 
 // handleAnthropicModels is GET /anthropic/v1/models (one page, all of it).
 func (g *Gateway) handleAnthropicModels(c echo.Context) error {
-	a, err := caller(c, core.ScopeModelsList)
+	a, err := caller(c)
 	if err != nil {
 		return err
 	}
@@ -279,7 +279,7 @@ func (g *Gateway) handleAnthropicModels(c echo.Context) error {
 
 // handleAnthropicModel is GET /anthropic/v1/models/{id}.
 func (g *Gateway) handleAnthropicModel(c echo.Context) error {
-	a, err := caller(c, core.ScopeModelsList)
+	a, err := caller(c)
 	if err != nil {
 		return err
 	}

@@ -12,32 +12,34 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/edge"
 	"github.com/labstack/echo/v4"
 )
 
 // Register mounts Stack B's routes on e. Paths with a literal ':' are
 // escaped, or echo would read ":invoke" as a path parameter.
 func (g *Gateway) Register(e *echo.Echo) {
+	list, invoke := edge.RequireScope(core.ScopeModelsList), edge.RequireScope(core.ScopeModelsInvoke)
 	e.GET("/v1/health", g.handleHealth)
-	e.GET("/v1/models", g.handleListModels)
-	e.POST(`/v1/models\:invoke`, g.handleInvoke)
-	e.POST(`/v1/policy\:check`, g.handlePolicyCheck)
-	e.GET("/v1/usage", g.handleUsage)
+	e.GET("/v1/models", g.handleListModels, list)
+	e.POST(`/v1/models\:invoke`, g.handleInvoke, invoke)
+	e.POST(`/v1/policy\:check`, g.handlePolicyCheck, edge.RequireScope(core.ScopePolicyCheck))
+	e.GET("/v1/usage", g.handleUsage, edge.RequireScope(core.ScopeModelsList, core.ScopeModelsInvoke))
 	// The OpenAI-compatible surface; the two /v1 paths are its aliases.
-	e.POST("/v1/chat/completions", g.handleChatCompletions)
-	e.POST("/v1/embeddings", g.handleEmbeddings)
-	e.GET(OpenAIBase+"/models", g.handleOpenAIModels)
-	e.GET(OpenAIBase+"/models/*", g.handleOpenAIModel)
-	e.POST(OpenAIBase+"/chat/completions", g.handleChatCompletions)
-	e.POST(OpenAIBase+"/embeddings", g.handleEmbeddings)
-	e.POST(OpenAIBase+"/responses", g.handleResponses)
-	e.GET(OpenAIBase+"/responses/:id", g.handleGetResponse)
-	e.DELETE(OpenAIBase+"/responses/:id", g.handleDeleteResponse)
+	e.POST("/v1/chat/completions", g.handleChatCompletions, invoke)
+	e.POST("/v1/embeddings", g.handleEmbeddings, invoke)
+	e.GET(OpenAIBase+"/models", g.handleOpenAIModels, list)
+	e.GET(OpenAIBase+"/models/*", g.handleOpenAIModel, list)
+	e.POST(OpenAIBase+"/chat/completions", g.handleChatCompletions, invoke)
+	e.POST(OpenAIBase+"/embeddings", g.handleEmbeddings, invoke)
+	e.POST(OpenAIBase+"/responses", g.handleResponses, invoke)
+	e.GET(OpenAIBase+"/responses/:id", g.handleGetResponse, invoke)
+	e.DELETE(OpenAIBase+"/responses/:id", g.handleDeleteResponse, invoke)
 	// The Anthropic-compatible surface.
-	e.POST(AnthropicBase+"/v1/messages", g.handleMessages)
-	e.POST(AnthropicBase+"/v1/messages/count_tokens", g.handleCountTokens)
-	e.GET(AnthropicBase+"/v1/models", g.handleAnthropicModels)
-	e.GET(AnthropicBase+"/v1/models/*", g.handleAnthropicModel)
+	e.POST(AnthropicBase+"/v1/messages", g.handleMessages, invoke)
+	e.POST(AnthropicBase+"/v1/messages/count_tokens", g.handleCountTokens, invoke)
+	e.GET(AnthropicBase+"/v1/models", g.handleAnthropicModels, list)
+	e.GET(AnthropicBase+"/v1/models/*", g.handleAnthropicModel, list)
 }
 
 func (g *Gateway) handleHealth(c echo.Context) error {
@@ -45,13 +47,14 @@ func (g *Gateway) handleHealth(c echo.Context) error {
 		"correlation_id": core.CorrelationID(c.Request().Context())})
 }
 
-// caller is the authenticated principal of the request.
-func caller(c echo.Context, scope string) (core.Auth, error) {
+// caller is the authenticated principal of the request (its scope was
+// checked on the route).
+func caller(c echo.Context) (core.Auth, error) {
 	a, ok := core.AuthFrom(c.Request().Context())
 	if !ok {
 		return a, core.Errorf(core.CodeUnauthorized, "no credential")
 	}
-	return a, a.Require(scope)
+	return a, nil
 }
 
 // effectiveAuth applies the body auth rule of §4: the body's tenant must
@@ -210,7 +213,7 @@ type invokeResponse struct {
 
 func (g *Gateway) handleInvoke(c echo.Context) error {
 	ctx := c.Request().Context()
-	ca, err := caller(c, core.ScopeModelsInvoke)
+	ca, err := caller(c)
 	if err != nil {
 		return err
 	}
@@ -239,7 +242,7 @@ func (g *Gateway) handleInvoke(c echo.Context) error {
 
 func (g *Gateway) handlePolicyCheck(c echo.Context) error {
 	ctx := c.Request().Context()
-	ca, err := caller(c, core.ScopePolicyCheck)
+	ca, err := caller(c)
 	if err != nil {
 		return err
 	}
@@ -288,7 +291,7 @@ func (g *Gateway) handlePolicyCheck(c echo.Context) error {
 
 func (g *Gateway) handleListModels(c echo.Context) error {
 	ctx := c.Request().Context()
-	a, err := caller(c, core.ScopeModelsList)
+	a, err := caller(c)
 	if err != nil {
 		return err
 	}
@@ -312,12 +315,9 @@ type usageWindow struct {
 
 func (g *Gateway) handleUsage(c echo.Context) error {
 	ctx := c.Request().Context()
-	a, ok := core.AuthFrom(ctx)
-	if !ok {
-		return core.Errorf(core.CodeUnauthorized, "no credential")
-	}
-	if !a.Can(core.ScopeModelsList) && !a.Can(core.ScopeModelsInvoke) {
-		return a.Require(core.ScopeModelsList)
+	a, err := caller(c)
+	if err != nil {
+		return err
 	}
 	var f UsageFilter
 	q := c.QueryParams()

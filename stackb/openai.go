@@ -200,7 +200,7 @@ func chatUsage(u core.Usage) wire.Usage {
 // /v1/chat/completions alias): auth → decode → translate → Invoke → answer
 // whole or as a chunk stream.
 func (g *Gateway) handleChatCompletions(c echo.Context) error {
-	a, err := caller(c, core.ScopeModelsInvoke)
+	a, err := caller(c)
 	if err != nil {
 		return err
 	}
@@ -339,7 +339,7 @@ func splitContent(s string) []string {
 // handleEmbeddings is POST /openai/v1/embeddings (and /v1/embeddings).
 func (g *Gateway) handleEmbeddings(c echo.Context) error {
 	ctx := c.Request().Context()
-	a, err := caller(c, core.ScopeModelsInvoke)
+	a, err := caller(c)
 	if err != nil {
 		return err
 	}
@@ -403,7 +403,7 @@ func float32Base64(v []float64) string {
 // handleOpenAIModels is GET /openai/v1/models: what the tenant may call,
 // as OpenAI model objects whose ids "model" accepts.
 func (g *Gateway) handleOpenAIModels(c echo.Context) error {
-	a, err := caller(c, core.ScopeModelsList)
+	a, err := caller(c)
 	if err != nil {
 		return err
 	}
@@ -421,7 +421,7 @@ func (g *Gateway) handleOpenAIModels(c echo.Context) error {
 // handleOpenAIModel is GET /openai/v1/models/{id}; the id may hold a '/'
 // (backend/model), so the route is a wildcard.
 func (g *Gateway) handleOpenAIModel(c echo.Context) error {
-	a, err := caller(c, core.ScopeModelsList)
+	a, err := caller(c)
 	if err != nil {
 		return err
 	}

@@ -280,7 +280,7 @@ func (g *Gateway) remember(a core.Auth, rr *responsesRequest, resp *core.ModelRe
 
 // handleResponses is POST /openai/v1/responses.
 func (g *Gateway) handleResponses(c echo.Context) error {
-	a, err := caller(c, core.ScopeModelsInvoke)
+	a, err := caller(c)
 	if err != nil {
 		return err
 	}
@@ -424,7 +424,7 @@ func (g *Gateway) streamResponse(c echo.Context, a core.Auth, rr *responsesReque
 // handleGetResponse is GET /openai/v1/responses/{id}: a stored response of
 // the caller's tenant.
 func (g *Gateway) handleGetResponse(c echo.Context) error {
-	a, err := caller(c, core.ScopeModelsInvoke)
+	a, err := caller(c)
 	if err != nil {
 		return err
 	}
@@ -437,7 +437,7 @@ func (g *Gateway) handleGetResponse(c echo.Context) error {
 
 // handleDeleteResponse is DELETE /openai/v1/responses/{id}.
 func (g *Gateway) handleDeleteResponse(c echo.Context) error {
-	a, err := caller(c, core.ScopeModelsInvoke)
+	a, err := caller(c)
 	if err != nil {
 		return err
 	}
