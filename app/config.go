@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/edge"
 )
 
@@ -135,6 +136,13 @@ type Config struct {
 	// aside (agentos.db.broken-<time>, never deleted) and starts a new,
 	// empty node; a healthy database is always kept.
 	ResetBrokenStore bool
+	// Retention is how long per-request records are kept (days per kind;
+	// 0 keeps them); a tenant's quotas.retention overrides it.
+	// RetentionInterval is the time between sweeps, RetentionBatch the
+	// records one sweep transaction removes at most.
+	Retention         core.Retention
+	RetentionInterval time.Duration
+	RetentionBatch    int
 }
 
 // DefaultConfig is the built-in layer.
@@ -164,10 +172,26 @@ func DefaultConfig() Config {
 		MaxRequestsInFlight:      edge.DefaultMaxRequestsInFlight,
 		RunLease:                 10 * time.Second,
 		CacheTTL:                 time.Second,
+		Retention:                core.DefaultRetention,
+		RetentionInterval:        time.Hour,
+		RetentionBatch:           500,
 	}
 }
 
 // positiveInt parses an integer of at least min into dst.
+// retentionDays reads a retention in days ("90" or "90d"; 0 keeps the
+// records).
+func retentionDays(dst func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), "d"))
+		if err != nil || n < 0 || n > core.MaxRetentionDays {
+			return fmt.Errorf("want days 0..%d (0 keeps the records), got %q", core.MaxRetentionDays, v)
+		}
+		*dst(c) = n
+		return nil
+	}
+}
+
 func positiveInt(dst func(*Config) *int, min int) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
@@ -302,6 +326,11 @@ var settings = []setting{
 	{"max-event-streams", "AGENTOS_MAX_EVENT_STREAMS", "open Stack A event streams on the node (default: min(1000, descriptor limit / 4))", positiveInt(func(c *Config) *int { return &c.MaxEventStreams }, 1), false},
 	{"max-event-streams-per-tenant", "AGENTOS_MAX_EVENT_STREAMS_PER_TENANT", "open Stack A event streams of one tenant", positiveInt(func(c *Config) *int { return &c.MaxEventStreamsPerTenant }, 1), false},
 	{"max-requests-in-flight", "AGENTOS_MAX_REQUESTS_IN_FLIGHT", "requests answered at once on the node, event streams and probes not counted (429 requests_in_flight beyond)", positiveInt(func(c *Config) *int { return &c.MaxRequestsInFlight }, 1), false},
+	{"retention-audit-days", "AGENTOS_RETENTION_AUDIT_DAYS", "days audit records are kept (0: forever; a tenant's quotas.retention overrides)", retentionDays(func(c *Config) *int { return &c.Retention.AuditDays }), false},
+	{"retention-usage-days", "AGENTOS_RETENTION_USAGE_DAYS", "days usage detail is kept: minute and hour ledger entries and stored model answers (daily entries stay; 0: forever)", retentionDays(func(c *Config) *int { return &c.Retention.UsageDetailDays }), false},
+	{"retention-runs-days", "AGENTOS_RETENTION_RUNS_DAYS", "days finished runs, their events and idempotency keys are kept (queued and running runs always stay; 0: forever)", retentionDays(func(c *Config) *int { return &c.Retention.RunsDays }), false},
+	{"retention-interval", "AGENTOS_RETENTION_INTERVAL", "time between retention sweeps (e.g. 1h)", duration(func(c *Config) *time.Duration { return &c.RetentionInterval }, time.Second), false},
+	{"retention-batch", "AGENTOS_RETENTION_BATCH", "records one sweep transaction removes at most (small keeps writers waiting briefly)", positiveInt(func(c *Config) *int { return &c.RetentionBatch }, 10), false},
 	{"workers", "AGENTOS_WORKERS", "global cap of concurrently executing runs", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {

@@ -23,6 +23,7 @@ import (
 	"github.com/agentos/agentos/edge"
 	"github.com/agentos/agentos/fed"
 	"github.com/agentos/agentos/openapi"
+	"github.com/agentos/agentos/retention"
 	"github.com/agentos/agentos/stacka/a2aserver"
 	"github.com/agentos/agentos/stackb"
 	"github.com/labstack/echo/v4"
@@ -109,6 +110,9 @@ type Node struct {
 	// readiness checks per router: name → check.
 	ready map[string][]readyCheck
 
+	// sweeper removes records past their retention (see retention/).
+	sweeper *retention.Sweeper
+
 	ownTracer *sdktrace.TracerProvider
 	debug     *debugServer
 
@@ -162,6 +166,15 @@ func (n *Node) RequestsInFlight() int64 {
 		return 0
 	}
 	return n.inflight.InFlight()
+}
+
+// Sweep runs one retention sweep now (tests and operators; the node
+// also sweeps every RetentionInterval).
+func (n *Node) Sweep(ctx context.Context) (retention.Report, error) {
+	if n.sweeper == nil {
+		return retention.Report{}, errors.New("node not open")
+	}
+	return n.sweeper.Sweep(ctx)
 }
 
 // BodyBytesBuffered is how many request body bytes are reserved against

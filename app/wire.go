@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/retention"
 	"github.com/agentos/agentos/edge"
 	"github.com/agentos/agentos/fed"
 	"github.com/agentos/agentos/stacka"
@@ -65,6 +66,18 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 			return nil, fmt.Errorf("audit secret read: %w", err)
 		}
 	}
+
+	// The retention sweep works on the store itself (not the publishing
+	// wrapper: it changes no cached object, and a shared store's sweep
+	// lock is a method of the adapter).
+	sw, err := retention.New(retention.Config{Defaults: cfg.Retention, Interval: cfg.RetentionInterval,
+		Batch: cfg.RetentionBatch, Pause: 10 * time.Millisecond}, n.store, n.registry, n.Log)
+	if err != nil {
+		return nil, fmt.Errorf("retention: %w", err)
+	}
+	n.sweeper = sw
+	s.starts = append(s.starts, func(context.Context) error { sw.Start(); return nil })
+	s.closers = append(s.closers, func(context.Context) error { sw.Stop(); return nil })
 
 	gw, err := stackb.New(stackb.Deps{Tenants: st, Audit: st, Usage: st, ProvidersFile: cfg.ProvidersFile,
 		StackID: n.stackID, Log: n.Log.With().Str("component", StackB).Logger(), Metrics: n.registry,

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/agentos/agentos/app"
 	"github.com/urfave/cli/v2"
@@ -186,6 +187,11 @@ func auditVerify(ctx context.Context, cfg app.Config, tenantID string, out io.Wr
 		if err != nil {
 			failed++
 			fmt.Fprintf(out, "FAIL %s: %v (after %d good records)\n", id, err, n)
+			continue
+		}
+		if a, err := st.AuditAnchor(ctx, id); err == nil && a.Removed > 0 {
+			fmt.Fprintf(out, "ok   %s: %d records, chain intact from anchor %s (%s; %d older records removed by retention)\n",
+				id, n, a.AuditID, a.Time.UTC().Format(time.RFC3339), a.Removed)
 			continue
 		}
 		fmt.Fprintf(out, "ok   %s: %d records, chain intact\n", id, n)

@@ -243,6 +243,13 @@ func validateQuotas(field string, q core.Quotas) error {
 	if s := q.Storage; s != nil && s.MaxMemoryBytes != nil && *s.MaxMemoryBytes < 0 {
 		return core.Invalid(field+".storage.max_memory_bytes", "must be >= 0")
 	}
+	if r := q.Retention; r != nil {
+		for name, v := range map[string]*int{"retention.audit_days": r.AuditDays, "retention.usage_detail_days": r.UsageDetailDays, "retention.runs_days": r.RunsDays} {
+			if v != nil && (*v < 0 || *v > core.MaxRetentionDays) {
+				return core.Invalid(field+"."+name, "must be 0 (keep) to %d days", core.MaxRetentionDays)
+			}
+		}
+	}
 	return nil
 }
 
