@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
-	"github.com/agentos/agentos/retention"
 	"github.com/agentos/agentos/edge"
 	"github.com/agentos/agentos/fed"
+	"github.com/agentos/agentos/retention"
 	"github.com/agentos/agentos/stacka"
 	"github.com/agentos/agentos/stacka/a2aserver"
 	"github.com/agentos/agentos/stacka/admin"
