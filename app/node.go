@@ -26,6 +26,7 @@ import (
 	"github.com/agentos/agentos/retention"
 	"github.com/agentos/agentos/stacka/a2aserver"
 	"github.com/agentos/agentos/stackb"
+	"github.com/agentos/agentos/store"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -207,6 +208,16 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	n.store, err = OpenStorage(ctx, n.Config, OpenOptions{ResetBroken: n.Config.ResetBrokenStore,
 		OnReset: func(aside, reason string) {
 			n.Log.Warn().Str("broken", aside).Str("reason", reason).Msg("--reset: moved the refused database aside; starting a new, empty node")
+		},
+		OnOpen: func(oc store.OpenCheck) {
+			switch {
+			case oc == store.OpenCheck{}:
+				return // a new file
+			case oc.Full:
+				n.Log.Warn().Msg("store opened after an unclean stop: every page was walked")
+			default:
+				n.Log.Info().Int("pages_checked", oc.Pages).Msg("store opened after a clean stop: quick check")
+			}
 		}})
 	if err != nil {
 		return err

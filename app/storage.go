@@ -117,6 +117,9 @@ type OpenOptions struct {
 	// one; OnReset, when set, is told where it went and why.
 	ResetBroken bool
 	OnReset     func(aside, reason string)
+	// OnOpen, when set, is told how a bbolt file was judged at open (a
+	// quick check after a clean stop, a full walk after a crash).
+	OnOpen func(store.OpenCheck)
 }
 
 // OpenStorage opens the storage the configuration names: the one place
@@ -153,6 +156,9 @@ func OpenStorage(ctx context.Context, cfg Config, opt OpenOptions) (core.Storage
 		}
 		if err != nil {
 			return nil, err // not a typed nil in the interface
+		}
+		if opt.OnOpen != nil {
+			opt.OnOpen(s.Opened())
 		}
 		return s, nil
 	}
