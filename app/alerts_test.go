@@ -21,6 +21,7 @@ import (
 
 	"github.com/agentos/agentos/alerts"
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
 )
@@ -212,7 +213,7 @@ func TestAlerts_ModelBackendUnreachable_MailsFiringThenResolved(t *testing.T) {
 	}
 	t.Logf("%s: firing mail received", time.Since(start))
 	// The SMTP session ends after DATA; the engine records the delivery then.
-	waitFor(t, 5*time.Second, "firing alert recorded as notified", func() bool {
+	testkit.WaitFor(t, "firing alert recorded as notified", 5*time.Second, func() bool {
 		st := n.Alerts()
 		return len(st) == 1 && st[0].Name == alerts.AlertModelBackendUnreachable && st[0].State == "firing" && st[0].Notified != nil
 	})
@@ -281,7 +282,7 @@ func TestAlerts_ModelBackendUnreachable_MailsFiringThenResolved(t *testing.T) {
 	if !strings.Contains(m.Body, fmt.Sprintf("used %d of %d tokens", used.TotalTokens, used.TotalTokens)) {
 		t.Fatalf("budget mail body: %q", m.Body)
 	}
-	waitFor(t, 5*time.Second, "budget alert carries its tenant", func() bool {
+	testkit.WaitFor(t, "budget alert carries its tenant", 5*time.Second, func() bool {
 		for _, a := range n.Alerts() {
 			if a.Name == alerts.AlertTenantBudgetExceeded && a.TenantID == DemoTenantID && a.State == "firing" {
 				return true
@@ -300,17 +301,6 @@ func scrape(t *testing.T, url string) string {
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	return string(raw)
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // TestOpsDocs_MatchMetricsAndRules keeps docs/ops honest: the Prometheus

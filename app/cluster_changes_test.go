@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/app"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/store/postgres/pgtest"
 	"github.com/jackc/pgx/v5"
 )
@@ -168,9 +169,9 @@ func TestCluster_ChangeMissedWhileListenerCutIsHonouredAfterReconnect(t *testing
 	if cut != 2 {
 		t.Fatalf("terminated %d change listeners, want the 2 nodes'", cut)
 	}
-	waitFor(t, "B to notice its listener is gone", 10*time.Second, func() bool { return !b.ChangesListening() })
+	testkit.WaitFor(t, "B to notice its listener is gone", 10*time.Second, func() bool { return !b.ChangesListening() })
 	patchTenantOn(t, a, admin, map[string]any{"entitlements": map[string]any{"tool_ids_allowed": without}})
-	waitFor(t, "B's listener to be back", 10*time.Second, b.ChangesListening)
+	testkit.WaitFor(t, "B's listener to be back", 10*time.Second, b.ChangesListening)
 	if runCallsTool(t, b) {
 		t.Fatal("after the reconnect, a run on B still called tool.echo withdrawn while its listener was cut")
 	}

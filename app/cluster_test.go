@@ -1,17 +1,15 @@
 package app_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/agentos/agentos/app"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/store/postgres/pgtest"
 )
 
@@ -30,42 +28,7 @@ func startClusterNodes(t *testing.T, n int, lease time.Duration) []*testNode {
 // the events' sequences and types.
 func sseEvents(t *testing.T, url, key string) ([]int64, []string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("stream: %v", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("stream: %d %s", resp.StatusCode, b)
-	}
-	var seqs []int64
-	var types []string
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		data, ok := strings.CutPrefix(sc.Text(), "data: ")
-		if !ok {
-			continue
-		}
-		var env struct {
-			Event struct {
-				Sequence int64  `json:"sequence"`
-				Type     string `json:"type"`
-			} `json:"event"`
-		}
-		if err := json.Unmarshal([]byte(data), &env); err != nil {
-			t.Fatalf("frame %q: %v", data, err)
-		}
-		seqs = append(seqs, env.Event.Sequence)
-		types = append(types, env.Event.Type)
-	}
-	return seqs, types
+	return testkit.Sequences(testkit.Stream(t, nil, url, key, 30*time.Second, nil))
 }
 
 func checkGapless(t *testing.T, runID string, seqs []int64, types []string) {

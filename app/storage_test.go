@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/app"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/store/postgres/pgtest"
 	"github.com/rs/zerolog"
 )
@@ -87,21 +88,6 @@ func viaProxy(t *testing.T, rawURL string, proxyAddr string) string {
 	return u.String()
 }
 
-func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool, explain ...func() string) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			why := ""
-			for _, e := range explain {
-				why += " " + e()
-			}
-			t.Fatalf("timed out after %v waiting for %s%s", limit, what, why)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestNode_PostgresLostAndBack: a node on PostgreSQL answers 503
 // dependency_unavailable with Retry-After while the database is gone,
 // /readyz says not ready, and both recover by themselves when it returns;
@@ -124,7 +110,7 @@ func TestNode_PostgresLostAndBack(t *testing.T) {
 	runID, _ := run["run_id"].(string)
 	runURL := n.URL(app.StackA) + "/v1/runs/" + runID
 	var last response
-	waitFor(t, "the run to finish", 20*time.Second, func() bool {
+	testkit.WaitFor(t, "the run to finish", 20*time.Second, func() bool {
 		last = do(t, "GET", runURL, key, nil)
 		r, _ := last.JSON(t)["run"].(map[string]any)
 		s, _ := r["status"].(string)
@@ -156,7 +142,7 @@ func TestNode_PostgresLostAndBack(t *testing.T) {
 	}
 
 	proxy.start(proxy.addr)
-	waitFor(t, "/readyz to recover", 30*time.Second, func() bool { return ready() == http.StatusOK })
+	testkit.WaitFor(t, "/readyz to recover", 30*time.Second, func() bool { return ready() == http.StatusOK })
 	if r := do(t, "GET", runURL, key, nil); r.Status != http.StatusOK {
 		t.Fatalf("acknowledged run after recovery: %d %s", r.Status, r.Body)
 	}

@@ -1,0 +1,132 @@
+package testkit
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentos/agentos/core"
+)
+
+// SSE is one message of a server-sent event stream.
+type SSE struct {
+	ID    string
+	Name  string // the "event:" field
+	Data  string // "data:" lines joined by newlines
+	Event core.Event
+}
+
+// ReadSSE reads an SSE stream until it ends or each returns false, and
+// returns the messages, decoding each data field as an event envelope
+// ({"event": …}) into SSE.Event when it is one, and the number of comment
+// lines (": ping") seen.
+func ReadSSE(r io.Reader, each func(SSE) bool) (msgs []SSE, comments int, err error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var cur SSE
+	var data []string
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if len(data) == 0 {
+				cur = SSE{}
+				continue
+			}
+			cur.Data = strings.Join(data, "\n")
+			var env struct {
+				Event *core.Event `json:"event"`
+			}
+			if json.Unmarshal([]byte(cur.Data), &env) == nil && env.Event != nil {
+				cur.Event = *env.Event
+			}
+			msgs = append(msgs, cur)
+			if each != nil && !each(cur) {
+				return msgs, comments, nil
+			}
+			cur, data = SSE{}, nil
+		case strings.HasPrefix(line, ":"):
+			comments++
+		case strings.HasPrefix(line, "id:"):
+			cur.ID = strings.TrimSpace(strings.TrimPrefix(line, "id:"))
+		case strings.HasPrefix(line, "event:"):
+			cur.Name = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
+		case strings.HasPrefix(line, "data:"):
+			data = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
+		}
+	}
+	return msgs, comments, sc.Err()
+}
+
+// Stream opens GET url as an event stream with key and reads it until its
+// terminal event, calling each per message; it fails the test when the
+// stream does not open with 200, ends before a terminal event or takes
+// longer than limit.
+func Stream(t testing.TB, client *http.Client, url, key string, limit time.Duration, each func(SSE)) []SSE {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("stream %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		raw, _ := io.ReadAll(resp.Body)
+		t.Fatalf("stream %s: %d %s", url, resp.StatusCode, raw)
+	}
+	msgs, _, err := ReadSSE(resp.Body, func(m SSE) bool {
+		if each != nil {
+			each(m)
+		}
+		return !core.EventTerminal(m.Event.Type)
+	})
+	if len(msgs) == 0 || !core.EventTerminal(msgs[len(msgs)-1].Event.Type) {
+		t.Fatalf("stream %s: ended without a terminal event within %v (%d messages, %v)", url, limit, len(msgs), err)
+	}
+	return msgs
+}
+
+// Sequences lists the events' sequence numbers and types (for asserting
+// a gapless stream).
+func Sequences(msgs []SSE) (seqs []int64, types []string) {
+	for _, m := range msgs {
+		seqs = append(seqs, m.Event.Sequence)
+		types = append(types, m.Event.Type)
+	}
+	return seqs, types
+}
+
+// Gapless reports, as an error naming the first fault, whether msgs hold
+// the events after `after` rising by one to a terminal event.
+func Gapless(msgs []SSE, after int64) error {
+	if len(msgs) == 0 {
+		return fmt.Errorf("no events")
+	}
+	for i, m := range msgs {
+		if want := after + int64(i) + 1; m.Event.Sequence != want {
+			return fmt.Errorf("event %d: sequence %d, want %d", i, m.Event.Sequence, want)
+		}
+	}
+	if last := msgs[len(msgs)-1].Event.Type; !core.EventTerminal(last) {
+		return fmt.Errorf("stream ended with %s, not a terminal event", last)
+	}
+	return nil
+}
