@@ -18,8 +18,16 @@ cat > "$dir/providers.json" <<JSON
 JSON
 "$BENCH" bench upstream --addr 127.0.0.1:$up_port > "$dir/upstream.log" 2>&1 &
 up=$!
+# Limits set for a load test, stated here rather than hidden: `bench runs`
+# follows every run it creates with its own event stream, so at 1,000+ runs/s
+# the one bench tenant holds far more than the default 100 streams per tenant
+# (a hardening limit against one key taking the node's slots). The tenant may
+# use the node's whole stream allowance; everything else stays at its default
+# (the in-flight cap, body budget, per-tenant quotas sized by `agentos bench`
+# for the rate it drives).
 "$BIN" serve --data-dir "$dir/node" --providers-file "$dir/providers.json" \
-  --stack-a-addr $a --stack-b-addr $b --fed-addr $f > "$dir/node.log" 2>&1 &
+  --stack-a-addr $a --stack-b-addr $b --fed-addr $f \
+  --max-event-streams 1000 --max-event-streams-per-tenant 1000 > "$dir/node.log" 2>&1 &
 node=$!
 trap 'kill $node $up 2>/dev/null; wait $node $up 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 1 100); do [ -f "$dir/node/node.json" ] && break; sleep 0.1; done

@@ -65,6 +65,12 @@ type Validator struct {
 	// byMethod holds the operations of each method, most specific path
 	// template first.
 	byMethod map[string][]*operation
+	// spec is the document, parsed again when response schemas are first
+	// needed (responsesOf).
+	spec     []byte
+	respOnce sync.Once
+	respAll  map[string]map[string]map[string]*jsonschema.Schema
+	respErr  error
 }
 
 type operation struct {
@@ -129,7 +135,8 @@ func NewValidator(stack string) (*Validator, error) {
 	return v, nil
 }
 
-func buildValidator(stack string, spec []byte) (*Validator, error) {
+// buildModel parses a document into libopenapi's model.
+func buildModel(stack string, spec []byte) (*libopenapi.DocumentModel[v3.Document], error) {
 	doc, err := libopenapi.NewDocument(spec)
 	if err != nil {
 		return nil, fmt.Errorf("openapi %s: parse: %w", stack, err)
@@ -138,9 +145,14 @@ func buildValidator(stack string, spec []byte) (*Validator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("openapi %s: build model: %w", stack, err)
 	}
+	return model, nil
+}
+
+// compilerFor returns the schema compiler of a stack's document.
+func compilerFor(stack string) compileFunc {
 	opts := config.NewValidationOptions(config.WithFormatAssertions())
 	const version = float32(3.1)
-	compile := func(s *base.SchemaProxy, purpose schema_validation.SchemaValidationPurpose, where string) (*jsonschema.Schema, error) {
+	return func(s *base.SchemaProxy, purpose schema_validation.SchemaValidationPurpose, where string) (*jsonschema.Schema, error) {
 		if s == nil {
 			return nil, nil
 		}
@@ -154,8 +166,15 @@ func buildValidator(stack string, spec []byte) (*Validator, error) {
 		}
 		return c.CompiledSchema, nil
 	}
+}
 
-	v := &Validator{stack: stack, byID: map[string]*operation{}, byMethod: map[string][]*operation{}}
+func buildValidator(stack string, spec []byte) (*Validator, error) {
+	model, err := buildModel(stack, spec)
+	if err != nil {
+		return nil, err
+	}
+	compile := compilerFor(stack)
+	v := &Validator{stack: stack, spec: spec, byID: map[string]*operation{}, byMethod: map[string][]*operation{}}
 	for p := model.Model.Paths.PathItems.First(); p != nil; p = p.Next() {
 		path, item := p.Key(), p.Value()
 		for o := item.GetOperations().First(); o != nil; o = o.Next() {
@@ -187,28 +206,8 @@ func buildValidator(stack string, spec []byte) (*Validator, error) {
 				}
 				o.query = append(o.query, queryParam{name: prm.Name, typ: scalarType(prm.Schema.Schema()), schema: qs})
 			}
-			responses := op.Responses
-			o.compileResponses = func() (map[string]map[string]*jsonschema.Schema, error) {
-				out := map[string]map[string]*jsonschema.Schema{}
-				if responses == nil {
-					return out, nil
-				}
-				for c := responses.Codes.First(); c != nil; c = c.Next() {
-					media, err := compileResponse(c.Value(), compile, where+" "+c.Key())
-					if err != nil {
-						return nil, err
-					}
-					out[strings.ToUpper(c.Key())] = media
-				}
-				if responses.Default != nil {
-					media, err := compileResponse(responses.Default, compile, where+" default")
-					if err != nil {
-						return nil, err
-					}
-					out["default"] = media
-				}
-				return out, nil
-			}
+			id := op.OperationId
+			o.compileResponses = func() (map[string]map[string]*jsonschema.Schema, error) { return v.responsesOf(id) }
 			v.ops = append(v.ops, o)
 			v.byID[o.OperationID] = o
 			v.byMethod[method] = append(v.byMethod[method], o)
@@ -218,6 +217,57 @@ func buildValidator(stack string, spec []byte) (*Validator, error) {
 		sort.SliceStable(ops, func(i, j int) bool { return ops[i].literalChars > ops[j].literalChars })
 	}
 	return v, nil
+}
+
+// responsesOf returns an operation's compiled response schemas. They only
+// serve tests and conformance, so they are compiled on first use; doing so
+// parses the document again rather than keeping libopenapi's model of it
+// alive for the node's lifetime (several MiB of heap every GC cycle marks,
+// and a good part of an idle node's memory).
+func (v *Validator) responsesOf(operationID string) (map[string]map[string]*jsonschema.Schema, error) {
+	v.respOnce.Do(func() { v.respAll, v.respErr = compileAllResponses(v.stack, v.spec) })
+	if v.respErr != nil {
+		return nil, v.respErr
+	}
+	return v.respAll[operationID], nil
+}
+
+// compileAllResponses compiles the response schemas of every operation
+// of a document: operation id → status → media type → schema.
+func compileAllResponses(stack string, spec []byte) (map[string]map[string]map[string]*jsonschema.Schema, error) {
+	model, err := buildModel(stack, spec)
+	if err != nil {
+		return nil, err
+	}
+	compile := compilerFor(stack)
+	all := map[string]map[string]map[string]*jsonschema.Schema{}
+	for p := model.Model.Paths.PathItems.First(); p != nil; p = p.Next() {
+		path, item := p.Key(), p.Value()
+		for o := item.GetOperations().First(); o != nil; o = o.Next() {
+			op := o.Value()
+			where := strings.ToUpper(o.Key()) + " " + path
+			out := map[string]map[string]*jsonschema.Schema{}
+			all[op.OperationId] = out
+			if op.Responses == nil {
+				continue
+			}
+			for c := op.Responses.Codes.First(); c != nil; c = c.Next() {
+				media, err := compileResponse(c.Value(), compile, where+" "+c.Key())
+				if err != nil {
+					return nil, err
+				}
+				out[strings.ToUpper(c.Key())] = media
+			}
+			if op.Responses.Default != nil {
+				media, err := compileResponse(op.Responses.Default, compile, where+" default")
+				if err != nil {
+					return nil, err
+				}
+				out["default"] = media
+			}
+		}
+	}
+	return all, nil
 }
 
 type compileFunc func(*base.SchemaProxy, schema_validation.SchemaValidationPurpose, string) (*jsonschema.Schema, error)
