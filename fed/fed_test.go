@@ -7,11 +7,13 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/testkit"
 )
 
 func TestRoutes_ColonPathsAndAliases(t *testing.T) {
@@ -98,8 +100,8 @@ func TestForward_StreamThroughA_ToCompletion(t *testing.T) {
 	if want := len(b.runs.plan()) + 1; len(evs) != want {
 		t.Fatalf("%d events, want %d", len(evs), want)
 	}
-	if evs[0].event.Type != core.EventRunCreated || evs[0].event.TenantID != tenantDemo {
-		t.Fatalf("first event %+v", evs[0].event)
+	if evs[0].Event.Type != core.EventRunCreated || evs[0].Event.TenantID != tenantDemo {
+		t.Fatalf("first event %+v", evs[0].Event)
 	}
 
 	// Resume from the middle: A answers from what it stored while relaying.
@@ -107,7 +109,7 @@ func TestForward_StreamThroughA_ToCompletion(t *testing.T) {
 	tail, _ := readSSE(t, resp.Body, nil)
 	resp.Body.Close()
 	assertGapless(t, tail, 10)
-	if tail[0].event.EventID != evs[10].event.EventID {
+	if tail[0].Event.EventID != evs[10].Event.EventID {
 		t.Fatal("resumed stream does not continue the same events")
 	}
 
@@ -259,7 +261,7 @@ func TestRelay_SurvivesCutStream_NoGapNoDuplicate(t *testing.T) {
 	defer resp.Body.Close()
 	cuts := 0
 	evs, _ := readSSE(t, resp.Body, func(e sseEvent) {
-		if e.event.Sequence == 5 || e.event.Sequence == 20 {
+		if e.Event.Sequence == 5 || e.Event.Sequence == 20 {
 			proxy.CloseClientConnections() // cut B's stream mid-run
 			cuts++
 		}
@@ -446,11 +448,14 @@ func TestNode_CloseEndsOpenStreams(t *testing.T) {
 	resp := a.stream(run.RunID, keyDemo, 0)
 	defer resp.Body.Close()
 	got := make(chan int, 1)
+	first := make(chan struct{})
 	go func() {
-		evs, _ := readSSE(t, resp.Body, nil)
+		var once sync.Once
+		evs, _ := readSSE(t, resp.Body, func(sseEvent) { once.Do(func() { close(first) }) })
 		got <- len(evs)
 	}()
-	time.Sleep(50 * time.Millisecond)
+	// The stream is open and serving once its first event arrived.
+	testkit.Await(t, "the stream's first event", 5*time.Second, first)
 	done := make(chan struct{})
 	go func() { a.node.Close(); close(done) }()
 	select {

@@ -1,8 +1,6 @@
 package fed_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -19,6 +17,7 @@ import (
 	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/edge"
 	"github.com/agentos/agentos/fed"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/store"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -224,29 +223,9 @@ func (r apiResp) errCode() string {
 // call makes a JSON request to tn with an API key (or extra headers).
 func (tn *testNode) call(method, path, key string, body any, hdr ...string) apiResp {
 	tn.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, _ := json.Marshal(body)
-		rd = bytes.NewReader(raw)
-	}
-	req, _ := http.NewRequest(method, tn.url+path, rd)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := tn.client.Do(req)
-	if err != nil {
-		tn.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	out := apiResp{status: resp.StatusCode, header: resp.Header, raw: raw}
-	_ = json.Unmarshal(raw, &out.body)
+	r := testkit.DoWith(tn.t, tn.client, method, tn.url+path, key, body, hdr...)
+	out := apiResp{status: r.Status, header: r.Header, raw: r.Body}
+	_ = json.Unmarshal(r.Body, &out.body)
 	return out
 }
 
@@ -271,49 +250,20 @@ func forwarded(t testing.TB, r apiResp) map[string]any {
 }
 
 // sseEvent is one message read from an SSE stream.
-type sseEvent struct {
-	id    string
-	name  string
-	event core.Event
-}
+type sseEvent = testkit.SSE
 
-// readSSE reads an SSE stream until it ends, calling each(ev) per event;
-// it returns the events and the number of ping comments seen.
+// readSSE reads an SSE stream until it ends (testkit.ReadSSE), calling
+// each(ev) per event; it returns the events and the number of ping
+// comments seen. A stream cut by the node ends the read, as a client sees.
 func readSSE(t testing.TB, body io.Reader, each func(sseEvent)) ([]sseEvent, int) {
 	t.Helper()
-	sc := bufio.NewScanner(body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	var out []sseEvent
-	var cur sseEvent
-	var data string
-	pings := 0
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "":
-			if data != "" {
-				var env core.EventEnvelope
-				if err := json.Unmarshal([]byte(data), &env); err != nil {
-					t.Fatalf("bad event data %q: %v", data, err)
-				}
-				cur.event = env.Event
-				out = append(out, cur)
-				if each != nil {
-					each(cur)
-				}
-			}
-			cur, data = sseEvent{}, ""
-		case strings.HasPrefix(line, ": ping"):
-			pings++
-		case strings.HasPrefix(line, "id: "):
-			cur.id = strings.TrimPrefix(line, "id: ")
-		case strings.HasPrefix(line, "event: "):
-			cur.name = strings.TrimPrefix(line, "event: ")
-		case strings.HasPrefix(line, "data: "):
-			data = strings.TrimPrefix(line, "data: ")
+	evs, pings, _ := testkit.ReadSSE(body, func(m sseEvent) bool {
+		if each != nil {
+			each(m)
 		}
-	}
-	return out, pings
+		return true
+	})
+	return evs, pings
 }
 
 // stream opens the federation events stream of runID on tn.
@@ -339,30 +289,24 @@ func assertGapless(t testing.TB, evs []sseEvent, after int64) {
 	ids := map[string]bool{}
 	for i, e := range evs {
 		want := after + int64(i) + 1
-		if e.event.Sequence != want {
-			t.Fatalf("event %d: sequence %d, want %d", i, e.event.Sequence, want)
+		if e.Event.Sequence != want {
+			t.Fatalf("event %d: sequence %d, want %d", i, e.Event.Sequence, want)
 		}
-		if e.id != strconv.FormatInt(want, 10) || e.name != "agentos.event" {
-			t.Fatalf("event %d: id %q name %q", i, e.id, e.name)
+		if e.ID != strconv.FormatInt(want, 10) || e.Name != "agentos.event" {
+			t.Fatalf("event %d: id %q name %q", i, e.ID, e.Name)
 		}
-		if ids[e.event.EventID] {
-			t.Fatalf("duplicate event_id %s", e.event.EventID)
+		if ids[e.Event.EventID] {
+			t.Fatalf("duplicate event_id %s", e.Event.EventID)
 		}
-		ids[e.event.EventID] = true
+		ids[e.Event.EventID] = true
 	}
-	if last := evs[len(evs)-1].event.Type; !core.EventTerminal(last) {
+	if last := evs[len(evs)-1].Event.Type; !core.EventTerminal(last) {
 		t.Fatalf("stream ended with %s, not a terminal event", last)
 	}
 }
 
-// waitFor polls cond for up to 5 s.
+// waitFor polls cond for up to 5 s (testkit.WaitFor).
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.WaitFor(t, what, 5*time.Second, cond)
 }
