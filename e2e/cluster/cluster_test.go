@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/e2e/testbinary"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/store/postgres/pgtest"
 )
 
@@ -47,32 +48,6 @@ func startNode(t *testing.T, store string, lease time.Duration) *node {
 		"--stack-a-addr", "127.0.0.1:0", "--stack-b-addr", "127.0.0.1:0", "--fed-addr", "127.0.0.1:0",
 		"--log-level", "warn", "--workers", "16")
 	return &node{cmd: cmd, dataDir: dataDir, log: log, stackA: nf.StackAURL, nodeID: nf.NodeID}
-}
-
-func call(t *testing.T, method, url, key string, body any, out any) int {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, _ := json.Marshal(body)
-		rd = bytes.NewReader(raw)
-	}
-	req, _ := http.NewRequest(method, url, rd)
-	req.Header.Set("Authorization", "Bearer "+key)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Errorf("%s %s: %v", method, url, err)
-		return 0
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if out != nil {
-		json.Unmarshal(raw, out)
-	}
-	return resp.StatusCode
 }
 
 type seen struct {
@@ -204,7 +179,7 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 	ids := map[string]bool{}
 	for _, n := range nodes {
 		var h map[string]any
-		if s := call(t, "GET", n.stackA+"/v1/health", "", nil, &h); s != 200 || h["node_id"] != n.nodeID {
+		if s := testkit.Call(t, "GET", n.stackA+"/v1/health", "", nil, &h); s != 200 || h["node_id"] != n.nodeID {
 			t.Fatalf("health of %s: %d %v", n.stackA, s, h)
 		}
 		ids[n.nodeID] = true
@@ -214,20 +189,20 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 	}
 
 	a := nodes[0].stackA
-	if s := call(t, "PATCH", a+"/v1/admin/tenants/tnt_demo", admin, map[string]any{"tenant_update": map[string]any{
+	if s := testkit.Call(t, "PATCH", a+"/v1/admin/tenants/tnt_demo", admin, map[string]any{"tenant_update": map[string]any{
 		"entitlements": map[string]any{"tool_ids_allowed": []string{"tool.echo", "tool.slow", "tool.hang"}},
 		"quotas":       map[string]any{"runs": map[string]any{"run_create_qps": 1000, "run_create_burst": 1000, "max_concurrent_runs": 1000}},
 	}}, nil); s != 200 {
 		t.Fatalf("patch tenant: %d", s)
 	}
 	for _, tool := range []struct{ id, url string }{{"tool.slow", slow.URL}, {"tool.hang", hang.URL}} {
-		if s := call(t, "PUT", a+"/v1/tools/"+tool.id, key, map[string]any{"tool": map[string]any{
+		if s := testkit.Call(t, "PUT", a+"/v1/tools/"+tool.id, key, map[string]any{"tool": map[string]any{
 			"tool_id": tool.id, "name": strings.TrimPrefix(tool.id, "tool."), "kind": "http", "description": "webhook",
 			"input_schema": map[string]any{"type": "object"}, "config": map[string]any{"url": tool.url, "timeout_ms": 60000}}}, nil); s != 200 && s != 201 {
 			t.Fatalf("put %s: %d", tool.id, s)
 		}
 		agent := "agt_" + strings.TrimPrefix(tool.id, "tool.")
-		if s := call(t, "PUT", a+"/v1/agents/"+agent, key, map[string]any{"agent": map[string]any{
+		if s := testkit.Call(t, "PUT", a+"/v1/agents/"+agent, key, map[string]any{"agent": map[string]any{
 			"name": agent, "model_ref": "tier:fast", "tool_ids": []string{tool.id}}}, nil); s != 200 && s != 201 {
 			t.Fatalf("put %s: %d", agent, s)
 		}
@@ -240,7 +215,7 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 			RunID string `json:"run_id"`
 		} `json:"run"`
 	}
-	if s := call(t, "POST", nodes[0].stackA+"/v1/agents/agt_hang/runs", key, map[string]any{
+	if s := testkit.Call(t, "POST", nodes[0].stackA+"/v1/agents/agt_hang/runs", key, map[string]any{
 		"input": map[string]any{"type": "text", "text": "hang"}, "idempotency_key": "hang-1"}, &created); s != 201 {
 		t.Fatalf("create hang run: %d", s)
 	}
@@ -256,7 +231,7 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 		hangStream <- evs
 	}()
 	canceledAt := time.Now()
-	if s := call(t, "POST", nodes[2].stackA+"/v1/runs/"+hangID+":cancel", key, nil, nil); s != 200 {
+	if s := testkit.Call(t, "POST", nodes[2].stackA+"/v1/runs/"+hangID+":cancel", key, nil, nil); s != 200 {
 		t.Fatalf("cancel on the third node: %d", s)
 	}
 	select {
@@ -302,7 +277,7 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 				RunID string `json:"run_id"`
 			} `json:"run"`
 		}
-		s := call(t, "POST", nodes[creator].stackA+"/v1/agents/agt_slow/runs", key, map[string]any{
+		s := testkit.Call(t, "POST", nodes[creator].stackA+"/v1/agents/agt_slow/runs", key, map[string]any{
 			"input": map[string]any{"type": "text", "text": fmt.Sprintf("job %d", i)}, "idempotency_key": fmt.Sprintf("job-%d", i)}, &out)
 		if s != 201 {
 			t.Fatalf("create run %d on node %d: %d", i, creator+1, s)

@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"unsafe"
 
 	"github.com/agentos/agentos/e2e/testbinary"
+	"github.com/agentos/agentos/internal/testkit"
 )
 
 var binary string
@@ -136,28 +136,15 @@ func setFileSizeLimit(t *testing.T, pid int, limit uint64) {
 
 func get(t *testing.T, url string) (int, []byte) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, raw
+	r := testkit.Do(t, http.MethodGet, url, "", nil)
+	return r.Status, r.Body
 }
 
-func putMemory(t *testing.T, base, key, id string, size int) (*http.Response, []byte) {
+func putMemory(t *testing.T, base, key, id string, size int) (testkit.Response, []byte) {
 	t.Helper()
-	body, _ := json.Marshal(map[string]any{"value": map[string]any{"blob": strings.Repeat("x", size)}})
-	req, _ := http.NewRequest(http.MethodPut, base+"/v1/memory/fill/"+id, bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("PUT memory: %v", err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return resp, raw
+	r := testkit.Do(t, http.MethodPut, base+"/v1/memory/fill/"+id, key,
+		map[string]any{"value": map[string]any{"blob": strings.Repeat("x", size)}})
+	return r, r.Body
 }
 
 // Issue 14 item 8: when the database cannot grow, writes answer 503
@@ -178,8 +165,8 @@ func TestHardening_FullDiskIs503AndNotReady(t *testing.T) {
 		t.Fatalf("credentials.json: %v", err)
 	}
 	key := creds.TenantAdmin.APIKey
-	if resp, body := putMemory(t, n.stackA, key, "before", 100); resp.StatusCode != 200 {
-		t.Fatalf("write before the fault: %d %s", resp.StatusCode, body)
+	if resp, body := putMemory(t, n.stackA, key, "before", 100); resp.Status != 200 {
+		t.Fatalf("write before the fault: %d %s", resp.Status, body)
 	}
 	fi, err := os.Stat(filepath.Join(dir, "agentos.db"))
 	if err != nil {
@@ -187,10 +174,10 @@ func TestHardening_FullDiskIs503AndNotReady(t *testing.T) {
 	}
 	setFileSizeLimit(t, n.pid, uint64(fi.Size()))
 	var failed []byte
-	var resp *http.Response
+	var resp testkit.Response
 	for i := 0; i < 200 && failed == nil; i++ {
 		r, body := putMemory(t, n.stackA, key, fmt.Sprintf("k%03d", i), 256<<10)
-		if r.StatusCode != 200 {
+		if r.Status != 200 {
 			resp, failed = r, body
 		}
 	}
@@ -207,9 +194,9 @@ func TestHardening_FullDiskIs503AndNotReady(t *testing.T) {
 	if err := json.Unmarshal(failed, &e); err != nil {
 		t.Fatalf("decode %s: %v", failed, err)
 	}
-	if resp.StatusCode != 503 || e.Error.Code != "dependency_unavailable" || !e.Error.Retryable ||
+	if resp.Status != 503 || e.Error.Code != "dependency_unavailable" || !e.Error.Retryable ||
 		e.Error.Details["reason"] != "storage_full" || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("full store answered %d %s (Retry-After %q)", resp.StatusCode, failed, resp.Header.Get("Retry-After"))
+		t.Fatalf("full store answered %d %s (Retry-After %q)", resp.Status, failed, resp.Header.Get("Retry-After"))
 	}
 	if st, body := get(t, n.stackA+"/readyz"); st != 503 || !strings.Contains(string(body), "storage full") {
 		t.Fatalf("readyz while full: %d %s", st, body)
@@ -219,19 +206,12 @@ func TestHardening_FullDiskIs503AndNotReady(t *testing.T) {
 	}
 	// Room again: the node recovers by itself.
 	setFileSizeLimit(t, n.pid, ^uint64(0))
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testkit.WaitFor(t, "readyz 200 after space came back", 30*time.Second, func() bool {
 		st, _ := get(t, n.stackA+"/readyz")
-		if st == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("readyz still %d 30 s after space came back", st)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if r, body := putMemory(t, n.stackA, key, "after", 256<<10); r.StatusCode != 200 {
-		t.Fatalf("write after recovery: %d %s", r.StatusCode, body)
+		return st == 200
+	})
+	if r, body := putMemory(t, n.stackA, key, "after", 256<<10); r.Status != 200 {
+		t.Fatalf("write after recovery: %d %s", r.Status, body)
 	}
 	if alive := n.cmd.ProcessState == nil; !alive {
 		t.Fatal("node exited")

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/agentos/agentos/e2e/testbinary"
+	"github.com/agentos/agentos/internal/testkit"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -36,36 +37,6 @@ func startNode(t *testing.T, dataDir string, storeFlags []string) *node {
 	cmd, nf, log := testbinary.Serve(t, binary, dataDir, 15*time.Second, append([]string{"--stack-a-addr", "127.0.0.1:0",
 		"--stack-b-addr", "127.0.0.1:0", "--fed-addr", "127.0.0.1:0", "--log-level", "warn", "--workers", "8"}, storeFlags...)...)
 	return &node{cmd: cmd, dataDir: dataDir, log: log, stackA: nf.StackAURL}
-}
-
-func call(t *testing.T, method, url, key string, body any, out any) int {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, _ := json.Marshal(body)
-		rd = bytes.NewReader(raw)
-	}
-	req, _ := http.NewRequest(method, url, rd)
-	req.Header.Set("Authorization", "Bearer "+key)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatalf("%s %s: decode %q: %v", method, url, raw, err)
-		}
-	}
-	if resp.StatusCode >= 300 {
-		t.Logf("%s %s -> %d %s", method, url, resp.StatusCode, raw)
-	}
-	return resp.StatusCode
 }
 
 // listedEvent is one event of the JSON listing (bare event objects).
@@ -112,18 +83,18 @@ func killDashNineMidRun(t *testing.T, storeFlags []string) {
 	}
 	admin, key := creds.PlatformAdmin.APIKey, creds.TenantAdmin.APIKey
 
-	if s := call(t, "PATCH", n.stackA+"/v1/admin/tenants/tnt_demo", admin, map[string]any{"tenant_update": map[string]any{
+	if s := testkit.Call(t, "PATCH", n.stackA+"/v1/admin/tenants/tnt_demo", admin, map[string]any{"tenant_update": map[string]any{
 		"entitlements": map[string]any{"tool_ids_allowed": []string{"tool.echo", "tool.slow"}},
 		"quotas":       map[string]any{"runs": map[string]any{"run_create_qps": 100, "run_create_burst": 100, "max_concurrent_runs": 50}},
 	}}, nil); s != 200 {
 		t.Fatalf("patch tenant: %d", s)
 	}
-	if s := call(t, "PUT", n.stackA+"/v1/tools/tool.slow", key, map[string]any{"tool": map[string]any{
+	if s := testkit.Call(t, "PUT", n.stackA+"/v1/tools/tool.slow", key, map[string]any{"tool": map[string]any{
 		"tool_id": "tool.slow", "name": "slow", "kind": "http", "description": "sleeps", "input_schema": map[string]any{"type": "object"},
 		"config": map[string]any{"url": slow.URL, "timeout_ms": 10000}}}, nil); s != 200 && s != 201 {
 		t.Fatalf("put tool: %d", s)
 	}
-	if s := call(t, "PUT", n.stackA+"/v1/agents/agt_slow", key, map[string]any{"agent": map[string]any{
+	if s := testkit.Call(t, "PUT", n.stackA+"/v1/agents/agt_slow", key, map[string]any{"agent": map[string]any{
 		"name": "slow", "model_ref": "tier:fast", "tool_ids": []string{"tool.slow"}}}, nil); s != 200 && s != 201 {
 		t.Fatalf("put agent: %d", s)
 	}
@@ -136,7 +107,7 @@ func killDashNineMidRun(t *testing.T, storeFlags []string) {
 				RunID string `json:"run_id"`
 			} `json:"run"`
 		}
-		if s := call(t, "POST", n.stackA+"/v1/agents/agt_slow/runs", key, map[string]any{
+		if s := testkit.Call(t, "POST", n.stackA+"/v1/agents/agt_slow/runs", key, map[string]any{
 			"input": map[string]any{"type": "text", "text": fmt.Sprintf("job %d", i)}, "idempotency_key": fmt.Sprintf("idem_crash_%d", i)}, &out); s != 201 {
 			t.Fatalf("create run %d: %d", i, s)
 		}
@@ -147,8 +118,8 @@ func killDashNineMidRun(t *testing.T, storeFlags []string) {
 	var running, queued struct {
 		Runs []json.RawMessage `json:"runs"`
 	}
-	call(t, "GET", n.stackA+"/v1/runs?status=running&limit=100", key, nil, &running)
-	call(t, "GET", n.stackA+"/v1/runs?status=queued&limit=100", key, nil, &queued)
+	testkit.Call(t, "GET", n.stackA+"/v1/runs?status=running&limit=100", key, nil, &running)
+	testkit.Call(t, "GET", n.stackA+"/v1/runs?status=queued&limit=100", key, nil, &queued)
 	if len(running.Runs) == 0 {
 		t.Fatal("no run was running when the node was killed; the test would prove nothing")
 	}
@@ -167,7 +138,7 @@ func killDashNineMidRun(t *testing.T, storeFlags []string) {
 			} `json:"run"`
 		}
 		for {
-			if s := call(t, "GET", n2.stackA+"/v1/runs/"+id, key, nil, &run); s != 200 {
+			if s := testkit.Call(t, "GET", n2.stackA+"/v1/runs/"+id, key, nil, &run); s != 200 {
 				t.Fatalf("get %s after restart: %d", id, s)
 			}
 			st := run.Run.Status
@@ -182,7 +153,7 @@ func killDashNineMidRun(t *testing.T, storeFlags []string) {
 		var ev struct {
 			Events []listedEvent `json:"events"`
 		}
-		if s := call(t, "GET", n2.stackA+"/v1/runs/"+id+"/events", key, nil, &ev); s != 200 {
+		if s := testkit.Call(t, "GET", n2.stackA+"/v1/runs/"+id+"/events", key, nil, &ev); s != 200 {
 			t.Fatalf("events %s: %d", id, s)
 		}
 		terminal, seen := 0, map[string]bool{}

@@ -132,11 +132,24 @@ func DoWith(t testing.TB, client *http.Client, method, url, key string, body any
 // answer that does not decode fails the test.
 func Call(t testing.TB, method, url, key string, body, out any) int {
 	t.Helper()
-	r := Do(t, method, url, key, body, "Accept", "application/json")
+	status, err := TryCall(method, url, key, body, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return status
+}
+
+// TryCall is Call returning the error instead of failing the test (for
+// goroutines, which must not call t.Fatal).
+func TryCall(method, url, key string, body, out any) (int, error) {
+	r, err := Send(nil, method, url, key, body, "Accept", "application/json")
+	if err != nil {
+		return 0, err
+	}
 	if out != nil && len(r.Body) > 0 {
 		if err := json.Unmarshal(r.Body, out); err != nil {
-			t.Fatalf("%s %s: decode %d %q: %v", method, url, r.Status, r.Body, err)
+			return r.Status, fmt.Errorf("%s %s: decode %d %q: %v", method, url, r.Status, r.Body, err)
 		}
 	}
-	return r.Status
+	return r.Status, nil
 }
