@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -16,25 +17,40 @@ import (
 // AuditHash is the hash of rec chained to rec.PrevHash: SHA-256 over the
 // previous hash and the canonical JSON of the record with Hash cleared.
 func AuditHash(rec AuditRecord) (string, error) {
+	h, _, err := auditHashJSON(rec)
+	return h, err
+}
+
+// auditHashJSON is AuditHash, and also the record's JSON with Hash empty
+// and Time in UTC (what the hash covers).
+func auditHashJSON(rec AuditRecord) (string, []byte, error) {
 	rec.Hash = ""
 	rec.Time = rec.Time.UTC()
 	raw, err := json.Marshal(rec)
 	if err != nil {
-		return "", fmt.Errorf("encode audit record: %w", err)
+		return "", nil, fmt.Errorf("encode audit record: %w", err)
 	}
 	h := sha256.New()
 	h.Write([]byte(rec.PrevHash))
 	h.Write(raw)
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil)), raw, nil
 }
 
 // SealAudit completes rec for appending after the chain head prevHash: it
-// assigns audit_id and time when unset, normalises details to what JSON
-// reads back (so the hash verifies after a round trip through any store),
-// and sets prev_hash and hash.
+// assigns audit_id and time when unset (time is kept in UTC), normalises
+// details to what JSON reads back (so the hash verifies after a round trip
+// through any store), and sets prev_hash and hash.
 func SealAudit(rec AuditRecord, prevHash string) (AuditRecord, error) {
+	rec, _, err := SealAuditJSON(rec, prevHash)
+	return rec, err
+}
+
+// SealAuditJSON is SealAudit, and also the sealed record's JSON exactly as
+// json.Marshal renders it, for adapters to store without encoding the
+// record a second time.
+func SealAuditJSON(rec AuditRecord, prevHash string) (AuditRecord, []byte, error) {
 	if rec.TenantID == "" {
-		return rec, fmt.Errorf("audit record without tenant_id")
+		return rec, nil, fmt.Errorf("audit record without tenant_id")
 	}
 	if rec.AuditID == "" {
 		rec.AuditID = NewID(PrefixAudit)
@@ -42,22 +58,82 @@ func SealAudit(rec AuditRecord, prevHash string) (AuditRecord, error) {
 	if rec.Time.IsZero() {
 		rec.Time = Now()
 	}
+	rec.Time = rec.Time.UTC()
 	if rec.Details == nil {
 		rec.Details = map[string]any{}
 	}
-	if raw, err := json.Marshal(rec.Details); err == nil {
-		var d map[string]any
-		if json.Unmarshal(raw, &d) == nil {
-			rec.Details = d
+	// Details made only of what JSON reads back as itself (strings,
+	// numbers that survive float64, bools, and maps and lists of them)
+	// already hash as they will read back; anything else (structs, large
+	// integers) is put through JSON once.
+	if !jsonStable(rec.Details, 0) {
+		if raw, err := json.Marshal(rec.Details); err == nil {
+			var d map[string]any
+			if json.Unmarshal(raw, &d) == nil {
+				rec.Details = d
+			}
 		}
 	}
 	rec.PrevHash = prevHash
-	h, err := AuditHash(rec)
+	h, raw, err := auditHashJSON(rec)
 	if err != nil {
-		return rec, err
+		return rec, nil, err
 	}
 	rec.Hash = h
-	return rec, nil
+	// Hash is the record's last field: the hashed form ends in "hash":""}
+	// and the stored one differs only by the hash between the quotes.
+	const tail = `"hash":""}`
+	if !bytes.HasSuffix(raw, []byte(tail)) {
+		out, err := json.Marshal(rec)
+		return rec, out, err
+	}
+	out := make([]byte, 0, len(raw)+len(h))
+	out = append(out, raw[:len(raw)-2]...)
+	out = append(out, h...)
+	out = append(out, `"}`...)
+	return rec, out, nil
+}
+
+// maxExactFloat is the largest integer every smaller one of which float64
+// holds exactly (2^53).
+const maxExactFloat = 1 << 53
+
+// jsonStable reports whether v encodes to the same JSON after a round trip
+// through encoding/json into any (so a hash over its encoding verifies
+// after the record is read back). depth bounds the walk.
+func jsonStable(v any, depth int) bool {
+	if depth > 16 {
+		return false
+	}
+	switch x := v.(type) {
+	case nil, bool, string, float64:
+		return true
+	case int:
+		return x > -maxExactFloat && x < maxExactFloat
+	case int64:
+		return x > -maxExactFloat && x < maxExactFloat
+	case int32, int16, int8, uint8, uint16, uint32:
+		return true
+	case []string:
+		return true
+	case []any:
+		for _, e := range x {
+			if !jsonStable(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		for _, e := range x {
+			if !jsonStable(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	case map[string]string:
+		return true
+	}
+	return false
 }
 
 // AuditChainCheck verifies a tenant's chain one record at a time, oldest

@@ -22,11 +22,11 @@ func AppendAuditTx(tx *bolt.Tx, rec core.AuditRecord) (core.AuditRecord, error) 
 	if rec.TenantID == "" {
 		return rec, fmt.Errorf("audit record without tenant_id")
 	}
-	rec, err := core.SealAudit(rec, string(Index(tx).Get(auditHeadKey(rec.TenantID))))
+	rec, raw, err := core.SealAuditJSON(rec, string(Index(tx).Get(auditHeadKey(rec.TenantID))))
 	if err != nil {
 		return rec, err
 	}
-	if err := putJSON(Data(tx), TenantKey(rec.TenantID, "audit", rec.AuditID), rec); err != nil {
+	if err := Data(tx).Put(TenantKey(rec.TenantID, "audit", rec.AuditID), raw); err != nil {
 		return rec, err
 	}
 	return rec, Index(tx).Put(auditHeadKey(rec.TenantID), []byte(rec.Hash))
@@ -66,11 +66,11 @@ func (s *Store) AppendAudits(ctx context.Context, recs []core.AuditRecord) ([]co
 			if !ok {
 				head = string(index.Get(auditHeadKey(rec.TenantID)))
 			}
-			sealed, err := core.SealAudit(rec, head)
+			sealed, raw, err := core.SealAuditJSON(rec, head)
 			if err != nil {
 				return err
 			}
-			if err := putJSON(data, TenantKey(sealed.TenantID, "audit", sealed.AuditID), sealed); err != nil {
+			if err := data.Put(TenantKey(sealed.TenantID, "audit", sealed.AuditID), raw); err != nil {
 				return err
 			}
 			heads[rec.TenantID] = sealed.Hash

@@ -58,11 +58,7 @@ func appendAudit(ctx context.Context, tx pgx.Tx, rec core.AuditRecord) (core.Aud
 	if err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 FOR UPDATE`, rec.TenantID).Scan(&seq, &head); err != nil {
 		return rec, err
 	}
-	rec, err := core.SealAudit(rec, head)
-	if err != nil {
-		return rec, err
-	}
-	raw, err := encode(rec)
+	rec, raw, err := core.SealAuditJSON(rec, head)
 	if err != nil {
 		return rec, err
 	}
@@ -126,11 +122,7 @@ func (s *Store) AppendAudits(ctx context.Context, recs []core.AuditRecord) ([]co
 			}
 			var b pgx.Batch
 			for _, i := range byTenant[tenantID] {
-				rec, err := core.SealAudit(recs[i], head)
-				if err != nil {
-					return err
-				}
-				raw, err := encode(rec)
+				rec, raw, err := core.SealAuditJSON(recs[i], head)
 				if err != nil {
 					return err
 				}
