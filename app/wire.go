@@ -81,7 +81,7 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 
 	gw, err := stackb.New(stackb.Deps{Tenants: st, Audit: st, Usage: st, ProvidersFile: cfg.ProvidersFile,
 		StackID: n.stackID, Log: n.Log.With().Str("component", StackB).Logger(), Metrics: n.registry,
-		Tracer: n.TracerProvider.Tracer("agentos/stack-b"), Changes: n.changes, TenantCacheTTL: cfg.CacheTTL})
+		Tracer: n.TracerProvider.Tracer("agentos/stack-b"), Changes: n.changes, TenantCacheTTL: cfg.CacheTTL, Limits: st})
 	if err != nil {
 		return nil, fmt.Errorf("stack b: %w", err)
 	}
@@ -124,7 +124,7 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 		secrets = sp
 	}
 	svc, err := stacka.New(stacka.Deps{Agents: st, Runs: st, Queue: st, Tools: st, Memory: st, Tenants: st, Audit: st,
-		Secrets: secrets, Models: s.models, Log: n.Log.With().Str("component", StackA).Logger(), Metrics: n.registry, Config: acfg, StackID: n.stackID,
+		Secrets: secrets, Limits: st, Models: s.models, Log: n.Log.With().Str("component", StackA).Logger(), Metrics: n.registry, Config: acfg, StackID: n.stackID,
 		NodeID: n.nodeID, Cluster: n.clusterConfig(),
 		Tracer: n.TracerProvider.Tracer("agentos/stack-a"), Changes: n.changes})
 	if err != nil {

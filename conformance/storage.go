@@ -53,6 +53,7 @@ func RunStorageSuite(t *testing.T, h StorageHarness) {
 	t.Run("Federation", func(t *testing.T) { federationSuite(t, h.Open) })
 	t.Run("Meta", func(t *testing.T) { metaSuite(t, h.Open(t)) })
 	t.Run("Retention", func(t *testing.T) { retentionSuite(t, h) })
+	t.Run("Limits", func(t *testing.T) { limitsSuite(t, h.Open(t)) })
 }
 
 func agentSuite(t *testing.T, s core.Storage) {

@@ -30,12 +30,18 @@ type MetaInitPort interface {
 // clocks need not agree.
 type RunLeasePort interface {
 	// ClaimRun claims one non-terminal run for node unless another node
-	// holds a live lease on it; ok reports whether node holds it now.
-	ClaimRun(ctx context.Context, node, tenantID, runID string, lease time.Duration) (bool, error)
+	// holds a live lease on it, or maxHeld (> 0) of the tenant's other
+	// runs are held with a live lease already (by any node: the tenant's
+	// max_concurrent_runs across the cluster); ok reports whether node
+	// holds it now. Claims of one tenant are serialised, so nodes claiming
+	// at once never hold more than maxHeld together.
+	ClaimRun(ctx context.Context, node, tenantID, runID string, lease time.Duration, maxHeld int) (bool, error)
 	// ClaimRuns claims up to limit non-terminal runs that nobody holds or
 	// whose lease expired (and, with own, those node itself held before a
-	// restart), oldest first, and returns them.
-	ClaimRuns(ctx context.Context, node string, lease time.Duration, limit int, own bool) ([]RunRef, error)
+	// restart), oldest first, and returns them. With capOf, a tenant's
+	// runs are claimed only while fewer than capOf(tenant) (> 0) of its
+	// runs are held, as in ClaimRun.
+	ClaimRuns(ctx context.Context, node string, lease time.Duration, limit int, own bool, capOf func(tenantID string) int) ([]RunRef, error)
 	// RenewLeases extends node's leases on runIDs and returns the ids it no
 	// longer holds (taken over by another node or terminal).
 	RenewLeases(ctx context.Context, node string, runIDs []string, lease time.Duration) ([]string, error)

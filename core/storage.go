@@ -41,6 +41,7 @@ type Storage interface {
 	IngestedEventsPort
 	MetaPort
 	RetentionPort
+	LimitsPort
 
 	// Ping proves the storage can commit a write now (readiness). When it
 	// cannot be reached it returns dependency_unavailable.

@@ -55,22 +55,46 @@ type clusterLoops struct {
 	pullMu  sync.Mutex
 	pending map[string]core.RunNotice
 	pullC   chan struct{}
+	// claimC asks for a claim pass now (a run ended here: a slot of its
+	// tenant and a worker are free).
+	claimC chan struct{}
+}
+
+// claimCap is the tenant's max_concurrent_runs as a claim cap: a node
+// claims a tenant's run only while fewer of its runs are held across the
+// cluster (queued on a node or executing).
+func (s *Service) claimCap(ctx context.Context) func(string) int {
+	return func(tenantID string) int { return max(s.tenantRunCap(ctx, tenantID), 1) }
+}
+
+// nudgeClaim asks the claim loop for a pass now.
+func (s *Service) nudgeClaim() {
+	if s.claimC == nil {
+		return
+	}
+	select {
+	case s.claimC <- struct{}{}:
+	default:
+	}
 }
 
 func (s *Service) startCluster(ctx context.Context) error {
 	c := s.cluster
 	// Runs this node held before a restart, and runs nobody holds, first.
-	refs, err := c.Leases.ClaimRuns(ctx, c.NodeID, c.lease(), s.cfg.Workers, true)
+	refs, err := c.Leases.ClaimRuns(ctx, c.NodeID, c.lease(), s.cfg.Workers, true, s.claimCap(ctx))
 	if err != nil {
 		return err
 	}
+	// Set before the workers start: they nudge the claim loop through it.
+	s.claimC = make(chan struct{}, 1)
 	s.sched.start()
 	s.adoptClaimed(ctx, refs)
 	if len(refs) > 0 {
 		s.log.Info().Int("runs", len(refs)).Msg("cluster: claimed non-terminal runs at start")
 	}
 	lctx, cancel := context.WithCancel(context.Background())
-	l := &clusterLoops{s: s, c: c, ctx: lctx, cancel: cancel, pending: map[string]core.RunNotice{}, pullC: make(chan struct{}, 1)}
+	l := &clusterLoops{s: s, c: c, ctx: lctx, cancel: cancel, pending: map[string]core.RunNotice{}, pullC: make(chan struct{}, 1),
+		claimC: s.claimC}
 	s.loops = l
 	l.beat()
 	l.wg.Add(4)
@@ -106,7 +130,7 @@ func (s *Service) adoptClaimed(ctx context.Context, refs []core.RunRef) {
 // will pick it up).
 func (s *Service) claimCreated(ctx context.Context, rec core.RunRecord) bool {
 	c := s.cluster
-	ok, err := c.Leases.ClaimRun(ctx, c.NodeID, rec.TenantID, rec.RunID, c.lease())
+	ok, err := c.Leases.ClaimRun(ctx, c.NodeID, rec.TenantID, rec.RunID, c.lease(), max(s.tenantRunCap(ctx, rec.TenantID), 1))
 	if err != nil {
 		s.log.Warn().Err(err).Str("run_id", rec.RunID).Msg("cluster: claim of a created run failed; another node's claim loop will take it")
 		return false
@@ -167,27 +191,40 @@ func (l *clusterLoops) renew() {
 	})
 }
 
-// claim takes over runs nobody holds (their node died, or their creator
-// could not claim them) while this node has free workers.
+// claim takes over runs nobody holds (their node died, their creator could
+// not claim them, or their tenant was at its cap) while this node has free
+// workers: every period, and at once when a run ended here.
 func (l *clusterLoops) claim() {
-	period := min(l.c.lease()/5, time.Second)
-	l.every(period, func() {
-		free := l.s.sched.free()
-		if free <= 0 {
+	defer l.wg.Done()
+	t := time.NewTicker(min(l.c.lease()/5, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-l.ctx.Done():
 			return
+		case <-t.C:
+		case <-l.claimC:
 		}
-		refs, err := l.c.Leases.ClaimRuns(l.ctx, l.c.NodeID, l.c.lease(), free, false)
-		if err != nil {
-			if l.ctx.Err() == nil {
-				l.s.log.Warn().Err(err).Msg("cluster: claim failed")
-			}
-			return
+		l.claimOnce()
+	}
+}
+
+func (l *clusterLoops) claimOnce() {
+	free := l.s.sched.free()
+	if free <= 0 {
+		return
+	}
+	refs, err := l.c.Leases.ClaimRuns(l.ctx, l.c.NodeID, l.c.lease(), free, false, l.s.claimCap(l.ctx))
+	if err != nil {
+		if l.ctx.Err() == nil {
+			l.s.log.Warn().Err(err).Msg("cluster: claim failed")
 		}
-		if len(refs) > 0 {
-			l.s.log.Info().Int("runs", len(refs)).Msg("cluster: took over runs")
-			l.s.adoptClaimed(l.ctx, refs)
-		}
-	})
+		return
+	}
+	if len(refs) > 0 {
+		l.s.log.Debug().Int("runs", len(refs)).Msg("cluster: claimed runs nobody held")
+		l.s.adoptClaimed(l.ctx, refs)
+	}
 }
 
 // listen turns the store's notices into live events for the streams open

@@ -410,7 +410,7 @@ func (x *runExec) toolStep(ctx context.Context) error {
 	started := time.Now()
 	var output, remote map[string]any
 	if terr == nil {
-		terr = x.s.quotas.allowTool(r.TenantID, x.s.tenantLimits(ctx, r.TenantID))
+		terr = x.s.allowTool(ctx, r.TenantID, x.s.tenantLimits(ctx, r.TenantID))
 	}
 	if terr == nil {
 		sctx, stepSpan := x.span(ctx, "step.tool", stepID, attribute.String("tool_id", toolID))

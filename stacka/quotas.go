@@ -71,6 +71,28 @@ func (q *quotas) allowTool(tenantID string, l core.Limits) error {
 	return nil
 }
 
+// allowTool counts one tool call against the tenant's tool calls per
+// minute: in the limits port's minute window when one is wired (the
+// store's, shared by every node of a cluster), else in this process's
+// token bucket.
+func (s *Service) allowTool(ctx context.Context, tenantID string, l core.Limits) error {
+	if s.limits == nil {
+		return s.quotas.allowTool(tenantID, l)
+	}
+	per := l.ToolCallsPerMinute
+	now := core.Now().UTC()
+	_, ok, err := s.limits.CountInWindow(ctx, tenantID, "tool_calls", core.UsagePeriod(core.WindowMinute, now), per)
+	if err != nil {
+		return core.Errorf(core.CodeDependencyUnavailable, "tool call limit unavailable").With("tenant_id", tenantID)
+	}
+	if !ok {
+		after := 60 - now.Second()
+		return core.RateLimited("tool_calls_per_minute", after, "tool calls over %d per minute", per).
+			With("tenant_id", tenantID).With("limit", per)
+	}
+	return nil
+}
+
 func (s *Service) tenantLimits(ctx context.Context, tenantID string) core.Limits {
 	t, err := s.cachedTenant(ctx, tenantID)
 	if err != nil {

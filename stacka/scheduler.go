@@ -180,6 +180,9 @@ func (sc *scheduler) work() {
 		}
 		terminal := sc.s.execute(sc.base, it)
 		sc.finished(it, terminal)
+		// A worker and a slot of the tenant are free: in a cluster, runs
+		// waiting unclaimed (their tenant was at its cap) may go now.
+		sc.s.nudgeClaim()
 		if sc.unhold(it.runID) && !terminal {
 			// Stopped without ending (shutdown, lost lease, store down):
 			// let another node (or this one) claim it again at once.

@@ -163,6 +163,11 @@ type Deps struct {
 	// Tracer opens the run, step, model-call and tool-call spans; nil means
 	// no spans (trace context still propagates from the stored traceparent).
 	Tracer trace.Tracer
+	// Limits, when set, counts tool calls per minute per tenant (the
+	// node's store: in process on bbolt, in the database on PostgreSQL, so
+	// the limit holds across a cluster); nil keeps a token bucket in
+	// this process.
+	Limits core.LimitsPort
 	// Changes, when set, tells the service which cached tenants, agents
 	// and tools went stale (written through another component or node);
 	// without it the cache TTL bounds staleness.
@@ -180,13 +185,16 @@ type Service struct {
 	audit   core.AuditPort
 	models  core.ModelPort
 	secrets core.SecretPort
+	limits  core.LimitsPort
 	log     zerolog.Logger
 	cfg     Config
 	stackID string
 	nodeID  string
 	cluster *Cluster
 	loops   *clusterLoops
-	tracer  trace.Tracer
+	// claimC wakes the cluster's claim loop (nil on a single node).
+	claimC chan struct{}
+	tracer trace.Tracer
 
 	metrics *metrics
 	hub     *eventHub
@@ -233,7 +241,7 @@ func New(d Deps) (*Service, error) {
 	cfg := d.Config.withDefaults()
 	s := &Service{
 		agents: d.Agents, runs: d.Runs, queue: d.Queue, tools: d.Tools, memory: d.Memory,
-		tenants: d.Tenants, audit: d.Audit, models: d.Models, secrets: d.Secrets,
+		tenants: d.Tenants, audit: d.Audit, models: d.Models, secrets: d.Secrets, limits: d.Limits,
 		log: d.Log.With().Str("component", "stacka").Logger(), cfg: cfg, stackID: d.StackID, nodeID: d.NodeID, cluster: d.Cluster,
 		metrics: m, hub: newEventHub(), quotas: newQuotas(), cache: newReadCache(cfg.CacheTTL), tracer: d.Tracer,
 		streams: newStreamSlots(cfg.MaxEventStreams, cfg.MaxEventStreamsPerTenant),

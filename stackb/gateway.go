@@ -61,6 +61,10 @@ type Deps struct {
 	// Changes, a change to a tenant (disable, quotas) takes effect within
 	// it; with Changes, at once.
 	TenantCacheTTL time.Duration
+	// Limits holds budget reservations (the node's store: in process on
+	// bbolt, in the database on PostgreSQL, so a cluster keeps one budget);
+	// nil means in process over Usage.
+	Limits core.LimitsPort
 	// Changes, when set, drops a cached tenant as soon as it is written
 	// (quotas, entitlements, status), so the next call sees the change.
 	Changes core.ChangeFeed
@@ -163,7 +167,7 @@ func New(deps Deps) (*Gateway, error) {
 			}
 		})
 	}
-	g.meter = newMeter(deps.Usage, deps.Now, log, deps.FlushInterval)
+	g.meter = newMeter(deps.Usage, deps.Limits, deps.Now, log, deps.FlushInterval)
 	g.audit = newAuditWriter(deps.Audit, log, deps.FlushInterval)
 	return g, nil
 }

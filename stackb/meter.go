@@ -16,16 +16,17 @@ import (
 // request's maximum (input estimate + max output tokens, and its price) is
 // reserved against the window; after it the reservation is replaced by
 // what was used. Concurrent requests therefore cannot overshoot together.
-// The in-memory window state is authoritative inside this process; settled
-// usage and replayable answers reach the store in batches, off the request
-// path.
+// The reservations are held by the limits port: in process on a single
+// node, in the database when nodes share it, so the whole cluster holds
+// one budget. Settled usage and replayable answers reach the ledger in
+// batches, off the request path.
 type meter struct {
-	usage core.UsagePort
-	now   func() time.Time
-	log   zerolog.Logger
+	usage  core.UsagePort
+	limits core.LimitsPort
+	now    func() time.Time
+	log    zerolog.Logger
 
 	mu       sync.Mutex
-	windows  map[string]*windowState // tenant|window|period
 	limiters map[string]*tenantLimiter
 
 	bufMu    sync.Mutex
@@ -39,14 +40,6 @@ type meter struct {
 	done chan struct{}
 }
 
-type windowState struct {
-	window, period string
-	usedTokens     int64
-	usedCost       float64
-	resTokens      int64
-	resCost        float64
-}
-
 type tenantLimiter struct {
 	rpm int
 	lim *rate.Limiter
@@ -54,16 +47,19 @@ type tenantLimiter struct {
 
 // reservation is what one request holds against its tenant's budget.
 type reservation struct {
-	tenantID string
-	key      string
-	window   string
-	period   string
-	tokens   int64
-	cost     float64
+	hold   core.BudgetHold
+	tokens int64
 }
 
-func newMeter(usage core.UsagePort, now func() time.Time, log zerolog.Logger, interval time.Duration) *meter {
-	m := &meter{usage: usage, now: now, log: log, windows: map[string]*windowState{}, limiters: map[string]*tenantLimiter{},
+// limitsTimeout bounds settling or releasing a reservation, which happens
+// after the caller's request may be over.
+const limitsTimeout = 5 * time.Second
+
+func newMeter(usage core.UsagePort, limits core.LimitsPort, now func() time.Time, log zerolog.Logger, interval time.Duration) *meter {
+	if limits == nil {
+		limits = core.NewLocalLimits(usage)
+	}
+	m := &meter{usage: usage, limits: limits, now: now, log: log, limiters: map[string]*tenantLimiter{},
 		deltas: map[string]*core.UsageDelta{}, pending: map[string]core.ModelReplay{}, inflight: map[string]chan struct{}{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go m.loop(interval)
@@ -95,44 +91,27 @@ func (m *meter) allow(tenantID string, rpm int) error {
 	return nil
 }
 
-func (m *meter) state(ctx context.Context, tenantID, window, period string) (*windowState, string, error) {
-	key := tenantID + "|" + window + "|" + period
-	if s := m.windows[key]; s != nil {
-		return s, key, nil
-	}
-	rec, err := m.usage.GetUsage(ctx, tenantID, window, period)
-	if err != nil {
-		return nil, key, err
-	}
-	s := &windowState{window: window, period: period, usedTokens: rec.TotalTokens, usedCost: rec.CostUSD}
-	m.windows[key] = s
-	return s, key, nil
-}
-
 // reserve holds tokens and cost against the tenant's budget window, or
 // answers quota_exceeded naming the limit, the use so far and the window.
 func (m *meter) reserve(ctx context.Context, tenantID string, l core.Limits, tokens int64, cost float64) (*reservation, error) {
 	window := l.BudgetWindow
-	period := core.UsagePeriod(window, m.now())
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s, key, err := m.state(ctx, tenantID, window, period)
+	h := core.BudgetHold{HoldID: core.NewID("hold"), TenantID: tenantID, Window: window, Period: core.UsagePeriod(window, m.now()),
+		Tokens: tokens, CostUSD: cost}
+	use, ok, err := m.limits.ReserveBudget(ctx, h, l.MaxTokens, l.MaxCostUSD)
 	if err != nil {
 		return nil, core.Errorf(core.CodeDependencyUnavailable, "usage ledger unavailable").With("tenant_id", tenantID)
 	}
-	if l.MaxTokens > 0 && s.usedTokens+s.resTokens+tokens > l.MaxTokens {
+	if !ok && l.MaxTokens > 0 && use.UsedTokens+use.ReservedTokens+tokens > l.MaxTokens {
 		return nil, core.Errorf(core.CodeQuotaExceeded, "token budget of the %s exhausted", window).
-			With("tenant_id", tenantID).With("limit", l.MaxTokens).With("used", s.usedTokens).
-			With("reserved", s.resTokens).With("requested", tokens).With("window", window)
+			With("tenant_id", tenantID).With("limit", l.MaxTokens).With("used", use.UsedTokens).
+			With("reserved", use.ReservedTokens).With("requested", tokens).With("window", window)
 	}
-	if l.MaxCostUSD > 0 && s.usedCost+s.resCost+cost > l.MaxCostUSD {
+	if !ok {
 		return nil, core.Errorf(core.CodeQuotaExceeded, "cost budget of the %s exhausted", window).
-			With("tenant_id", tenantID).With("limit_usd", l.MaxCostUSD).With("used_usd", s.usedCost).
+			With("tenant_id", tenantID).With("limit_usd", l.MaxCostUSD).With("used_usd", use.UsedCostUSD).
 			With("requested_usd", cost).With("window", window)
 	}
-	s.resTokens += tokens
-	s.resCost += cost
-	return &reservation{tenantID: tenantID, key: key, window: window, period: period, tokens: tokens, cost: cost}, nil
+	return &reservation{hold: h, tokens: tokens}, nil
 }
 
 // release gives a reservation back unused (the call failed).
@@ -140,32 +119,28 @@ func (m *meter) release(r *reservation) {
 	if r == nil {
 		return
 	}
-	m.mu.Lock()
-	if s := m.windows[r.key]; s != nil {
-		s.resTokens -= r.tokens
-		s.resCost -= r.cost
+	ctx, cancel := context.WithTimeout(context.Background(), limitsTimeout)
+	defer cancel()
+	if err := m.limits.ReleaseBudget(ctx, r.hold); err != nil {
+		m.log.Warn().Err(err).Str("tenant_id", r.hold.TenantID).Msg("budget release failed; the hold expires by itself")
 	}
-	m.mu.Unlock()
 }
 
 // settle replaces the reservation by the actual use, queues the ledger
 // deltas, and queues the answer for replay when replay is not nil.
 func (m *meter) settle(r *reservation, u core.Usage, cost float64, replay *core.ModelReplay) {
-	m.mu.Lock()
-	if s := m.windows[r.key]; s != nil {
-		s.resTokens -= r.tokens
-		s.resCost -= r.cost
-		s.usedTokens += int64(u.InputTokens + u.OutputTokens)
-		s.usedCost += cost
+	ctx, cancel := context.WithTimeout(context.Background(), limitsTimeout)
+	if err := m.limits.SettleBudget(ctx, r.hold, int64(u.InputTokens+u.OutputTokens), cost); err != nil {
+		m.log.Warn().Err(err).Str("tenant_id", r.hold.TenantID).Msg("budget settle failed; the ledger still records the use")
 	}
-	m.mu.Unlock()
+	cancel()
 	now := m.now()
 	m.bufMu.Lock()
 	add := func(window, period string) {
-		k := r.tenantID + "|" + window + "|" + period
+		k := r.hold.TenantID + "|" + window + "|" + period
 		d := m.deltas[k]
 		if d == nil {
-			d = &core.UsageDelta{TenantID: r.tenantID, Window: window, Period: period}
+			d = &core.UsageDelta{TenantID: r.hold.TenantID, Window: window, Period: period}
 			m.deltas[k] = d
 		}
 		d.Requests++
@@ -174,8 +149,8 @@ func (m *meter) settle(r *reservation, u core.Usage, cost float64, replay *core.
 		d.CostUSD += cost
 		d.At = now
 	}
-	add(r.window, r.period)
-	if r.window != core.WindowDay {
+	add(r.hold.Window, r.hold.Period)
+	if r.hold.Window != core.WindowDay {
 		add(core.WindowDay, core.UsagePeriod(core.WindowDay, now))
 	}
 	if replay != nil {
@@ -237,7 +212,6 @@ func (m *meter) loop(interval time.Duration) {
 		select {
 		case <-t.C:
 			m.flush()
-			m.prune()
 		case <-m.stop:
 			m.flush()
 			return
@@ -286,18 +260,6 @@ func (m *meter) flush() {
 		delete(m.pending, r.TenantID+"|"+r.RequestID)
 	}
 	m.bufMu.Unlock()
-}
-
-// prune drops window states of past periods that hold no reservation.
-func (m *meter) prune() {
-	now := m.now()
-	m.mu.Lock()
-	for k, s := range m.windows {
-		if s.resTokens == 0 && s.period != core.UsagePeriod(s.window, now) {
-			delete(m.windows, k)
-		}
-	}
-	m.mu.Unlock()
 }
 
 func (m *meter) close() {

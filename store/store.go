@@ -53,6 +53,9 @@ type Store struct {
 	fullUntil atomic.Int64
 	// opened is how Open judged the existing file.
 	opened OpenCheck
+	// limits holds budget reservations and rate windows in memory: a bbolt
+	// file belongs to one process, so nothing else needs to see them.
+	limits *core.LocalLimits
 }
 
 // FullBackoff is how long the store reports itself not writable after a
@@ -175,7 +178,9 @@ func Open(path string, opt Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("init store %s: %w", path, err)
 	}
-	return &Store{db: db, opened: opened}, nil
+	s := &Store{db: db, opened: opened}
+	s.limits = core.NewLocalLimits(s)
+	return s, nil
 }
 
 // Opened says how Open judged the existing file: a quick check after a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -50,42 +51,152 @@ func (s *Store) InitMeta(ctx context.Context, key, value string) (string, error)
 
 func millis(d time.Duration) int64 { return d.Milliseconds() }
 
-// ClaimRun implements core.RunLeasePort.
-func (s *Store) ClaimRun(ctx context.Context, node, tenantID, runID string, lease time.Duration) (bool, error) {
-	tag, err := s.pool.Exec(ctx, `UPDATE run_queue SET lease_owner = $1, lease_until = now() + $4 * interval '1 millisecond'
-		WHERE run_id = $2 AND tenant_id = $3 AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < now())`,
-		node, runID, tenantID, millis(lease))
+// claimLockClass is the first key of the transaction-scoped advisory
+// locks that serialise the claims of one tenant (the second is a hash of
+// the tenant id; a collision only serialises two tenants' claims).
+const claimLockClass = 11011
+
+// lockTenantClaims takes the tenant's claim lock and counts its runs held
+// with a live lease, leaving out except. The count runs after the lock is
+// held, with a snapshot that sees every claim committed before.
+func lockTenantClaims(ctx context.Context, tx pgx.Tx, tenantID string, except []string) (int, error) {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock($1, hashtext($2))`, claimLockClass, tenantID)
+	b.Queue(`SELECT count(*) FROM run_queue WHERE tenant_id = $1 AND lease_owner IS NOT NULL AND lease_until >= now()
+		AND NOT (run_id = ANY($2))`, tenantID, except)
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return 0, err
+	}
+	var n int
+	err := br.QueryRow().Scan(&n)
+	return n, err
+}
+
+// ClaimRun implements core.RunLeasePort. The run's row is locked first
+// (without waiting: a row another node is claiming is not claimable now),
+// then the tenant's claim lock; claimers never wait for a row, so the
+// locks cannot form a cycle.
+func (s *Store) ClaimRun(ctx context.Context, node, tenantID, runID string, lease time.Duration, maxHeld int) (bool, error) {
+	claimed := false
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var one int
+		err := tx.QueryRow(ctx, `SELECT 1 FROM run_queue WHERE run_id = $2 AND tenant_id = $3
+			AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < now()) FOR UPDATE SKIP LOCKED`, node, runID, tenantID).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if maxHeld > 0 {
+			n, err := lockTenantClaims(ctx, tx, tenantID, []string{runID})
+			if err != nil {
+				return err
+			}
+			if n >= maxHeld {
+				return nil
+			}
+		}
+		_, err = tx.Exec(ctx, `UPDATE run_queue SET lease_owner = $1, lease_until = now() + $3 * interval '1 millisecond' WHERE run_id = $2`,
+			node, runID, millis(lease))
+		claimed = err == nil
+		return err
+	})
 	if err != nil {
 		return false, dbErr(err)
 	}
-	return tag.RowsAffected() == 1, nil
+	return claimed, nil
 }
 
 // ClaimRuns implements core.RunLeasePort with FOR UPDATE SKIP LOCKED, so
-// nodes claiming at once never wait for each other nor take the same run.
-func (s *Store) ClaimRuns(ctx context.Context, node string, lease time.Duration, limit int, own bool) ([]core.RunRef, error) {
+// nodes claiming at once never wait for each other's rows nor take the
+// same run; with capOf, each tenant's claim lock is taken (in tenant
+// order) and only the runs below its cap are claimed.
+func (s *Store) ClaimRuns(ctx context.Context, node string, lease time.Duration, limit int, own bool, capOf func(string) int) ([]core.RunRef, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `UPDATE run_queue q SET lease_owner = $1, lease_until = now() + $2 * interval '1 millisecond'
-		FROM (SELECT run_id FROM run_queue
-			WHERE lease_owner IS NULL OR lease_until < now() OR ($4 AND lease_owner = $1)
-			ORDER BY run_id LIMIT $3 FOR UPDATE SKIP LOCKED) c
-		WHERE q.run_id = c.run_id
-		RETURNING q.tenant_id, q.run_id`, node, millis(lease), limit, own)
+	var out []core.RunRef
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		out = []core.RunRef{}
+		// With caps, look past the first runs: a capped tenant's backlog
+		// must not hide the others'.
+		look := limit
+		if capOf != nil {
+			look = 4*limit + 16
+		}
+		rows, err := tx.Query(ctx, `SELECT tenant_id, run_id FROM run_queue
+			WHERE lease_owner IS NULL OR lease_until < now() OR ($2 AND lease_owner = $1)
+			ORDER BY run_id LIMIT $3 FOR UPDATE SKIP LOCKED`, node, own, look)
+		if err != nil {
+			return err
+		}
+		var cands []core.RunRef
+		for rows.Next() {
+			var ref core.RunRef
+			if err := rows.Scan(&ref.TenantID, &ref.RunID); err != nil {
+				rows.Close()
+				return err
+			}
+			cands = append(cands, ref)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(cands) == 0 {
+			return nil
+		}
+		room := map[string]int{} // tenant → runs it may still have claimed; absent: no cap
+		if capOf != nil {
+			byTenant := map[string][]string{}
+			for _, c := range cands {
+				byTenant[c.TenantID] = append(byTenant[c.TenantID], c.RunID)
+			}
+			tenants := make([]string, 0, len(byTenant))
+			for t := range byTenant {
+				tenants = append(tenants, t)
+			}
+			sort.Strings(tenants)
+			for _, t := range tenants {
+				c := capOf(t)
+				if c <= 0 {
+					continue
+				}
+				n, err := lockTenantClaims(ctx, tx, t, byTenant[t])
+				if err != nil {
+					return err
+				}
+				room[t] = c - n
+			}
+		}
+		ids := []string{}
+		for _, c := range cands {
+			if len(ids) == limit {
+				break
+			}
+			if r, capped := room[c.TenantID]; capped {
+				if r <= 0 {
+					continue
+				}
+				room[c.TenantID] = r - 1
+			}
+			ids = append(ids, c.RunID)
+			out = append(out, c)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		_, err = tx.Exec(ctx, `UPDATE run_queue SET lease_owner = $1, lease_until = now() + $2 * interval '1 millisecond' WHERE run_id = ANY($3)`,
+			node, millis(lease), ids)
+		return err
+	})
 	if err != nil {
 		return nil, dbErr(err)
 	}
-	defer rows.Close()
-	out := []core.RunRef{}
-	for rows.Next() {
-		var ref core.RunRef
-		if err := rows.Scan(&ref.TenantID, &ref.RunID); err != nil {
-			return nil, dbErr(err)
-		}
-		out = append(out, ref)
-	}
-	return out, dbErr(rows.Err())
+	return out, nil
 }
 
 // RenewLeases implements core.RunLeasePort.

@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/agentos/agentos/core"
@@ -34,6 +35,8 @@ type Store struct {
 	// channel is the LISTEN/NOTIFY channel of run notices, one per schema
 	// (notifications are per database, schemas share them).
 	channel string
+	// limitsPruned is when the limits tables were last pruned (unix ns).
+	limitsPruned atomic.Int64
 }
 
 var _ core.Storage = (*Store)(nil)

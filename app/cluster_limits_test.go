@@ -1,0 +1,209 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/agentos/agentos/app"
+	"github.com/agentos/agentos/core"
+)
+
+// Issue 11: the same Idempotency-Key sent to two nodes at the same instant
+// makes one run; both answers are 201 and name it, exactly one is marked
+// as a replay (Idempotent-Replayed: true).
+func TestCluster_IdempotencyKeyRaceAcrossNodes(t *testing.T) {
+	ns := startClusterNodes(t, 2, 3*time.Second)
+	key := ns[0].creds.TenantAdmin.APIKey
+	// Run create QPS is per node; room for every round.
+	patchTenantOn(t, ns[0], ns[0].creds.PlatformAdmin.APIKey, map[string]any{"quotas": map[string]any{
+		"runs": map[string]any{"run_create_qps": 1000, "run_create_burst": 1000, "max_concurrent_runs": 1000}}})
+	const rounds = 25
+	for round := 0; round < rounds; round++ {
+		idem := fmt.Sprintf("race-%d-%d", round, time.Now().UnixNano())
+		body := map[string]any{"input": map[string]any{"type": "text", "text": "same"}}
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		answers := make([]response, 2)
+		for i, n := range ns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				answers[i] = do(t, "POST", n.URL(app.StackA)+"/v1/agents/"+app.SampleAgentID+"/runs", key, body, "Idempotency-Key", idem)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		ids, replays := map[string]bool{}, 0
+		for i, r := range answers {
+			expectStatus(t, r, 201, fmt.Sprintf("round %d, node %d", round, i))
+			ids[r.JSON(t)["run"].(map[string]any)["run_id"].(string)] = true
+			if r.Header.Get("Idempotent-Replayed") == "true" {
+				replays++
+			}
+		}
+		if len(ids) != 1 || replays != 1 {
+			t.Fatalf("round %d: the two nodes answered runs %v with %d replays; want one run, one replay", round, ids, replays)
+		}
+	}
+	// One run per key in the store, whichever node is asked.
+	list := do(t, "GET", ns[1].URL(app.StackA)+"/v1/runs?limit=200", key, nil).JSON(t)["runs"].([]any)
+	if len(list) != rounds {
+		t.Fatalf("%d runs stored for %d keys", len(list), rounds)
+	}
+}
+
+// Issue 11: 32 model calls at once, spread over three nodes, against one
+// tenant budget: the budget is never overshot by more than one request's
+// reservation, in the answers or in the ledger. (Each node's own
+// reservations would let every node spend the whole budget.)
+func TestCluster_BudgetHoldsAcrossThreeNodes(t *testing.T) {
+	ns := startClusterNodes(t, 3, 3*time.Second)
+	admin, key := ns[0].creds.PlatformAdmin.APIKey, ns[0].creds.TenantAdmin.APIKey
+	const budget = 200
+	patchTenantOn(t, ns[0], admin, map[string]any{"quotas": map[string]any{"models": map[string]any{
+		"token_budget": map[string]any{"window": "day", "max_tokens": budget}, "max_requests_per_minute": 100000}}})
+	// 40 characters: 10 input tokens; max_tokens 1: each call reserves and
+	// is billed 11 tokens.
+	const perCall = 11
+	text := strings.Repeat("abcd", 10)
+	var (
+		wg                 sync.WaitGroup
+		used, oks, refused atomic.Int64
+	)
+	start := make(chan struct{})
+	for i := 0; i < 32; i++ {
+		n := ns[i%3]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			r := do(t, "POST", n.URL(app.StackB)+"/v1/chat/completions", key, map[string]any{"model": "tier:fast", "max_tokens": 1,
+				"messages": []any{map[string]any{"role": "user", "content": text}}})
+			switch {
+			case r.Status == 200:
+				var out struct {
+					Usage struct {
+						TotalTokens int64 `json:"total_tokens"`
+					} `json:"usage"`
+				}
+				if err := json.Unmarshal(r.Body, &out); err != nil {
+					t.Errorf("answer: %v", err)
+				}
+				oks.Add(1)
+				used.Add(out.Usage.TotalTokens)
+			case strings.Contains(string(r.Body), "quota_exceeded"):
+				refused.Add(1)
+			default:
+				t.Errorf("unexpected answer %d %s", r.Status, r.Body)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	t.Logf("32 calls over 3 nodes: %d answered (%d tokens), %d refused, budget %d", oks.Load(), used.Load(), refused.Load(), budget)
+	if oks.Load() == 0 || refused.Load() == 0 {
+		t.Fatalf("answered %d, refused %d: want both (32 calls of %d tokens against %d)", oks.Load(), refused.Load(), perCall, budget)
+	}
+	if used.Load() > budget+perCall {
+		t.Fatalf("answers report %d tokens used over a budget of %d (one reservation is %d)", used.Load(), budget, perCall)
+	}
+	// The ledger (each node flushes its settled usage) agrees.
+	ctx := context.Background()
+	period := core.UsagePeriod(core.WindowDay, time.Now())
+	var total int64
+	waitFor(t, "the ledger to hold every answered call", 10*time.Second, func() bool {
+		rec, err := ns[0].Store().GetUsage(ctx, app.DemoTenantID, core.WindowDay, period)
+		total = rec.TotalTokens
+		return err == nil && total == used.Load()
+	}, func() string { return fmt.Sprintf("ledger %d, answers %d", total, used.Load()) })
+	if total > budget+perCall {
+		t.Fatalf("ledger holds %d tokens against a budget of %d", total, budget)
+	}
+}
+
+// Issue 11: a tenant's max_concurrent_runs holds across the cluster: runs
+// created on two nodes never execute more than the cap at once (observed
+// at the tool every run calls), and every run still completes.
+func TestCluster_MaxConcurrentRunsAcrossTwoNodes(t *testing.T) {
+	const capRuns = 2
+	var inFlight, peak, calls atomic.Int64
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		n := inFlight.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		calls.Add(1)
+		// Long enough that runs on both nodes overlap if the cap leaks.
+		time.Sleep(150 * time.Millisecond)
+		inFlight.Add(-1)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"output":{"ok":true}}`)
+	}))
+	defer slow.Close()
+	ns := startClusterNodes(t, 2, 3*time.Second)
+	a, b := ns[0], ns[1]
+	key, admin := a.creds.TenantAdmin.APIKey, a.creds.PlatformAdmin.APIKey
+	patchTenantOn(t, a, admin, map[string]any{
+		"entitlements": map[string]any{"tool_ids_allowed": []string{"tool.echo", "tool.hold"}},
+		"quotas": map[string]any{"runs": map[string]any{"max_concurrent_runs": capRuns, "run_create_qps": 1000, "run_create_burst": 1000}}})
+	r := do(t, "PUT", a.URL(app.StackA)+"/v1/tools/tool.hold", key, map[string]any{"tool": map[string]any{
+		"tool_id": "tool.hold", "name": "hold", "kind": "http", "description": "holds", "input_schema": map[string]any{"type": "object"},
+		"config": map[string]any{"url": slow.URL, "timeout_ms": 30000}}})
+	if r.Status != 200 && r.Status != 201 {
+		t.Fatalf("put tool: %d %s", r.Status, r.Body)
+	}
+	r = do(t, "PUT", a.URL(app.StackA)+"/v1/agents/agt_hold", key, map[string]any{"agent": map[string]any{
+		"name": "hold", "model_ref": "tier:fast", "tool_ids": []string{"tool.hold"}}})
+	if r.Status != 200 && r.Status != 201 {
+		t.Fatalf("put agent: %d %s", r.Status, r.Body)
+	}
+	const runs = 10
+	var ids []string
+	for i := 0; len(ids) < runs; i++ {
+		n := ns[i%2]
+		r := do(t, "POST", n.URL(app.StackA)+"/v1/agents/agt_hold/runs", key, map[string]any{
+			"input": map[string]any{"type": "text", "text": "go"}, "idempotency_key": fmt.Sprintf("cap-%d", len(ids))})
+		switch r.Status {
+		case 201:
+			ids = append(ids, r.JSON(t)["run"].(map[string]any)["run_id"].(string))
+		case 429: // this node holds the tenant's cap of active runs: try later
+			time.Sleep(20 * time.Millisecond)
+		default:
+			t.Fatalf("create run: %d %s", r.Status, r.Body)
+		}
+		if i > 2000 {
+			t.Fatalf("created only %d runs", len(ids))
+		}
+	}
+	for _, id := range ids {
+		waitFor(t, "run "+id+" to end", 60*time.Second, func() bool {
+			run := do(t, "GET", b.URL(app.StackA)+"/v1/runs/"+id, key, nil).JSON(t)["run"].(map[string]any)
+			st, _ := run["status"].(string)
+			if st == "failed" || st == "canceled" {
+				t.Fatalf("run %s ended %s", id, st)
+			}
+			return st == "completed"
+		})
+	}
+	t.Logf("%d runs over 2 nodes, %d tool calls, at most %d at once (cap %d)", runs, calls.Load(), peak.Load(), capRuns)
+	if peak.Load() > capRuns {
+		t.Fatalf("%d runs of the tenant executed at once across the nodes; max_concurrent_runs is %d", peak.Load(), capRuns)
+	}
+	if calls.Load() < runs {
+		t.Fatalf("%d tool calls for %d runs", calls.Load(), runs)
+	}
+}
