@@ -159,7 +159,7 @@ func TestCluster_MaxConcurrentRunsAcrossTwoNodes(t *testing.T) {
 	key, admin := a.creds.TenantAdmin.APIKey, a.creds.PlatformAdmin.APIKey
 	patchTenantOn(t, a, admin, map[string]any{
 		"entitlements": map[string]any{"tool_ids_allowed": []string{"tool.echo", "tool.hold"}},
-		"quotas": map[string]any{"runs": map[string]any{"max_concurrent_runs": capRuns, "run_create_qps": 1000, "run_create_burst": 1000}}})
+		"quotas":       map[string]any{"runs": map[string]any{"max_concurrent_runs": capRuns, "run_create_qps": 1000, "run_create_burst": 1000}}})
 	r := do(t, "PUT", a.URL(app.StackA)+"/v1/tools/tool.hold", key, map[string]any{"tool": map[string]any{
 		"tool_id": "tool.hold", "name": "hold", "kind": "http", "description": "holds", "input_schema": map[string]any{"type": "object"},
 		"config": map[string]any{"url": slow.URL, "timeout_ms": 30000}}})
