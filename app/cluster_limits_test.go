@@ -15,6 +15,7 @@ import (
 
 	"github.com/agentos/agentos/app"
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/testkit"
 )
 
 // Issue 11: the same Idempotency-Key sent to two nodes at the same instant
@@ -121,7 +122,7 @@ func TestCluster_BudgetHoldsAcrossThreeNodes(t *testing.T) {
 	ctx := context.Background()
 	period := core.UsagePeriod(core.WindowDay, time.Now())
 	var total int64
-	waitFor(t, "the ledger to hold every answered call", 10*time.Second, func() bool {
+	testkit.WaitFor(t, "the ledger to hold every answered call", 10*time.Second, func() bool {
 		rec, err := ns[0].Store().GetUsage(ctx, app.DemoTenantID, core.WindowDay, period)
 		total = rec.TotalTokens
 		return err == nil && total == used.Load()
@@ -190,7 +191,7 @@ func TestCluster_MaxConcurrentRunsAcrossTwoNodes(t *testing.T) {
 		}
 	}
 	for _, id := range ids {
-		waitFor(t, "run "+id+" to end", 60*time.Second, func() bool {
+		testkit.WaitFor(t, "run "+id+" to end", 60*time.Second, func() bool {
 			run := do(t, "GET", b.URL(app.StackA)+"/v1/runs/"+id, key, nil).JSON(t)["run"].(map[string]any)
 			st, _ := run["status"].(string)
 			if st == "failed" || st == "canceled" {
