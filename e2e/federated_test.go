@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/agentos/agentos/internal/testkit"
 )
 
 // TestUpFederated: `up --profile federated` checks every peer of the
@@ -27,7 +29,7 @@ func TestUpFederated(t *testing.T) {
 			PublicKey string `json:"public_key"`
 		} `json:"peer"`
 	}
-	if code := api(t, http.MethodGet, pn.FedURL+"/v1/federation/peer", peer.creds().PlatformAdmin.APIKey, nil, &info); code != http.StatusOK || info.Peer.PublicKey == "" {
+	if code := testkit.Call(t, http.MethodGet, pn.FedURL+"/v1/federation/peer", peer.creds().PlatformAdmin.APIKey, nil, &info); code != http.StatusOK || info.Peer.PublicKey == "" {
 		t.Fatalf("peer info: HTTP %d %+v", code, info)
 	}
 	deadPub, _, _ := ed25519.GenerateKey(rand.Reader)

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agentos/agentos/internal/testkit"
 )
 
 // TestUpForeground: `up --foreground` runs the phases, stays attached
@@ -58,7 +60,7 @@ func TestUpForeground(t *testing.T) {
 	if nf.PID != cmd.Process.Pid {
 		t.Errorf("node.json pid %d, up pid %d", nf.PID, cmd.Process.Pid)
 	}
-	if code := api(t, http.MethodGet, nf.StackAURL+"/v1/agents", w.creds().TenantAdmin.APIKey, nil, nil); code != http.StatusOK {
+	if code := testkit.Call(t, http.MethodGet, nf.StackAURL+"/v1/agents", w.creds().TenantAdmin.APIKey, nil, nil); code != http.StatusOK {
 		t.Errorf("foreground node: GET /v1/agents HTTP %d", code)
 	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)

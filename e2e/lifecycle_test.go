@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agentos/agentos/internal/testkit"
 )
 
 // TestLifecycle drives one node through up (twice), status, validate, a
@@ -79,7 +81,7 @@ func TestLifecycle(t *testing.T) {
 			RunID string `json:"run_id"`
 		} `json:"run"`
 	}
-	if code := api(t, http.MethodPost, nf.StackAURL+"/v1/agents/agt_sample_echo_v1/runs", creds.TenantAdmin.APIKey,
+	if code := testkit.Call(t, http.MethodPost, nf.StackAURL+"/v1/agents/agt_sample_echo_v1/runs", creds.TenantAdmin.APIKey,
 		map[string]any{"input": map[string]any{"type": "text", "text": "survive a redeploy"}, "idempotency_key": "idem_e2e_redeploy"}, &created); code != http.StatusCreated {
 		t.Fatalf("create run: HTTP %d", code)
 	}
@@ -107,7 +109,7 @@ func TestLifecycle(t *testing.T) {
 				Status string `json:"status"`
 			} `json:"run"`
 		}
-		if code := api(t, http.MethodGet, nf2.StackAURL+"/v1/runs/"+created.Run.RunID, creds.TenantAdmin.APIKey, nil, &got); code != http.StatusOK {
+		if code := testkit.Call(t, http.MethodGet, nf2.StackAURL+"/v1/runs/"+created.Run.RunID, creds.TenantAdmin.APIKey, nil, &got); code != http.StatusOK {
 			t.Fatalf("run after redeploy: HTTP %d", code)
 		}
 		if got.Run.Status != "completed" {
@@ -154,14 +156,14 @@ func TestLifecycle(t *testing.T) {
 		if secret == nil || tokenID == nil {
 			t.Fatalf("token issue printed no secret/token_id: %s", iss)
 		}
-		if code := api(t, http.MethodGet, nf.StackAURL+"/v1/runs", secret[1], nil, nil); code != http.StatusOK {
+		if code := testkit.Call(t, http.MethodGet, nf.StackAURL+"/v1/runs", secret[1], nil, nil); code != http.StatusOK {
 			t.Errorf("issued key: HTTP %d", code)
 		}
 		rot := w.run("token", "rotate", "tnt_e2e_acme", tokenID[1])
 		if rot.Code != 0 {
 			t.Fatalf("token rotate: %s", rot)
 		}
-		if code := api(t, http.MethodGet, nf.StackAURL+"/v1/runs", secret[1], nil, nil); code != http.StatusUnauthorized {
+		if code := testkit.Call(t, http.MethodGet, nf.StackAURL+"/v1/runs", secret[1], nil, nil); code != http.StatusUnauthorized {
 			t.Errorf("old secret after rotate: HTTP %d, want 401", code)
 		}
 		if r := w.run("token", "revoke", "tnt_e2e_acme", tokenID[1]); r.Code != 0 {
@@ -313,7 +315,7 @@ func waitRunDone(t *testing.T, stackA, key, runID string) {
 				Status string `json:"status"`
 			} `json:"run"`
 		}
-		api(t, http.MethodGet, stackA+"/v1/runs/"+runID, key, nil, &got)
+		testkit.Call(t, http.MethodGet, stackA+"/v1/runs/"+runID, key, nil, &got)
 		switch got.Run.Status {
 		case "completed":
 			return

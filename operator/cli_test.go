@@ -2,38 +2,21 @@ package operator_test
 
 import (
 	"bytes"
-	"context"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/agentos/agentos/app"
+	"github.com/agentos/agentos/internal/testkit/testnode"
 	"github.com/agentos/agentos/operator"
-	"github.com/rs/zerolog"
 )
 
-// startNode opens and seeds a real node on :0 ports in a temp dir; it is
-// closed when the test ends.
+// startNode opens and seeds a real node on :0 ports in a temp dir
+// (testnode.Start); it is closed when the test ends.
 func startNode(t *testing.T) (*app.Node, app.Credentials) {
 	t.Helper()
-	cfg := app.DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.StackAAddr, cfg.StackBAddr, cfg.FedAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.ShutdownTimeout = 5 * time.Second
-	n := app.NewNode(cfg, app.BuildInfo{Version: "test"}, zerolog.Nop())
-	if err := n.Open(context.Background()); err != nil {
-		t.Fatalf("open node: %v", err)
-	}
-	t.Cleanup(func() { n.Close() })
-	if _, err := n.Seed(context.Background()); err != nil {
-		t.Fatalf("seed: %v", err)
-	}
-	creds, err := app.ReadCredentials(cfg.DataDir)
-	if err != nil {
-		t.Fatalf("read credentials: %v", err)
-	}
-	return n, creds
+	n := testnode.Start(t)
+	return n.Node, n.Creds
 }
 
 func TestCLI_AuditVerify(t *testing.T) {

@@ -13,7 +13,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -28,60 +27,26 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/app"
+	"github.com/agentos/agentos/internal/testkit"
+	"github.com/agentos/agentos/internal/testkit/testnode"
 	"github.com/chromedp/chromedp"
-	"github.com/rs/zerolog"
 )
 
 const chromiumPath = "/usr/bin/chromium"
 
 func startNode(t *testing.T) (*app.Node, app.Credentials) {
 	t.Helper()
-	cfg := app.DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.StackAAddr, cfg.StackBAddr, cfg.FedAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.ShutdownTimeout = 5 * time.Second
-	n := app.NewNode(cfg, app.BuildInfo{Version: "e2e"}, zerolog.Nop())
-	if err := n.Open(context.Background()); err != nil {
-		t.Fatalf("open node: %v", err)
-	}
-	t.Cleanup(func() { n.Close() })
-	creds, err := app.ReadCredentials(cfg.DataDir)
-	if err != nil {
-		t.Fatalf("read credentials.json: %v", err)
-	}
-	return n, creds
+	n := testnode.Start(t)
+	return n.Node, n.Creds
 }
 
-// call sends one JSON request to the node and decodes the answer.
+// call sends one JSON request to the node, expects status want and
+// decodes the answer.
 func call(t *testing.T, method, url, key string, body any, want int) map[string]any {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		t.Fatalf("%s %s: status %d, want %d: %s", method, url, resp.StatusCode, want, raw)
-	}
+	r := testkit.Do(t, method, url, key, body).Expect(t, method+" "+url, want)
 	out := map[string]any{}
-	_ = json.Unmarshal(raw, &out)
+	_ = json.Unmarshal(r.Body, &out)
 	return out
 }
 

@@ -262,7 +262,6 @@ func relaySurvivesCut(t *testing.T, p *pair) {
 	defer slow.Close()
 
 	b := p.b
-	patched := time.Now()
 	must(t, do(t, plain, "PATCH", b.stackA+"/v1/admin/tenants/"+tenantDemo, b.admin, map[string]any{"tenant_update": map[string]any{
 		"entitlements": map[string]any{"tool_ids_allowed": []string{"tool.echo", "tool.slow"}},
 	}}), "entitle tool.slow on B", 200)
@@ -273,9 +272,9 @@ func relaySurvivesCut(t *testing.T, p *pair) {
 	must(t, do(t, plain, "PUT", b.stackA+"/v1/agents/agt_slow", b.key, map[string]any{"agent": map[string]any{
 		"name": "slow", "model_ref": "tier:fast", "tool_ids": []string{"tool.slow"}}}), "put agt_slow on B", 200, 201)
 
-	// Stack A caches tenants for up to a second (stacka.cacheTTL); the
-	// run must see the new entitlement, or the model is offered no tool.
-	time.Sleep(time.Until(patched.Add(1200 * time.Millisecond)))
+	// The run must see the new entitlement, or the model is offered no
+	// tool: the PATCH's answer is the event to wait for, since a write
+	// drops the cached tenant (the node's change feed) before it answers.
 
 	reconnectsBefore := p.a.metric(t, "agentos_fed_relay_reconnects_total")
 	f, _ := forward(t, p.a, p.a.admin, forwardBody(map[string]any{"stack_id": b.stackID}, tenantDemo, adminID, "agt_slow", "idem_e2e_slow", "take your time"))

@@ -7,13 +7,13 @@ package federation_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"github.com/agentos/agentos/e2e/testbinary"
+	"github.com/agentos/agentos/internal/testkit"
 	"io"
 	"net"
 	"net/http"
@@ -178,7 +178,7 @@ func (n *node) privateKey(t *testing.T) ed25519.PrivateKey {
 	return priv
 }
 
-// answer is one HTTP exchange's outcome.
+// answer is one HTTP exchange's outcome (a testkit.Response).
 type answer struct {
 	status int
 	header http.Header
@@ -187,9 +187,7 @@ type answer struct {
 
 func (a answer) decode(t *testing.T, v any) {
 	t.Helper()
-	if err := json.Unmarshal(a.body, v); err != nil {
-		t.Fatalf("decode %s: %v", a.body, err)
-	}
+	testkit.Response{Body: a.body}.Decode(t, v)
 }
 
 // errorCode is the contract error object's code.
@@ -203,45 +201,15 @@ func (a answer) errorCode() string {
 	return e.Error.Code
 }
 
-// do sends a JSON request; key goes in Authorization unless empty, and
-// extra headers are name/value pairs.
+// do sends a JSON request accepting JSON (testkit.DoWith); key goes in
+// Authorization unless empty, and extra headers are name/value pairs.
 func do(t *testing.T, c *http.Client, method, url, key string, body any, headers ...string) answer {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
 	if c == nil {
 		c = plain
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read: %v", method, url, err)
-	}
-	return answer{status: resp.StatusCode, header: resp.Header, body: raw}
+	r := testkit.DoWith(t, c, method, url, key, body, append([]string{"Accept", "application/json"}, headers...)...)
+	return answer{status: r.Status, header: r.Header, body: r.Body}
 }
 
 // plain talks to the Stack A and Stack B ports (never TLS).
@@ -339,69 +307,28 @@ type sse struct {
 	raw   json.RawMessage
 }
 
-// streamEvents reads GET url as SSE until the terminal event, calling
-// onEvent for each. It fails the test when the stream ends before the
-// terminal event or takes longer than timeout.
+// streamEvents reads GET url as SSE until the terminal event
+// (testkit.Stream), calling onEvent for each. It fails the test when the
+// stream ends before the terminal event or takes longer than timeout.
 func streamEvents(t *testing.T, c *http.Client, url, key string, timeout time.Duration, onEvent func(sse)) []sse {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		raw, _ := io.ReadAll(resp.Body)
-		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, raw)
-	}
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
-		t.Fatalf("GET %s: Content-Type %q", url, ct)
-	}
 	var out []sse
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	var cur sse
-	var data []string
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "":
-			if len(data) == 0 {
-				continue
-			}
-			cur.raw = json.RawMessage(strings.Join(data, "\n"))
-			var env struct {
-				Event *event `json:"event"`
-			}
-			if err := json.Unmarshal(cur.raw, &env); err != nil || env.Event == nil {
-				t.Fatalf("SSE data is not an event envelope: %s", cur.raw)
-			}
-			cur.event = *env.Event
-			out = append(out, cur)
-			if onEvent != nil {
-				onEvent(cur)
-			}
-			if terminal(cur.event.Type) {
-				return out
-			}
-			cur, data = sse{}, nil
-		case strings.HasPrefix(line, ":"):
-			// comment (ping)
-		case strings.HasPrefix(line, "id:"):
-			cur.id = strings.TrimSpace(strings.TrimPrefix(line, "id:"))
-		case strings.HasPrefix(line, "data:"):
-			data = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
+	testkit.Stream(t, c, url, key, timeout, func(m testkit.SSE) {
+		cur := sse{id: m.ID, raw: json.RawMessage(m.Data)}
+		var env struct {
+			Event *event `json:"event"`
 		}
-	}
-	t.Fatalf("stream %s ended before the terminal event after %d events (err %v)", url, len(out), sc.Err())
-	return nil
+		if err := json.Unmarshal(cur.raw, &env); err != nil || env.Event == nil {
+			t.Errorf("SSE data is not an event envelope: %s", cur.raw)
+			return
+		}
+		cur.event = *env.Event
+		out = append(out, cur)
+		if onEvent != nil {
+			onEvent(cur)
+		}
+	})
+	return out
 }
 
 // checkGapless fails unless evs are sequences 1..n of runID in tenant, no
