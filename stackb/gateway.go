@@ -449,7 +449,10 @@ type invocation struct {
 	req   core.ModelRequest
 	store bool // keep the answer for replay (the caller gave a request id)
 	start time.Time
-	log   zerolog.Logger
+	// base and corr make the request's logger when something is logged
+	// (warn): most requests log nothing, so none is built up front.
+	base zerolog.Logger
+	corr string
 
 	limits   core.Limits
 	tier     string
@@ -470,13 +473,19 @@ type invocation struct {
 	resp     core.ModelResponse // meter
 }
 
+// warn starts a warning about this request, carrying its tenant, request
+// and correlation ids.
+func (iv *invocation) warn() *zerolog.Event {
+	return iv.base.Warn().Str("tenant_id", iv.t.TenantID).Str("request_id", iv.req.RequestID).Str("correlation_id", iv.corr)
+}
+
 // invoke runs the pipeline of one request, stage by stage: resolve the
 // candidates (capability, entitlements, requirements), limits (request
 // rate, tokens per request), policy over the input, budget reservation,
 // route (healthy candidates first), call with fallback, meter, audit.
 func (g *Gateway) invoke(ctx context.Context, a core.Auth, t core.Tenant, req core.ModelRequest, store bool) (core.ModelResponse, error) {
 	iv := &invocation{a: a, t: t, req: req, store: store, start: time.Now(), limits: t.EffectiveLimits(),
-		log: g.log.With().Str("tenant_id", t.TenantID).Str("request_id", req.RequestID).Str("correlation_id", core.CorrelationID(ctx)).Logger()}
+		base: g.log, corr: core.CorrelationID(ctx)}
 	for _, stage := range []func(context.Context, *invocation) error{g.resolve, g.limit, g.screen, g.budget} {
 		if err := stage(ctx, iv); err != nil {
 			code := core.ErrorCode(err)
@@ -663,7 +672,7 @@ func (g *Gateway) callChain(ctx context.Context, iv *invocation, ordered []*mode
 			break
 		}
 		g.health.failure(m.backend)
-		iv.log.Warn().Str("backend", m.backend).Str("model", m.cfg.ModelID).Str("code", code).Msg("backend failed; falling back")
+		iv.warn().Str("backend", m.backend).Str("model", m.cfg.ModelID).Str("code", code).Msg("backend failed; falling back")
 	}
 	return lastErr
 }
@@ -684,7 +693,7 @@ func (g *Gateway) failed(ctx context.Context, iv *invocation, lastErr error) err
 	// Each attempt was counted under its backend in callChain.
 	e := core.AsError(lastErr)
 	g.metrics.errors.WithLabelValues(e.Code).Inc()
-	iv.log.Warn().Str("backend", backend).Str("code", e.Code).Msg("model call failed")
+	iv.warn().Str("backend", backend).Str("code", e.Code).Msg("model call failed")
 	return e
 }
 
@@ -726,7 +735,7 @@ func (g *Gateway) auditAnswer(iv *invocation) {
 		"output_tokens": resp.Usage.OutputTokens, "cost_usd": resp.CostUSD}
 	if r := iv.reported; r.InputTokens != resp.Usage.InputTokens || r.OutputTokens != resp.Usage.OutputTokens {
 		details["backend_input_tokens"], details["backend_output_tokens"] = r.InputTokens, r.OutputTokens
-		iv.log.Warn().Str("backend", used.backend).Int("output_tokens", r.OutputTokens).Int("max_output_tokens", iv.maxOut).
+		iv.warn().Str("backend", used.backend).Int("output_tokens", r.OutputTokens).Int("max_output_tokens", iv.maxOut).
 			Msg("backend answered over the request's token maximum; billed the maximum")
 	}
 	if len(iv.attempts) > 0 {
