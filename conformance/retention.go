@@ -31,7 +31,7 @@ func retentionSuite(t *testing.T, h StorageHarness) {
 		newDone := OldRun(t, s, "tnt_a", "k-new-done", now.Add(-time.Hour), core.RunCompleted)
 		otherOld := OldRun(t, s, "tnt_ab", "k-other", old, core.RunCompleted)
 
-		res, err := s.SweepTenant(ctx, "tnt_a", cut, 1000)
+		res, err := s.SweepTenant(ctx, "tnt_a", cut, 1000, nil)
 		if err != nil || res.Runs != 2 || res.Events != 4 || res.More {
 			t.Fatalf("sweep: %+v %v; want 2 runs with 4 events", res, err)
 		}
@@ -75,7 +75,7 @@ func retentionSuite(t *testing.T, h StorageHarness) {
 			t.Fatalf("create with a swept key: %v %v", replayed, err)
 		}
 		// Zero cutoffs keep everything.
-		if res, err := s.SweepTenant(ctx, "tnt_ab", core.SweepCutoffs{}, 1000); err != nil || res.Total() != 0 {
+		if res, err := s.SweepTenant(ctx, "tnt_ab", core.SweepCutoffs{}, 1000, sweepAudit); err != nil || res.Total() != 0 {
 			t.Fatalf("zero cutoffs removed %+v %v", res, err)
 		}
 	})
@@ -104,7 +104,7 @@ func retentionSuite(t *testing.T, h StorageHarness) {
 		// A limit of 2 takes three calls; each leaves a verifiable chain.
 		total := 0
 		for i := 0; ; i++ {
-			res, err := s.SweepTenant(ctx, "tnt_a", cut, 2)
+			res, err := s.SweepTenant(ctx, "tnt_a", cut, 2, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,7 +166,7 @@ func retentionSuite(t *testing.T, h StorageHarness) {
 		if err := s.RecordUsage(ctx, deltas, replays); err != nil {
 			t.Fatal(err)
 		}
-		res, err := s.SweepTenant(ctx, "tnt_a", cut, 1000)
+		res, err := s.SweepTenant(ctx, "tnt_a", cut, 1000, nil)
 		if err != nil || res.Usage != 2 || res.Replays != 1 {
 			t.Fatalf("sweep: %+v %v; want 2 ledger entries and 1 answer", res, err)
 		}
@@ -202,7 +202,7 @@ func retentionSuite(t *testing.T, h StorageHarness) {
 		}
 		var sum core.SweepResult
 		for i := 0; ; i++ {
-			res, err := s.SweepTenant(ctx, "tnt_a", cut, 3)
+			res, err := s.SweepTenant(ctx, "tnt_a", cut, 3, sweepAudit)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -216,6 +216,26 @@ func retentionSuite(t *testing.T, h StorageHarness) {
 		}
 		if sum.Runs != 7 || sum.Events != 14 {
 			t.Fatalf("swept %+v, want 7 runs, 14 events", sum)
+		}
+		// Every call that removed something audited its own counts in the
+		// same transaction; together they account for every removal.
+		recs, err := s.ListAudit(ctx, "tnt_a", core.AuditFilter{Action: "retention.sweep"})
+		if err != nil || len(recs) < 3 {
+			t.Fatalf("sweep audit: %d records %v", len(recs), err)
+		}
+		runs, events := 0.0, 0.0
+		for _, r := range recs {
+			runs += r.Details["runs"].(float64)
+			events += r.Details["events"].(float64)
+		}
+		if runs != 7 || events != 14 {
+			t.Fatalf("audited %v runs and %v events, want 7 and 14", runs, events)
+		}
+		if n, err := s.VerifyAudit(ctx, "tnt_a"); err != nil || n != len(recs) {
+			t.Fatalf("chain with the sweep records: %d %v", n, err)
+		}
+		if recs, _ := s.ListAudit(ctx, "tnt_ab", core.AuditFilter{}); len(recs) != 0 {
+			t.Fatalf("a sweep that removed nothing was audited: %+v", recs)
 		}
 		if runs, _, _ := s.ListRuns(ctx, "tnt_a", core.RunFilter{}); len(runs) != 0 {
 			t.Fatalf("%d runs left", len(runs))
@@ -291,4 +311,10 @@ func FinishedRun(tenant, agent string, at time.Time, extra int) (core.RunRecord,
 	drafts = append(drafts, core.EventDraft{Type: core.EventRunCompleted, Payload: map[string]any{"status": "completed", "output": r.Output}})
 	evs, _ := core.SequenceEvents(&r, drafts, done)
 	return r, evs
+}
+
+// sweepAudit is the audit record of one sweep call (the sweeper's shape).
+func sweepAudit(r core.SweepResult) *core.AuditRecord {
+	return &core.AuditRecord{TenantID: "tnt_a", PrincipalID: "svc_retention", Action: "retention.sweep", ObjectType: "tenant",
+		ObjectID: "tnt_a", Outcome: "success", Details: map[string]any{"runs": r.Runs, "events": r.Events, "audit": r.Audit}}
 }

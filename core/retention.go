@@ -169,8 +169,12 @@ type RetentionPort interface {
 	// and index entries; the oldest audit records, moving the tenant's
 	// AuditAnchor past them in the same transaction; minute and hour
 	// ledger entries and stored model answers. It touches only tenantID's
-	// keys. More reports that records due remain.
-	SweepTenant(ctx context.Context, tenantID string, c SweepCutoffs, limit int) (SweepResult, error)
+	// keys. More reports that records due remain. When the call removed
+	// something and audit is not nil, the record audit returns for what
+	// was removed is appended to tenantID's chain in the same
+	// transaction, so no removal goes unaudited, even if the process dies
+	// right after.
+	SweepTenant(ctx context.Context, tenantID string, c SweepCutoffs, limit int, audit func(SweepResult) *AuditRecord) (SweepResult, error)
 	// AuditAnchor returns where tenantID's chain starts (the zero anchor
 	// when no record was ever removed). VerifyAudit starts from it.
 	AuditAnchor(ctx context.Context, tenantID string) (AuditAnchor, error)

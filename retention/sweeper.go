@@ -206,63 +206,43 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 	return rep, err
 }
 
-// sweepTenant removes one tenant's due records batch by batch, then
-// audits the counts in the tenant's chain.
+// sweepTenant removes one tenant's due records batch by batch. Each batch
+// appends its own retention.sweep audit record (counts, cutoffs) in the
+// transaction that removes the records, so a sweep killed mid-way has
+// audited exactly what went.
 func (s *Sweeper) sweepTenant(ctx context.Context, t core.Tenant, now time.Time) (core.SweepResult, error) {
 	ret := t.EffectiveRetention(s.cfg.Defaults)
 	cut := ret.Cutoffs(now)
+	audit := func(r core.SweepResult) *core.AuditRecord {
+		details := map[string]any{"runs": r.Runs, "events": r.Events, "audit": r.Audit, "usage": r.Usage, "replays": r.Replays,
+			"retention": ret, "more": r.More}
+		for k, at := range map[string]time.Time{"audit_before": cut.Audit, "runs_before": cut.Runs, "usage_detail_before": cut.UsageDetail} {
+			if !at.IsZero() {
+				details[k] = at.UTC().Format(time.RFC3339)
+			}
+		}
+		return &core.AuditRecord{TenantID: t.TenantID, PrincipalID: s.cfg.PrincipalID, Action: "retention.sweep",
+			ObjectType: "tenant", ObjectID: t.TenantID, Outcome: "success", Details: details}
+	}
 	var sum core.SweepResult
-	var err error
 	for {
-		var res core.SweepResult
-		res, err = s.store.SweepTenant(ctx, t.TenantID, cut, s.cfg.Batch)
+		res, err := s.store.SweepTenant(ctx, t.TenantID, cut, s.cfg.Batch, audit)
 		if err != nil {
-			break
+			return sum, err
 		}
 		sum = sum.Add(res)
 		s.count(res)
 		if !res.More {
-			break
+			return sum, nil
 		}
 		if s.cfg.Pause > 0 {
 			select {
 			case <-ctx.Done():
-				err = ctx.Err()
+				return sum, ctx.Err()
 			case <-time.After(s.cfg.Pause):
-			}
-			if err != nil {
-				break
 			}
 		}
 	}
-	if sum.Total() == 0 {
-		return sum, err
-	}
-	details := map[string]any{"runs": sum.Runs, "events": sum.Events, "audit": sum.Audit, "usage": sum.Usage, "replays": sum.Replays,
-		"retention": ret, "complete": err == nil}
-	if !cut.Audit.IsZero() {
-		details["audit_before"] = cut.Audit.UTC().Format(time.RFC3339)
-	}
-	if !cut.Runs.IsZero() {
-		details["runs_before"] = cut.Runs.UTC().Format(time.RFC3339)
-	}
-	if !cut.UsageDetail.IsZero() {
-		details["usage_detail_before"] = cut.UsageDetail.UTC().Format(time.RFC3339)
-	}
-	outcome := "success"
-	if err != nil {
-		outcome = "partial"
-	}
-	rec := core.AuditRecord{TenantID: t.TenantID, PrincipalID: s.cfg.PrincipalID, Action: "retention.sweep",
-		ObjectType: "tenant", ObjectID: t.TenantID, Outcome: outcome, Details: details}
-	// Audited even when the pass was cut short (with a fresh context, so
-	// a stop does not lose the record of what already went).
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if _, aerr := s.store.AppendAudit(actx, rec); aerr != nil {
-		err = errors.Join(err, aerr)
-	}
-	return sum, err
 }
 
 func (s *Sweeper) count(r core.SweepResult) {

@@ -46,7 +46,7 @@ func TestCompact_ReclaimsSpaceAndKeepsEveryLiveRecord(t *testing.T) {
 	}
 	cut := core.Retention{AuditDays: 30, RunsDays: 30}.Cutoffs(time.Now())
 	for {
-		res, err := s.SweepTenant(ctx, "tnt_a", cut, 2000)
+		res, err := s.SweepTenant(ctx, "tnt_a", cut, 2000, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -29,7 +29,7 @@ func replayTimeKey(tenantID string, at time.Time, requestID string) []byte {
 }
 
 // SweepTenant implements core.RetentionPort.
-func (s *Store) SweepTenant(ctx context.Context, tenantID string, c core.SweepCutoffs, limit int) (core.SweepResult, error) {
+func (s *Store) SweepTenant(ctx context.Context, tenantID string, c core.SweepCutoffs, limit int, audit func(core.SweepResult) *core.AuditRecord) (core.SweepResult, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
@@ -52,7 +52,16 @@ func (s *Store) SweepTenant(ctx context.Context, tenantID string, c core.SweepCu
 				return err
 			}
 		}
-		return sw.apply()
+		if err := sw.apply(); err != nil {
+			return err
+		}
+		if audit != nil && res.Total() > 0 {
+			if rec := audit(res); rec != nil {
+				_, err := AppendAuditTx(tx, *rec)
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return core.SweepResult{}, fmt.Errorf("sweep %s: %w", tenantID, err)

@@ -42,7 +42,10 @@ func TestRetention_SweepKilledAnywhereLeavesAConsistentStore(t *testing.T) {
 	cut := core.Retention{AuditDays: 30, RunsDays: 30}.Cutoffs(time.Now())
 	var copies []string
 	for i := 0; ; i++ {
-		res, err := s.SweepTenant(ctx, "tnt_a", cut, 7)
+		res, err := s.SweepTenant(ctx, "tnt_a", cut, 7, func(r core.SweepResult) *core.AuditRecord {
+			return &core.AuditRecord{TenantID: "tnt_a", PrincipalID: "svc_retention", Action: "retention.sweep", ObjectType: "tenant",
+				ObjectID: "tnt_a", Outcome: "success", Details: map[string]any{"runs": r.Runs, "audit": r.Audit}}
+		})
 		if err != nil {
 			t.Fatal(err)
 		}

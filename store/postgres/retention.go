@@ -53,7 +53,7 @@ func (s *Store) TrySweepLock(ctx context.Context) (func(), bool, error) {
 }
 
 // SweepTenant implements core.RetentionPort.
-func (s *Store) SweepTenant(ctx context.Context, tenantID string, c core.SweepCutoffs, limit int) (core.SweepResult, error) {
+func (s *Store) SweepTenant(ctx context.Context, tenantID string, c core.SweepCutoffs, limit int, audit func(core.SweepResult) *core.AuditRecord) (core.SweepResult, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
@@ -77,6 +77,12 @@ func (s *Store) SweepTenant(ctx context.Context, tenantID string, c core.SweepCu
 				return err
 			}
 			budget -= n
+		}
+		if audit != nil && res.Total() > 0 {
+			if rec := audit(res); rec != nil {
+				_, err := appendAudit(ctx, tx, *rec)
+				return err
+			}
 		}
 		return nil
 	})
