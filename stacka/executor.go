@@ -101,11 +101,13 @@ func (x *runExec) commit() error {
 		return err
 	}
 	x.rec = out
-	x.s.hub.publish(evs)
+	// Count a finished run before its terminal event goes out, so a client
+	// that saw the event and then scrapes /metrics sees the run counted.
 	if core.RunTerminal(out.Status) {
 		x.s.metrics.runs.WithLabelValues(out.Status).Inc()
 		x.s.metrics.runLatency.Observe(float64(time.Since(out.CreatedAt).Milliseconds()))
 	}
+	x.s.hub.publish(evs)
 	return nil
 }
 

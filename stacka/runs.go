@@ -224,10 +224,14 @@ func (s *Service) CreateRun(ctx context.Context, a core.Auth, agentID string, re
 		}
 		return stored.Run, true, nil
 	}
-	s.hub.publish(evs)
 	if dry {
+		// Counted before its terminal event goes out.
 		s.metrics.runs.WithLabelValues(core.RunCompleted).Inc()
-	} else if s.cluster == nil || s.claimCreated(ctx, stored) {
+		s.hub.publish(evs)
+		return stored.Run, false, nil
+	}
+	s.hub.publish(evs)
+	if s.cluster == nil || s.claimCreated(ctx, stored) {
 		s.sched.enqueue(stored, lim.MaxConcurrentRuns, false)
 	} else {
 		s.sched.release(a.TenantID)
@@ -275,9 +279,9 @@ func (s *Service) CancelRun(ctx context.Context, a core.Auth, runID string) (cor
 	if err != nil {
 		return core.Run{}, err
 	}
-	s.hub.publish(evs)
-	s.sched.abort(a.TenantID, runID)
 	s.metrics.runs.WithLabelValues(core.RunCanceled).Inc()
 	s.metrics.runLatency.Observe(float64(core.Now().Sub(rec.CreatedAt).Milliseconds()))
+	s.hub.publish(evs)
+	s.sched.abort(a.TenantID, runID)
 	return rec.Run, nil
 }
