@@ -33,21 +33,12 @@ var binary string
 
 func TestMain(m *testing.M) { testbinary.Run(m, &binary, "") }
 
-type node struct {
-	cmd     *exec.Cmd
-	dataDir string
-	stackA  string
-	nodeID  string
-	log     *bytes.Buffer
-}
+// node is one started `agentos serve`.
+type node = testbinary.Node
 
 func startNode(t *testing.T, store string, lease time.Duration) *node {
 	t.Helper()
-	dataDir := t.TempDir()
-	cmd, nf, log := testbinary.Serve(t, binary, dataDir, 30*time.Second, "--store", store, "--run-lease", lease.String(),
-		"--stack-a-addr", "127.0.0.1:0", "--stack-b-addr", "127.0.0.1:0", "--fed-addr", "127.0.0.1:0",
-		"--log-level", "warn", "--workers", "16")
-	return &node{cmd: cmd, dataDir: dataDir, log: log, stackA: nf.StackAURL, nodeID: nf.NodeID}
+	return testbinary.Serve(t, binary, t.TempDir(), 30*time.Second, "--store", store, "--run-lease", lease.String(), "--workers", "16")
 }
 
 type seen struct {
@@ -171,7 +162,7 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 			APIKey string `json:"api_key"`
 		} `json:"tenant_admin"`
 	}
-	raw, err := os.ReadFile(filepath.Join(nodes[0].dataDir, "credentials.json"))
+	raw, err := os.ReadFile(filepath.Join(nodes[0].DataDir, "credentials.json"))
 	if err != nil || json.Unmarshal(raw, &creds) != nil {
 		t.Fatalf("credentials: %v", err)
 	}
@@ -179,16 +170,16 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 	ids := map[string]bool{}
 	for _, n := range nodes {
 		var h map[string]any
-		if s := testkit.Call(t, "GET", n.stackA+"/v1/health", "", nil, &h); s != 200 || h["node_id"] != n.nodeID {
-			t.Fatalf("health of %s: %d %v", n.stackA, s, h)
+		if s := testkit.Call(t, "GET", n.StackAURL+"/v1/health", "", nil, &h); s != 200 || h["node_id"] != n.NodeID {
+			t.Fatalf("health of %s: %d %v", n.StackAURL, s, h)
 		}
-		ids[n.nodeID] = true
+		ids[n.NodeID] = true
 	}
 	if len(ids) != 3 {
 		t.Fatalf("node ids are not distinct: %v", ids)
 	}
 
-	a := nodes[0].stackA
+	a := nodes[0].StackAURL
 	if s := testkit.Call(t, "PATCH", a+"/v1/admin/tenants/tnt_demo", admin, map[string]any{"tenant_update": map[string]any{
 		"entitlements": map[string]any{"tool_ids_allowed": []string{"tool.echo", "tool.slow", "tool.hang"}},
 		"quotas":       map[string]any{"runs": map[string]any{"run_create_qps": 1000, "run_create_burst": 1000, "max_concurrent_runs": 1000}},
@@ -215,7 +206,7 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 			RunID string `json:"run_id"`
 		} `json:"run"`
 	}
-	if s := testkit.Call(t, "POST", nodes[0].stackA+"/v1/agents/agt_hang/runs", key, map[string]any{
+	if s := testkit.Call(t, "POST", nodes[0].StackAURL+"/v1/agents/agt_hang/runs", key, map[string]any{
 		"input": map[string]any{"type": "text", "text": "hang"}, "idempotency_key": "hang-1"}, &created); s != 201 {
 		t.Fatalf("create hang run: %d", s)
 	}
@@ -227,11 +218,11 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 	}
 	hangStream := make(chan []seen, 1)
 	go func() {
-		evs, _ := stream(context.Background(), nodes[1].stackA+"/v1/runs/"+hangID+"/events", key)
+		evs, _ := stream(context.Background(), nodes[1].StackAURL+"/v1/runs/"+hangID+"/events", key)
 		hangStream <- evs
 	}()
 	canceledAt := time.Now()
-	if s := testkit.Call(t, "POST", nodes[2].stackA+"/v1/runs/"+hangID+":cancel", key, nil, nil); s != 200 {
+	if s := testkit.Call(t, "POST", nodes[2].StackAURL+"/v1/runs/"+hangID+":cancel", key, nil, nil); s != 200 {
 		t.Fatalf("cancel on the third node: %d", s)
 	}
 	select {
@@ -277,7 +268,7 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 				RunID string `json:"run_id"`
 			} `json:"run"`
 		}
-		s := testkit.Call(t, "POST", nodes[creator].stackA+"/v1/agents/agt_slow/runs", key, map[string]any{
+		s := testkit.Call(t, "POST", nodes[creator].StackAURL+"/v1/agents/agt_slow/runs", key, map[string]any{
 			"input": map[string]any{"type": "text", "text": fmt.Sprintf("job %d", i)}, "idempotency_key": fmt.Sprintf("job-%d", i)}, &out)
 		if s != 201 {
 			t.Fatalf("create run %d on node %d: %d", i, creator+1, s)
@@ -287,7 +278,7 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ri.evs, ri.err = stream(ctx, nodes[reader].stackA+"/v1/runs/"+ri.id+"/events", key)
+			ri.evs, ri.err = stream(ctx, nodes[reader].StackAURL+"/v1/runs/"+ri.id+"/events", key)
 		}()
 		if i == runs/2 {
 			// Kill the victim once its share of the work is in flight.
@@ -295,10 +286,10 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 			killAt := time.Now()
-			if err := nodes[victim].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			if err := nodes[victim].Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
-			nodes[victim].cmd.Wait()
+			nodes[victim].Cmd.Wait()
 			t.Logf("killed node 3 (-9) after %d runs created, %d slow calls made", i+1, slowCalls.Load())
 			victimKilledAt, killed = killAt, true
 		}
@@ -349,12 +340,12 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 	t.Logf("cross-node event delivery (event time on the executing node to receipt on another node): p50 %v, p99 %v over %d events",
 		lat[len(lat)/2], lat[len(lat)*99/100], len(lat))
 	// The operator's view: `agentos status` on a node lists the live nodes.
-	st := exec.Command(binary, "status", "--data-dir", nodes[0].dataDir, "--store", store, "--api-key", admin)
+	st := exec.Command(binary, "status", "--data-dir", nodes[0].DataDir, "--store", store, "--api-key", admin)
 	st.Dir = t.TempDir()
 	out, _ := st.CombinedOutput()
 	for _, n := range nodes[:2] {
-		if !bytes.Contains(out, []byte(n.nodeID)) || !bytes.Contains(out, []byte("live node(s)")) {
-			t.Fatalf("agentos status does not list live node %s:\n%s", n.nodeID, out)
+		if !bytes.Contains(out, []byte(n.NodeID)) || !bytes.Contains(out, []byte("live node(s)")) {
+			t.Fatalf("agentos status does not list live node %s:\n%s", n.NodeID, out)
 		}
 	}
 	t.Logf("agentos status:\n%s", out)

@@ -26,24 +26,13 @@ var binary string
 
 func TestMain(m *testing.M) { testbinary.Run(m, &binary, "") }
 
-type node struct {
-	cmd     *exec.Cmd
-	dataDir string
-	stackA  string
-	pid     int
-	log     *bytes.Buffer
-}
-
-func serveArgs(dataDir string, extra ...string) []string {
-	return append([]string{"serve", "--data-dir", dataDir, "--stack-a-addr", "127.0.0.1:0",
-		"--stack-b-addr", "127.0.0.1:0", "--fed-addr", "127.0.0.1:0", "--log-level", "warn"}, extra...)
-}
+// node is one started `agentos serve`.
+type node = testbinary.Node
 
 // start runs `agentos serve` and waits until node.json names it.
 func start(t *testing.T, dataDir string, extra ...string) *node {
 	t.Helper()
-	cmd, nf, log := testbinary.Serve(t, binary, dataDir, 30*time.Second, serveArgs(dataDir, extra...)[3:]...)
-	return &node{cmd: cmd, dataDir: dataDir, log: log, pid: cmd.Process.Pid, stackA: nf.StackAURL}
+	return testbinary.Serve(t, binary, dataDir, 30*time.Second, extra...)
 }
 
 // runServe runs a serve that is expected to exit, and returns its exit
@@ -52,7 +41,7 @@ func runServe(t *testing.T, dataDir string, extra ...string) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, serveArgs(dataDir, extra...)...)
+	cmd := exec.CommandContext(ctx, binary, testbinary.ServeArgs(dataDir, extra...)...)
 	cmd.Dir = t.TempDir()
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -81,7 +70,7 @@ func TestHardening_SecondServeKeepsNodeJSON(t *testing.T) {
 	if err != nil || !bytes.Equal(before, after) {
 		t.Fatalf("node.json after the refused serve: %v\n%s\nwas\n%s", err, after, before)
 	}
-	if st, _ := get(t, first.stackA+"/readyz"); st != 200 {
+	if st, _ := get(t, first.StackAURL+"/readyz"); st != 200 {
 		t.Fatalf("first node readyz %d after the refused serve", st)
 	}
 }
@@ -165,18 +154,18 @@ func TestHardening_FullDiskIs503AndNotReady(t *testing.T) {
 		t.Fatalf("credentials.json: %v", err)
 	}
 	key := creds.TenantAdmin.APIKey
-	if resp, body := putMemory(t, n.stackA, key, "before", 100); resp.Status != 200 {
+	if resp, body := putMemory(t, n.StackAURL, key, "before", 100); resp.Status != 200 {
 		t.Fatalf("write before the fault: %d %s", resp.Status, body)
 	}
 	fi, err := os.Stat(filepath.Join(dir, "agentos.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	setFileSizeLimit(t, n.pid, uint64(fi.Size()))
+	setFileSizeLimit(t, n.PID, uint64(fi.Size()))
 	var failed []byte
 	var resp testkit.Response
 	for i := 0; i < 200 && failed == nil; i++ {
-		r, body := putMemory(t, n.stackA, key, fmt.Sprintf("k%03d", i), 256<<10)
+		r, body := putMemory(t, n.StackAURL, key, fmt.Sprintf("k%03d", i), 256<<10)
 		if r.Status != 200 {
 			resp, failed = r, body
 		}
@@ -198,22 +187,22 @@ func TestHardening_FullDiskIs503AndNotReady(t *testing.T) {
 		e.Error.Details["reason"] != "storage_full" || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("full store answered %d %s (Retry-After %q)", resp.Status, failed, resp.Header.Get("Retry-After"))
 	}
-	if st, body := get(t, n.stackA+"/readyz"); st != 503 || !strings.Contains(string(body), "storage full") {
+	if st, body := get(t, n.StackAURL+"/readyz"); st != 503 || !strings.Contains(string(body), "storage full") {
 		t.Fatalf("readyz while full: %d %s", st, body)
 	}
-	if st, _ := get(t, n.stackA+"/healthz"); st != 200 {
+	if st, _ := get(t, n.StackAURL+"/healthz"); st != 200 {
 		t.Fatalf("healthz while full: %d (liveness must not fail on a full disk)", st)
 	}
 	// Room again: the node recovers by itself.
-	setFileSizeLimit(t, n.pid, ^uint64(0))
+	setFileSizeLimit(t, n.PID, ^uint64(0))
 	testkit.WaitFor(t, "readyz 200 after space came back", 30*time.Second, func() bool {
-		st, _ := get(t, n.stackA+"/readyz")
+		st, _ := get(t, n.StackAURL+"/readyz")
 		return st == 200
 	})
-	if r, body := putMemory(t, n.stackA, key, "after", 256<<10); r.Status != 200 {
+	if r, body := putMemory(t, n.StackAURL, key, "after", 256<<10); r.Status != 200 {
 		t.Fatalf("write after recovery: %d %s", r.Status, body)
 	}
-	if alive := n.cmd.ProcessState == nil; !alive {
+	if alive := n.Cmd.ProcessState == nil; !alive {
 		t.Fatal("node exited")
 	}
 }

@@ -4,7 +4,6 @@
 package recovery_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"github.com/agentos/agentos/e2e/testbinary"
@@ -13,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -24,19 +22,13 @@ var binary string
 
 func TestMain(m *testing.M) { testbinary.Run(m, &binary, "") }
 
-type node struct {
-	cmd     *exec.Cmd
-	dataDir string
-	stackA  string
-	log     *bytes.Buffer
-}
+// node is one started `agentos serve`.
+type node = testbinary.Node
 
 func startNode(t *testing.T, dataDir string, storeFlags []string) *node {
 	t.Helper()
 	os.Remove(filepath.Join(dataDir, "node.json"))
-	cmd, nf, log := testbinary.Serve(t, binary, dataDir, 15*time.Second, append([]string{"--stack-a-addr", "127.0.0.1:0",
-		"--stack-b-addr", "127.0.0.1:0", "--fed-addr", "127.0.0.1:0", "--log-level", "warn", "--workers", "8"}, storeFlags...)...)
-	return &node{cmd: cmd, dataDir: dataDir, log: log, stackA: nf.StackAURL}
+	return testbinary.Serve(t, binary, dataDir, 15*time.Second, append([]string{"--workers", "8"}, storeFlags...)...)
 }
 
 // listedEvent is one event of the JSON listing (bare event objects).
@@ -83,18 +75,18 @@ func killDashNineMidRun(t *testing.T, storeFlags []string) {
 	}
 	admin, key := creds.PlatformAdmin.APIKey, creds.TenantAdmin.APIKey
 
-	if s := testkit.Call(t, "PATCH", n.stackA+"/v1/admin/tenants/tnt_demo", admin, map[string]any{"tenant_update": map[string]any{
+	if s := testkit.Call(t, "PATCH", n.StackAURL+"/v1/admin/tenants/tnt_demo", admin, map[string]any{"tenant_update": map[string]any{
 		"entitlements": map[string]any{"tool_ids_allowed": []string{"tool.echo", "tool.slow"}},
 		"quotas":       map[string]any{"runs": map[string]any{"run_create_qps": 100, "run_create_burst": 100, "max_concurrent_runs": 50}},
 	}}, nil); s != 200 {
 		t.Fatalf("patch tenant: %d", s)
 	}
-	if s := testkit.Call(t, "PUT", n.stackA+"/v1/tools/tool.slow", key, map[string]any{"tool": map[string]any{
+	if s := testkit.Call(t, "PUT", n.StackAURL+"/v1/tools/tool.slow", key, map[string]any{"tool": map[string]any{
 		"tool_id": "tool.slow", "name": "slow", "kind": "http", "description": "sleeps", "input_schema": map[string]any{"type": "object"},
 		"config": map[string]any{"url": slow.URL, "timeout_ms": 10000}}}, nil); s != 200 && s != 201 {
 		t.Fatalf("put tool: %d", s)
 	}
-	if s := testkit.Call(t, "PUT", n.stackA+"/v1/agents/agt_slow", key, map[string]any{"agent": map[string]any{
+	if s := testkit.Call(t, "PUT", n.StackAURL+"/v1/agents/agt_slow", key, map[string]any{"agent": map[string]any{
 		"name": "slow", "model_ref": "tier:fast", "tool_ids": []string{"tool.slow"}}}, nil); s != 200 && s != 201 {
 		t.Fatalf("put agent: %d", s)
 	}
@@ -107,7 +99,7 @@ func killDashNineMidRun(t *testing.T, storeFlags []string) {
 				RunID string `json:"run_id"`
 			} `json:"run"`
 		}
-		if s := testkit.Call(t, "POST", n.stackA+"/v1/agents/agt_slow/runs", key, map[string]any{
+		if s := testkit.Call(t, "POST", n.StackAURL+"/v1/agents/agt_slow/runs", key, map[string]any{
 			"input": map[string]any{"type": "text", "text": fmt.Sprintf("job %d", i)}, "idempotency_key": fmt.Sprintf("idem_crash_%d", i)}, &out); s != 201 {
 			t.Fatalf("create run %d: %d", i, s)
 		}
@@ -118,16 +110,16 @@ func killDashNineMidRun(t *testing.T, storeFlags []string) {
 	var running, queued struct {
 		Runs []json.RawMessage `json:"runs"`
 	}
-	testkit.Call(t, "GET", n.stackA+"/v1/runs?status=running&limit=100", key, nil, &running)
-	testkit.Call(t, "GET", n.stackA+"/v1/runs?status=queued&limit=100", key, nil, &queued)
+	testkit.Call(t, "GET", n.StackAURL+"/v1/runs?status=running&limit=100", key, nil, &running)
+	testkit.Call(t, "GET", n.StackAURL+"/v1/runs?status=queued&limit=100", key, nil, &queued)
 	if len(running.Runs) == 0 {
 		t.Fatal("no run was running when the node was killed; the test would prove nothing")
 	}
 	t.Logf("killing the node with %d runs running and %d queued", len(running.Runs), len(queued.Runs))
-	if err := n.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := n.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	n.cmd.Wait()
+	n.Cmd.Wait()
 
 	n2 := startNode(t, dataDir, storeFlags)
 	deadline := time.Now().Add(60 * time.Second)
@@ -138,7 +130,7 @@ func killDashNineMidRun(t *testing.T, storeFlags []string) {
 			} `json:"run"`
 		}
 		for {
-			if s := testkit.Call(t, "GET", n2.stackA+"/v1/runs/"+id, key, nil, &run); s != 200 {
+			if s := testkit.Call(t, "GET", n2.StackAURL+"/v1/runs/"+id, key, nil, &run); s != 200 {
 				t.Fatalf("get %s after restart: %d", id, s)
 			}
 			st := run.Run.Status
@@ -146,14 +138,14 @@ func killDashNineMidRun(t *testing.T, storeFlags []string) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("run %s still %s a minute after restart; log:\n%s", id, st, n2.log.String())
+				t.Fatalf("run %s still %s a minute after restart; log:\n%s", id, st, n2.Log.String())
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 		var ev struct {
 			Events []listedEvent `json:"events"`
 		}
-		if s := testkit.Call(t, "GET", n2.stackA+"/v1/runs/"+id+"/events", key, nil, &ev); s != 200 {
+		if s := testkit.Call(t, "GET", n2.StackAURL+"/v1/runs/"+id+"/events", key, nil, &ev); s != 200 {
 			t.Fatalf("events %s: %d", id, s)
 		}
 		terminal, seen := 0, map[string]bool{}

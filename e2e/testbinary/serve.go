@@ -19,13 +19,30 @@ type NodeInfo struct {
 	NodeID    string `json:"node_id"`
 }
 
-// Serve starts `binary serve --data-dir dataDir args...` from a temp dir and
-// waits (up to wait) until node.json names this process, so a stale file of
-// an earlier node is never mistaken for it. The process is killed when the
-// test ends; its combined output is in the returned buffer.
-func Serve(t *testing.T, binary, dataDir string, wait time.Duration, args ...string) (*exec.Cmd, NodeInfo, *bytes.Buffer) {
+// Node is a started `agentos serve` process.
+type Node struct {
+	Cmd     *exec.Cmd
+	DataDir string
+	// Log is the process's combined output.
+	Log *bytes.Buffer
+	NodeInfo
+}
+
+// ServeArgs are the arguments of `agentos serve` on dataDir with the three
+// routers on loopback :0 ports and warn-level logs, then extra (a flag
+// given again in extra wins).
+func ServeArgs(dataDir string, extra ...string) []string {
+	return append([]string{"serve", "--data-dir", dataDir, "--stack-a-addr", "127.0.0.1:0",
+		"--stack-b-addr", "127.0.0.1:0", "--fed-addr", "127.0.0.1:0", "--log-level", "warn"}, extra...)
+}
+
+// Serve starts `binary` with ServeArgs(dataDir, args...) from a temp dir
+// and waits (up to wait) until node.json names this process, so a stale
+// file of an earlier node is never mistaken for it. The process is killed
+// when the test ends.
+func Serve(t *testing.T, binary, dataDir string, wait time.Duration, args ...string) *Node {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--data-dir", dataDir}, args...)...)
+	cmd := exec.Command(binary, ServeArgs(dataDir, args...)...)
 	cmd.Dir = t.TempDir()
 	log := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
@@ -38,10 +55,10 @@ func Serve(t *testing.T, binary, dataDir string, wait time.Duration, args ...str
 		var nf NodeInfo
 		if raw, err := os.ReadFile(filepath.Join(dataDir, "node.json")); err == nil &&
 			json.Unmarshal(raw, &nf) == nil && nf.PID == cmd.Process.Pid {
-			return cmd, nf, log
+			return &Node{Cmd: cmd, DataDir: dataDir, Log: log, NodeInfo: nf}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("node did not write node.json within %s\n%s", wait, log.String())
-	return nil, NodeInfo{}, nil
+	return nil
 }
