@@ -43,16 +43,7 @@ func (s *Store) PutPeer(ctx context.Context, p core.Peer) (bool, error) {
 
 // GetPeer implements core.PeerRegistryPort.
 func (s *Store) GetPeer(ctx context.Context, stackID string) (core.Peer, error) {
-	var p core.Peer
-	var raw []byte
-	err := s.pool.QueryRow(ctx, `SELECT doc FROM peers WHERE stack_id = $1`, stackID).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return p, core.NotFound("peer", stackID)
-	}
-	if err != nil {
-		return p, dbErr(err)
-	}
-	return p, decode(raw, &p)
+	return oneDoc[core.Peer](ctx, s, "peer", stackID, `SELECT doc FROM peers WHERE stack_id = $1`, stackID)
 }
 
 // ListPeers implements core.PeerRegistryPort.
@@ -66,16 +57,7 @@ func (s *Store) ListPeers(ctx context.Context) ([]core.Peer, error) {
 
 // DeletePeer implements core.PeerRegistryPort.
 func (s *Store) DeletePeer(ctx context.Context, stackID string) (core.Peer, error) {
-	var p core.Peer
-	var raw []byte
-	err := s.pool.QueryRow(ctx, `DELETE FROM peers WHERE stack_id = $1 RETURNING doc`, stackID).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return p, core.NotFound("peer", stackID)
-	}
-	if err != nil {
-		return p, dbErr(err)
-	}
-	return p, decode(raw, &p)
+	return oneDoc[core.Peer](ctx, s, "peer", stackID, `DELETE FROM peers WHERE stack_id = $1 RETURNING doc`, stackID)
 }
 
 // GetForward implements core.ForwardIndexPort.

@@ -44,25 +44,12 @@ func (s *Store) PutAgent(ctx context.Context, ag core.Agent) (core.Agent, error)
 
 // GetAgent implements core.AgentPort.
 func (s *Store) GetAgent(ctx context.Context, tenantID, agentID string) (core.Agent, error) {
-	var a core.Agent
-	var raw []byte
-	err := s.pool.QueryRow(ctx, `SELECT doc FROM agents WHERE tenant_id = $1 AND agent_id = $2`, tenantID, agentID).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return a, core.NotFound("agent", agentID)
-	}
-	if err != nil {
-		return a, dbErr(err)
-	}
-	return a, decode(raw, &a)
+	return oneDoc[core.Agent](ctx, s, "agent", agentID, `SELECT doc FROM agents WHERE tenant_id = $1 AND agent_id = $2`, tenantID, agentID)
 }
 
 // ListAgents implements core.AgentPort.
 func (s *Store) ListAgents(ctx context.Context, tenantID string) ([]core.Agent, error) {
-	rows, err := s.pool.Query(ctx, `SELECT doc FROM agents WHERE tenant_id = $1 ORDER BY agent_id`, tenantID)
-	if err != nil {
-		return nil, dbErr(err)
-	}
-	return collectDocs[core.Agent](rows)
+	return listDocs[core.Agent](ctx, s, `SELECT doc FROM agents WHERE tenant_id = $1 ORDER BY agent_id`, tenantID)
 }
 
 // PutTool implements core.ToolRegistryPort (created_at kept on replace).
@@ -94,25 +81,12 @@ func (s *Store) PutTool(ctx context.Context, td core.ToolDescriptor) (core.ToolD
 
 // GetTool implements core.ToolRegistryPort.
 func (s *Store) GetTool(ctx context.Context, tenantID, toolID string) (core.ToolDescriptor, error) {
-	var t core.ToolDescriptor
-	var raw []byte
-	err := s.pool.QueryRow(ctx, `SELECT doc FROM tools WHERE tenant_id = $1 AND tool_id = $2`, tenantID, toolID).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return t, core.NotFound("tool", toolID)
-	}
-	if err != nil {
-		return t, dbErr(err)
-	}
-	return t, decode(raw, &t)
+	return oneDoc[core.ToolDescriptor](ctx, s, "tool", toolID, `SELECT doc FROM tools WHERE tenant_id = $1 AND tool_id = $2`, tenantID, toolID)
 }
 
 // ListTools implements core.ToolRegistryPort.
 func (s *Store) ListTools(ctx context.Context, tenantID string) ([]core.ToolDescriptor, error) {
-	rows, err := s.pool.Query(ctx, `SELECT doc FROM tools WHERE tenant_id = $1 ORDER BY tool_id`, tenantID)
-	if err != nil {
-		return nil, dbErr(err)
-	}
-	return collectDocs[core.ToolDescriptor](rows)
+	return listDocs[core.ToolDescriptor](ctx, s, `SELECT doc FROM tools WHERE tenant_id = $1 ORDER BY tool_id`, tenantID)
 }
 
 // writeRun queues the statements that store rec and its new events (and

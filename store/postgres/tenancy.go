@@ -237,6 +237,30 @@ func collectDocs[T any](rows pgx.Rows) ([]T, error) {
 	return out, dbErr(rows.Err())
 }
 
+// oneDoc reads the document query selects (one doc column), not_found
+// naming kind and id when there is none.
+func oneDoc[T any](ctx context.Context, s *Store, kind, id, query string, args ...any) (T, error) {
+	var v T
+	var raw []byte
+	err := s.pool.QueryRow(ctx, query, args...).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return v, core.NotFound(kind, id)
+	}
+	if err != nil {
+		return v, dbErr(err)
+	}
+	return v, decode(raw, &v)
+}
+
+// listDocs reads the documents query selects (one doc column).
+func listDocs[T any](ctx context.Context, s *Store, query string, args ...any) ([]T, error) {
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	return collectDocs[T](rows)
+}
+
 // CreateTenant implements core.TenantPort.
 func (s *Store) CreateTenant(ctx context.Context, t core.Tenant, audit *core.AuditRecord) error {
 	raw, err := encode(t)
