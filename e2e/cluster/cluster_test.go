@@ -38,7 +38,7 @@ type node = testbinary.Node
 
 func startNode(t *testing.T, store string, lease time.Duration) *node {
 	t.Helper()
-	return testbinary.Serve(t, binary, t.TempDir(), 30*time.Second, "--store", store, "--run-lease", lease.String(), "--workers", "16")
+	return testbinary.Serve(t, binary, t.TempDir(), 30*time.Second, "--store", store, "--run-lease", lease.String(), "--log-level", "warn", "--workers", "16")
 }
 
 type seen struct {

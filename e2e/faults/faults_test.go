@@ -32,7 +32,7 @@ type node = testbinary.Node
 // start runs `agentos serve` and waits until node.json names it.
 func start(t *testing.T, dataDir string, extra ...string) *node {
 	t.Helper()
-	return testbinary.Serve(t, binary, dataDir, 30*time.Second, extra...)
+	return testbinary.Serve(t, binary, dataDir, 30*time.Second, append([]string{"--log-level", "warn"}, extra...)...)
 }
 
 // runServe runs a serve that is expected to exit, and returns its exit
@@ -41,7 +41,7 @@ func runServe(t *testing.T, dataDir string, extra ...string) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, testbinary.ServeArgs(dataDir, extra...)...)
+	cmd := exec.CommandContext(ctx, binary, testbinary.ServeArgs(dataDir, append([]string{"--log-level", "warn"}, extra...)...)...)
 	cmd.Dir = t.TempDir()
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); ok {

@@ -28,7 +28,7 @@ type node = testbinary.Node
 func startNode(t *testing.T, dataDir string, storeFlags []string) *node {
 	t.Helper()
 	os.Remove(filepath.Join(dataDir, "node.json"))
-	return testbinary.Serve(t, binary, dataDir, 15*time.Second, append([]string{"--workers", "8"}, storeFlags...)...)
+	return testbinary.Serve(t, binary, dataDir, 15*time.Second, append([]string{"--log-level", "warn", "--workers", "8"}, storeFlags...)...)
 }
 
 // listedEvent is one event of the JSON listing (bare event objects).

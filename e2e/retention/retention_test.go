@@ -36,8 +36,8 @@ func TestMain(m *testing.M) { testbinary.Run(m, &binary, "") }
 func serve(t *testing.T, dataDir string, args ...string) (*exec.Cmd, testbinary.NodeInfo, *bytes.Buffer) {
 	t.Helper()
 	os.Remove(filepath.Join(dataDir, "node.json"))
-	return testbinary.Serve(t, binary, dataDir, 60*time.Second, append([]string{"--stack-a-addr", "127.0.0.1:0",
-		"--stack-b-addr", "127.0.0.1:0", "--fed-addr", "127.0.0.1:0"}, args...)...)
+	n := testbinary.Serve(t, binary, dataDir, 60*time.Second, args...)
+	return n.Cmd, n.NodeInfo, n.Log
 }
 
 // stop sends SIGTERM and waits for a clean exit.

@@ -29,11 +29,10 @@ type Node struct {
 }
 
 // ServeArgs are the arguments of `agentos serve` on dataDir with the three
-// routers on loopback :0 ports and warn-level logs, then extra (a flag
-// given again in extra wins).
+// routers on loopback :0 ports, then extra.
 func ServeArgs(dataDir string, extra ...string) []string {
 	return append([]string{"serve", "--data-dir", dataDir, "--stack-a-addr", "127.0.0.1:0",
-		"--stack-b-addr", "127.0.0.1:0", "--fed-addr", "127.0.0.1:0", "--log-level", "warn"}, extra...)
+		"--stack-b-addr", "127.0.0.1:0", "--fed-addr", "127.0.0.1:0"}, extra...)
 }
 
 // Serve starts `binary` with ServeArgs(dataDir, args...) from a temp dir
