@@ -208,3 +208,55 @@ func TestCluster_MaxConcurrentRunsAcrossTwoNodes(t *testing.T) {
 		t.Fatalf("%d tool calls for %d runs", calls.Load(), runs)
 	}
 }
+
+// Issue 11: tool calls per minute hold across the cluster: runs on two
+// nodes, each calling one tool, get no more tool calls in a minute than
+// the tenant's limit together (the rest fail with rate_limited).
+func TestCluster_ToolCallsPerMinuteAcrossNodes(t *testing.T) {
+	const perMinute = 3
+	ns := startClusterNodes(t, 2, 3*time.Second)
+	key, admin := ns[0].creds.TenantAdmin.APIKey, ns[0].creds.PlatformAdmin.APIKey
+	patchTenantOn(t, ns[0], admin, map[string]any{"quotas": map[string]any{
+		"tools": map[string]any{"tool_calls_per_minute": perMinute},
+		"runs":  map[string]any{"run_create_qps": 1000, "run_create_burst": 1000, "max_concurrent_runs": 100}}})
+	// The limit is a UTC minute window: start early in one.
+	if s := time.Now().UTC().Second(); s > 40 {
+		time.Sleep(time.Duration(61-s) * time.Second)
+	}
+	var ids []string
+	for i := 0; i < 8; i++ {
+		r := do(t, "POST", ns[i%2].URL(app.StackA)+"/v1/agents/"+app.SampleAgentID+"/runs", key, map[string]any{
+			"input": map[string]any{"type": "text", "text": "hi"}, "idempotency_key": fmt.Sprintf("tools-%d", i)})
+		expectStatus(t, r, 201, "create run")
+		ids = append(ids, r.JSON(t)["run"].(map[string]any)["run_id"].(string))
+	}
+	called, limited := 0, 0
+	for _, id := range ids {
+		var evs []any
+		testkit.WaitFor(t, "run "+id+" to end", 30*time.Second, func() bool {
+			run := do(t, "GET", ns[0].URL(app.StackA)+"/v1/runs/"+id, key, nil).JSON(t)["run"].(map[string]any)
+			if st, _ := run["status"].(string); st != "completed" && st != "failed" {
+				return false
+			}
+			evs = do(t, "GET", ns[0].URL(app.StackA)+"/v1/runs/"+id+"/events", key, nil, "Accept", "application/json").JSON(t)["events"].([]any)
+			return true
+		})
+		for _, e := range evs {
+			ev := e.(map[string]any)
+			if ev["type"] != "agentos.tool.call.completed" {
+				continue
+			}
+			// A refused call completes with the error it met.
+			if raw, _ := json.Marshal(ev["payload"]); strings.Contains(string(raw), `"code":"rate_limited"`) {
+				limited++
+			} else {
+				called++
+			}
+		}
+	}
+	t.Logf("8 runs over 2 nodes at %d tool calls/min: %d calls made, %d refused", perMinute, called, limited)
+	if called != perMinute || limited != len(ids)-perMinute {
+		t.Fatalf("%d tool calls made and %d refused across the nodes; want exactly %d made (the tenant's per-minute limit) and %d refused",
+			called, limited, perMinute, len(ids)-perMinute)
+	}
+}
