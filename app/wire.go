@@ -70,8 +70,11 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 	// The retention sweep works on the store itself (not the publishing
 	// wrapper: it changes no cached object, and a shared store's sweep
 	// lock is a method of the adapter).
+	// The first sweep waits a minute (startup stays cheap) but not a whole
+	// interval, so a node restarted more often than that still sweeps.
 	sw, err := retention.New(retention.Config{Defaults: cfg.Retention, Interval: cfg.RetentionInterval,
-		Batch: cfg.RetentionBatch, Pause: 10 * time.Millisecond}, n.store, n.registry, n.Log)
+		FirstDelay: min(cfg.RetentionInterval, time.Minute), Batch: cfg.RetentionBatch, Pause: 10 * time.Millisecond},
+		n.store, n.registry, n.Log)
 	if err != nil {
 		return nil, fmt.Errorf("retention: %w", err)
 	}
