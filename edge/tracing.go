@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"encoding/hex"
 	"strconv"
 	"strings"
 
@@ -15,11 +16,23 @@ import (
 
 var traceContext = propagation.TraceContext{}
 
-// traceparentOf renders the W3C traceparent of ctx's current span.
+// traceparentOf renders the W3C traceparent of ctx's current span ("" when
+// it has no valid span context), as the TraceContext propagator writes it
+// (version 00; the sampled and random flags), without its carrier map.
 func traceparentOf(ctx context.Context) string {
-	carrier := propagation.MapCarrier{}
-	traceContext.Inject(ctx, carrier)
-	return carrier.Get("traceparent")
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return ""
+	}
+	tid, sid := sc.TraceID(), sc.SpanID()
+	var b [55]byte
+	copy(b[:], "00-")
+	hex.Encode(b[3:35], tid[:])
+	b[35] = '-'
+	hex.Encode(b[36:52], sid[:])
+	b[52] = '-'
+	hex.Encode(b[53:55], []byte{byte(sc.TraceFlags() & (trace.FlagsSampled | trace.FlagsRandom))})
+	return string(b[:])
 }
 
 // TraceRequests opens a server span per request, continuing the caller's
@@ -46,19 +59,23 @@ func (e *Edge) TraceRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		c.SetRequest(r.WithContext(ctx))
 		err := next(c)
+		// One SetAttributes call: each call grows the span's attribute
+		// slice on its own.
+		attrs := make([]attribute.KeyValue, 0, 4)
 		if a, ok := core.AuthFrom(c.Request().Context()); ok {
-			span.SetAttributes(attribute.String("tenant_id", a.TenantID))
+			attrs = append(attrs, attribute.String("tenant_id", a.TenantID))
 		}
 		for _, p := range []string{"run_id", "agent_id"} {
 			if v := c.Param(p); v != "" {
-				span.SetAttributes(attribute.String(p, strings.SplitN(v, ":", 2)[0]))
+				attrs = append(attrs, attribute.String(p, strings.SplitN(v, ":", 2)[0]))
 			}
 		}
 		status := c.Response().Status
 		if err != nil {
 			status = e.ToCoreError(err).HTTPStatus()
 		}
-		span.SetAttributes(attribute.String("http.response.status_code", strconv.Itoa(status)))
+		attrs = append(attrs, attribute.String("http.response.status_code", strconv.Itoa(status)))
+		span.SetAttributes(attrs...)
 		if status >= 500 {
 			span.SetStatus(codes.Error, "server error")
 		}
