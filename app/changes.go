@@ -90,10 +90,12 @@ func (n *Node) openChanges(ctx context.Context) error {
 	}
 	var members func(context.Context) ([]string, error)
 	if nr, ok := n.store.(core.NodeRegistryPort); ok {
-		// Publish waits for every node seen alive recently (a node killed
-		// moments ago costs a write at most core.EchoWait).
+		// Publish waits for every node that sent a heartbeat within one
+		// lease (nodes beat every third of it); a node killed moments ago
+		// costs a write at most core.EchoWait, and only until its
+		// heartbeat is a lease old.
 		members = func(ctx context.Context) ([]string, error) {
-			live, err := nr.LiveNodes(ctx, 3*n.Config.RunLease)
+			live, err := nr.LiveNodes(ctx, n.Config.RunLease)
 			ids := make([]string, 0, len(live))
 			for _, l := range live {
 				ids = append(ids, l.NodeID)
