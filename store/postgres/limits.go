@@ -19,6 +19,13 @@ const HoldTTL = 15 * time.Minute
 const seedUsed = `coalesce((SELECT (convert_from(doc, 'UTF8')::jsonb->>'total_tokens')::bigint FROM usage WHERE tenant_id = $1 AND win = $2 AND period = $3), 0),
 	coalesce((SELECT (convert_from(doc, 'UTF8')::jsonb->>'cost_usd')::float8 FROM usage WHERE tenant_id = $1 AND win = $2 AND period = $3), 0)`
 
+// asyncCommit makes the transaction it opens commit without waiting for
+// its WAL flush: a hold or a settle lost to a database crash is harmless
+// (a hold expires; the ledger, written by the nodes' usage flush with a
+// synchronous commit, still has the use), and the model call path saves
+// a disk sync per reservation and per settle.
+const asyncCommit = `SELECT set_config('synchronous_commit', 'off', true)`
+
 // ReserveBudget implements core.LimitsPort in one round trip: the first
 // statement creates or locks the window's row (nodes reserving at once
 // queue there), the second — with a snapshot taken once the lock is held —
@@ -26,6 +33,7 @@ const seedUsed = `coalesce((SELECT (convert_from(doc, 'UTF8')::jsonb->>'total_to
 func (s *Store) ReserveBudget(ctx context.Context, h core.BudgetHold, maxTokens int64, maxCostUSD float64) (core.BudgetUse, bool, error) {
 	s.pruneLimits(ctx)
 	b := &pgx.Batch{}
+	b.Queue(asyncCommit)
 	b.Queue(`INSERT INTO budget_windows (tenant_id, win, period, used_tokens, used_cost) SELECT $1, $2, $3, `+seedUsed+`
 		ON CONFLICT (tenant_id, win, period) DO UPDATE SET touched = now()`, h.TenantID, h.Window, h.Period)
 	b.Queue(`WITH h AS (SELECT coalesce(sum(tokens), 0)::bigint AS t, coalesce(sum(cost), 0)::float8 AS c FROM budget_holds
@@ -42,6 +50,9 @@ func (s *Store) ReserveBudget(ctx context.Context, h core.BudgetHold, maxTokens 
 	var ok bool
 	_, err := br.Exec()
 	if err == nil {
+		_, err = br.Exec()
+	}
+	if err == nil {
 		err = br.QueryRow().Scan(&use.UsedTokens, &use.UsedCostUSD, &use.ReservedTokens, &use.ReservedCostUSD, &ok)
 	}
 	if cerr := br.Close(); err == nil {
@@ -57,6 +68,7 @@ func (s *Store) ReserveBudget(ctx context.Context, h core.BudgetHold, maxTokens 
 // added, in one transaction.
 func (s *Store) SettleBudget(ctx context.Context, h core.BudgetHold, usedTokens int64, usedCostUSD float64) error {
 	b := &pgx.Batch{}
+	b.Queue(asyncCommit)
 	b.Queue(`DELETE FROM budget_holds WHERE hold_id = $1`, h.HoldID)
 	b.Queue(`INSERT INTO budget_windows AS bw (tenant_id, win, period, used_tokens, used_cost) SELECT $1, $2, $3, `+seedUsed+`
 		ON CONFLICT (tenant_id, win, period) DO UPDATE SET used_tokens = bw.used_tokens + $4, used_cost = bw.used_cost + $5, touched = now()`,
