@@ -90,9 +90,20 @@ func (s *Store) CountInWindow(ctx context.Context, tenantID, name, window string
 		return 0, false, nil
 	}
 	s.pruneLimits(ctx)
+	b := &pgx.Batch{}
+	b.Queue(asyncCommit) // a count lost to a database crash allows one call more
+	b.Queue(`INSERT INTO rate_windows AS r (tenant_id, name, win, n) VALUES ($1, $2, $3, 1)
+		ON CONFLICT (tenant_id, name, win) DO UPDATE SET n = r.n + 1 WHERE r.n < $4 RETURNING n`, tenantID, name, window, limit)
+	br := s.pool.SendBatch(ctx, b)
 	var n int
-	err := s.pool.QueryRow(ctx, `INSERT INTO rate_windows AS r (tenant_id, name, win, n) VALUES ($1, $2, $3, 1)
-		ON CONFLICT (tenant_id, name, win) DO UPDATE SET n = r.n + 1 WHERE r.n < $4 RETURNING n`, tenantID, name, window, limit).Scan(&n)
+	_, err := br.Exec()
+	if err == nil {
+		err = br.QueryRow().Scan(&n)
+	}
+	// No row back means refused, unless the batch itself failed.
+	if cerr := br.Close(); cerr != nil && (err == nil || errors.Is(err, pgx.ErrNoRows)) {
+		err = cerr
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return limit, false, nil
 	}
