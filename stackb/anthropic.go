@@ -170,17 +170,7 @@ func (g *Gateway) streamMessages(c echo.Context, a core.Auth, req core.ModelRequ
 	delta := func(piece string) error {
 		return send(wire.Event{Type: "content_block_delta", Index: idx(0), Delta: &wire.EventDelta{Type: "text_delta", Text: piece}})
 	}
-	req.OnDelta = func(d core.ModelDelta) error {
-		if d.First {
-			if err := open(d.RequestID, d.Route, d.Policy); err != nil {
-				return err
-			}
-			if err := openText(); err != nil {
-				return err
-			}
-		}
-		return delta(d.Text)
-	}
+	req.OnDelta = textDeltas(withText(open, openText), delta)
 	resp, err := g.Invoke(c.Request().Context(), a, req)
 	if err != nil {
 		if !s.opened {
@@ -259,11 +249,7 @@ func (g *Gateway) anthropicModel(r modelEntry) wire.AnthropicModel {
 
 // handleAnthropicModels is GET /anthropic/v1/models (one page, all of it).
 func (g *Gateway) handleAnthropicModels(c echo.Context) error {
-	a, err := caller(c)
-	if err != nil {
-		return err
-	}
-	refs, err := g.modelRefs(c.Request().Context(), a)
+	refs, err := g.callerModelRefs(c)
 	if err != nil {
 		return err
 	}
@@ -279,11 +265,7 @@ func (g *Gateway) handleAnthropicModels(c echo.Context) error {
 
 // handleAnthropicModel is GET /anthropic/v1/models/{id}.
 func (g *Gateway) handleAnthropicModel(c echo.Context) error {
-	a, err := caller(c)
-	if err != nil {
-		return err
-	}
-	r, err := g.modelRef(c.Request().Context(), a, pathID(c))
+	r, err := g.callerModelRef(c)
 	if err != nil {
 		return err
 	}

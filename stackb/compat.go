@@ -68,6 +68,26 @@ func (g *Gateway) modelRef(ctx context.Context, a core.Auth, id string) (modelEn
 	return modelEntry{}, core.NotFound("model", id)
 }
 
+// callerModelRefs lists the model ids the request's caller may use (the
+// models listings of both compatible surfaces).
+func (g *Gateway) callerModelRefs(c echo.Context) ([]modelEntry, error) {
+	a, err := caller(c)
+	if err != nil {
+		return nil, err
+	}
+	return g.modelRefs(c.Request().Context(), a)
+}
+
+// callerModelRef is the model id of the path ({id}, which may hold a
+// '/') if the request's caller may use it; not_found otherwise.
+func (g *Gateway) callerModelRef(c echo.Context) (modelEntry, error) {
+	a, err := caller(c)
+	if err != nil {
+		return modelEntry{}, err
+	}
+	return g.modelRef(c.Request().Context(), a, pathID(c))
+}
+
 // pathID is the model id of a /models/{id} route: the rest of the path,
 // unescaped (SDKs escape the '/' of backend/model refs, or not).
 func pathID(c echo.Context) string {
@@ -126,4 +146,32 @@ func (s *sseWriter) data(v any) error { return s.event("", v) }
 func (s *sseWriter) raw(text string) {
 	_, _ = s.w.Write([]byte(text))
 	s.w.Flush()
+}
+
+// openAnswer opens a streamed answer once the route and policy are known.
+type openAnswer func(requestID string, route core.Route, policy core.PolicyOutcome) error
+
+// textDeltas is the OnDelta of a streamed chat answer on a compatible
+// surface: the first delta opens the answer, then every delta sends its
+// text.
+func textDeltas(open openAnswer, text func(string) error) func(core.ModelDelta) error {
+	return func(d core.ModelDelta) error {
+		if d.First {
+			if err := open(d.RequestID, d.Route, d.Policy); err != nil {
+				return err
+			}
+		}
+		return text(d.Text)
+	}
+}
+
+// withText opens the answer and then its text block (the Anthropic and
+// Responses streams carry text in a block of its own).
+func withText(open openAnswer, openText func() error) openAnswer {
+	return func(requestID string, route core.Route, policy core.PolicyOutcome) error {
+		if err := open(requestID, route, policy); err != nil {
+			return err
+		}
+		return openText()
+	}
 }

@@ -268,14 +268,7 @@ func (g *Gateway) streamChat(c echo.Context, a core.Auth, req core.ModelRequest,
 		empty := ""
 		return send(wire.Delta{Role: "assistant", Content: &empty}, nil, nil)
 	}
-	req.OnDelta = func(d core.ModelDelta) error {
-		if d.First {
-			if err := open(d.RequestID, d.Route, d.Policy); err != nil {
-				return err
-			}
-		}
-		return send(wire.Delta{Content: &d.Text}, nil, nil)
-	}
+	req.OnDelta = textDeltas(open, func(text string) error { return send(wire.Delta{Content: &text}, nil, nil) })
 	resp, err := g.Invoke(c.Request().Context(), a, req)
 	if err != nil {
 		if !s.opened {
@@ -403,11 +396,7 @@ func float32Base64(v []float64) string {
 // handleOpenAIModels is GET /openai/v1/models: what the tenant may call,
 // as OpenAI model objects whose ids "model" accepts.
 func (g *Gateway) handleOpenAIModels(c echo.Context) error {
-	a, err := caller(c)
-	if err != nil {
-		return err
-	}
-	refs, err := g.modelRefs(c.Request().Context(), a)
+	refs, err := g.callerModelRefs(c)
 	if err != nil {
 		return err
 	}
@@ -421,11 +410,7 @@ func (g *Gateway) handleOpenAIModels(c echo.Context) error {
 // handleOpenAIModel is GET /openai/v1/models/{id}; the id may hold a '/'
 // (backend/model), so the route is a wildcard.
 func (g *Gateway) handleOpenAIModel(c echo.Context) error {
-	a, err := caller(c)
-	if err != nil {
-		return err
-	}
-	r, err := g.modelRef(c.Request().Context(), a, pathID(c))
+	r, err := g.callerModelRef(c)
 	if err != nil {
 		return err
 	}

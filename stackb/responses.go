@@ -346,17 +346,7 @@ func (g *Gateway) streamResponse(c echo.Context, a core.Auth, rr *responsesReque
 		return send(wire.ResponseEvent{Type: "response.output_text.delta", ItemID: externalID("msg_", requestID), OutputIndex: idx(0),
 			ContentIndex: idx(0), Delta: &piece, Logprobs: []any{}})
 	}
-	rr.req.OnDelta = func(d core.ModelDelta) error {
-		if d.First {
-			if err := open(d.RequestID, d.Route, d.Policy); err != nil {
-				return err
-			}
-			if err := openText(); err != nil {
-				return err
-			}
-		}
-		return delta(d.Text)
-	}
+	rr.req.OnDelta = textDeltas(withText(open, openText), delta)
 	resp, err := g.Invoke(c.Request().Context(), a, rr.req)
 	if err != nil {
 		if !s.opened {

@@ -96,6 +96,14 @@ func requireTenantsAdmin(a core.Auth) error {
 // canSeeTenant: admins see every tenant; a tenant admin only its own, and
 // any other tenant is not_found so existence does not leak.
 func canSeeTenant(a core.Auth, tenantID string) error {
+	return adminOfTenant(a, tenantID, "requires role tenant_admin")
+}
+
+// adminOfTenant is the one rule behind canSeeTenant and tokenAdmin:
+// platform admins and tenants:admin act on every tenant, a tenant admin on
+// its own; another tenant is not_found, and anyone else is refused with
+// refusal.
+func adminOfTenant(a core.Auth, tenantID, refusal string) error {
 	if isTenantsAdmin(a) {
 		return nil
 	}
@@ -105,7 +113,7 @@ func canSeeTenant(a core.Auth, tenantID string) error {
 	if a.HasRole(core.RoleTenantAdmin) {
 		return nil
 	}
-	return core.Errorf(core.CodeForbidden, "requires role tenant_admin").With("scope", core.ScopeTenantsAdmin)
+	return core.Errorf(core.CodeForbidden, "%s", refusal).With("scope", core.ScopeTenantsAdmin)
 }
 
 func reply(c echo.Context, status int, body map[string]any) error {
@@ -398,16 +406,7 @@ func mergePatch(target, patch any) any {
 
 // tokenAdmin checks the caller may manage tokens of tenantID.
 func tokenAdmin(au core.Auth, tenantID string) error {
-	if isTenantsAdmin(au) {
-		return nil
-	}
-	if au.TenantID != tenantID {
-		return core.NotFound("tenant", tenantID)
-	}
-	if au.HasRole(core.RoleTenantAdmin) {
-		return nil
-	}
-	return core.Errorf(core.CodeForbidden, "managing tokens requires role tenant_admin").With("scope", core.ScopeTenantsAdmin)
+	return adminOfTenant(au, tenantID, "managing tokens requires role tenant_admin")
 }
 
 // NewSecret mints an API key secret: "aos_" + 256 random bits.
