@@ -132,6 +132,9 @@ type Config struct {
 	// node (event subscriptions and probes not counted); beyond it a
 	// request is refused at once with 429 requests_in_flight.
 	MaxRequestsInFlight int
+	// MaxConnections caps the connections each router holds open; one
+	// over it is answered 429 (kind connections) and closed at once.
+	MaxConnections int
 	// ResetBrokenStore (serve --reset) moves an empty or damaged database
 	// aside (agentos.db.broken-<time>, never deleted) and starts a new,
 	// empty node; a healthy database is always kept.
@@ -170,6 +173,7 @@ func DefaultConfig() Config {
 		BodyMemory:               64 << 20,
 		MaxEventStreamsPerTenant: 100,
 		MaxRequestsInFlight:      edge.DefaultMaxRequestsInFlight,
+		MaxConnections:           edge.DefaultMaxConnections,
 		RunLease:                 10 * time.Second,
 		CacheTTL:                 time.Second,
 		Retention:                core.DefaultRetention,
@@ -331,6 +335,7 @@ var settings = []setting{
 	{"retention-runs-days", "AGENTOS_RETENTION_RUNS_DAYS", "days finished runs, their events and idempotency keys are kept (queued and running runs always stay; 0: forever)", retentionDays(func(c *Config) *int { return &c.Retention.RunsDays }), false},
 	{"retention-interval", "AGENTOS_RETENTION_INTERVAL", "time between retention sweeps (e.g. 1h)", duration(func(c *Config) *time.Duration { return &c.RetentionInterval }, time.Second), false},
 	{"retention-batch", "AGENTOS_RETENTION_BATCH", "records one sweep transaction removes at most (small keeps writers waiting briefly)", positiveInt(func(c *Config) *int { return &c.RetentionBatch }, 10), false},
+	{"max-connections", "AGENTOS_MAX_CONNECTIONS", "open connections per router (a connection over it is answered 429 connections and closed)", positiveInt(func(c *Config) *int { return &c.MaxConnections }, 1), false},
 	{"workers", "AGENTOS_WORKERS", "global cap of concurrently executing runs", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {

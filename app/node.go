@@ -161,6 +161,16 @@ func (n *Node) URL(name string) string {
 	return ""
 }
 
+// OpenConnections is how many connections router name holds now (0 on
+// the federation port with TLS, whose listener wraps the counted one).
+func (n *Node) OpenConnections(name string) int64 {
+	r := n.routers[name]
+	if r == nil {
+		return 0
+	}
+	return edge.OpenConnections(r.listener)
+}
+
 // RequestsInFlight is how many requests count against the node's
 // in-flight cap right now.
 func (n *Node) RequestsInFlight() int64 {
@@ -417,7 +427,9 @@ func (n *Node) newRouter(name string) error {
 		return fmt.Errorf("%s: listen on %s: %w", name, n.addrOf(name), err)
 	}
 	scheme := "http://"
-	if name == StackFed && n.Config.FedTLSCert != "" {
+	tlsPort := name == StackFed && n.Config.FedTLSCert != ""
+	ln = edge.LimitConnections(ln, n.Config.MaxConnections, !tlsPort)
+	if tlsPort {
 		// mTLS between peers: the federation port only talks to holders of
 		// a certificate from the configured CA.
 		tcfg, err := fed.ServerTLSConfig(n.Config.FedTLSCert, n.Config.FedTLSKey, n.Config.FedTLSCA)
