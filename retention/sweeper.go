@@ -232,7 +232,8 @@ func (s *Sweeper) sweepTenant(ctx context.Context, t core.Tenant, now time.Time)
 		}
 		sum = sum.Add(res)
 		s.count(res)
-		if !res.More {
+		// A call that removed nothing cannot make progress by repeating.
+		if !res.More || res.Total() == 0 {
 			return sum, nil
 		}
 		if s.cfg.Pause > 0 {

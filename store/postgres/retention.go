@@ -98,9 +98,14 @@ func sweepRuns(ctx context.Context, tx pgx.Tx, tenantID string, cutoff time.Time
 	if cutoff.IsZero() {
 		return 0, nil
 	}
+	// Candidates: finished runs created before the cutoff that finished
+	// before it (a run created long ago that finished recently must not
+	// fill the page); core.RunSweepable decides below.
 	rows, err := tx.Query(ctx, `SELECT run_id, doc FROM runs WHERE tenant_id = $1 AND run_id < $2
-		AND status IN ('completed', 'failed', 'canceled') ORDER BY run_id LIMIT $3 FOR UPDATE`,
-		tenantID, core.IDFloor(core.PrefixRun, cutoff), budget)
+		AND status IN ('completed', 'failed', 'canceled')
+		AND (convert_from(doc, 'UTF8')::jsonb->>'completed_at')::timestamptz < $4
+		ORDER BY run_id LIMIT $3 FOR UPDATE`,
+		tenantID, core.IDFloor(core.PrefixRun, cutoff), budget, cutoff)
 	if err != nil {
 		return 0, err
 	}
@@ -165,7 +170,7 @@ func sweepRuns(ctx context.Context, tx pgx.Tx, tenantID string, cutoff time.Time
 	res.Runs += len(gone)
 	res.Events += events
 	// A full page of candidates may hide more due runs behind it.
-	if seen == budget {
+	if seen == budget && len(gone) > 0 {
 		res.More = true
 	}
 	return len(gone) + events, nil
