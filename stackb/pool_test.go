@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/agentos/agentos/core"
 )
@@ -17,8 +18,38 @@ import (
 // connection per call and close it after. Now a burst's connections stay
 // pooled: a second burst of the same size dials (almost) nothing.
 func TestGateway_UpstreamPool_ReusesConnectionsOfABurst(t *testing.T) {
+	const inFlight = 100
 	var dials atomic.Int64
-	srv := httptest.NewUnstartedServer(newFakeOpenAI(t).srv.Config.Handler)
+	// The upstream holds every call of a burst until all of them have
+	// arrived, so each burst really has inFlight calls in flight together
+	// (and needs inFlight connections), however the scheduler runs them.
+	var (
+		mu      sync.Mutex
+		arrived int
+		gate    chan struct{}
+	)
+	open := func() {
+		mu.Lock()
+		arrived, gate = 0, make(chan struct{})
+		mu.Unlock()
+	}
+	inner := newFakeOpenAI(t).srv.Config.Handler
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		g := gate
+		if arrived++; arrived == inFlight {
+			close(gate)
+		}
+		mu.Unlock()
+		select {
+		case <-g:
+		case <-time.After(20 * time.Second):
+			mu.Lock()
+			t.Errorf("only %d of %d calls of a burst reached the upstream", arrived, inFlight)
+			mu.Unlock()
+		}
+		inner.ServeHTTP(w, r)
+	}))
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			dials.Add(1)
@@ -32,10 +63,8 @@ func TestGateway_UpstreamPool_ReusesConnectionsOfABurst(t *testing.T) {
 	tn.Quotas.Models = &core.ModelQuotas{MaxRequestsPerMinute: core.Ptr(1 << 30),
 		TokenBudget: &core.TokenBudget{Window: "day", MaxTokens: core.Ptr[int64](1 << 50), MaxCostUSD: core.Ptr(1e9)}}
 	e := newEnv(t, envOpt{tenant: &tn, providers: providers})
-	const inFlight = 100
 	burst := func() {
-		// Every call waits at the gate until all have started, so all
-		// of them are in flight together.
+		open()
 		var wg sync.WaitGroup
 		errs := make(chan error, inFlight)
 		for i := 0; i < inFlight; i++ {
