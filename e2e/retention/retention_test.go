@@ -10,7 +10,6 @@
 package retention_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -40,7 +39,7 @@ var (
 
 func TestMain(m *testing.M) { testbinary.Run(m, &binary, "") }
 
-func serve(t *testing.T, dataDir string, args ...string) (*exec.Cmd, testbinary.NodeInfo, *bytes.Buffer) {
+func serve(t *testing.T, dataDir string, args ...string) (*exec.Cmd, testbinary.NodeInfo, *testbinary.Output) {
 	t.Helper()
 	os.Remove(filepath.Join(dataDir, "node.json"))
 	n := testbinary.Serve(t, binary, dataDir, 60*time.Second, args...)
@@ -123,7 +122,7 @@ func dropCache(path string) bool {
 
 // readyAfter starts serve and returns the time from exec to the first
 // 200 of Stack A's /readyz.
-func readyAfter(t *testing.T, dataDir string) (time.Duration, *exec.Cmd, *bytes.Buffer) {
+func readyAfter(t *testing.T, dataDir string) (time.Duration, *exec.Cmd, *testbinary.Output) {
 	t.Helper()
 	os.Remove(filepath.Join(dataDir, "node.json"))
 	start := time.Now()

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -23,8 +24,8 @@ type NodeInfo struct {
 type Node struct {
 	Cmd     *exec.Cmd
 	DataDir string
-	// Log is the process's combined output.
-	Log *bytes.Buffer
+	// Log is the process's combined output, safe to read while it runs.
+	Log *Output
 	NodeInfo
 }
 
@@ -43,7 +44,7 @@ func Serve(t *testing.T, binary, dataDir string, wait time.Duration, args ...str
 	t.Helper()
 	cmd := exec.Command(binary, ServeArgs(dataDir, args...)...)
 	cmd.Dir = t.TempDir()
-	log := &bytes.Buffer{}
+	log := &Output{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -60,4 +61,25 @@ func Serve(t *testing.T, binary, dataDir string, wait time.Duration, args ...str
 	}
 	t.Fatalf("node did not write node.json within %s\n%s", wait, log.String())
 	return nil
+}
+
+// Output collects a process's output; it may be read while the process
+// still writes (exec copies the output in a goroutine of its own).
+type Output struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (o *Output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.Write(p)
+}
+
+// String is the output so far.
+func (o *Output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
 }
