@@ -294,22 +294,35 @@ func smokeGate(ctx context.Context, ph *phase, nf app.NodeFile, t nodeTarget) (s
 		if mErr != nil {
 			return "", fmt.Errorf("metrics before: %w", mErr)
 		}
-		after, err := metricsSnapshot(ctx, t.HTTP, nf.StackAURL+"/metrics")
-		if err != nil {
-			return "", err
-		}
-		var moved, still []string
-		for _, name := range []string{"agentos_http_requests_total", "agentos_runs_total", "agentos_model_requests_total"} {
-			if d := after[name] - before[name]; d > 0 {
-				moved = append(moved, fmt.Sprintf("%s +%g", name, d))
-			} else {
-				still = append(still, name)
+		// A counter may move a moment after the event the smoke saw (on
+		// PostgreSQL the stream is fed by the database's notice, which can
+		// beat the executor's own bookkeeping), so look again for a while.
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			after, err := metricsSnapshot(ctx, t.HTTP, nf.StackAURL+"/metrics")
+			if err != nil {
+				return "", err
+			}
+			var moved, still []string
+			for _, name := range []string{"agentos_http_requests_total", "agentos_runs_total", "agentos_model_requests_total"} {
+				if d := after[name] - before[name]; d > 0 {
+					moved = append(moved, fmt.Sprintf("%s +%g", name, d))
+				} else {
+					still = append(still, name)
+				}
+			}
+			if len(still) == 0 {
+				return strings.Join(moved, ", "), nil
+			}
+			if time.Now().After(deadline) {
+				return "", fmt.Errorf("did not move within 3 s: %s", strings.Join(still, ", "))
+			}
+			select {
+			case <-ctx.Done():
+				return "", ctx.Err()
+			case <-time.After(100 * time.Millisecond):
 			}
 		}
-		if len(still) > 0 {
-			return "", fmt.Errorf("did not move: %s", strings.Join(still, ", "))
-		}
-		return strings.Join(moved, ", "), nil
 	})
 	if t.AdminKey == "" {
 		ph.skip("tenant isolation", "needs a platform admin key (--admin-key) to issue the second tenant's probe key")
