@@ -187,7 +187,10 @@ func smokeGate(ctx context.Context, ph *phase, nf app.NodeFile, t nodeTarget) (s
 		res.Passed++
 		return true
 	}
-	before, mErr := metricsSnapshot(ctx, t.HTTP, nf.StackAURL+"/metrics")
+	// In a cluster the sample run may execute on another node, so the
+	// counters are summed over every live node the console lists.
+	metricURLs := installationMetricURLs(ctx, user, nf.StackAURL)
+	before, mErr := sumMetrics(ctx, t.HTTP, metricURLs)
 
 	var run struct {
 		Run struct {
@@ -299,7 +302,7 @@ func smokeGate(ctx context.Context, ph *phase, nf app.NodeFile, t nodeTarget) (s
 		// beat the executor's own bookkeeping), so look again for a while.
 		deadline := time.Now().Add(3 * time.Second)
 		for {
-			after, err := metricsSnapshot(ctx, t.HTTP, nf.StackAURL+"/metrics")
+			after, err := sumMetrics(ctx, t.HTTP, metricURLs)
 			if err != nil {
 				return "", err
 			}
@@ -312,6 +315,9 @@ func smokeGate(ctx context.Context, ph *phase, nf app.NodeFile, t nodeTarget) (s
 				}
 			}
 			if len(still) == 0 {
+				if len(metricURLs) > 1 {
+					moved = append(moved, fmt.Sprintf("summed over %d nodes", len(metricURLs)))
+				}
 				return strings.Join(moved, ", "), nil
 			}
 			if time.Now().After(deadline) {
@@ -415,4 +421,48 @@ func probeAgent(status string) map[string]any {
 	return map[string]any{"agent": map[string]any{
 		"agent_id": ProbeAgentID, "name": "Probe agent (agentos validate)", "model_ref": "tier:fast",
 		"instructions": "You are a helpful echo agent.", "tool_ids": []string{app.SampleToolID}, "status": status}}
+}
+
+// installationMetricURLs lists the /metrics URL of every live node of the
+// installation as the console's overview names them (one on bbolt, each
+// node of a cluster), starting with the target's own; the target's alone
+// when the list cannot be read.
+func installationMetricURLs(ctx context.Context, user *apiClient, stackA string) []string {
+	urls := []string{stackA + "/metrics"}
+	var ov struct {
+		Node struct {
+			Nodes []struct {
+				StackAURL string `json:"stack_a_url"`
+			} `json:"nodes"`
+		} `json:"node"`
+	}
+	if user.do(ctx, http.MethodGet, stackA+"/v1/console/overview", nil, &ov) != nil {
+		return urls
+	}
+	for _, n := range ov.Node.Nodes {
+		if n.StackAURL != "" && n.StackAURL != stackA {
+			urls = append(urls, n.StackAURL+"/metrics")
+		}
+	}
+	return urls
+}
+
+// sumMetrics adds up the samples of several nodes' /metrics; the first
+// (the target's own) must answer, another node that cannot be reached
+// from here (an address behind a load balancer) is left out.
+func sumMetrics(ctx context.Context, hc *http.Client, urls []string) (map[string]float64, error) {
+	total := map[string]float64{}
+	for i, u := range urls {
+		m, err := metricsSnapshot(ctx, hc, u)
+		if err != nil {
+			if i == 0 {
+				return nil, err
+			}
+			continue
+		}
+		for k, v := range m {
+			total[k] += v
+		}
+	}
+	return total, nil
 }
