@@ -48,8 +48,10 @@ func TestCluster_AuditChainWithWritersOnThreeNodes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("chain before: %v", err)
 	}
-	// Ten per node: the demo tenant's run-create burst on each node.
-	const perNode = 10
+	// Room for every create at once (run-create QPS is per node).
+	patchTenantOn(t, ns[0], ns[0].creds.PlatformAdmin.APIKey, map[string]any{"quotas": map[string]any{
+		"runs": map[string]any{"run_create_qps": 1000, "run_create_burst": 1000, "max_concurrent_runs": 1000}}})
+	const perNode = 15
 	var wg sync.WaitGroup
 	errs := make(chan error, 3*perNode)
 	start := make(chan struct{})
