@@ -147,7 +147,9 @@ func TestSharedChanges_SilentNodeCostsAtMostEchoWait(t *testing.T) {
 	a, _ := startFeed(t, b.port(), "node-a", []string{"node-a", "node-gone"})
 	start := time.Now()
 	a.Publish(context.Background(), Change{Kind: ChangeAgent, TenantID: "tnt_x", ID: "agt_1"})
-	if d := time.Since(start); d < EchoWait || d > 3*EchoWait {
+	// At least EchoWait (it waited for the silent node), and bounded by it
+	// (with room for a loaded machine's scheduling), not forever.
+	if d := time.Since(start); d < EchoWait || d > EchoWait+5*time.Second {
 		t.Fatalf("Publish took %v, want about EchoWait (%v)", d, EchoWait)
 	}
 	if a.LateAcks() != 1 {
