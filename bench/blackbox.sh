@@ -10,6 +10,11 @@ DURATION=${DURATION:-20s}
 RATES_GW=${RATES_GW:-"1000 3000"}
 RATES_RUNS=${RATES_RUNS:-"1000 1500"}
 dir=$(mktemp -d)
+# Run from the temp dir: a .agentos.env in the caller's directory would
+# otherwise configure the nodes (its store, its ports).
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+BENCH=$(cd "$(dirname "$BENCH")" && pwd)/$(basename "$BENCH")
+cd "$dir"
 up_port=${UP_PORT:-19099}
 a=127.0.0.1:18180 b=127.0.0.1:18181 f=127.0.0.1:18182
 cat > "$dir/providers.json" <<JSON

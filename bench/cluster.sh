@@ -19,6 +19,9 @@ NODES=${NODES:-"1 2 3"}
 RATES=${RATES:-"100 200 400"}
 DURATION=${DURATION:-15s}
 dir=$(mktemp -d)
+# Run from the temp dir: a .agentos.env in the caller's directory would
+# otherwise configure the nodes (its store, its ports).
+cd "$dir"
 pids=()
 pgdir=""
 cleanup() {
