@@ -77,16 +77,45 @@ func (a2aKind) invoke(ctx context.Context, s *Service, c toolCall) (toolResult, 
 	msg.SetMeta("agentos.run_id", c.Run.RunID)
 	remote := map[string]any{"protocol": "a2a", "agent": card.Name}
 	var task *a2a.Task
+	idKnown, known := make(chan struct{}), false
 	track := func(info a2a.TaskInfo) {
 		if info.TaskID != "" {
 			remote["task_id"], remote["context_id"] = string(info.TaskID), info.ContextID
+			if !known {
+				known = true
+				close(idKnown)
+			}
 		}
 	}
+	// The stream is not cut the instant the run stops: it stays open until
+	// the remote task's id has arrived (at most 5 s), so the task the call
+	// started can be canceled too, even when the stop came before the
+	// first event.
+	streamCtx, stopStream := context.WithCancel(context.WithoutCancel(ctx))
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-streamCtx.Done():
+			return
+		case <-ctx.Done():
+		}
+		select {
+		case <-idKnown:
+		case <-streamCtx.Done():
+		case <-time.After(5 * time.Second):
+		}
+		stopStream()
+	}()
+	defer func() { stopStream(); <-watched }()
 	var texts []string
 	artifacts := []map[string]any{}
 	state := a2a.TaskStateUnspecified
-	for ev, err := range client.SendStreamingMessage(ctx, &a2a.SendMessageRequest{Message: msg}) {
+	for ev, err := range client.SendStreamingMessage(streamCtx, &a2a.SendMessageRequest{Message: msg}) {
 		if err != nil {
+			if ctx.Err() != nil {
+				break // the run stopped: canceled below
+			}
 			cancelRemote(ctx, client, remote)
 			return toolResult{Remote: remote}, a2aError(c.Tool, "send the message", err)
 		}
