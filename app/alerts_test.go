@@ -226,8 +226,15 @@ func TestAlerts_ModelBackendUnreachable_MailsFiringThenResolved(t *testing.T) {
 		}
 	}
 
-	// De-duplication: the alert keeps firing, no second mail.
-	time.Sleep(500 * time.Millisecond)
+	// De-duplication: the alert keeps firing, no second mail. Three more
+	// evaluations, driven here: each sends its mails before it returns, so
+	// a second mail would be in the sink once they are done.
+	n.alertsMu.Lock()
+	engine := n.alerts
+	n.alertsMu.Unlock()
+	for i := 0; i < 3; i++ {
+		engine.Evaluate(context.Background())
+	}
 	select {
 	case extra := <-sink.got:
 		t.Fatalf("second mail in one firing episode: %+v", extra)
@@ -245,14 +252,13 @@ func TestAlerts_ModelBackendUnreachable_MailsFiringThenResolved(t *testing.T) {
 	again.Listener = ln
 	again.Start()
 	defer again.Close()
-	deadline := time.Now().Add(25 * time.Second)
-	for !n.stacks.gateway.BackendHealth()["edge-llm"] {
-		if time.Now().After(deadline) {
-			t.Fatal("edge-llm never came back into routing")
+	testkit.WaitEvery(t, "edge-llm back in routing", 25*time.Second, 250*time.Millisecond, func() bool {
+		if n.stacks.gateway.BackendHealth()["edge-llm"] {
+			return true
 		}
-		chatOnce(t, n, "tier:balanced")
-		time.Sleep(250 * time.Millisecond)
-	}
+		chatOnce(t, n, "tier:balanced") // the probe call that brings it back
+		return false
+	})
 	t.Logf("%s: edge-llm back in routing", time.Since(start))
 	m, _ = sink.waitMail(t, 10*time.Second, "[AgentOS RESOLVED]", alerts.AlertModelBackendUnreachable, "backend=edge-llm")
 	t.Logf("%s: resolved mail received", time.Since(start))

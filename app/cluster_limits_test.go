@@ -219,10 +219,10 @@ func TestCluster_ToolCallsPerMinuteAcrossNodes(t *testing.T) {
 	patchTenantOn(t, ns[0], admin, map[string]any{"quotas": map[string]any{
 		"tools": map[string]any{"tool_calls_per_minute": perMinute},
 		"runs":  map[string]any{"run_create_qps": 1000, "run_create_burst": 1000, "max_concurrent_runs": 100}}})
-	// The limit is a UTC minute window: start early in one.
-	if s := time.Now().UTC().Second(); s > 40 {
-		time.Sleep(time.Duration(61-s) * time.Second)
-	}
+	// The limit counts in UTC minute windows: start with room for the
+	// runs in one, and tell afterwards whether they still crossed into the
+	// next.
+	minute := minuteWithRoom(10 * time.Second)
 	var ids []string
 	for i := 0; i < 8; i++ {
 		r := do(t, "POST", ns[i%2].URL(app.StackA)+"/v1/agents/"+app.SampleAgentID+"/runs", key, map[string]any{
@@ -255,8 +255,29 @@ func TestCluster_ToolCallsPerMinuteAcrossNodes(t *testing.T) {
 		}
 	}
 	t.Logf("8 runs over 2 nodes at %d tool calls/min: %d calls made, %d refused", perMinute, called, limited)
+	if crossed := time.Now().UTC().Truncate(time.Minute) != minute; crossed {
+		// Two windows: each allowed at most perMinute, and one of them saw
+		// more than perMinute attempts (8 > 2*3).
+		if called < perMinute || called > 2*perMinute || called+limited != len(ids) {
+			t.Fatalf("runs crossed a minute: %d tool calls made and %d refused; want %d..%d made, the rest refused",
+				called, limited, perMinute, 2*perMinute)
+		}
+		return
+	}
 	if called != perMinute || limited != len(ids)-perMinute {
 		t.Fatalf("%d tool calls made and %d refused across the nodes; want exactly %d made (the tenant's per-minute limit) and %d refused",
 			called, limited, perMinute, len(ids)-perMinute)
 	}
+}
+
+// minuteWithRoom returns the UTC minute a test of a per-minute limit starts
+// in, first waiting for the next minute to begin when less than need is
+// left of this one (a wait for a known instant, not for something to
+// happen).
+func minuteWithRoom(need time.Duration) time.Time {
+	now := time.Now().UTC()
+	if next := now.Truncate(time.Minute).Add(time.Minute); next.Sub(now) < need {
+		<-time.After(time.Until(next))
+	}
+	return time.Now().UTC().Truncate(time.Minute)
 }

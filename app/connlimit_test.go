@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/app"
+	"github.com/agentos/agentos/internal/testkit"
 )
 
 // The per-router connection cap: with the cap's worth of connections open
@@ -54,15 +55,7 @@ func TestHardening_ConnectionCapAnswers429AndRecovers(t *testing.T) {
 		t.Fatalf("refused connection counted: %d open, want 3", got)
 	}
 	held[0].Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r := do(t, "GET", base+"/healthz", "", nil)
-		if r.Status == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cap not released after a connection closed: %d %s", r.Status, r.Body)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.WaitFor(t, "the cap released after a connection closed", 10*time.Second, func() bool {
+		return do(t, "GET", base+"/healthz", "", nil).Status == 200
+	})
 }

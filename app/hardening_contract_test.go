@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentos/agentos/app"
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -52,12 +53,7 @@ func (p fakePeer) assertion(t *testing.T, n *testNode, principal string, scopes 
 
 func waitRunDone(t *testing.T, n *testNode, key, runID string) map[string]any {
 	t.Helper()
-	var run map[string]any
-	pollUntil(t, 10*time.Second, "run "+runID+" to end", func() bool {
-		run = do(t, "GET", n.URL(app.StackA)+"/v1/runs/"+runID, key, nil).JSON(t)["run"].(map[string]any)
-		return core.RunTerminal(run["status"].(string))
-	})
-	return run
+	return testkit.WaitRun(t, n.URL(app.StackA), key, runID, 10*time.Second)
 }
 
 // TestHardening_RunOmitsUnsetTimestamps: issue 14 item 11. started_at and

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/agentos/agentos/app"
 	"github.com/agentos/agentos/core"
@@ -214,17 +213,5 @@ func TestHardening_CredentialRuleTable(t *testing.T) {
 				}
 			}
 		}
-	}
-}
-
-// pollUntil polls cond every 20 ms until it holds or timeout passes.
-func pollUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

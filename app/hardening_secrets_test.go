@@ -18,6 +18,7 @@ import (
 
 	"github.com/agentos/agentos/app"
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/testkit"
 )
 
 // hookRecorder is a webhook tool endpoint that records each call's body
@@ -79,7 +80,7 @@ func runToolAgent(t *testing.T, n *testNode, toolID string) map[string]any {
 		t.Fatalf("put agent: %d %s", r.Status, r.Body)
 	}
 	i := 0
-	pollUntil(t, 5*time.Second, "the tool to be in a new run's tools", func() bool {
+	testkit.WaitFor(t, "the tool to be in a new run's tools", 5*time.Second, func() bool {
 		i++
 		r := do(t, "POST", a+"/v1/agents/"+agentID+"/runs", key, map[string]any{"input": map[string]any{"type": "text", "text": "probe"},
 			"idempotency_key": fmt.Sprintf("idem_probe_%d", i), "run_options": map[string]any{"dry_run": true}})
@@ -90,12 +91,7 @@ func runToolAgent(t *testing.T, n *testNode, toolID string) map[string]any {
 		"idempotency_key": "idem_" + agentID})
 	expectStatus(t, r, http.StatusCreated, "create run")
 	id := r.JSON(t)["run"].(map[string]any)["run_id"].(string)
-	var run map[string]any
-	pollUntil(t, 10*time.Second, "run "+id+" to end", func() bool {
-		run = do(t, "GET", a+"/v1/runs/"+id, key, nil).JSON(t)["run"].(map[string]any)
-		return core.RunTerminal(run["status"].(string))
-	})
-	return run
+	return testkit.WaitRun(t, a, key, id, 10*time.Second)
 }
 
 // TestHardening_ToolSecretRefCannotNameHostSecrets: issue 14 item 3. A

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/app"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/rs/zerolog"
 )
 
@@ -223,13 +224,9 @@ func TestHardening_BodyBudgetBoundsBufferedBodies(t *testing.T) {
 	for i := 1; i <= 4; i++ {
 		held = append(held, open())
 		// Wait until the server reserved this body and is reading it.
-		deadline := time.Now().Add(20 * time.Second)
-		for n.BodyBytesBuffered() != int64(i)*(64<<10) {
-			if time.Now().After(deadline) {
-				t.Fatalf("body %d: %d bytes reserved, want %d", i, n.BodyBytesBuffered(), i*(64<<10))
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		testkit.WaitFor(t, fmt.Sprintf("body %d reserved", i), 20*time.Second, func() bool {
+			return n.BodyBytesBuffered() == int64(i)*(64<<10)
+		}, func() string { return fmt.Sprintf("(%d bytes reserved)", n.BodyBytesBuffered()) })
 	}
 	start := time.Now()
 	if st, err := readStatus(t, open(), 10*time.Second); st != 429 {
@@ -242,17 +239,9 @@ func TestHardening_BodyBudgetBoundsBufferedBodies(t *testing.T) {
 		c.Close()
 	}
 	// Released again: a normal write goes through.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r := do(t, "PUT", base+"/v1/memory/ns/ok", key, map[string]any{"value": "v"})
-		if r.Status == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("budget not released: %d %s", r.Status, r.Body)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.WaitFor(t, "the body budget released", 10*time.Second, func() bool {
+		return do(t, "PUT", base+"/v1/memory/ns/ok", key, map[string]any{"value": "v"}).Status == 200
+	})
 }
 
 // patchTenant applies a tenant_update as the platform admin.
@@ -275,17 +264,7 @@ func runCallsTool(t *testing.T, n *testNode) bool {
 		t.Fatalf("create run: %d %s", r.Status, r.Body)
 	}
 	id := r.JSON(t)["run"].(map[string]any)["run_id"].(string)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		run := do(t, "GET", a+"/v1/runs/"+id, key, nil).JSON(t)["run"].(map[string]any)
-		if st := run["status"]; st == "completed" || st == "failed" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run %s did not finish", id)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.WaitRun(t, a, key, id, 10*time.Second, "completed", "failed")
 	evs := do(t, "GET", a+"/v1/runs/"+id+"/events", key, nil, "Accept", "application/json").JSON(t)["events"].([]any)
 	for _, e := range evs {
 		if e.(map[string]any)["type"] == "agentos.tool.call.requested" {

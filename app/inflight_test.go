@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/app"
+	"github.com/agentos/agentos/internal/testkit"
 )
 
 // The node-wide in-flight cap: with the cap's worth of requests in flight
@@ -82,23 +83,11 @@ func TestHardening_InFlightCapRefusesAtOnceAndRecovers(t *testing.T) {
 	for _, c := range held {
 		c.Close()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r := do(t, "GET", base+"/v1/agents", key, nil)
-		if r.Status == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cap not released: %d %s", r.Status, r.Body)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.WaitFor(t, "the cap released", 10*time.Second, func() bool {
+		return do(t, "GET", base+"/v1/agents", key, nil).Status == 200
+	})
 	// Every held request ends once its connection is gone (the server
 	// notices each cut on its own schedule): the count returns to zero.
-	for n.RequestsInFlight() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d requests still counted after all ended", n.RequestsInFlight())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitFor(t, "no request counted in flight", 10*time.Second, func() bool { return n.RequestsInFlight() == 0 },
+		func() string { return fmt.Sprintf("(%d still counted)", n.RequestsInFlight()) })
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/a2aproject/a2a-go/v2/a2aclient"
 	"github.com/a2aproject/a2a-go/v2/a2aclient/agentcard"
 	"github.com/agentos/agentos/app"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -342,17 +343,7 @@ func TestA2A_SubscribeToAFinishedTaskIsItsSnapshot(t *testing.T) {
 
 func waitRun(t *testing.T, base, key, runID, status string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		r := do(t, "GET", base+"/v1/runs/"+runID, key, nil)
-		if run, _ := r.JSON(t)["run"].(map[string]any); run != nil && run["status"] == status {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run %s not %s: %s", runID, status, r.Body)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitRun(t, base, key, runID, 20*time.Second, status)
 }
 
 // rpc posts one JSON-RPC request to an A2A endpoint.
@@ -546,19 +537,11 @@ func TestMCP_AgentsAsToolsCallProgressCancelAndTenancy(t *testing.T) {
 	runID, _ := sc["run_id"].(string)
 	// Progress notifications are handled apart from the result; wait for
 	// the terminal one.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testkit.WaitFor(t, "a progress notification for run.completed", 10*time.Second, func() bool {
 		mu.Lock()
-		end := len(got) > 0 && got[len(got)-1].ev["type"] == "agentos.run.completed"
-		mu.Unlock()
-		if end {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no progress notification for run.completed: %+v", got)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return len(got) > 0 && got[len(got)-1].ev["type"] == "agentos.run.completed"
+	})
 	mu.Lock()
 	var types []string
 	for i, p := range got {

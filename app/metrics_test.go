@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/app"
+	"github.com/agentos/agentos/internal/testkit"
 )
 
 // scrape reads a router's /metrics into series → value.
@@ -61,17 +62,7 @@ func TestMetrics_RunAndModelCallMoveCounters(t *testing.T) {
 		map[string]any{"input": map[string]any{"type": "text", "text": "count me"}, "idempotency_key": "idem_metrics"})
 	expectStatus(t, r, 201, "create run")
 	runID := r.JSON(t)["run"].(map[string]any)["run_id"].(string)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		g := do(t, "GET", n.URL(app.StackA)+"/v1/runs/"+runID, key, nil)
-		if g.JSON(t)["run"].(map[string]any)["status"] == "completed" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run did not complete: %s", g.Body)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.WaitRun(t, n.URL(app.StackA), key, runID, 10*time.Second, "completed")
 	// A policy block moves its counter too.
 	pb := do(t, "POST", n.URL(app.StackB)+"/v1/policy:check", key, map[string]any{
 		"auth": map[string]any{"tenant_id": "tnt_demo", "principal": map[string]any{"principal_id": "usr_tnt_demo_admin", "principal_type": "user"},

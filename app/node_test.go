@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/app"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/rs/zerolog"
@@ -265,17 +266,10 @@ func TestNode_LastUsedAtIsRecorded(t *testing.T) {
 		t.Fatalf("fresh token already used: %v", lu)
 	}
 	expectStatus(t, do(t, "GET", a+"/v1/audit", secret, nil), 200, "use the key")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testkit.WaitFor(t, "last_used_at recorded after a request", 5*time.Second, func() bool {
 		tok, err := n.Store().GetToken(context.Background(), "tnt_demo", tokenID)
-		if err == nil && tok.LastUsedAt != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("last_used_at not recorded after a request")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil && tok.LastUsedAt != nil
+	})
 }
 
 func TestNode_ProdRefusesLiveDemoKeys(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/app"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/rs/zerolog"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -47,15 +48,8 @@ func TestTracing_RunSharesTraceAcrossStacks(t *testing.T) {
 		map[string]any{"input": map[string]any{"type": "text", "text": "trace me"}, "idempotency_key": "idem_trace"}, "traceparent", traceparent)
 	expectStatus(t, r, 201, "create run")
 	runID := r.JSON(t)["run"].(map[string]any)["run_id"].(string)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		g := do(t, "GET", nodeA2.URL(app.StackA)+"/v1/runs/"+runID, creds.TenantAdmin.APIKey, nil)
-		if st := g.JSON(t)["run"].(map[string]any)["status"]; st == "completed" {
-			break
-		} else if st == "failed" || time.Now().After(deadline) {
-			t.Fatalf("run ended %v: %s", st, g.Body)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if run := testkit.WaitRun(t, nodeA2.URL(app.StackA), creds.TenantAdmin.APIKey, runID, 10*time.Second); run["status"] != "completed" {
+		t.Fatalf("run ended %v", run)
 	}
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	var createSpan, invokeSpans int

@@ -12,8 +12,9 @@ import (
 
 	"github.com/agentos/agentos/app"
 	"github.com/agentos/agentos/conformance/suite"
+	"github.com/agentos/agentos/internal/testkit"
+	"github.com/agentos/agentos/internal/testkit/testnode"
 	"github.com/agentos/agentos/openapi"
-	"github.com/rs/zerolog"
 )
 
 // liveClient sends requests to a live node and checks every answer
@@ -25,64 +26,37 @@ type liveClient struct {
 	covered    map[string]map[string]bool
 }
 
+// call sends one request (testkit.Do), records the operation it hit and
+// checks the answer against the stack's document; it returns the status
+// and a JSON answer decoded.
 func (lc *liveClient) call(stack, method, path, key string, body any, hdr ...string) (int, map[string]any) {
 	t := lc.t
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, _ := json.Marshal(body)
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, lc.urls[stack]+path, rd)
+	r := testkit.Do(t, method, lc.urls[stack]+path, key, body, hdr...)
+	req, err := http.NewRequest(method, lc.urls[stack]+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
 	v := lc.validators[stack]
 	if op, ok := v.Match(method, req.URL.Path); ok {
 		lc.covered[stack][op.OperationID] = true
 	}
+	resp := &http.Response{StatusCode: r.Status, Header: r.Header, Body: io.NopCloser(bytes.NewReader(r.Body))}
 	if err := v.ValidateResponse(req, resp); err != nil {
-		raw, _ := io.ReadAll(resp.Body)
-		t.Errorf("%s %s %s -> %d does not fit the document: %v\nbody: %.600s", stack, method, path, resp.StatusCode, err, raw)
+		t.Errorf("%s %s %s -> %d does not fit the document: %v\nbody: %.600s", stack, method, path, r.Status, err, r.Body)
 	}
-	raw, _ := io.ReadAll(resp.Body)
 	var out map[string]any
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-		json.Unmarshal(raw, &out)
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		json.Unmarshal(r.Body, &out)
 	}
-	return resp.StatusCode, out
+	return r.Status, out
 }
 
-// startLiveNode opens a real node on :0 ports in a temp dir.
+// startLiveNode opens a real, seeded node on :0 ports in a temp dir.
 func startLiveNode(t *testing.T) (*app.Node, app.Credentials) {
 	t.Helper()
-	cfg := app.DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.StackAAddr, cfg.StackBAddr, cfg.FedAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	n := app.NewNode(cfg, app.BuildInfo{Version: "test"}, zerolog.Nop())
-	if err := n.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	creds, err := app.ReadCredentials(cfg.DataDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n, creds
+	n := testnode.Start(t)
+	return n.Node, n.Creds
 }
 
 // TestLiveNode_AnswersFitTheDocuments drives every operation of the three
@@ -153,14 +127,11 @@ func TestLiveNode_ErrorAnswersFitTheDocuments(t *testing.T) {
 	runID := created["run"].(map[string]any)["run_id"].(string)
 	lc.call(A, "POST", "/v1/agents/agt_sample_echo_v1/runs", key, map[string]any{"input": map[string]any{"type": "text", "text": "hi"}, "idempotency_key": "idem_conf"})    // 201 replay
 	lc.call(A, "POST", "/v1/agents/agt_sample_echo_v1/runs", key, map[string]any{"input": map[string]any{"type": "text", "text": "other"}, "idempotency_key": "idem_conf"}) // 409
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testkit.WaitFor(t, "run "+runID+" to end", 10*time.Second, func() bool {
 		_, r := lc.call(A, "GET", "/v1/runs/"+runID, key, nil)
-		if s, _ := r["run"].(map[string]any)["status"].(string); s == "completed" || s == "failed" || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		s, _ := r["run"].(map[string]any)["status"].(string)
+		return s == "completed" || s == "failed"
+	})
 	lc.call(A, "GET", "/v1/runs/"+runID+"/events", key, nil, "Accept", "application/json")
 
 	// Interop: the agents as A2A agents and as MCP tools.

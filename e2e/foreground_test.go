@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentos/agentos/e2e/testbinary"
 	"github.com/agentos/agentos/internal/testkit"
 )
 
@@ -19,7 +20,7 @@ import (
 func TestUpForeground(t *testing.T) {
 	t.Parallel()
 	w := newWorkdir(t)
-	cmd := exec.Command(binary, "up", "--foreground")
+	cmd := exec.Command(testbinary.Binary, "up", "--foreground")
 	cmd.Dir, cmd.Env = w.dir, w.env
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

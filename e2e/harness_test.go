@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/agentos/agentos/e2e/testbinary"
 	"net"
 	"os"
 	"os/exec"
@@ -17,12 +16,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agentos/agentos/e2e/testbinary"
 )
 
-// binary is the agentos executable built by TestMain.
-var binary string
-
-func TestMain(m *testing.M) { testbinary.Run(m, &binary, "-X main.version=e2e -X main.gitSHA=e2e") }
+// TestMain builds the binary the tests drive, stamped with a version.
+func TestMain(m *testing.M) { testbinary.Main(m, "-X main.version=e2e -X main.gitSHA=e2e") }
 
 // result is one finished command.
 type result struct {
@@ -70,7 +69,7 @@ func (w *workdir) runEnv(extra []string, args ...string) result {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd := exec.CommandContext(ctx, testbinary.Binary, args...)
 	cmd.Dir = w.dir
 	cmd.Env = append(append([]string{}, w.env...), extra...)
 	var stdout, stderr bytes.Buffer
@@ -94,13 +93,7 @@ func (w *workdir) path(parts ...string) string {
 }
 
 // nodeFile is .agentos/node.json.
-type nodeFile struct {
-	PID       int    `json:"pid"`
-	StackID   string `json:"stack_id"`
-	StackAURL string `json:"stack_a_url"`
-	StackBURL string `json:"stack_b_url"`
-	FedURL    string `json:"fed_url"`
-}
+type nodeFile = testbinary.NodeInfo
 
 func (w *workdir) node() nodeFile {
 	w.t.Helper()
@@ -109,17 +102,7 @@ func (w *workdir) node() nodeFile {
 	return nf
 }
 
-type credentials struct {
-	DefaultTenantID string `json:"default_tenant_id"`
-	PlatformAdmin   struct {
-		PrincipalID string `json:"principal_id"`
-		APIKey      string `json:"api_key"`
-	} `json:"platform_admin"`
-	TenantAdmin struct {
-		PrincipalID string `json:"principal_id"`
-		APIKey      string `json:"api_key"`
-	} `json:"tenant_admin"`
-}
+type credentials = testbinary.Credentials
 
 func (w *workdir) creds() credentials {
 	w.t.Helper()

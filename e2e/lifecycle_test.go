@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentos/agentos/e2e/testbinary"
 	"github.com/agentos/agentos/internal/testkit"
 )
 
@@ -286,7 +287,7 @@ func checkUpReport(t *testing.T, w *workdir) {
 	if rep.Host.Hostname == "" || rep.Binary.Version != "e2e" || len(rep.Binary.SHA256) != 64 {
 		t.Errorf("up report host/binary: %+v %+v", rep.Host, rep.Binary)
 	}
-	if sum := sha256File(t, binary); rep.Binary.SHA256 != sum {
+	if sum := sha256File(t, testbinary.Binary); rep.Binary.SHA256 != sum {
 		t.Errorf("report sha256 %s, binary %s", rep.Binary.SHA256, sum)
 	}
 	if rep.Node.URLs["stack-a"] == "" || rep.Node.URLs["console"] == "" || rep.Credentials.File == "" || rep.Credentials.RotationHint == "" {
@@ -332,7 +333,7 @@ func waitRunDone(t *testing.T, stackA, key, runID string) {
 func TestValidateFailsWhenStackBUnreachable(t *testing.T) {
 	t.Parallel()
 	w := newWorkdir(t)
-	cmd := exec.Command(binary, "serve", "--stack-b-url", "http://"+closedPort(t))
+	cmd := exec.Command(testbinary.Binary, "serve", "--stack-b-url", "http://"+closedPort(t))
 	cmd.Dir = w.dir
 	cmd.Env = w.env
 	stderr, _ := cmd.StderrPipe()

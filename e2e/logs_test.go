@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentos/agentos/e2e/testbinary"
 )
 
 // sampleLog is a node log: the edge logs component "stack-a", a stack's
@@ -60,7 +62,7 @@ func TestLogsFiltersByService(t *testing.T) {
 	}
 
 	// -f prints lines appended later.
-	cmd := exec.Command(binary, "logs", "stack-b", "-f")
+	cmd := exec.Command(testbinary.Binary, "logs", "stack-b", "-f")
 	cmd.Dir, cmd.Env = w.dir, w.env
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
@@ -75,11 +77,25 @@ func TestLogsFiltersByService(t *testing.T) {
 		}
 		close(lines)
 	}()
+	// -f prints the file's last stack-b line first, then follows: that
+	// line arriving says the file has been read to its end, so what is
+	// appended now can only come through the follow.
+	tail := time.After(10 * time.Second)
+	for seen := false; !seen; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("logs -f exited")
+			}
+			seen = strings.Contains(l, "budget near limit")
+		case <-tail:
+			t.Fatal("logs -f did not print the file's last stack-b line")
+		}
+	}
 	f, err := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
 	f.WriteString(`{"level":"info","component":"stack-a","message":"not for stack-b"}` + "\n")
 	f.WriteString(`{"level":"error","component":"stack-b","message":"backend down"}` + "\n")
 	f.Close()

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/agentos/agentos/e2e/testbinary"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
@@ -36,7 +37,7 @@ func sha256File(t *testing.T, path string) string {
 // libraries.
 func TestBinaryIsStatic(t *testing.T) {
 	t.Parallel()
-	f, err := elf.Open(binary)
+	f, err := elf.Open(testbinary.Binary)
 	if err != nil {
 		t.Fatalf("open ELF: %v", err)
 	}
@@ -65,7 +66,7 @@ func TestVersionPrintsBuildAndSHA(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("version: %s", r)
 	}
-	mustContain(t, r, "agentos e2e", "git e2e", "binary sha256 "+sha256File(t, binary))
+	mustContain(t, r, "agentos e2e", "git e2e", "binary sha256 "+sha256File(t, testbinary.Binary))
 }
 
 // mailbox is a real SMTP server (emersion/go-smtp) that records messages.

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/agentos/agentos/internal/testkit"
 )
 
 // benchPair starts A and B for benchmarks; B's runs have steps step pairs.
@@ -70,16 +72,26 @@ func BenchmarkRelay_AddedLatency(b *testing.B) {
 	a, nb := benchPair(b, runs)
 	runID := benchForward(b, a, "idem_latency_"+strconv.Itoa(b.N))
 	direct, relayed := make(chan time.Time, 1), make(chan time.Time, 1)
+	// Each stream starts before the run's first event: that event
+	// arriving says the stream (and A's relay of it) is connected; the
+	// timed events come after it.
 	follow := func(tn *testNode, ch chan time.Time) {
-		resp := tn.stream(runID, keyDemo, 1)
+		resp := tn.stream(runID, keyDemo, 0)
+		connected := make(chan struct{})
 		go func() {
 			defer resp.Body.Close()
-			readSSE(b, resp.Body, func(sseEvent) { ch <- time.Now() })
+			readSSE(b, resp.Body, func(ev sseEvent) {
+				if ev.Event.Sequence == 1 {
+					close(connected)
+					return
+				}
+				ch <- time.Now()
+			})
 		}()
+		testkit.Await(b, "the stream's first event", 10*time.Second, connected)
 	}
 	follow(nb, direct)
 	follow(a, relayed)
-	time.Sleep(50 * time.Millisecond) // both streams connected
 	var sumDirect, sumRelay time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
-	"github.com/agentos/agentos/edge"
 	"github.com/agentos/agentos/fed"
 	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/store"
@@ -91,10 +90,6 @@ func startNode(tb testing.TB, o nodeOpts) *testNode {
 		}
 	}
 	tn := &testNode{t: tb, id: o.stackID, dir: o.dir, store: st, runs: o.runs, reg: prometheus.NewRegistry(), serverT: o.serverTLS}
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = (&edge.Edge{}).ErrorHandler
-	e.Use(tn.testAuth)
 	n, err := fed.New(fed.Deps{
 		DataDir: o.dir, StackID: o.stackID, Region: "us-west-2", Environment: "test",
 		Version: "test", GitSHA: "abc123", BuildTime: "2026-11-25T00:00:00Z",
@@ -124,14 +119,7 @@ func startNode(tb testing.TB, o nodeOpts) *testNode {
 		tb.Fatalf("fed.New: %v", err)
 	}
 	tn.node = n
-	n.Register(e)
-	tn.srv = httptest.NewUnstartedServer(e)
-	if o.serverTLS != nil {
-		tn.srv.TLS = o.serverTLS
-		tn.srv.StartTLS()
-	} else {
-		tn.srv.Start()
-	}
+	tn.srv = testkit.Serve(tb, testkit.EdgeHandler(nil, tn.testAuth, n.Register), o.serverTLS)
 	tn.url = tn.srv.URL
 	tn.client = &http.Client{Transport: &http.Transport{TLSClientConfig: o.clientTLS}}
 	tb.Cleanup(tn.close)
@@ -160,41 +148,23 @@ func (tn *testNode) trust(p *testNode, url string, tenants ...string) {
 	}
 }
 
-// testAuth is the tiny auth middleware app provides for real: peer
-// assertion first, then an API key from the fixed table, then public paths.
-func (tn *testNode) testAuth(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		r := c.Request()
-		ctx := core.WithCorrelationID(r.Context(), firstNonEmpty(r.Header.Get("X-Correlation-Id"), core.NewID(core.PrefixCorrelation)))
-		a, ok, err := tn.node.AuthenticatePeer(r)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			key := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if ka, found := testKeys[key]; found {
-				a, ok = ka, true
-			} else if key != "" {
-				return core.Errorf(core.CodeUnauthorized, "unknown API key")
-			}
-		}
-		if ok {
-			ctx = core.WithAuth(ctx, a)
-		} else if r.URL.Path != "/v1/federation/health" {
-			return core.Errorf(core.CodeUnauthorized, "credential required")
-		}
-		c.SetRequest(r.WithContext(ctx))
-		return next(c)
+// testAuth is the tiny auth app provides for real: peer assertion first,
+// then an API key from the fixed table, then public paths.
+func (tn *testNode) testAuth(c echo.Context) (core.Auth, bool, error) {
+	r := c.Request()
+	if a, ok, err := tn.node.AuthenticatePeer(r); ok || err != nil {
+		return a, ok, err
 	}
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
+	key := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if a, found := testKeys[key]; found {
+		return a, true, nil
+	} else if key != "" {
+		return a, false, core.Errorf(core.CodeUnauthorized, "unknown API key")
 	}
-	return ""
+	if r.URL.Path != "/v1/federation/health" {
+		return core.Auth{}, false, core.Errorf(core.CodeUnauthorized, "credential required")
+	}
+	return core.Auth{}, false, nil
 }
 
 // pair starts nodes A and B that trust each other for tnt_demo only.

@@ -212,15 +212,25 @@ func BenchmarkSSE_DeliveryLatency1000Streams(b *testing.B) {
 		}
 		ready.Wait()
 		published := map[int64]time.Time{}
-		probeDone := make(chan struct{})
+		probeDone, probeReady := make(chan struct{}), make(chan struct{})
 		go func() {
 			defer close(probeDone)
-			_ = n.svc.StreamEvents(context.Background(), authFor("tnt_a", "usr_a"), id, liveFrom, func(ev core.Event) error {
-				published[ev.Sequence] = time.Now()
+			// From liveFrom-1: the stream subscribes before it replays, so
+			// the replayed liveFrom says the probe is live.
+			_ = n.svc.StreamEvents(context.Background(), authFor("tnt_a", "usr_a"), id, liveFrom-1, func(ev core.Event) error {
+				if ev.Sequence == liveFrom {
+					close(probeReady)
+				} else {
+					published[ev.Sequence] = time.Now()
+				}
 				return nil
 			})
 		}()
-		time.Sleep(20 * time.Millisecond) // let the probe subscribe
+		select {
+		case <-probeReady:
+		case <-probeDone:
+			b.Fatal("the probe stream ended before it replayed the last event")
+		}
 		cpu0 := cpuTime()
 		close(ch)
 		wg.Wait()

@@ -1,13 +1,9 @@
 package stacka_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -19,7 +15,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
-	"github.com/agentos/agentos/edge"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/stacka"
 	"github.com/agentos/agentos/store"
 	"github.com/labstack/echo/v4"
@@ -200,27 +196,17 @@ func startNode(t testing.TB, st core.Storage, start bool, opts ...nodeOpt) *test
 	n := &testNode{t: t, st: st, svc: svc, model: model, reg: reg, auths: map[string]core.Auth{
 		"tok-a": authFor("tnt_a", "usr_a"), "tok-a2": authFor("tnt_a", "usr_a2"), "tok-b": authFor("tnt_b", "usr_b"),
 	}}
-	e := echo.New()
-	e.HideBanner = true
 	// The node's own error mapper and ids; auth is a table of test tokens.
-	ed := &edge.Edge{}
-	e.HTTPErrorHandler = ed.ErrorHandler
-	e.Use(ed.IDs, func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			ctx := c.Request().Context()
-			if c.Path() != "/v1/health" {
-				a, ok := n.auths[strings.TrimPrefix(c.Request().Header.Get("Authorization"), "Bearer ")]
-				if !ok {
-					return core.Errorf(core.CodeUnauthorized, "no credential")
-				}
-				ctx = core.WithAuth(ctx, a)
-			}
-			c.SetRequest(c.Request().WithContext(ctx))
-			return next(c)
+	n.srv = testkit.Serve(t, testkit.EdgeHandler(nil, func(c echo.Context) (core.Auth, bool, error) {
+		if c.Path() == "/v1/health" {
+			return core.Auth{}, false, nil
 		}
-	})
-	svc.Register(e)
-	n.srv = httptest.NewServer(e)
+		a, ok := n.auths[strings.TrimPrefix(c.Request().Header.Get("Authorization"), "Bearer ")]
+		if !ok {
+			return a, false, core.Errorf(core.CodeUnauthorized, "no credential")
+		}
+		return a, true, nil
+	}, svc.Register), nil)
 	if start {
 		if err := svc.Start(ctx); err != nil {
 			t.Fatal(err)
@@ -247,38 +233,16 @@ func (n *testNode) close() {
 	}
 }
 
-// do sends a JSON request and decodes the JSON answer.
+// do sends a JSON request accepting JSON (testkit.Do) and decodes the
+// JSON answer.
 func (n *testNode) do(method, path, token string, body any, hdr ...string) (int, http.Header, map[string]any) {
 	n.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		raw, _ := json.Marshal(b)
-		rd = bytes.NewReader(raw)
-	}
-	req, _ := http.NewRequest(method, n.srv.URL+path, rd)
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	r := testkit.Do(n.t, method, n.srv.URL+path, token, body, append([]string{"Accept", "application/json"}, hdr...)...)
 	var out map[string]any
-	raw, _ := io.ReadAll(resp.Body)
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &out); err != nil {
-			n.t.Fatalf("%s %s: non-JSON answer %q", method, path, raw)
-		}
+	if len(r.Body) > 0 {
+		r.Decode(n.t, &out)
 	}
-	return resp.StatusCode, resp.Header, out
+	return r.Status, r.Header, out
 }
 
 func (n *testNode) putAgent(token, id string, tools ...string) {
@@ -334,25 +298,12 @@ func (n *testNode) stream(token, runID string, hdr ...string) (<-chan sseMsg, *h
 	go func() {
 		defer close(ch)
 		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		var m sseMsg
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case line == "":
-				if m.id != "" {
-					ch <- m
-				}
-				m = sseMsg{}
-			case strings.HasPrefix(line, "id: "):
-				m.id = line[4:]
-			case strings.HasPrefix(line, "event: "):
-				m.event = line[7:]
-			case strings.HasPrefix(line, "data: "):
-				_ = json.Unmarshal([]byte(line[6:]), &m.data)
+		testkit.ReadSSE(resp.Body, func(m testkit.SSE) bool {
+			if m.ID != "" {
+				ch <- sseMsg{id: m.ID, event: m.Name, data: core.EventEnvelope{Event: m.Event}}
 			}
-		}
+			return true
+		})
 	}()
 	return ch, resp, cancel
 }
@@ -377,18 +328,7 @@ func collect(t testing.TB, ch <-chan sseMsg, d time.Duration) []sseMsg {
 
 func waitStatus(t testing.TB, n *testNode, token, runID string, want string, d time.Duration) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		_, _, body := n.do("GET", "/v1/runs/"+runID, token, nil)
-		run, _ := body["run"].(map[string]any)
-		if run != nil && run["status"] == want {
-			return run
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run %s: status %v, want %s", runID, run["status"], want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return testkit.WaitRun(t, n.srv.URL, token, runID, d, want)
 }
 
 type stackaConfig = stacka.Config

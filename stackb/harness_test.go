@@ -2,8 +2,6 @@ package stackb_test
 
 import (
 	"context"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,6 +9,7 @@ import (
 
 	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/edge"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/stackb"
 	"github.com/agentos/agentos/store"
 	"github.com/labstack/echo/v4"
@@ -89,44 +88,26 @@ func newEnv(t testing.TB, o envOpt) *env {
 // user of tnt_demo with the bearer "user"), and the error mapper.
 func (e *env) serve(t testing.TB) string {
 	t.Helper()
-	ec := echo.New()
-	ec.HideBanner, ec.HidePort = true, true
-	ed := &edge.Edge{CompatError: stackb.CompatError}
-	ec.HTTPErrorHandler = ed.ErrorHandler
-	ec.Use(ed.IDs, func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			r := c.Request()
-			ctx := r.Context()
-			var a core.Auth
-			cred := r.Header.Get("Authorization")
-			if k := r.Header.Get("X-Api-Key"); k != "" && cred == "" {
-				cred = "Bearer " + k
-			}
-			switch cred {
-			case "Bearer user":
-				a = e.auth
-			case "Bearer service":
-				tenant := r.Header.Get("X-Tenant-Id")
-				if tenant == "" {
-					tenant = e.auth.TenantID
-				}
-				a = core.Auth{TenantID: tenant, Principal: core.Principal{PrincipalID: "svc_stacka", PrincipalType: "service"},
-					Scopes: []string{core.ScopeModelsInvoke, core.ScopeModelsList, core.ScopePolicyCheck, core.ScopeTenantsActAs}}
-			default:
-				return core.Errorf(core.CodeUnauthorized, "no credential")
-			}
-			c.SetRequest(r.WithContext(core.WithAuth(ctx, a)))
-			return next(c)
+	auth := func(c echo.Context) (core.Auth, bool, error) {
+		r := c.Request()
+		cred := r.Header.Get("Authorization")
+		if k := r.Header.Get("X-Api-Key"); k != "" && cred == "" {
+			cred = "Bearer " + k
 		}
-	})
-	e.gw.Register(ec)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+		switch cred {
+		case "Bearer user":
+			return e.auth, true, nil
+		case "Bearer service":
+			tenant := r.Header.Get("X-Tenant-Id")
+			if tenant == "" {
+				tenant = e.auth.TenantID
+			}
+			return core.Auth{TenantID: tenant, Principal: core.Principal{PrincipalID: "svc_stacka", PrincipalType: "service"},
+				Scopes: []string{core.ScopeModelsInvoke, core.ScopeModelsList, core.ScopePolicyCheck, core.ScopeTenantsActAs}}, true, nil
+		}
+		return core.Auth{}, false, core.Errorf(core.CodeUnauthorized, "no credential")
 	}
-	srv := &http.Server{Handler: ec}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	e.url = "http://" + ln.Addr().String()
+	srv := testkit.Serve(t, testkit.EdgeHandler(&edge.Edge{CompatError: stackb.CompatError}, auth, e.gw.Register), nil)
+	e.url = srv.URL
 	return e.url
 }

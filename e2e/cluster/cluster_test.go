@@ -13,9 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -29,16 +27,11 @@ import (
 	"github.com/agentos/agentos/store/postgres/pgtest"
 )
 
-var binary string
+func TestMain(m *testing.M) { testbinary.Main(m, "") }
 
-func TestMain(m *testing.M) { testbinary.Run(m, &binary, "") }
-
-// node is one started `agentos serve`.
-type node = testbinary.Node
-
-func startNode(t *testing.T, store string, lease time.Duration) *node {
+func startNode(t *testing.T, store string, lease time.Duration) *testbinary.Node {
 	t.Helper()
-	return testbinary.Serve(t, binary, t.TempDir(), 30*time.Second, "--store", store, "--run-lease", lease.String(), "--log-level", "warn", "--workers", "16")
+	return testbinary.Serve(t, t.TempDir(), 30*time.Second, "--store", store, "--run-lease", lease.String(), "--log-level", "warn", "--workers", "16")
 }
 
 type seen struct {
@@ -152,20 +145,9 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 
 	store := pgtest.URL(t)
 	lease := 3 * time.Second
-	nodes := []*node{startNode(t, store, lease)}
+	nodes := []*testbinary.Node{startNode(t, store, lease)}
 	nodes = append(nodes, startNode(t, store, lease), startNode(t, store, lease))
-	var creds struct {
-		PlatformAdmin struct {
-			APIKey string `json:"api_key"`
-		} `json:"platform_admin"`
-		TenantAdmin struct {
-			APIKey string `json:"api_key"`
-		} `json:"tenant_admin"`
-	}
-	raw, err := os.ReadFile(filepath.Join(nodes[0].DataDir, "credentials.json"))
-	if err != nil || json.Unmarshal(raw, &creds) != nil {
-		t.Fatalf("credentials: %v", err)
-	}
+	creds := testbinary.ReadCredentials(t, nodes[0].DataDir)
 	admin, key := creds.PlatformAdmin.APIKey, creds.TenantAdmin.APIKey
 	ids := map[string]bool{}
 	for _, n := range nodes {
@@ -340,7 +322,7 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 	t.Logf("cross-node event delivery (event time on the executing node to receipt on another node): p50 %v, p99 %v over %d events",
 		lat[len(lat)/2], lat[len(lat)*99/100], len(lat))
 	// The operator's view: `agentos status` on a node lists the live nodes.
-	st := exec.Command(binary, "status", "--data-dir", nodes[0].DataDir, "--store", store, "--api-key", admin)
+	st := exec.Command(testbinary.Binary, "status", "--data-dir", nodes[0].DataDir, "--store", store, "--api-key", admin)
 	st.Dir = t.TempDir()
 	out, _ := st.CombinedOutput()
 	for _, n := range nodes[:2] {

@@ -22,17 +22,12 @@ import (
 	"github.com/agentos/agentos/internal/testkit"
 )
 
-var binary string
-
-func TestMain(m *testing.M) { testbinary.Run(m, &binary, "") }
-
-// node is one started `agentos serve`.
-type node = testbinary.Node
+func TestMain(m *testing.M) { testbinary.Main(m, "") }
 
 // start runs `agentos serve` and waits until node.json names it.
-func start(t *testing.T, dataDir string, extra ...string) *node {
+func start(t *testing.T, dataDir string, extra ...string) *testbinary.Node {
 	t.Helper()
-	return testbinary.Serve(t, binary, dataDir, 30*time.Second, append([]string{"--log-level", "warn"}, extra...)...)
+	return testbinary.Serve(t, dataDir, 30*time.Second, append([]string{"--log-level", "warn"}, extra...)...)
 }
 
 // runServe runs a serve that is expected to exit, and returns its exit
@@ -41,7 +36,7 @@ func runServe(t *testing.T, dataDir string, extra ...string) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, testbinary.ServeArgs(dataDir, append([]string{"--log-level", "warn"}, extra...)...)...)
+	cmd := exec.CommandContext(ctx, testbinary.Binary, testbinary.ServeArgs(dataDir, append([]string{"--log-level", "warn"}, extra...)...)...)
 	cmd.Dir = t.TempDir()
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -144,16 +139,7 @@ func putMemory(t *testing.T, base, key, id string, size int) (testkit.Response, 
 func TestHardening_FullDiskIs503AndNotReady(t *testing.T) {
 	dir := t.TempDir()
 	n := start(t, dir)
-	var creds struct {
-		TenantAdmin struct {
-			APIKey string `json:"api_key"`
-		} `json:"tenant_admin"`
-	}
-	raw, err := os.ReadFile(filepath.Join(dir, "credentials.json"))
-	if err != nil || json.Unmarshal(raw, &creds) != nil {
-		t.Fatalf("credentials.json: %v", err)
-	}
-	key := creds.TenantAdmin.APIKey
+	key := testbinary.ReadCredentials(t, dir).TenantAdmin.APIKey
 	if resp, body := putMemory(t, n.StackAURL, key, "before", 100); resp.Status != 200 {
 		t.Fatalf("write before the fault: %d %s", resp.Status, body)
 	}

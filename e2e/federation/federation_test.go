@@ -280,7 +280,8 @@ func relaySurvivesCut(t *testing.T, p *pair) {
 	f, _ := forward(t, p.a, p.a.admin, forwardBody(map[string]any{"stack_id": b.stackID}, tenantDemo, adminID, "agt_slow", "idem_e2e_slow", "take your time"))
 
 	// Cut once the tool is running and the client has an event (so A is
-	// relaying), and again 800 ms later, both while the tool still sleeps.
+	// relaying), and again once A's relay has reconnected through the
+	// proxy, both while the tool still sleeps (2 s).
 	firstEvent := make(chan struct{})
 	var once sync.Once
 	var cuts atomic.Int64
@@ -294,9 +295,20 @@ func relaySurvivesCut(t *testing.T, p *pair) {
 				return
 			}
 		}
-		time.Sleep(300 * time.Millisecond)
+		// A poll, not a sleep: the proxy has no event to await, and a
+		// goroutine must not fail the test, so a condition that never
+		// holds only ends the wait (cuts stays 0 and the test says so).
+		until := func(cond func(live, accepted int) bool) {
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				if cond(p.proxy.counts()) {
+					return
+				}
+			}
+		}
+		until(func(live, _ int) bool { return live > 0 })
+		_, before := p.proxy.counts()
 		cuts.Add(int64(p.proxy.cut()))
-		time.Sleep(800 * time.Millisecond)
+		until(func(live, accepted int) bool { return live > 0 && accepted > before })
 		cuts.Add(int64(p.proxy.cut()))
 	}()
 	evs := streamEvents(t, p.a.stream, p.a.fed+"/v1/federation/runs/"+f.RemoteRunID+"/events", p.a.admin, 45*time.Second,
@@ -643,7 +655,7 @@ func TestFederation_ForwardAndStreamOnPostgres(t *testing.T) {
 
 func TestFederation_MTLS(t *testing.T) {
 	dir := t.TempDir()
-	certs := exec.Command(binary, "certs", "--dir", dir, "--host", "127.0.0.1", "--host", "localhost")
+	certs := exec.Command(testbinary.Binary, "certs", "--dir", dir, "--host", "127.0.0.1", "--host", "localhost")
 	certs.Dir = t.TempDir()
 	out, err := certs.CombinedOutput()
 	if err != nil {

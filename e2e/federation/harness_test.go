@@ -12,38 +12,35 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"github.com/agentos/agentos/e2e/testbinary"
-	"github.com/agentos/agentos/internal/testkit"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/agentos/agentos/e2e/testbinary"
+	"github.com/agentos/agentos/internal/testkit"
 )
 
-var binary string
-
-func TestMain(m *testing.M) { testbinary.Run(m, &binary, "") }
+func TestMain(m *testing.M) { testbinary.Main(m, "") }
 
 // node is one running `agentos serve` process.
 type node struct {
+	*testbinary.Node
 	stackID string
 	dataDir string
 	stackA  string
 	stackB  string
 	fed     string
-	admin   string // platform admin key of tnt_demo
-	key     string // tenant admin key of tnt_demo
-	logPath string
+	admin   string       // platform admin key of tnt_demo
+	key     string       // tenant admin key of tnt_demo
 	client  *http.Client // talks to the federation port (mTLS when on)
 	stream  *http.Client // same transport, no overall timeout (SSE)
-	cmd     *exec.Cmd
 	tls     *tlsFiles
 }
 
@@ -53,84 +50,29 @@ type tlsFiles struct{ cert, key, ca string }
 // launchNode starts the process; wait makes it usable.
 func launchNode(t *testing.T, stackID string, tf *tlsFiles, storeFlags ...string) *node {
 	t.Helper()
-	dataDir := t.TempDir()
-	logPath := filepath.Join(t.TempDir(), stackID+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"serve", "--data-dir", dataDir, "--stack-a-addr", "127.0.0.1:0", "--stack-b-addr", "127.0.0.1:0",
-		"--fed-addr", "127.0.0.1:0", "--stack-id", stackID, "--log-level", "warn", "--workers", "8"}
+	args := []string{"--stack-id", stackID, "--log-level", "warn", "--workers", "8"}
 	if tf != nil {
 		args = append(args, "--fed-tls-cert", tf.cert, "--fed-tls-key", tf.key, "--fed-tls-ca", tf.ca)
 	}
-	args = append(args, storeFlags...)
-	cmd := exec.Command(binary, args...)
-	cmd.Dir = t.TempDir()
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	n := &node{stackID: stackID, dataDir: dataDir, logPath: logPath, cmd: cmd, tls: tf}
-	t.Cleanup(func() {
-		n.cmd.Process.Kill()
-		n.cmd.Wait()
-		logFile.Close()
-		if t.Failed() {
-			raw, _ := os.ReadFile(logPath)
-			t.Logf("log of %s:\n%s", stackID, raw)
-		}
-	})
-	return n
+	n := testbinary.Launch(t, t.TempDir(), append(args, storeFlags...)...)
+	return &node{Node: n, stackID: stackID, dataDir: n.DataDir, tls: tf}
 }
 
 // wait waits for node.json naming this process, then reads the URLs and
 // the seeded credentials.
 func (n *node) wait(t *testing.T) {
 	t.Helper()
-	stackID, dataDir, logPath, cmd, tf := n.stackID, n.dataDir, n.logPath, n.cmd, n.tls
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		raw, err := os.ReadFile(filepath.Join(dataDir, "node.json"))
-		if err == nil {
-			var nf struct {
-				PID       int    `json:"pid"`
-				StackID   string `json:"stack_id"`
-				StackAURL string `json:"stack_a_url"`
-				StackBURL string `json:"stack_b_url"`
-				FedURL    string `json:"fed_url"`
-			}
-			if json.Unmarshal(raw, &nf) == nil && nf.PID == cmd.Process.Pid {
-				if nf.StackID != stackID {
-					t.Fatalf("node.json says stack_id %q, want %q", nf.StackID, stackID)
-				}
-				n.stackA, n.stackB, n.fed = nf.StackAURL, nf.StackBURL, nf.FedURL
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			raw, _ := os.ReadFile(logPath)
-			t.Fatalf("%s did not come up in 20 s:\n%s", stackID, raw)
-		}
-		time.Sleep(20 * time.Millisecond)
+	n.Wait(t, 20*time.Second)
+	if n.StackID != n.stackID {
+		t.Fatalf("node.json says stack_id %q, want %q", n.StackID, n.stackID)
 	}
-	var creds struct {
-		PlatformAdmin struct {
-			APIKey string `json:"api_key"`
-		} `json:"platform_admin"`
-		TenantAdmin struct {
-			APIKey string `json:"api_key"`
-		} `json:"tenant_admin"`
-	}
-	raw, err := os.ReadFile(filepath.Join(dataDir, "credentials.json"))
-	if err != nil || json.Unmarshal(raw, &creds) != nil || creds.PlatformAdmin.APIKey == "" || creds.TenantAdmin.APIKey == "" {
-		t.Fatalf("%s credentials.json: %v %s", stackID, err, raw)
-	}
+	n.stackA, n.stackB, n.fed = n.StackAURL, n.StackBURL, n.FedURL
+	creds := testbinary.ReadCredentials(t, n.dataDir)
 	n.admin, n.key = creds.PlatformAdmin.APIKey, creds.TenantAdmin.APIKey
 
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if tf != nil {
-		tr.TLSClientConfig = clientTLS(t, tf)
+	if n.tls != nil {
+		tr.TLSClientConfig = clientTLS(t, n.tls)
 	}
 	t.Cleanup(tr.CloseIdleConnections)
 	n.client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
@@ -364,11 +306,12 @@ func checkGapless(t *testing.T, evs []sse, tenant, runID string) {
 // proxy is a TCP proxy in front of a node's federation port whose live
 // connections the test can cut.
 type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  map[net.Conn]bool
-	wg     sync.WaitGroup
+	ln       net.Listener
+	target   string
+	mu       sync.Mutex
+	conns    map[net.Conn]bool
+	accepted int // connections proxied so far
+	wg       sync.WaitGroup
 }
 
 func startProxy(t *testing.T, target string) *proxy {
@@ -404,6 +347,7 @@ func (p *proxy) accept() {
 		}
 		p.mu.Lock()
 		p.conns[in], p.conns[out] = true, true
+		p.accepted++
 		p.mu.Unlock()
 		p.wg.Add(2)
 		pipe := func(dst, src net.Conn) {
@@ -419,6 +363,13 @@ func (p *proxy) accept() {
 		go pipe(out, in)
 		go pipe(in, out)
 	}
+}
+
+// counts says how many connections are live and how many were proxied.
+func (p *proxy) counts() (live, accepted int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns) / 2, p.accepted
 }
 
 // cut closes every live connection through the proxy and says how many

@@ -6,29 +6,23 @@ package recovery_test
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/agentos/agentos/e2e/testbinary"
-	"github.com/agentos/agentos/internal/testkit"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agentos/agentos/e2e/testbinary"
+	"github.com/agentos/agentos/internal/testkit"
 )
 
-var binary string
+func TestMain(m *testing.M) { testbinary.Main(m, "") }
 
-func TestMain(m *testing.M) { testbinary.Run(m, &binary, "") }
-
-// node is one started `agentos serve`.
-type node = testbinary.Node
-
-func startNode(t *testing.T, dataDir string, storeFlags []string) *node {
+func startNode(t *testing.T, dataDir string, storeFlags []string) *testbinary.Node {
 	t.Helper()
-	os.Remove(filepath.Join(dataDir, "node.json"))
-	return testbinary.Serve(t, binary, dataDir, 15*time.Second, append([]string{"--log-level", "warn", "--workers", "8"}, storeFlags...)...)
+	return testbinary.Serve(t, dataDir, 15*time.Second, append([]string{"--log-level", "warn", "--workers", "8"}, storeFlags...)...)
 }
 
 // listedEvent is one event of the JSON listing (bare event objects).
@@ -48,7 +42,9 @@ func TestRecovery_KillDashNineMidRun(t *testing.T) {
 
 func killDashNineMidRun(t *testing.T, storeFlags []string) {
 	// A webhook tool that takes a while, so the kill lands mid-run.
+	var calls atomic.Int64
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
 		select {
 		case <-time.After(1500 * time.Millisecond):
 		case <-r.Context().Done():
@@ -61,18 +57,7 @@ func killDashNineMidRun(t *testing.T, storeFlags []string) {
 
 	dataDir := t.TempDir()
 	n := startNode(t, dataDir, storeFlags)
-	var creds struct {
-		PlatformAdmin struct {
-			APIKey string `json:"api_key"`
-		} `json:"platform_admin"`
-		TenantAdmin struct {
-			APIKey string `json:"api_key"`
-		} `json:"tenant_admin"`
-	}
-	raw, err := os.ReadFile(filepath.Join(dataDir, "credentials.json"))
-	if err != nil || json.Unmarshal(raw, &creds) != nil {
-		t.Fatalf("credentials: %v", err)
-	}
+	creds := testbinary.ReadCredentials(t, dataDir)
 	admin, key := creds.PlatformAdmin.APIKey, creds.TenantAdmin.APIKey
 
 	if s := testkit.Call(t, "PATCH", n.StackAURL+"/v1/admin/tenants/tnt_demo", admin, map[string]any{"tenant_update": map[string]any{
@@ -105,8 +90,9 @@ func killDashNineMidRun(t *testing.T, storeFlags []string) {
 		}
 		ids = append(ids, out.Run.RunID)
 	}
-	// Let the first wave reach the slow tool, then kill without warning.
-	time.Sleep(700 * time.Millisecond)
+	// Once the first wave (8 workers) is in the slow tool, kill without
+	// warning.
+	testkit.WaitFor(t, "runs calling the slow tool", 30*time.Second, func() bool { return calls.Load() >= 4 })
 	var running, queued struct {
 		Runs []json.RawMessage `json:"runs"`
 	}
@@ -122,26 +108,8 @@ func killDashNineMidRun(t *testing.T, storeFlags []string) {
 	n.Cmd.Wait()
 
 	n2 := startNode(t, dataDir, storeFlags)
-	deadline := time.Now().Add(60 * time.Second)
 	for _, id := range ids {
-		var run struct {
-			Run struct {
-				Status string `json:"status"`
-			} `json:"run"`
-		}
-		for {
-			if s := testkit.Call(t, "GET", n2.StackAURL+"/v1/runs/"+id, key, nil, &run); s != 200 {
-				t.Fatalf("get %s after restart: %d", id, s)
-			}
-			st := run.Run.Status
-			if st == "completed" || st == "failed" || st == "canceled" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("run %s still %s a minute after restart; log:\n%s", id, st, n2.Log.String())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		run := testkit.WaitRun(t, n2.StackAURL, key, id, 60*time.Second)
 		var ev struct {
 			Events []listedEvent `json:"events"`
 		}
@@ -168,6 +136,6 @@ func killDashNineMidRun(t *testing.T, storeFlags []string) {
 		if terminal != 1 {
 			t.Fatalf("run %s: %d terminal events, want 1", id, terminal)
 		}
-		t.Logf("run %s: %s after restart, %d events", id, run.Run.Status, len(ev.Events))
+		t.Logf("run %s: %s after restart, %d events", id, run["status"], len(ev.Events))
 	}
 }

@@ -29,20 +29,17 @@ import (
 	"github.com/agentos/agentos/store"
 )
 
-var binary string
-
 // Store sizes of the tests (smaller under -race, see race_test.go).
 var (
 	restartRuns = 20000
 	sweepRuns   = 6000
 )
 
-func TestMain(m *testing.M) { testbinary.Run(m, &binary, "") }
+func TestMain(m *testing.M) { testbinary.Main(m, "") }
 
 func serve(t *testing.T, dataDir string, args ...string) (*exec.Cmd, testbinary.NodeInfo, *testbinary.Output) {
 	t.Helper()
-	os.Remove(filepath.Join(dataDir, "node.json"))
-	n := testbinary.Serve(t, binary, dataDir, 60*time.Second, args...)
+	n := testbinary.Serve(t, dataDir, 60*time.Second, args...)
 	return n.Cmd, n.NodeInfo, n.Log
 }
 
@@ -64,7 +61,7 @@ func stop(t *testing.T, cmd *exec.Cmd) {
 
 func agentos(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(testbinary.Binary, args...)
 	cmd.Dir = t.TempDir()
 	out, err := cmd.CombinedOutput()
 	code := 0
@@ -124,7 +121,6 @@ func dropCache(path string) bool {
 // 200 of Stack A's /readyz.
 func readyAfter(t *testing.T, dataDir string) (time.Duration, *exec.Cmd, *testbinary.Output) {
 	t.Helper()
-	os.Remove(filepath.Join(dataDir, "node.json"))
 	start := time.Now()
 	cmd, nf, log := serve(t, dataDir)
 	for time.Since(start) < 60*time.Second {

@@ -13,23 +13,27 @@ import (
 	"github.com/agentos/agentos/store/postgres/pgtest"
 )
 
-// Run builds agentos into a temp dir, stores its path in *path, runs the
+// Binary is the path of the agentos executable Main built.
+var Binary string
+
+// Main builds agentos into a temp dir, sets Binary to it, runs the
 // package's tests and removes the dir; it exits the process with their
-// code. Call it from TestMain. ldflags may stamp a version ("" for none).
-func Run(m *testing.M, path *string, ldflags string) {
+// code. A package's TestMain is one call of it. ldflags may stamp a
+// version ("" for none).
+func Main(m *testing.M, ldflags string) {
 	dir, err := os.MkdirTemp("", "agentos-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	*path = filepath.Join(dir, "agentos")
+	Binary = filepath.Join(dir, "agentos")
 	_, self, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(self), "..", "..")
 	args := []string{"build", "-trimpath"}
 	if ldflags != "" {
 		args = append(args, "-ldflags", ldflags)
 	}
-	build := exec.Command("go", append(args, "-o", *path, ".")...)
+	build := exec.Command("go", append(args, "-o", Binary, ".")...)
 	build.Dir = root
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {

@@ -13,6 +13,13 @@ const pollEvery = 10 * time.Millisecond
 // no event to await: a metric moving, a file appearing, another process.
 func WaitFor(t testing.TB, what string, limit time.Duration, cond func() bool, explain ...func() string) {
 	t.Helper()
+	WaitEvery(t, what, limit, pollEvery, cond, explain...)
+}
+
+// WaitEvery is WaitFor looking again every `every`: for a condition whose
+// check costs something (a request that itself probes a backend).
+func WaitEvery(t testing.TB, what string, limit, every time.Duration, cond func() bool, explain ...func() string) {
+	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
@@ -22,7 +29,7 @@ func WaitFor(t testing.TB, what string, limit time.Duration, cond func() bool, e
 			}
 			t.Fatalf("timed out after %v waiting for %s%s", limit, what, why)
 		}
-		time.Sleep(pollEvery)
+		time.Sleep(every)
 	}
 }
 

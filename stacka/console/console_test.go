@@ -3,7 +3,6 @@ package console_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,7 +10,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
-	"github.com/agentos/agentos/edge"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/stacka/console"
 	"github.com/labstack/echo/v4"
 	"github.com/rs/zerolog"
@@ -86,48 +85,33 @@ func newServer(t *testing.T) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := echo.New()
-	e.HTTPErrorHandler = (&edge.Edge{}).ErrorHandler
-	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			var a core.Auth
-			switch c.Request().Header.Get("X-Test-Auth") {
-			case "platform":
-				a = platformAdmin
-			case "demo":
-				a = demoAdmin
-			case "noscopes":
-				a = noScopes
-			default:
-				if strings.HasPrefix(c.Request().URL.Path, "/v1/") {
-					return core.Errorf(core.CodeUnauthorized, "no credential")
-				}
+	auth := func(c echo.Context) (core.Auth, bool, error) {
+		var a core.Auth
+		switch c.Request().Header.Get("X-Test-Auth") {
+		case "platform":
+			a = platformAdmin
+		case "demo":
+			a = demoAdmin
+		case "noscopes":
+			a = noScopes
+		default:
+			if strings.HasPrefix(c.Request().URL.Path, "/v1/") {
+				return a, false, core.Errorf(core.CodeUnauthorized, "no credential")
 			}
-			ctx := core.WithCorrelationID(core.WithAuth(c.Request().Context(), a), "corr_test")
-			c.SetRequest(c.Request().WithContext(ctx))
-			return next(c)
 		}
-	})
-	c.Register(e)
-	srv := httptest.NewServer(e)
-	t.Cleanup(srv.Close)
-	return srv
+		return a, true, nil
+	}
+	return testkit.Serve(t, testkit.EdgeHandler(nil, auth, c.Register), nil)
 }
 
+// noRedirect shows a redirect as the answer it is.
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// get sends GET url as who (X-Test-Auth) with the correlation id corr_test.
 func get(t *testing.T, url, who string) (int, http.Header, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	if who != "" {
-		req.Header.Set("X-Test-Auth", who)
-	}
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, body
+	r := testkit.DoWith(t, noRedirect, http.MethodGet, url, "", nil, "X-Test-Auth", who, "X-Correlation-Id", "corr_test")
+	return r.Status, r.Header, r.Body
 }
 
 func TestConsole_StaticPage(t *testing.T) {
