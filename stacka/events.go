@@ -1,9 +1,7 @@
 package stacka
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
 	"sort"
 	"strconv"
@@ -26,15 +24,20 @@ type hubEvent struct {
 }
 
 func renderFrame(ev core.Event) []byte {
-	raw, _ := json.Marshal(core.EventEnvelope{Event: ev})
-	var b bytes.Buffer
-	b.Grow(len(raw) + 48)
-	b.WriteString("id: ")
-	b.WriteString(strconv.FormatInt(ev.Sequence, 10))
-	b.WriteString("\nevent: agentos.event\ndata: ")
-	b.Write(raw)
-	b.WriteString("\n\n")
-	return b.Bytes()
+	b := make([]byte, 0, 512+len(ev.Payload))
+	b = append(b, "id: "...)
+	b = strconv.AppendInt(b, ev.Sequence, 10)
+	b = append(b, "\nevent: agentos.event\ndata: {\"event\":"...)
+	b, err := ev.AppendJSON(b)
+	if err != nil {
+		// Not an event encoding/json can write either: send what the
+		// client can still use (the id line) rather than a torn frame.
+		b = b[:0]
+		b = append(b, "id: "...)
+		b = strconv.AppendInt(b, ev.Sequence, 10)
+		b = append(b, "\nevent: agentos.event\ndata: {\"event\":null"...)
+	}
+	return append(b, "}\n\n"...)
 }
 
 // runFeed is the one fan-out of a run shared by all its streams: publishing
@@ -190,42 +193,62 @@ func (s *subscription) after(last int64, buf []hubEvent) ([]hubEvent, bool, <-ch
 	return buf, gap, s.f.wake
 }
 
-// streamRun delivers a run's events after afterSeq: stored ones first, then
-// live ones, with gaps filled from the store and duplicates dropped, until
-// the terminal event, ctx or the hub closes. tick, when set, is called on
-// each beat of heartbeat.
-func (s *Service) streamRun(ctx context.Context, rec core.RunRecord, afterSeq int64,
+// openStream subscribes to a run's feed and then reads its stored events
+// after afterSeq; subscribing first means nothing committed between the
+// read and the live tail is missed. The read is also the tenancy check
+// (not_found outside tenantID), so opening a stream costs one store read,
+// not a read of the run record and then of its events. ended is true when
+// nothing more will come: the stored events end with the terminal event,
+// or there are none and the run is already terminal (the record is read
+// only then). The caller closes the subscription (nil on error).
+func (s *Service) openStream(ctx context.Context, tenantID, runID string, afterSeq int64) (*subscription, []core.Event, bool, error) {
+	sub := s.hub.subscribe(tenantID, runID)
+	evs, err := s.runs.ListEvents(ctx, tenantID, runID, afterSeq, 0)
+	if err != nil {
+		sub.close()
+		return nil, nil, false, err
+	}
+	if n := len(evs); n > 0 {
+		return sub, evs, core.EventTerminal(evs[n-1].Type), nil
+	}
+	// Nothing after afterSeq: a run always has its created event, so the
+	// client has seen everything stored; whether more can come is the
+	// run's status.
+	rec, err := s.runs.GetRun(ctx, tenantID, runID)
+	if err != nil {
+		sub.close()
+		return nil, nil, false, err
+	}
+	return sub, nil, core.RunTerminal(rec.Status) && afterSeq >= rec.LastSequence, nil
+}
+
+// deliverStored hands the contiguous stored events after last to deliver
+// and returns the new last sequence and whether the terminal event was
+// among them.
+func deliverStored(evs []core.Event, last int64, deliver func(hubEvent) error) (int64, bool, error) {
+	for _, ev := range evs {
+		if ev.Sequence != last+1 {
+			continue
+		}
+		if err := deliver(hubEvent{ev: ev}); err != nil {
+			return last, false, err
+		}
+		last = ev.Sequence
+		if core.EventTerminal(ev.Type) {
+			return last, true, nil
+		}
+	}
+	return last, false, nil
+}
+
+// follow delivers a run's live events after last from sub, with gaps
+// filled from the store and duplicates dropped, until the terminal event,
+// ctx or the hub closes. tick, when set, is called on each beat of
+// heartbeat.
+func (s *Service) follow(ctx context.Context, sub *subscription, tenantID, runID string, last int64,
 	deliver func(hubEvent) error, flush func() error, heartbeat <-chan time.Time, tick func() error) error {
 	if flush == nil {
 		flush = func() error { return nil }
-	}
-	sub := s.hub.subscribe(rec.TenantID, rec.RunID)
-	defer sub.close()
-	last := afterSeq
-	fromStore := func() (bool, error) {
-		evs, err := s.runs.ListEvents(ctx, rec.TenantID, rec.RunID, last, 0)
-		if err != nil {
-			return false, err
-		}
-		for _, ev := range evs {
-			if ev.Sequence != last+1 {
-				continue
-			}
-			if err := deliver(hubEvent{ev: ev}); err != nil {
-				return false, err
-			}
-			last = ev.Sequence
-			if core.EventTerminal(ev.Type) {
-				return true, nil // the caller's return flushes with the end of the response
-			}
-		}
-		return false, flush()
-	}
-	if end, err := fromStore(); end || err != nil {
-		return err
-	}
-	if core.RunTerminal(rec.Status) && last >= rec.LastSequence {
-		return nil
 	}
 	var buf []hubEvent
 	for {
@@ -248,7 +271,15 @@ func (s *Service) streamRun(ctx context.Context, rec core.RunRecord, afterSeq in
 			}
 		}
 		if gap {
-			if end, err := fromStore(); end || err != nil {
+			stored, err := s.runs.ListEvents(ctx, tenantID, runID, last, 0)
+			if err != nil {
+				return err
+			}
+			var end bool
+			if last, end, err = deliverStored(stored, last, deliver); end || err != nil {
+				return err // the caller's return flushes with the end of the response
+			}
+			if err := flush(); err != nil {
 				return err
 			}
 			continue
@@ -285,11 +316,17 @@ func (s *Service) StreamEvents(ctx context.Context, a core.Auth, runID string, a
 	if err := a.Require(core.ScopeRunsRead); err != nil {
 		return err
 	}
-	rec, err := s.runs.GetRun(ctx, a.TenantID, runID)
+	sub, stored, ended, err := s.openStream(ctx, a.TenantID, runID, afterSeq)
 	if err != nil {
 		return err
 	}
-	return s.streamRun(ctx, rec, afterSeq, func(he hubEvent) error { return fn(he.ev) }, nil, nil, nil)
+	defer sub.close()
+	deliver := func(he hubEvent) error { return fn(he.ev) }
+	last, end, err := deliverStored(stored, afterSeq, deliver)
+	if end || ended || err != nil {
+		return err
+	}
+	return s.follow(ctx, sub, a.TenantID, runID, last, deliver, nil, nil, nil)
 }
 
 // parseAfter reads after_sequence or, when absent, Last-Event-ID.
@@ -326,10 +363,6 @@ func (s *Service) ServeEventStream(c echo.Context, a core.Auth, runID string) er
 	if err != nil {
 		return err
 	}
-	rec, err := s.runs.GetRun(ctx, a.TenantID, runID)
-	if err != nil {
-		return err
-	}
 	if wantsJSON(c.Request()) {
 		evs, err := s.runs.ListEvents(ctx, a.TenantID, runID, after, 0)
 		if err != nil {
@@ -337,6 +370,13 @@ func (s *Service) ServeEventStream(c echo.Context, a core.Auth, runID string) er
 		}
 		return c.JSON(http.StatusOK, map[string]any{"events": evs, "correlation_id": core.CorrelationID(ctx)})
 	}
+	// The store read (and its not_found) comes before the stream slot, so
+	// an unknown run is 404 even when the slots are taken.
+	sub, stored, ended, err := s.openStream(ctx, a.TenantID, runID, after)
+	if err != nil {
+		return err
+	}
+	defer sub.close()
 	release, err := s.streams.acquire(a.TenantID)
 	if err != nil {
 		return err
@@ -349,9 +389,6 @@ func (s *Service) ServeEventStream(c echo.Context, a core.Auth, runID string) er
 	h.Set("Connection", "keep-alive")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	w.Flush()
-	hb := time.NewTicker(s.cfg.HeartbeatInterval)
-	defer hb.Stop()
 	deliver := func(he hubEvent) error {
 		frame := he.frame
 		if frame == nil {
@@ -371,7 +408,16 @@ func (s *Service) ServeEventStream(c echo.Context, a core.Auth, runID string) er
 		w.Flush()
 		return nil
 	}
-	if err := s.streamRun(ctx, rec, after, deliver, flush, hb.C, ping); err != nil {
+	// The headers and the stored events go out in one write; a stream that
+	// already ends (a finished run) ends with the handler, in that write too.
+	last, end, err := deliverStored(stored, after, deliver)
+	if end || ended || err != nil {
+		return nil
+	}
+	w.Flush()
+	hb := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer hb.Stop()
+	if err := s.follow(ctx, sub, a.TenantID, runID, last, deliver, flush, hb.C, ping); err != nil {
 		s.log.Debug().Err(err).Str("run_id", runID).Msg("event stream ended")
 	}
 	return nil

@@ -18,6 +18,10 @@ func eventKey(tenantID, runID string, seq int64) []byte {
 	return TenantKey(tenantID, "runs", runID, "events", SeqKey(seq))
 }
 
+// eventJSONSize is room for an event's JSON without its payload (ids,
+// time, type, trace), so encoding one allocates once.
+const eventJSONSize = 448
+
 // buildEvents sequences drafts after rec.LastSequence (advancing it) by
 // the core rule and encodes them, outside any transaction.
 func buildEvents(rec *core.RunRecord, drafts []core.EventDraft) ([]core.Event, [][]byte, error) {
@@ -27,7 +31,7 @@ func buildEvents(rec *core.RunRecord, drafts []core.EventDraft) ([]core.Event, [
 	}
 	raws := make([][]byte, len(evs))
 	for i := range evs {
-		if raws[i], err = json.Marshal(evs[i]); err != nil {
+		if raws[i], err = evs[i].AppendJSON(make([]byte, 0, eventJSONSize+len(evs[i].Payload))); err != nil {
 			return nil, nil, fmt.Errorf("encode event: %w", err)
 		}
 	}

@@ -110,7 +110,7 @@ func (s *Store) writeRun(b *pgx.Batch, rec *core.RunRecord, evs []core.Event, in
 		}
 	}
 	for i := range evs {
-		ev, err := encode(evs[i])
+		ev, err := evs[i].AppendJSON(make([]byte, 0, 448+len(evs[i].Payload)))
 		if err != nil {
 			return err
 		}
@@ -322,7 +322,7 @@ func (s *Store) AppendRun(ctx context.Context, rec core.RunRecord, drafts []core
 	docs := make([][]byte, len(evs))
 	for i := range evs {
 		seqs[i] = evs[i].Sequence
-		if docs[i], err = encode(evs[i]); err != nil {
+		if docs[i], err = evs[i].AppendJSON(make([]byte, 0, 448+len(evs[i].Payload))); err != nil {
 			return rec, nil, err
 		}
 	}

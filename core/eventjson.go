@@ -1,0 +1,163 @@
+package core
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// AppendJSON appends ev's JSON to b: the same bytes as json.Marshal(ev),
+// written field by field instead of by reflection, because every event is
+// encoded once to be stored and once more as an SSE frame. The payload is
+// copied as it is when it is already compact and HTML-escaped (as
+// json.Marshal produces it, and as stored events decode), and goes through
+// encoding/json otherwise; it is trusted to be valid JSON, as it comes from
+// json.Marshal or from the store.
+func (ev *Event) AppendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"event_id":`...)
+	b = appendJSONString(b, ev.EventID)
+	b = append(b, `,"sequence":`...)
+	b = strconv.AppendInt(b, ev.Sequence, 10)
+	b = append(b, `,"time":`...)
+	if y := ev.Time.Year(); y < 0 || y > 9999 {
+		raw, err := json.Marshal(ev.Time)
+		if err != nil {
+			return b, err
+		}
+		b = append(b, raw...)
+	} else {
+		b = append(b, '"')
+		b = ev.Time.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, ev.Type)
+	b = append(b, `,"tenant_id":`...)
+	b = appendJSONString(b, ev.TenantID)
+	b = append(b, `,"agent_id":`...)
+	b = appendJSONString(b, ev.AgentID)
+	b = append(b, `,"run_id":`...)
+	b = appendJSONString(b, ev.RunID)
+	if ev.StepID != nil {
+		b = append(b, `,"step_id":`...)
+		b = appendJSONString(b, *ev.StepID)
+	}
+	b = append(b, `,"trace":{`...)
+	comma := false
+	if ev.Trace.Traceparent != "" {
+		b = append(b, `"traceparent":`...)
+		b = appendJSONString(b, ev.Trace.Traceparent)
+		comma = true
+	}
+	if ev.Trace.SpanID != "" {
+		if comma {
+			b = append(b, ',')
+		}
+		b = append(b, `"span_id":`...)
+		b = appendJSONString(b, ev.Trace.SpanID)
+	}
+	b = append(b, `},"payload":`...)
+	switch {
+	case len(ev.Payload) == 0:
+		b = append(b, "null"...)
+	case canonicalJSON(ev.Payload):
+		b = append(b, ev.Payload...)
+	default:
+		raw, err := json.Marshal(ev.Payload)
+		if err != nil {
+			return b, err
+		}
+		b = append(b, raw...)
+	}
+	return append(b, '}'), nil
+}
+
+// canonicalJSON reports whether valid JSON p is as encoding/json writes
+// it: no whitespace between tokens, and no '<', '>', '&', U+2028 or U+2029
+// left unescaped in strings.
+func canonicalJSON(p []byte) bool {
+	inString := false
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			case '<', '>', '&':
+				return false
+			case 0xE2:
+				if i+2 < len(p) && p[i+1] == 0x80 && (p[i+2] == 0xA8 || p[i+2] == 0xA9) {
+					return false
+				}
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case ' ', '\t', '\n', '\r':
+			return false
+		}
+	}
+	return !inString
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as encoding/json writes a string: quoted,
+// with HTML characters, control characters, U+2028/U+2029 escaped and
+// invalid UTF-8 replaced by U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
