@@ -1,14 +1,14 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/agentos/agentos/internal/jsonhttp"
 )
 
 // Bench fixture names: one tenant, one agent and a key per invocation, so
@@ -36,39 +36,23 @@ type admin struct {
 }
 
 func (a admin) do(ctx context.Context, method, path string, in, out any) (int, error) {
-	var body io.Reader
-	if in != nil {
-		raw, err := json.Marshal(in)
-		if err != nil {
-			return 0, err
-		}
-		body = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.base.String()+path, body)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+a.key)
+	h := jsonhttp.Bearer(a.key)
 	if !strings.HasPrefix(path, "/v1/admin/") {
 		// The agent lives in the bench tenant; the admin surface names
 		// the tenant in its path (and it may not exist yet).
-		req.Header.Set("X-Tenant-Id", TenantID)
+		h.Set("X-Tenant-Id", TenantID)
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := a.hc.Do(req)
+	resp, err := jsonhttp.Send(ctx, a.hc, jsonhttp.Call{Method: method, URL: a.base.String() + path, Header: h, Body: in})
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return resp.StatusCode, fmt.Errorf("%s %s: %s", method, path, outcomeOf(resp))
+	if resp.Status >= 300 {
+		return resp.Status, fmt.Errorf("%s %s: %s", method, path, outcomeOf(resp.Status, resp.Body))
 	}
 	if out != nil {
-		return resp.StatusCode, json.NewDecoder(resp.Body).Decode(out)
+		return resp.Status, json.Unmarshal(resp.Body, out)
 	}
-	return resp.StatusCode, nil
+	return resp.Status, nil
 }
 
 // benchQuotas sizes the bench tenant's quotas so the rate, not a quota, is

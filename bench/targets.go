@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/agentos/agentos/internal/jsonhttp"
 )
 
 // NewClient is the HTTP client of a bench run: a pool wide enough for the
@@ -46,25 +48,13 @@ func BaseURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// outcomeOf reads a failed answer's error code: the contract's
-// {"error":{"code"}} and OpenAI's {"error":{"code"|"type"}} both carry it.
-func outcomeOf(resp *http.Response) string {
-	var body struct {
-		Error struct {
-			Code any    `json:"code"`
-			Type string `json:"type"`
-		} `json:"error"`
-	}
-	_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body)
-	code := strconv.Itoa(resp.StatusCode)
-	switch c := body.Error.Code.(type) {
-	case string:
-		if c != "" {
-			return code + " " + c
-		}
-	}
-	if body.Error.Type != "" {
-		return code + " " + body.Error.Type
+// outcomeOf names a failed answer by its status and error code: the
+// contract's {"error":{"code"}} and OpenAI's {"error":{"code"|"type"}}
+// both carry one.
+func outcomeOf(status int, body []byte) string {
+	code := strconv.Itoa(status)
+	if c, _ := jsonhttp.ErrorOf(body); c != "" {
+		return code + " " + c
 	}
 	return code
 }
@@ -93,31 +83,23 @@ type Gateway struct {
 
 // Do implements Request.
 func (g *Gateway) Do(ctx context.Context, seq int) Outcome {
-	body, _ := json.Marshal(map[string]any{
+	body := map[string]any{
 		"model":      g.Model,
 		"messages":   []map[string]string{{"role": "user", "content": "bench request " + strconv.Itoa(seq)}},
 		"max_tokens": g.MaxTokens,
-	})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.Base.String()+"/chat/completions", bytes.NewReader(body))
-	if err != nil {
-		return Outcome{Code: "transport"}
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if g.APIKey != "" {
-		req.Header.Set("Authorization", "Bearer "+g.APIKey)
-	}
-	resp, err := g.Client.Do(req)
+	resp, err := jsonhttp.Send(ctx, g.Client, jsonhttp.Call{Method: http.MethodPost, URL: g.Base.String() + "/chat/completions",
+		Header: jsonhttp.Bearer(g.APIKey), Body: body})
 	if err != nil {
 		return Outcome{Code: transportCode(ctx, err)}
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return Outcome{Code: outcomeOf(resp)}
+	if resp.Status != http.StatusOK {
+		return Outcome{Code: outcomeOf(resp.Status, resp.Body)}
 	}
 	var out struct {
 		Choices []json.RawMessage `json:"choices"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+	if err := json.Unmarshal(resp.Body, &out); err != nil {
 		return Outcome{Code: transportCode(ctx, err)}
 	}
 	if len(out.Choices) == 0 {
@@ -153,24 +135,18 @@ func (r *Runs) nodesOf(seq int) (create, follow *url.URL) {
 
 // Do implements Request.
 func (r *Runs) Do(ctx context.Context, seq int) Outcome {
-	body, _ := json.Marshal(map[string]any{
+	body := map[string]any{
 		"input":           map[string]string{"type": "text", "text": "bench run " + strconv.Itoa(seq)},
 		"idempotency_key": "bench-" + r.Tag + "-" + strconv.Itoa(seq),
-	})
-	create, follow := r.nodesOf(seq)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, create.String()+"/v1/agents/"+url.PathEscape(r.Agent)+"/runs", bytes.NewReader(body))
-	if err != nil {
-		return Outcome{Code: "transport"}
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+r.APIKey)
-	resp, err := r.Client.Do(req)
+	create, follow := r.nodesOf(seq)
+	resp, err := jsonhttp.Send(ctx, r.Client, jsonhttp.Call{Method: http.MethodPost,
+		URL: create.String() + "/v1/agents/" + url.PathEscape(r.Agent) + "/runs", Header: jsonhttp.Bearer(r.APIKey), Body: body})
 	if err != nil {
 		return Outcome{Code: transportCode(ctx, err)}
 	}
-	if resp.StatusCode != http.StatusCreated {
-		defer resp.Body.Close()
-		return Outcome{Code: outcomeOf(resp)}
+	if resp.Status != http.StatusCreated {
+		return Outcome{Code: outcomeOf(resp.Status, resp.Body)}
 	}
 	var created struct {
 		Run struct {
@@ -179,8 +155,7 @@ func (r *Runs) Do(ctx context.Context, seq int) Outcome {
 			EventsURL string `json:"events_url"`
 		} `json:"run"`
 	}
-	err = json.NewDecoder(resp.Body).Decode(&created)
-	resp.Body.Close()
+	err = json.Unmarshal(resp.Body, &created)
 	first := time.Now()
 	if err != nil {
 		return Outcome{Code: transportCode(ctx, err), First: first}
@@ -224,7 +199,8 @@ func (r *Runs) follow(ctx context.Context, events string) string {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return "events " + outcomeOf(resp)
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return "events " + outcomeOf(resp.StatusCode, raw)
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 16<<10), 4<<20)

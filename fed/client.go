@@ -1,17 +1,16 @@
 package fed
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/jsonhttp"
 )
 
 // peerCallTimeout bounds one non-streaming call to a peer.
@@ -22,31 +21,41 @@ type remoteError struct {
 	Error *core.Error `json:"error"`
 }
 
-// peerRequest builds a signed request to a peer: a fresh assertion (a new
-// jti) per attempt, correlation id and traceparent propagated.
-func (n *Node) peerRequest(ctx context.Context, a core.Auth, peer core.Peer, method, path string, body []byte) (*http.Request, error) {
+// peerHeader is what every request to a peer carries: a fresh assertion
+// (a new jti) per attempt, correlation id and traceparent propagated.
+func (n *Node) peerHeader(ctx context.Context, a core.Auth, peer core.Peer) (http.Header, error) {
 	tok, err := n.SignAssertion(a, peer.StackID)
 	if err != nil {
 		return nil, err
 	}
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
+	h := http.Header{}
+	h.Set(AssertionHeader, tok)
+	if id := core.CorrelationID(ctx); id != "" {
+		h.Set("X-Correlation-Id", id)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(peer.FederationURL, "/")+path, rd)
+	if tp := core.Traceparent(ctx); tp != "" {
+		h.Set("traceparent", tp)
+	}
+	return h, nil
+}
+
+// peerURL is path on the peer's federation router.
+func peerURL(peer core.Peer, path string) string {
+	return strings.TrimRight(peer.FederationURL, "/") + path
+}
+
+// peerRequest builds a signed GET of a peer's stream (callPeer makes the
+// JSON calls).
+func (n *Node) peerRequest(ctx context.Context, a core.Auth, peer core.Peer, path string) (*http.Request, error) {
+	h, err := n.peerHeader(ctx, a, peer)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, peerURL(peer, path), nil)
 	if err != nil {
 		return nil, fmt.Errorf("build peer request: %w", err)
 	}
-	req.Header.Set(AssertionHeader, tok)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if id := core.CorrelationID(ctx); id != "" {
-		req.Header.Set("X-Correlation-Id", id)
-	}
-	if tp := core.Traceparent(ctx); tp != "" {
-		req.Header.Set("traceparent", tp)
-	}
+	req.Header = h
 	return req, nil
 }
 
@@ -103,32 +112,30 @@ func peerDown(peer core.Peer, err error) error {
 func (n *Node) callPeerOnce(ctx context.Context, a core.Auth, peer core.Peer, method, path string, body []byte, out any) (retry bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, peerCallTimeout)
 	defer cancel()
-	req, err := n.peerRequest(ctx, a, peer, method, path, body)
+	h, err := n.peerHeader(ctx, a, peer)
 	if err != nil {
 		return false, err
 	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := n.client.Do(req)
-	if err != nil {
-		return true, err
+	err = jsonhttp.Do(ctx, n.client, jsonhttp.Call{Method: method, URL: peerURL(peer, path), Header: h, Body: body, Limit: 4 << 20}, out)
+	var (
+		te *jsonhttp.TransportError
+		se *jsonhttp.StatusError
+		de *jsonhttp.DecodeError
+	)
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.As(err, &te):
+		return true, te.Err
+	case errors.As(err, &se) && se.Status >= 500:
+		return true, core.Errorf(core.CodeDependencyUnavailable, "answered %d", se.Status)
+	case errors.As(err, &se):
+		return false, decodeRemoteError(peer, se.Status, se.Body)
+	case errors.As(err, &de):
+		return false, core.Errorf(core.CodeDependencyUnavailable, "peer %s answered an undecodable body", peer.StackID).With("peer_stack_id", peer.StackID)
+	default:
+		return false, fmt.Errorf("build peer request: %w", err)
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return true, err
-	}
-	if resp.StatusCode >= 500 {
-		return true, core.Errorf(core.CodeDependencyUnavailable, "answered %d", resp.StatusCode)
-	}
-	if resp.StatusCode >= 300 {
-		return false, decodeRemoteError(peer, resp.StatusCode, raw)
-	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return false, core.Errorf(core.CodeDependencyUnavailable, "peer %s answered an undecodable body", peer.StackID).With("peer_stack_id", peer.StackID)
-		}
-	}
-	return false, nil
 }
 
 // decodeRemoteError turns a peer's error answer into a *core.Error with the

@@ -272,7 +272,7 @@ func (n *Node) relay(ctx context.Context, a core.Auth, rec core.ForwardRecord, a
 // relayOnce follows one connection of the peer's stream from st.last.
 func (n *Node) relayOnce(ctx context.Context, a core.Auth, peer core.Peer, st *relayState) error {
 	path := "/v1/federation/runs/" + url.PathEscape(st.runID) + "/events?after_sequence=" + strconv.FormatInt(st.last, 10)
-	req, err := n.peerRequest(ctx, a, peer, http.MethodGet, path, nil)
+	req, err := n.peerRequest(ctx, a, peer, path)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package operator
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/app"
+	"github.com/agentos/agentos/internal/jsonhttp"
 )
 
 // apiClient is the operator CLI's HTTP client of a running node: it holds
@@ -31,83 +31,31 @@ func newAPIClient(key string) *apiClient {
 	return &apiClient{http: &http.Client{Timeout: 15 * time.Second}, key: key}
 }
 
-// apiError is a non-2xx answer: the contract's error object plus status.
-type apiError struct {
-	Status  int
-	Code    string
-	Message string
-	URL     string
-}
-
-func (e *apiError) Error() string {
-	if e.Code == "" {
-		return fmt.Sprintf("%s: HTTP %d", e.URL, e.Status)
-	}
-	return fmt.Sprintf("%s: HTTP %d %s: %s", e.URL, e.Status, e.Code, e.Message)
-}
-
-// statusOf is the HTTP status of an apiError, or 0.
+// statusOf is the HTTP status of a non-2xx answer (a
+// *jsonhttp.StatusError), or 0.
 func statusOf(err error) int {
-	var ae *apiError
-	if errors.As(err, &ae) {
-		return ae.Status
+	var se *jsonhttp.StatusError
+	if errors.As(err, &se) {
+		return se.Status
 	}
 	return 0
 }
 
-// do sends body (JSON-encoded when not nil) and decodes a 2xx answer into
-// out (when not nil). Anything else is an *apiError or a transport error.
-func (c *apiClient) do(ctx context.Context, method, url string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	if c.key != "" {
-		req.Header.Set("Authorization", "Bearer "+c.key)
-	}
+// header is what every call of c carries: its key and, when set, the
+// tenant it acts as.
+func (c *apiClient) header() http.Header {
+	h := jsonhttp.Bearer(c.key)
 	if c.tenant != "" {
-		req.Header.Set("X-Tenant-Id", c.tenant)
+		h.Set("X-Tenant-Id", c.tenant)
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return fmt.Errorf("read %s: %w", url, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		ae := &apiError{Status: resp.StatusCode, URL: method + " " + url}
-		var eo struct {
-			Error struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		if json.Unmarshal(raw, &eo) == nil {
-			ae.Code, ae.Message = eo.Error.Code, eo.Error.Message
-		}
-		return ae
-	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return fmt.Errorf("decode %s: %w", url, err)
-		}
-	}
-	return nil
+	return h
+}
+
+// do sends body (JSON-encoded when not nil) and decodes a 2xx answer into
+// out (when not nil). Anything else is a *jsonhttp.StatusError (the
+// contract's error object in its body) or a transport error.
+func (c *apiClient) do(ctx context.Context, method, url string, body, out any) error {
+	return jsonhttp.Do(ctx, c.http, jsonhttp.Call{Method: method, URL: url, Header: c.header(), Body: body}, out)
 }
 
 // sseEvent is one decoded event envelope of a run's stream.
@@ -126,11 +74,8 @@ func (c *apiClient) streamEvents(ctx context.Context, url string, fn func(sseEve
 	if err != nil {
 		return nil, err
 	}
+	req.Header = c.header()
 	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	if c.tenant != "" {
-		req.Header.Set("X-Tenant-Id", c.tenant)
-	}
 	hc := &http.Client{Transport: c.http.Transport} // no overall timeout: ctx bounds the stream
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -138,7 +83,9 @@ func (c *apiClient) streamEvents(ctx context.Context, url string, fn func(sseEve
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, &apiError{Status: resp.StatusCode, URL: "GET " + url}
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return nil, &jsonhttp.StatusError{Method: http.MethodGet, URL: url,
+			Response: jsonhttp.Response{Status: resp.StatusCode, Header: resp.Header, Body: raw}}
 	}
 	var events []sseEvent
 	sc := bufio.NewScanner(resp.Body)
@@ -212,27 +159,23 @@ func metricsSnapshot(ctx context.Context, hc *http.Client, url string) (map[stri
 	return out, sc.Err()
 }
 
-// getJSON fetches url without credentials (health endpoints) and returns
+// getPublic fetches url without credentials (health endpoints) and returns
 // the status code and decoded object.
 func getPublic(ctx context.Context, url string) (int, map[string]any, error) {
 	return getPublicWith(ctx, &http.Client{Timeout: 5 * time.Second}, url)
 }
 
 // getPublicWith is getPublic through hc (a remote target's TLS settings
-// and timeout).
+// and timeout). Any status is an answer; a body that is not a JSON object
+// is nil.
 func getPublicWith(ctx context.Context, hc *http.Client, url string) (int, map[string]any, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := jsonhttp.Send(ctx, hc, jsonhttp.Call{Method: http.MethodGet, URL: url, Limit: 1 << 20})
 	if err != nil {
 		return 0, nil, err
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
 	var body map[string]any
-	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body)
-	return resp.StatusCode, body, nil
+	_ = json.Unmarshal(resp.Body, &body)
+	return resp.Status, body, nil
 }
 
 // nodeTarget is where operator commands find the node and which key they

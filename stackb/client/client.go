@@ -6,18 +6,16 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/jsonhttp"
 )
 
 // Client calls a remote Stack B.
@@ -96,53 +94,41 @@ func (c *Client) ListModels(ctx context.Context, a core.Auth) ([]core.ModelInfo,
 }
 
 func (c *Client) do(ctx context.Context, method, path string, a core.Auth, h http.Header, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
-		}
-		rd = bytes.NewReader(raw)
+	if h == nil {
+		h = http.Header{}
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return core.Errorf(core.CodeDependencyUnavailable, "stack b url: %v", err)
-	}
-	for k, v := range h {
-		req.Header[k] = v
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
 	if c.bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+c.bearer)
+		h.Set("Authorization", "Bearer "+c.bearer)
 	}
 	if a.TenantID != "" {
-		req.Header.Set("X-Tenant-Id", a.TenantID)
+		h.Set("X-Tenant-Id", a.TenantID)
 	}
 	if id := core.CorrelationID(ctx); id != "" {
-		req.Header.Set("X-Correlation-Id", id)
+		h.Set("X-Correlation-Id", id)
 	}
 	if tp := core.Traceparent(ctx); tp != "" {
-		req.Header.Set("traceparent", tp)
+		h.Set("traceparent", tp)
 	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return transportError(ctx, err)
+	// No bound on the answer: Stack A trusts its own Stack B, and an
+	// embedding answer may be large.
+	err := jsonhttp.Do(ctx, c.hc, jsonhttp.Call{Method: method, URL: c.base + path, Header: h, Body: body, Limit: -1}, out)
+	var (
+		te *jsonhttp.TransportError
+		se *jsonhttp.StatusError
+		de *jsonhttp.DecodeError
+	)
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &te):
+		return transportError(ctx, te.Err)
+	case errors.As(err, &se):
+		return errorFrom(se.Response)
+	case errors.As(err, &de):
+		return core.Errorf(core.CodeDependencyUnavailable, "stack b: undecodable answer: %v", de.Err)
+	default:
+		return core.Errorf(core.CodeDependencyUnavailable, "stack b url: %v", err)
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return transportError(ctx, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		return errorFrom(resp, raw)
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return core.Errorf(core.CodeDependencyUnavailable, "stack b: undecodable answer: %v", err)
-	}
-	return nil
 }
 
 func transportError(ctx context.Context, err error) error {
@@ -161,21 +147,21 @@ func transportError(ctx context.Context, err error) error {
 
 // errorFrom rebuilds the *core.Error of an error answer: the contract's
 // error object, OpenAI's error shape, or only the status.
-func errorFrom(resp *http.Response, raw []byte) error {
+func errorFrom(resp jsonhttp.Response) error {
 	var body struct {
 		Error json.RawMessage `json:"error"`
 	}
-	_ = json.Unmarshal(raw, &body)
+	_ = json.Unmarshal(resp.Body, &body)
 	var e core.Error
 	if len(body.Error) > 0 && json.Unmarshal(body.Error, &e) == nil && e.Code != "" {
 		if e.Details == nil {
 			e.Details = map[string]any{}
 		}
 	} else {
-		e = *core.Errorf(core.CodeForStatus(resp.StatusCode), "stack b answered %d", resp.StatusCode)
+		e = *core.Errorf(core.CodeForStatus(resp.Status), "stack b answered %d", resp.Status)
 	}
-	if core.StatusForCode(e.Code) != resp.StatusCode {
-		e.Status = resp.StatusCode
+	if core.StatusForCode(e.Code) != resp.Status {
+		e.Status = resp.Status
 	}
 	if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && ra > 0 {
 		e.RetryAfter = ra
