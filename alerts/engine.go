@@ -40,12 +40,6 @@ const (
 	AlertTenantConcurrencySustained = "AgentOSTenantConcurrencyLimitSustained"
 )
 
-// Alert states as Status reports them.
-const (
-	alertStatePending = "pending"
-	alertStateFiring  = "firing"
-)
-
 // Config tunes the node's built-in alert rules. Zero fields take the
 // defaults of DefaultConfig.
 type Config struct {
@@ -148,21 +142,13 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Status is one pending or firing alert, as the console and
-// `agentos status` show it.
+// Status is one pending or firing alert (the console's core.Alert) and
+// when its firing mail went out.
 type Status struct {
-	Name        string            `json:"name"`
-	Severity    string            `json:"severity"`
-	State       string            `json:"state"` // pending | firing
-	Labels      map[string]string `json:"labels"`
-	Summary     string            `json:"summary"`
-	Value       float64           `json:"value"`
-	Since       time.Time         `json:"since"`
-	FiringSince *time.Time        `json:"firing_since"`
+	core.Alert
 	// Notified is when the last firing mail was accepted (nil: none yet,
 	// or no SMTP configured).
 	Notified *time.Time `json:"notified_at"`
-	TenantID string     `json:"tenant_id,omitempty"`
 }
 
 // finding is one instance of a rule's condition holding now.
@@ -514,10 +500,10 @@ func (e *Engine) Status() []Status {
 		if !in.cleared.IsZero() {
 			continue // resolved, only its mail is outstanding
 		}
-		st := Status{Name: in.rule.Name, Severity: in.rule.Severity, State: alertStatePending,
-			Labels: maps.Clone(in.labels), Summary: in.summary, Value: in.value, Since: in.since}
+		st := Status{Alert: core.Alert{Name: in.rule.Name, Severity: in.rule.Severity, State: core.AlertPending,
+			Labels: maps.Clone(in.labels), Summary: in.summary, Value: in.value, Since: in.since}}
 		if !in.firingSince.IsZero() {
-			st.State = alertStateFiring
+			st.State = core.AlertFiring
 			fs := in.firingSince
 			st.FiringSince = &fs
 		}

@@ -3,10 +3,7 @@ package app
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/fed"
 	"github.com/agentos/agentos/stacka"
 )
 
@@ -73,29 +71,17 @@ func (n *Node) clusterFedKey(ctx context.Context) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("read federation key: %w", err)
 	}
 	if stored == "" {
-		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		raw, err := fed.NewKeyPEM()
 		if err != nil {
-			return nil, fmt.Errorf("generate federation key: %w", err)
+			return nil, err
 		}
-		der, err := x509.MarshalPKCS8PrivateKey(priv)
-		if err != nil {
-			return nil, fmt.Errorf("encode federation key: %w", err)
-		}
-		if stored, err = mi.InitMeta(ctx, core.MetaFederationKey, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))); err != nil {
+		if stored, err = mi.InitMeta(ctx, core.MetaFederationKey, string(raw)); err != nil {
 			return nil, fmt.Errorf("store federation key: %w", err)
 		}
 	}
-	block, _ := pem.Decode([]byte(stored))
-	if block == nil {
-		return nil, errors.New("federation key in the store: not PEM")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	priv, err := fed.ParseKeyPEM([]byte(stored))
 	if err != nil {
 		return nil, fmt.Errorf("federation key in the store: %w", err)
-	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, errors.New("federation key in the store: not an Ed25519 key")
 	}
 	return priv, nil
 }

@@ -19,7 +19,7 @@ func mountConsole(n *Node) {
 		Usage: func(ctx context.Context, tenantID string) (console.TenantUsage, error) {
 			return tenantUsage(ctx, n, tenantID)
 		},
-		Alerts: func() []console.Alert { return consoleAlerts(n.Alerts()) },
+		Alerts: func() []core.Alert { return consoleAlerts(n.Alerts()) },
 		Log:    n.Log,
 	})
 	if err != nil {
@@ -98,11 +98,11 @@ func tenantUsage(ctx context.Context, n *Node, tenantID string) (console.TenantU
 	return u, nil
 }
 
-func consoleAlerts(in []AlertStatus) []console.Alert {
-	out := make([]console.Alert, 0, len(in))
+// consoleAlerts is what the console shows of the engine's alerts.
+func consoleAlerts(in []AlertStatus) []core.Alert {
+	out := make([]core.Alert, 0, len(in))
 	for _, a := range in {
-		out = append(out, console.Alert{Name: a.Name, Severity: a.Severity, State: a.State, Labels: a.Labels,
-			Summary: a.Summary, Value: a.Value, Since: a.Since, FiringSince: a.FiringSince, TenantID: a.TenantID})
+		out = append(out, a.Alert)
 	}
 	return out
 }

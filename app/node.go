@@ -44,9 +44,6 @@ const (
 	StackFed = "federation"
 )
 
-// APIVersion is the contract version the node speaks.
-const APIVersion = core.APIVersion
-
 // BuildInfo is stamped into the binary at link time.
 type BuildInfo struct {
 	Version   string `json:"version"`

@@ -61,7 +61,7 @@ func ReadCredentials(dataDir string) (Credentials, error) {
 // and the builtin tools, with the quotas of the contract's example.
 func demoTenant(backends []string) core.Tenant {
 	now := core.Now()
-	return core.Tenant{TenantID: DemoTenantID, Name: "Demo Tenant", Status: core.TenantActive, PlanTier: "demo",
+	return core.Tenant{TenantID: DemoTenantID, Name: "Demo Tenant", Status: core.TenantActive, PlanTier: core.PlanDemo,
 		CreatedAt: now, UpdatedAt: now, DefaultPolicyID: "pol_default",
 		Entitlements: core.Entitlements{ModelTiersAllowed: core.ModelTiers(),
 			ModelBackendsAllowed: backends, ToolIDsAllowed: append([]string{}, BuiltinToolIDs...)},

@@ -136,8 +136,8 @@ func wireStacks(ctx context.Context, n *Node) (*stacks, error) {
 	s.runs = svc
 	svc.Register(n.routers[StackA].echo)
 	// The agents as A2A agents and as MCP tools, on Stack A's port.
-	a2aserver.New(svc, stacka.Version).Register(n.routers[StackA].echo)
-	mcpserver.New(svc, stacka.Version).Register(n.routers[StackA].echo)
+	a2aserver.New(svc, core.APIVersion).Register(n.routers[StackA].echo)
+	mcpserver.New(svc, core.APIVersion).Register(n.routers[StackA].echo)
 	s.starts = append(s.starts, svc.Start)
 	s.closers = append(s.closers, svc.Close)
 

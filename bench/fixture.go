@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/internal/jsonhttp"
 )
 
@@ -77,10 +78,10 @@ func Setup(ctx context.Context, hc *http.Client, stackA *url.URL, adminKey strin
 	if backend != "" && backend != "builtin" {
 		backends = append(backends, backend)
 	}
-	ent := map[string]any{"model_tiers_allowed": []string{"fast", "balanced", "premium"},
+	ent := map[string]any{"model_tiers_allowed": core.ModelTiers(),
 		"model_backends_allowed": backends, "tool_ids_allowed": []string{"tool.echo"}}
 	status, err := a.do(ctx, http.MethodPost, "/v1/admin/tenants", map[string]any{"tenant_create": map[string]any{
-		"tenant_id": TenantID, "name": "agentos bench", "plan_tier": "enterprise",
+		"tenant_id": TenantID, "name": "agentos bench", "plan_tier": core.PlanEnterprise,
 		"entitlements": ent, "quotas": benchQuotas(rate)}}, nil)
 	if status == http.StatusConflict {
 		_, err = a.do(ctx, http.MethodPatch, "/v1/admin/tenants/"+TenantID, map[string]any{"tenant_update": map[string]any{

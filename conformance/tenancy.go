@@ -27,7 +27,7 @@ type TenancyPorts struct {
 
 func sampleTenant(id string) core.Tenant {
 	now := core.Now()
-	return core.Tenant{TenantID: id, Name: "Tenant " + id, Status: core.TenantActive, PlanTier: "pro",
+	return core.Tenant{TenantID: id, Name: "Tenant " + id, Status: core.TenantActive, PlanTier: core.PlanPro,
 		CreatedAt: now, UpdatedAt: now, DefaultPolicyID: "pol_default",
 		Entitlements: core.Entitlements{ModelTiersAllowed: []string{core.TierFast}, ModelBackendsAllowed: []string{"builtin"}, ToolIDsAllowed: []string{"tool.echo"}},
 		Quotas:       core.Quotas{Runs: &core.RunQuotas{MaxConcurrentRuns: core.Ptr(3)}}, Metadata: map[string]any{}}

@@ -76,14 +76,26 @@ func (r Retention) Cutoffs(now time.Time) SweepCutoffs {
 	return SweepCutoffs{Audit: at(r.AuditDays), UsageDetail: at(r.UsageDetailDays), Runs: at(r.RunsDays)}
 }
 
-// RunSweepable says whether a run may be removed by a sweep with cutoff:
+// SweptRun is what a sweep reads of a stored run document: enough to
+// decide whether the run goes (Sweepable) and to remove its index entries
+// and idempotency key with it. Every adapter decodes a run into it, so the
+// fields a sweep depends on are named once.
+type SweptRun struct {
+	Status         string     `json:"status"`
+	CompletedAt    *time.Time `json:"completed_at"`
+	AgentID        string     `json:"agent_id"`
+	PrincipalID    string     `json:"principal_id"`
+	IdempotencyKey string     `json:"idempotency_key"`
+}
+
+// Sweepable says whether the run may be removed by a sweep with cutoff:
 // only a finished run (completed, failed or canceled) that finished
 // before it. A queued or running run is never removed, whatever its age.
-func RunSweepable(status string, completedAt *time.Time, cutoff time.Time) bool {
-	if cutoff.IsZero() || !RunTerminal(status) || completedAt == nil {
+func (r SweptRun) Sweepable(cutoff time.Time) bool {
+	if cutoff.IsZero() || !RunTerminal(r.Status) || r.CompletedAt == nil {
 		return false
 	}
-	return completedAt.Before(cutoff)
+	return r.CompletedAt.Before(cutoff)
 }
 
 // AuditSweepable says whether an audit record of time at may be removed.
@@ -163,7 +175,8 @@ func (r SweepResult) Total() int { return r.Runs + r.Events + r.Audit + r.Usage 
 // call is one short transaction, so a sweep never holds the store for
 // long and a sweep cut off mid-way leaves a consistent store.
 type RetentionPort interface {
-	// SweepTenant removes, in one transaction, at most about limit of
+	// SweepTenant removes, in one transaction, at most about
+	// SweepBudget(limit) of
 	// tenantID's records older than c (each kind by its own cutoff, by
 	// the rules above): finished runs with their events, idempotency key
 	// and index entries; the oldest audit records, moving the tenant's
@@ -185,4 +198,13 @@ type RetentionPort interface {
 // another node holds it; release gives it back.
 type SweepLocker interface {
 	TrySweepLock(ctx context.Context) (release func(), ok bool, err error)
+}
+
+// SweepBudget is how many records one SweepTenant call may remove for
+// limit: 1000 when it is not positive.
+func SweepBudget(limit int) int {
+	if limit <= 0 {
+		return 1000
+	}
+	return limit
 }

@@ -7,6 +7,15 @@ import "time"
 // credential can belong to.
 const SystemTenantID = "tnt_system"
 
+// Plan tiers with limits of their own (PlanDefaults); any other tier gets
+// PlanFree's. A tenant created without one is PlanFree.
+const (
+	PlanFree       = "free"
+	PlanDemo       = "demo"
+	PlanPro        = "pro"
+	PlanEnterprise = "enterprise"
+)
+
 // Tenant statuses.
 const (
 	TenantActive   = "active"
@@ -93,18 +102,18 @@ type Limits struct {
 }
 
 // PlanDefaults returns the limits of a plan tier; unknown tiers get the
-// "free" limits, the tightest.
+// PlanFree limits, the tightest.
 func PlanDefaults(planTier string) Limits {
 	switch planTier {
-	case "enterprise":
+	case PlanEnterprise:
 		return Limits{MaxConcurrentRuns: 200, RunCreateQPS: 100, RunCreateBurst: 200, ToolCallsPerMinute: 6000,
 			BudgetWindow: "day", MaxTokens: 50_000_000, MaxCostUSD: 5000, MaxTokensPerRequest: 32768,
 			MaxRequestsPerMinute: 6000, MaxMemoryBytes: 10 << 30}
-	case "pro":
+	case PlanPro:
 		return Limits{MaxConcurrentRuns: 50, RunCreateQPS: 20, RunCreateBurst: 40, ToolCallsPerMinute: 1200,
 			BudgetWindow: "day", MaxTokens: 5_000_000, MaxCostUSD: 500, MaxTokensPerRequest: 16384,
 			MaxRequestsPerMinute: 1200, MaxMemoryBytes: 4 << 30}
-	case "demo":
+	case PlanDemo:
 		return Limits{MaxConcurrentRuns: 10, RunCreateQPS: 5, RunCreateBurst: 10, ToolCallsPerMinute: 120,
 			BudgetWindow: "day", MaxTokens: 100_000, MaxCostUSD: 25, MaxTokensPerRequest: 4096,
 			MaxRequestsPerMinute: 120, MaxMemoryBytes: 1 << 30}
@@ -203,6 +212,15 @@ type AuditFilter struct {
 	Action string
 	Since  time.Time
 	Limit  int
+}
+
+// PageSize is how many records one audit page holds: Limit, 100 when it is
+// unset or above 1000.
+func (f AuditFilter) PageSize() int {
+	if f.Limit <= 0 || f.Limit > 1000 {
+		return 100
+	}
+	return f.Limit
 }
 
 // SecretReadAudit is the audit record of reading a secret: ref names it

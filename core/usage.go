@@ -74,7 +74,8 @@ type UsagePort interface {
 	// Errors are store failures (internal_error).
 	GetUsage(ctx context.Context, tenantID, window, period string) (UsageRecord, error)
 	// ListUsage returns a tenant's ledger entries, newest period first
-	// within each window, at most limit (0 = 100). Only tenantID's entries.
+	// within each window, at most UsagePageSize(limit). Only tenantID's
+	// entries.
 	ListUsage(ctx context.Context, tenantID string, limit int) ([]UsageRecord, error)
 	// RecordUsage adds every delta to its entry and stores every replay in
 	// one transaction, so usage and the answers it paid for commit
@@ -84,4 +85,13 @@ type UsagePort interface {
 	// GetReplay returns the stored answer of requestID in tenantID;
 	// not_found when there is none (or it belongs to another tenant).
 	GetReplay(ctx context.Context, tenantID, requestID string) (ModelReplay, error)
+}
+
+// UsagePageSize is how many ledger entries ListUsage returns for limit:
+// 100 when it is not positive.
+func UsagePageSize(limit int) int {
+	if limit <= 0 {
+		return 100
+	}
+	return limit
 }

@@ -42,7 +42,7 @@ func authOf(ctx context.Context) (core.Auth, error) {
 }
 
 func (n *Node) handleHealth(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "service": "federation", "version": ServiceVersion,
+	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "service": "federation", "version": core.APIVersion,
 		"correlation_id": core.CorrelationID(c.Request().Context())})
 }
 

@@ -39,27 +39,9 @@ const KeyFileName = "node_ed25519.key"
 // TokenID is "peer:<issuer stack_id>".
 const peerTokenPrefix = "peer:"
 
-func loadOrCreateKey(dataDir string) (ed25519.PrivateKey, error) {
-	path := filepath.Join(dataDir, KeyFileName)
-	raw, err := os.ReadFile(path)
-	if err == nil {
-		block, _ := pem.Decode(raw)
-		if block == nil {
-			return nil, fmt.Errorf("federation key %s: not PEM", path)
-		}
-		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("federation key %s: %w", path, err)
-		}
-		priv, ok := k.(ed25519.PrivateKey)
-		if !ok {
-			return nil, fmt.Errorf("federation key %s: not an Ed25519 key", path)
-		}
-		return priv, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("read federation key: %w", err)
-	}
+// NewKeyPEM makes a fresh node key in the PEM (PKCS #8) form the key file
+// and a cluster's shared store keep it in.
+func NewKeyPEM() ([]byte, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate federation key: %w", err)
@@ -67,6 +49,43 @@ func loadOrCreateKey(dataDir string) (ed25519.PrivateKey, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
 		return nil, fmt.Errorf("encode federation key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// ParseKeyPEM reads a node key from its PEM form (see NewKeyPEM).
+func ParseKeyPEM(raw []byte) (ed25519.PrivateKey, error) {
+	block, _ := pem.Decode(raw)
+	if block == nil {
+		return nil, errors.New("not PEM")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, errors.New("not an Ed25519 key")
+	}
+	return priv, nil
+}
+
+func loadOrCreateKey(dataDir string) (ed25519.PrivateKey, error) {
+	path := filepath.Join(dataDir, KeyFileName)
+	raw, err := os.ReadFile(path)
+	if err == nil {
+		priv, err := ParseKeyPEM(raw)
+		if err != nil {
+			return nil, fmt.Errorf("federation key %s: %w", path, err)
+		}
+		return priv, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read federation key: %w", err)
+	}
+	raw, err = NewKeyPEM()
+	if err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
@@ -79,14 +98,14 @@ func loadOrCreateKey(dataDir string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("write federation key: %w", err)
 	}
-	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
+	if _, err := f.Write(raw); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("write federation key: %w", err)
 	}
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("write federation key: %w", err)
 	}
-	return priv, nil
+	return ParseKeyPEM(raw)
 }
 
 // EncodePublicKey renders a key as "ed25519:<base64 of the 32 bytes>".

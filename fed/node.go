@@ -19,9 +19,6 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// ServiceVersion is the contract version the health endpoint reports.
-const ServiceVersion = core.APIVersion
-
 // LocalRuns is the slice of Stack A the federation router calls. Every
 // method enforces the tenant of a: another tenant's run is not_found.
 type LocalRuns interface {

@@ -126,7 +126,7 @@ func tenantCommand(o *operator) *cli.Command {
 				Flags: append(apiFlags(),
 					&cli.StringFlag{Name: "id", Usage: "tenant id (tnt_…; default: generated)"},
 					&cli.StringFlag{Name: "name", Usage: "display name (required)"},
-					&cli.StringFlag{Name: "plan-tier", Value: "free"},
+					&cli.StringFlag{Name: "plan-tier", Value: core.PlanFree},
 					&cli.StringFlag{Name: "quotas", Usage: "quotas JSON (CONTRACT §2.1)"},
 					&cli.StringFlag{Name: "entitlements", Usage: "entitlements JSON (CONTRACT §2.1)"}),
 				Action: func(c *cli.Context) error {

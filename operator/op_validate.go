@@ -31,7 +31,7 @@ const ProbeAgentID = "agt_validate_probe"
 // sample agent with the platform admin client adm.
 func ensureSmokeFixture(ctx context.Context, nf app.NodeFile, adm *apiClient) (string, error) {
 	err := adm.do(ctx, http.MethodPost, nf.StackAURL+"/v1/admin/tenants", map[string]any{"tenant_create": map[string]any{
-		"tenant_id": SmokeTenantID, "name": "Smoke tests (agentos validate)", "plan_tier": "free",
+		"tenant_id": SmokeTenantID, "name": "Smoke tests (agentos validate)", "plan_tier": core.PlanFree,
 		"entitlements": map[string]any{"model_tiers_allowed": []string{core.TierFast}, "model_backends_allowed": []string{"builtin"},
 			"tool_ids_allowed": []string{app.SampleToolID}}}}, nil)
 	if err != nil && statusOf(err) != http.StatusConflict {
@@ -359,7 +359,7 @@ func isolationProbe(ctx context.Context, nf app.NodeFile, t nodeTarget, runID st
 	adm := t.client(t.AdminKey)
 	base := nf.StackAURL + "/v1/admin/tenants"
 	err := adm.do(ctx, http.MethodPost, base, map[string]any{"tenant_create": map[string]any{
-		"tenant_id": IsolationProbeTenantID, "name": "Isolation probe (agentos validate)", "plan_tier": "demo"}}, nil)
+		"tenant_id": IsolationProbeTenantID, "name": "Isolation probe (agentos validate)", "plan_tier": core.PlanDemo}}, nil)
 	if err != nil && statusOf(err) != http.StatusConflict {
 		return "", fmt.Errorf("create probe tenant: %w", err)
 	}

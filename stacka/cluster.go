@@ -143,7 +143,9 @@ func (l *clusterLoops) stop(ctx context.Context) {
 	l.wg.Wait()
 }
 
-func (l *clusterLoops) every(d time.Duration, fn func()) {
+// every calls fn each period d, and at once whenever wake fires (nil:
+// never), until the loops stop.
+func (l *clusterLoops) every(d time.Duration, wake <-chan struct{}, fn func()) {
 	defer l.wg.Done()
 	t := time.NewTicker(d)
 	defer t.Stop()
@@ -152,8 +154,9 @@ func (l *clusterLoops) every(d time.Duration, fn func()) {
 		case <-l.ctx.Done():
 			return
 		case <-t.C:
-			fn()
+		case <-wake:
 		}
+		fn()
 	}
 }
 
@@ -175,7 +178,7 @@ func (l *clusterLoops) beat() {
 // renew extends the leases of every run held here and stops the local work
 // on those another node has taken over.
 func (l *clusterLoops) renew() {
-	l.every(l.c.lease()/3, func() {
+	l.every(l.c.lease()/3, nil, func() {
 		l.beat()
 		ids := l.s.sched.heldIDs()
 		lost, err := l.c.Leases.RenewLeases(l.ctx, l.c.NodeID, ids, l.c.lease())
@@ -195,18 +198,7 @@ func (l *clusterLoops) renew() {
 // not claim them, or their tenant was at its cap) while this node has free
 // workers: every period, and at once when a run ended here.
 func (l *clusterLoops) claim() {
-	defer l.wg.Done()
-	t := time.NewTicker(min(l.c.lease()/5, time.Second))
-	defer t.Stop()
-	for {
-		select {
-		case <-l.ctx.Done():
-			return
-		case <-t.C:
-		case <-l.claimC:
-		}
-		l.claimOnce()
-	}
+	l.every(min(l.c.lease()/5, time.Second), l.claimC, l.claimOnce)
 }
 
 func (l *clusterLoops) claimOnce() {

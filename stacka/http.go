@@ -43,7 +43,7 @@ func authOf(c echo.Context) core.Auth {
 func cid(c echo.Context) string { return core.CorrelationID(c.Request().Context()) }
 
 func (s *Service) handleHealth(c echo.Context) error {
-	body := map[string]any{"status": "ok", "service": "stack-a", "version": Version}
+	body := map[string]any{"status": "ok", "service": "stack-a", "version": core.APIVersion}
 	if s.nodeID != "" {
 		body["node_id"] = s.nodeID
 	}

@@ -18,9 +18,6 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
-// Version is reported by GET /v1/health.
-const Version = core.APIVersion
-
 // Config tunes the service; zero values take the defaults of DefaultConfig.
 type Config struct {
 	// Workers is the global cap on runs executing at once.

@@ -48,7 +48,7 @@ func (s *Service) callMCP(ctx context.Context, tenantID string, td core.ToolDesc
 	var res *mcp.CallToolResult
 	for attempt := 0; ; attempt++ {
 		sess, release, err := s.mcpPool.get(ctx, key, func(ctx context.Context) (*mcp.ClientSession, error) {
-			client := mcp.NewClient(&mcp.Implementation{Name: "agentos-stack-a", Version: Version}, nil)
+			client := mcp.NewClient(&mcp.Implementation{Name: "agentos-stack-a", Version: core.APIVersion}, nil)
 			return client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: withTraceparent(s.egress),
 				MaxRetries: -1, DisableStandaloneSSE: true}, nil)
 		})

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
-	"github.com/agentos/agentos/stacka"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -228,7 +227,7 @@ func TestAgents_PutGetListVersioned(t *testing.T) {
 	if len(asSlice(b["agents"])) != 2 {
 		t.Fatalf("list %v", b)
 	}
-	if code, _, b := n.do("GET", "/v1/health", "", nil); code != 200 || b["service"] != "stack-a" || b["version"] != stacka.Version {
+	if code, _, b := n.do("GET", "/v1/health", "", nil); code != 200 || b["service"] != "stack-a" || b["version"] != core.APIVersion {
 		t.Fatalf("health %d %v", code, b)
 	}
 }

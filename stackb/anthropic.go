@@ -118,17 +118,24 @@ func anthropicMessage(resp *core.ModelResponse) wire.MessageResponse {
 	return msg
 }
 
-// handleMessages is POST /anthropic/v1/messages.
-func (g *Gateway) handleMessages(c echo.Context) error {
+// readMessages reads a Messages body (countOnly: the count_tokens form)
+// into the caller, the body and its model request.
+func readMessages(c echo.Context, countOnly bool) (core.Auth, wire.MessagesRequest, core.ModelRequest, error) {
+	var body wire.MessagesRequest
 	a, err := caller(c)
 	if err != nil {
-		return err
+		return a, body, core.ModelRequest{}, err
 	}
-	var body wire.MessagesRequest
 	if err := edge.DecodeJSON(c, &body); err != nil {
-		return err
+		return a, body, core.ModelRequest{}, err
 	}
-	req, err := messagesToModelRequest(&body, false)
+	req, err := messagesToModelRequest(&body, countOnly)
+	return a, body, req, err
+}
+
+// handleMessages is POST /anthropic/v1/messages.
+func (g *Gateway) handleMessages(c echo.Context) error {
+	a, body, req, err := readMessages(c, false)
 	if err != nil {
 		return err
 	}
@@ -222,15 +229,7 @@ func (g *Gateway) streamMessages(c echo.Context, a core.Auth, req core.ModelRequ
 // gateway's own input estimate (the one budgets reserve against), for a
 // model the tenant may call. No model is called and nothing is metered.
 func (g *Gateway) handleCountTokens(c echo.Context) error {
-	a, err := caller(c)
-	if err != nil {
-		return err
-	}
-	var body wire.MessagesRequest
-	if err := edge.DecodeJSON(c, &body); err != nil {
-		return err
-	}
-	req, err := messagesToModelRequest(&body, true)
+	a, body, req, err := readMessages(c, true)
 	if err != nil {
 		return err
 	}

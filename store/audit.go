@@ -91,10 +91,7 @@ func (s *Store) AppendAudits(ctx context.Context, recs []core.AuditRecord) ([]co
 
 // ListAudit implements core.AuditPort (newest first).
 func (s *Store) ListAudit(ctx context.Context, tenantID string, f core.AuditFilter) ([]core.AuditRecord, error) {
-	limit := f.Limit
-	if limit <= 0 || limit > 1000 {
-		limit = 100
-	}
+	limit := f.PageSize()
 	out := []core.AuditRecord{}
 	var decodeErr error
 	err := s.view(func(tx *bolt.Tx) error {

@@ -30,9 +30,7 @@ func replayTimeKey(tenantID string, at time.Time, requestID string) []byte {
 
 // SweepTenant implements core.RetentionPort.
 func (s *Store) SweepTenant(ctx context.Context, tenantID string, c core.SweepCutoffs, limit int, audit func(core.SweepResult) *core.AuditRecord) (core.SweepResult, error) {
-	if limit <= 0 {
-		limit = 1000
-	}
+	limit = core.SweepBudget(limit)
 	var res core.SweepResult
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		res = core.SweepResult{}
@@ -125,19 +123,13 @@ func (w *sweep) runs(cutoff time.Time, res *core.SweepResult) error {
 			res.More = true
 			return nil
 		}
-		var rec struct {
-			Status         string     `json:"status"`
-			CompletedAt    *time.Time `json:"completed_at"`
-			AgentID        string     `json:"agent_id"`
-			PrincipalID    string     `json:"principal_id"`
-			IdempotencyKey string     `json:"idempotency_key"`
-		}
+		var rec core.SweptRun
 		if err := json.Unmarshal(v, &rec); err != nil {
 			return fmt.Errorf("decode %s: %w", k, err)
 		}
 		runID := string(rest)
 		runKey := append([]byte(nil), k...)
-		if !core.RunSweepable(rec.Status, rec.CompletedAt, cutoff) {
+		if !rec.Sweepable(cutoff) {
 			k, v = c.Seek(append(append(runKey, '/'), 0xff))
 			continue
 		}

@@ -21,6 +21,19 @@ type secretRecord struct {
 
 func secretKey(tenantID, name string) []byte { return TenantKey(tenantID, "secrets", name) }
 
+// getSecret reads tenantID's secret name; not_found when there is none.
+func getSecret(tx *bolt.Tx, tenantID, name string) (secretRecord, error) {
+	var rec secretRecord
+	ok, err := getJSON(Data(tx), secretKey(tenantID, name), &rec)
+	if err != nil {
+		return rec, err
+	}
+	if !ok {
+		return rec, core.NotFound("secret", name)
+	}
+	return rec, nil
+}
+
 // PutSecret implements core.SecretPort.
 func (s *Store) PutSecret(ctx context.Context, tenantID, name string, value []byte, audit *core.AuditRecord) (core.TenantSecret, bool, error) {
 	var out core.TenantSecret
@@ -53,13 +66,9 @@ func (s *Store) PutSecret(ctx context.Context, tenantID, name string, value []by
 func (s *Store) DeleteSecret(ctx context.Context, tenantID, name string, audit *core.AuditRecord) (core.TenantSecret, error) {
 	var out core.TenantSecret
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		var rec secretRecord
-		ok, err := getJSON(Data(tx), secretKey(tenantID, name), &rec)
+		rec, err := getSecret(tx, tenantID, name)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return core.NotFound("secret", name)
 		}
 		if err := Data(tx).Delete(secretKey(tenantID, name)); err != nil {
 			return err
@@ -93,13 +102,9 @@ func (s *Store) ListSecrets(ctx context.Context, tenantID string) ([]core.Tenant
 func (s *Store) SecretValue(ctx context.Context, tenantID, name string) ([]byte, error) {
 	var out []byte
 	err := s.view(func(tx *bolt.Tx) error {
-		var rec secretRecord
-		ok, err := getJSON(Data(tx), secretKey(tenantID, name), &rec)
+		rec, err := getSecret(tx, tenantID, name)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return core.NotFound("secret", name)
 		}
 		out = rec.Value
 		return nil

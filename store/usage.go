@@ -39,9 +39,7 @@ func (s *Store) GetUsage(ctx context.Context, tenantID, window, period string) (
 
 // ListUsage implements core.UsagePort.
 func (s *Store) ListUsage(ctx context.Context, tenantID string, limit int) ([]core.UsageRecord, error) {
-	if limit <= 0 {
-		limit = 100
-	}
+	limit = core.UsagePageSize(limit)
 	out := []core.UsageRecord{}
 	var decodeErr error
 	err := s.view(func(tx *bolt.Tx) error {

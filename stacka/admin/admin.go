@@ -155,7 +155,7 @@ func (a *AdminAPI) CreateTenant(ctx context.Context, au core.Auth, tc TenantCrea
 		return core.Tenant{}, core.Invalid("tenant_create.name", "name is required")
 	}
 	if tc.PlanTier == "" {
-		tc.PlanTier = "free"
+		tc.PlanTier = core.PlanFree
 	}
 	if tc.DefaultPolicyID == "" {
 		tc.DefaultPolicyID = "pol_default"

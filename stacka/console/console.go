@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/agentos/agentos/core"
 	"github.com/labstack/echo/v4"
@@ -104,19 +103,7 @@ type TenantUsage struct {
 }
 
 // Alert is one pending or firing alert of the node's rules engine.
-type Alert struct {
-	Name     string            `json:"name"`
-	Severity string            `json:"severity"`
-	State    string            `json:"state"` // pending | firing
-	Labels   map[string]string `json:"labels"`
-	Summary  string            `json:"summary"`
-	Value    float64           `json:"value"`
-	Since    time.Time         `json:"since"`
-	// FiringSince is set once the "for" duration has passed.
-	FiringSince *time.Time `json:"firing_since"`
-	// TenantID is set on tenant alerts; other tenants never see them.
-	TenantID string `json:"tenant_id,omitempty"`
-}
+type Alert = core.Alert
 
 // Deps is what app/ wires into the console.
 type Deps struct {

@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -114,37 +113,15 @@ func (p *Anthropic) send(ctx context.Context, body *wire.MessagesRequest) (*http
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url(), bytes.NewReader(raw))
-	if err != nil {
-		return nil, core.Errorf(core.CodeDependencyUnavailable, "backend %s: bad base_url: %v", p.Name, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("anthropic-version", AnthropicVersion)
+	h := http.Header{}
+	h.Set("anthropic-version", AnthropicVersion)
 	if body.Stream {
-		req.Header.Set("Accept", "text/event-stream")
+		h.Set("Accept", "text/event-stream")
 	}
 	if p.APIKey != "" {
-		req.Header.Set("x-api-key", p.APIKey)
+		h.Set("x-api-key", p.APIKey)
 	}
-	if tp := core.Traceparent(ctx); tp != "" {
-		req.Header.Set("traceparent", tp)
-	}
-	hc := p.Client
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, transportError(ctx, p.Name, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		var eb wire.AnthropicErrorBody
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		_ = json.Unmarshal(raw, &eb)
-		return nil, statusError(p.Name, resp.StatusCode, eb.Error.Message)
-	}
-	return resp, nil
+	return postJSON(ctx, p.Client, p.Name, p.url(), raw, h)
 }
 
 // Chat implements Provider. With call.OnDelta set it asks for the event

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -51,32 +50,14 @@ func (p *OpenAI) send(ctx context.Context, path string, body any, accept string)
 	if err := json.NewEncoder(buf).Encode(body); err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(p.BaseURL, "/")+path, bytes.NewReader(buf.Bytes()))
-	if err != nil {
-		return nil, core.Errorf(core.CodeDependencyUnavailable, "backend %s: bad base_url: %v", p.Name, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
+	h := http.Header{}
 	if accept != "" {
-		req.Header.Set("Accept", accept)
+		h.Set("Accept", accept)
 	}
 	if p.APIKey != "" {
-		req.Header.Set("Authorization", "Bearer "+p.APIKey)
+		h.Set("Authorization", "Bearer "+p.APIKey)
 	}
-	if tp := core.Traceparent(ctx); tp != "" {
-		req.Header.Set("traceparent", tp)
-	}
-	resp, err := p.client().Do(req)
-	if err != nil {
-		return nil, transportError(ctx, p.Name, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		var eb wire.ErrorBody
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		_ = json.Unmarshal(raw, &eb)
-		return nil, statusError(p.Name, resp.StatusCode, eb.Error.Message)
-	}
-	return resp, nil
+	return postJSON(ctx, p.client(), p.Name, strings.TrimRight(p.BaseURL, "/")+path, buf.Bytes(), h)
 }
 
 // post sends body as JSON to path and decodes a 2xx answer into out.

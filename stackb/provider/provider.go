@@ -4,14 +4,17 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sort"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/jsonhttp"
 )
 
 // ChatResult is a provider's answer to a chat call.
@@ -130,6 +133,39 @@ func statusError(backend string, status int, msg string) error {
 		e := core.Errorf(core.CodeDependencyUnavailable, "backend %s answered %d: %s", backend, status, msg).With("backend", backend)
 		return e.With("upstream_status", status)
 	}
+}
+
+// postJSON sends body (JSON, already encoded) to url with h, adding
+// Content-Type and the caller's traceparent, and returns a 2xx response
+// (the caller closes its body). Other statuses become statusError with
+// the upstream's error.message (OpenAI's and Anthropic's error shapes
+// both carry one), transport failures transportError.
+func postJSON(ctx context.Context, hc *http.Client, backend, url string, body []byte, h http.Header) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, core.Errorf(core.CodeDependencyUnavailable, "backend %s: bad base_url: %v", backend, err)
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if tp := core.Traceparent(ctx); tp != "" {
+		req.Header.Set("traceparent", tp)
+	}
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, transportError(ctx, backend, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		_, msg := jsonhttp.ErrorOf(raw)
+		return nil, statusError(backend, resp.StatusCode, msg)
+	}
+	return resp, nil
 }
 
 func decodeErr(backend string, err error) error {

@@ -109,9 +109,7 @@ func (s *Store) GetUsage(ctx context.Context, tenantID, window, period string) (
 // ListUsage implements core.UsagePort: days, then hours, then minutes,
 // newest period first within each.
 func (s *Store) ListUsage(ctx context.Context, tenantID string, limit int) ([]core.UsageRecord, error) {
-	if limit <= 0 {
-		limit = 100
-	}
+	limit = core.UsagePageSize(limit)
 	rows, err := s.pool.Query(ctx, `SELECT doc FROM usage WHERE tenant_id = $1
 		ORDER BY CASE win WHEN 'day' THEN 0 WHEN 'hour' THEN 1 ELSE 2 END, period DESC LIMIT $2`, tenantID, limit)
 	if err != nil {

@@ -54,9 +54,7 @@ func (s *Store) TrySweepLock(ctx context.Context) (func(), bool, error) {
 
 // SweepTenant implements core.RetentionPort.
 func (s *Store) SweepTenant(ctx context.Context, tenantID string, c core.SweepCutoffs, limit int, audit func(core.SweepResult) *core.AuditRecord) (core.SweepResult, error) {
-	if limit <= 0 {
-		limit = 1000
-	}
+	limit = core.SweepBudget(limit)
 	var res core.SweepResult
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		res = core.SweepResult{}
@@ -100,7 +98,7 @@ func sweepRuns(ctx context.Context, tx pgx.Tx, tenantID string, cutoff time.Time
 	}
 	// Candidates: finished runs created before the cutoff that finished
 	// before it (a run created long ago that finished recently must not
-	// fill the page); core.RunSweepable decides below.
+	// fill the page); core.SweptRun.Sweepable decides below.
 	rows, err := tx.Query(ctx, `SELECT run_id, doc FROM runs WHERE tenant_id = $1 AND run_id < $2
 		AND status IN ('completed', 'failed', 'canceled')
 		AND (convert_from(doc, 'UTF8')::jsonb->>'completed_at')::timestamptz < $4
@@ -120,18 +118,12 @@ func sweepRuns(ctx context.Context, tx pgx.Tx, tenantID string, cutoff time.Time
 			rows.Close()
 			return 0, err
 		}
-		var rec struct {
-			Status         string     `json:"status"`
-			CompletedAt    *time.Time `json:"completed_at"`
-			AgentID        string     `json:"agent_id"`
-			PrincipalID    string     `json:"principal_id"`
-			IdempotencyKey string     `json:"idempotency_key"`
-		}
+		var rec core.SweptRun
 		if err := json.Unmarshal(raw, &rec); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("decode run %s: %w", id, err)
 		}
-		if core.RunSweepable(rec.Status, rec.CompletedAt, cutoff) {
+		if rec.Sweepable(cutoff) {
 			gone = append(gone, doomed{id, rec.PrincipalID, rec.AgentID, rec.IdempotencyKey})
 		}
 	}
