@@ -28,9 +28,12 @@ func (n *Node) Register(e *echo.Echo) {
 	e.POST(`/v1/federation/runs\:forward`, n.handleForward, edge.RequireScope(core.ScopeRunsForward))
 	e.GET("/v1/federation/runs/:run_id/events", n.handleEvents, edge.RequireScope(core.ScopeRunsRead))
 	e.POST(`/v1/federation/events\:ingest`, n.handleIngest)
-	e.GET("/v1/federation/peers", n.handleListPeers)
-	e.POST("/v1/federation/peers", n.handlePutPeer)
-	e.DELETE("/v1/federation/peers/:stack_id", n.handleDeletePeer)
+	// The peer registry is node-wide trust: it takes the platform's admin
+	// powers (scope tenants:admin, which role platform_admin holds).
+	registry := edge.RequireScope(core.ScopeTenantsAdmin)
+	e.GET("/v1/federation/peers", n.handleListPeers, registry)
+	e.POST("/v1/federation/peers", n.handlePutPeer, registry)
+	e.DELETE("/v1/federation/peers/:stack_id", n.handleDeletePeer, registry)
 }
 
 func authOf(ctx context.Context) (core.Auth, error) {
@@ -234,30 +237,8 @@ func (n *Node) handleIngest(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"accepted": accepted, "rejected": rejected, "correlation_id": core.CorrelationID(ctx)})
 }
 
-// requireRegistryAdmin: the peer registry is node-wide trust, so it takes
-// the platform's admin powers (role platform_admin or scope tenants:admin).
-func requireRegistryAdmin(a core.Auth) error {
-	if a.IsPlatformAdmin() || a.Can(core.ScopeTenantsAdmin) {
-		return nil
-	}
-	return core.Errorf(core.CodeForbidden, "the peer registry needs role platform_admin or scope tenants:admin").
-		With("scope", core.ScopeTenantsAdmin)
-}
-
-// registryAdmin is the caller's Auth when it may manage the registry.
-func registryAdmin(ctx context.Context) (core.Auth, error) {
-	a, err := authOf(ctx)
-	if err != nil {
-		return a, err
-	}
-	return a, requireRegistryAdmin(a)
-}
-
 func (n *Node) handleListPeers(c echo.Context) error {
 	ctx := c.Request().Context()
-	if _, err := registryAdmin(ctx); err != nil {
-		return err
-	}
 	peers, err := n.d.Peers.ListPeers(ctx)
 	if err != nil {
 		return err
@@ -267,7 +248,7 @@ func (n *Node) handleListPeers(c echo.Context) error {
 
 func (n *Node) handlePutPeer(c echo.Context) error {
 	ctx := c.Request().Context()
-	a, err := registryAdmin(ctx)
+	a, err := authOf(ctx)
 	if err != nil {
 		return err
 	}
@@ -289,7 +270,7 @@ func (n *Node) handlePutPeer(c echo.Context) error {
 
 func (n *Node) handleDeletePeer(c echo.Context) error {
 	ctx := c.Request().Context()
-	a, err := registryAdmin(ctx)
+	a, err := authOf(ctx)
 	if err != nil {
 		return err
 	}

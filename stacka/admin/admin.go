@@ -35,7 +35,7 @@ type AdminAPI struct {
 
 // Register mounts the admin and audit routes.
 func (a *AdminAPI) Register(e *echo.Echo) {
-	e.POST("/v1/admin/tenants", a.handleCreateTenant)
+	e.POST("/v1/admin/tenants", a.handleCreateTenant, edge.RequireScope(core.ScopeTenantsAdmin))
 	e.GET("/v1/admin/tenants", a.handleListTenants)
 	e.GET("/v1/admin/tenants/:tenant_id", a.handleGetTenant)
 	e.PATCH("/v1/admin/tenants/:tenant_id", a.handleUpdateTenant)
@@ -84,7 +84,8 @@ func auth(c echo.Context) core.Auth {
 	return a
 }
 
-func isTenantsAdmin(a core.Auth) bool { return a.IsPlatformAdmin() || a.Can(core.ScopeTenantsAdmin) }
+// isTenantsAdmin: scope tenants:admin, which role platform_admin holds.
+func isTenantsAdmin(a core.Auth) bool { return a.Can(core.ScopeTenantsAdmin) }
 
 func requireTenantsAdmin(a core.Auth) error {
 	if isTenantsAdmin(a) {
@@ -123,9 +124,6 @@ func reply(c echo.Context, status int, body map[string]any) error {
 
 func (a *AdminAPI) handleCreateTenant(c echo.Context) error {
 	au := auth(c)
-	if err := requireTenantsAdmin(au); err != nil {
-		return err
-	}
 	var body struct {
 		TenantCreate *TenantCreate `json:"tenant_create"`
 	}
