@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -39,14 +40,20 @@ func (s *Store) ActiveRuns(ctx context.Context) ([]core.RunRef, error) {
 	return out, err
 }
 
-// groupCommit coalesces the run executor's small writes into shared
-// transactions without a timer: whoever arrives while a commit is in flight
-// joins the next one, which starts as soon as the previous one ends. Under
-// load a commit carries every worker that is ready, so one fsync pair
-// serves hundreds of state changes; when idle a write commits at once.
-// (bbolt's DB.Batch waits a fixed MaxBatchDelay and cannot grow a batch
-// that is waiting for the writer lock, which caps throughput when fsync is
-// slow.)
+// groupCommit coalesces the store's small writes (the run executor's
+// commits, run creates, audit and usage appends) into shared transactions
+// without a timer: whoever arrives while a commit is in flight joins the
+// next one, which starts as soon as the previous one ends. Under load a
+// commit carries every writer that is ready, so one fsync pair serves
+// hundreds of state changes; when idle a write commits at once. (bbolt's
+// DB.Batch waits a fixed MaxBatchDelay and cannot grow a batch that is
+// waiting for the writer lock, which caps throughput when fsync is slow;
+// and a second, separate batcher would pay its own fsyncs.)
+//
+// Each function is all or nothing: one that fails after writing has its
+// commit rolled back and redone without it, so its writes never land
+// (bbolt has no savepoints). A function that fails before writing says so
+// with noWrites and costs the others nothing.
 type groupCommit struct {
 	mu      sync.Mutex
 	pending []*commitReq
@@ -64,9 +71,30 @@ const appendFill = 0.95
 // committer is the store's group committer.
 func (s *Store) committer() *groupCommit { return &s.commits }
 
-// group runs fn in a shared transaction. fn must return an error only
-// before it writes anything: a failing fn is left out of the commit, the
-// others go on.
+// noWriteError is an error a group function returns before it wrote
+// anything (a failed precondition).
+type noWriteError struct{ err error }
+
+func (e *noWriteError) Error() string { return e.err.Error() }
+func (e *noWriteError) Unwrap() error { return e.err }
+
+// noWrites marks err as found before the function wrote anything, so the
+// shared commit goes on without a rollback; err reaches the caller as is.
+func noWrites(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &noWriteError{err}
+}
+
+// errRedo rolls a shared transaction back so it is redone without the
+// function that failed in it.
+var errRedo = errors.New("store: redo the shared commit without a failed writer")
+
+// group runs fn in a shared transaction and returns fn's error or the
+// commit's. fn may run more than once (when another function of its
+// commit fails) and must only touch tx; when it fails, nothing it wrote
+// is committed.
 func (s *Store) group(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -94,7 +122,16 @@ func (g *groupCommit) lead(db *bolt.DB) {
 			return
 		}
 		g.mu.Unlock()
-		errs := make([]error, len(batch))
+		commitGroup(db, batch)
+	}
+}
+
+// commitGroup commits batch in one transaction, redoing it without each
+// function that fails after writing, and answers every request.
+func commitGroup(db *bolt.DB, batch []*commitReq) {
+	errs := make([]error, len(batch))
+	for len(batch) > 0 {
+		failed := -1
 		err := db.Update(func(tx *bolt.Tx) error {
 			// Run, event and index keys are appended in ULID/sequence
 			// order, so full pages split best: bbolt's default of half-full
@@ -102,10 +139,26 @@ func (g *groupCommit) lead(db *bolt.DB) {
 			Data(tx).FillPercent = appendFill
 			Index(tx).FillPercent = appendFill
 			for i, r := range batch {
-				errs[i] = safeCall(r.fn, tx)
+				err := safeCall(r.fn, tx)
+				var nw *noWriteError
+				switch {
+				case err == nil:
+					errs[i] = nil
+				case errors.As(err, &nw):
+					errs[i] = nw.err
+				default:
+					errs[i], failed = err, i
+					return errRedo
+				}
 			}
 			return nil
 		})
+		if failed >= 0 && errors.Is(err, errRedo) {
+			batch[failed].done <- errs[failed]
+			batch = append(batch[:failed:failed], batch[failed+1:]...)
+			errs = append(errs[:failed:failed], errs[failed+1:]...)
+			continue
+		}
 		for i, r := range batch {
 			if err != nil {
 				r.done <- err
@@ -113,6 +166,7 @@ func (g *groupCommit) lead(db *bolt.DB) {
 				r.done <- errs[i]
 			}
 		}
+		return
 	}
 }
 

@@ -111,10 +111,10 @@ func (s *Store) CreateRun(ctx context.Context, rec core.RunRecord, drafts []core
 		if prev := Data(tx).Get(ik); prev != nil {
 			old, err := getRunTx(tx, r.TenantID, string(prev))
 			if err != nil {
-				return err
+				return noWrites(err)
 			}
 			if err := core.CheckIdempotentReplay(old, r.IdempotencyKey, r.BodyHash); err != nil {
-				return err
+				return noWrites(err)
 			}
 			stored, replayed = old, true
 			return nil
@@ -243,11 +243,11 @@ func (s *Store) AdvanceRun(ctx context.Context, tenantID, runID string, fn func(
 	err := s.batch(ctx, func(tx *bolt.Tx) error {
 		rec, err := getRunTx(tx, tenantID, runID)
 		if err != nil {
-			return err
+			return noWrites(err)
 		}
 		drafts, err := fn(&rec)
 		if err != nil {
-			return err
+			return noWrites(err)
 		}
 		evs, err := appendEventsTx(tx, &rec, drafts)
 		if err != nil {
@@ -279,10 +279,10 @@ func (s *Store) AppendRun(ctx context.Context, rec core.RunRecord, drafts []core
 	err = s.group(ctx, func(tx *bolt.Tx) error {
 		last, status, err := runStateTx(tx, rec.TenantID, rec.RunID)
 		if err != nil {
-			return err
+			return noWrites(err)
 		}
 		if err := core.CheckAppend(rec.RunID, status, last, expect); err != nil {
-			return err
+			return noWrites(err)
 		}
 		for i, ev := range evs {
 			if err := Data(tx).Put(eventKey(rec.TenantID, rec.RunID, ev.Sequence), raws[i]); err != nil {

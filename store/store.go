@@ -382,14 +382,12 @@ func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	return s.writeErr(s.db.Update(fn))
 }
 
-// batch runs fn in a transaction that bbolt may coalesce with concurrent
-// callers (one fsync for many small writes). fn may run more than once, so
-// it must only touch the transaction.
+// batch runs fn in a transaction shared with concurrent writers (the
+// group committer of queue.go: one fsync for many small writes). fn may
+// run more than once, so it must only touch the transaction; when it
+// fails, nothing it wrote is committed.
 func (s *Store) batch(ctx context.Context, fn func(tx *bolt.Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.writeErr(s.db.Batch(fn))
+	return s.group(ctx, fn)
 }
 
 func (s *Store) view(fn func(tx *bolt.Tx) error) error { return s.db.View(fn) }
