@@ -3,8 +3,9 @@
 // that app wires from the node, an engine that moves each alert through
 // pending, firing and resolved, and the mails those moves call for.
 //
-// Adding a rule: write its eval func in rules.go, list it in BuiltinRules
-// and give it a default For in DefaultConfig.
+// Adding a rule: name it, write its eval func and list it (with its
+// severity and default For) in BuiltinRules, all in rules.go; its
+// Prometheus twin goes in docs/ops/agentos-rules.yml.
 package alerts
 
 import (
@@ -25,28 +26,13 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Alert rule names. They match the alert names of
-// docs/ops/agentos-rules.yml, so mail from the node and pages from
-// Prometheus say the same thing.
-const (
-	AlertServiceDown                = "AgentOSServiceDown"
-	AlertHigh5xxRate                = "AgentOSHigh5xxRate"
-	AlertRunLatencyP95High          = "AgentOSRunLatencyP95High"
-	AlertModelBackendUnreachable    = "AgentOSModelBackendUnreachable"
-	AlertQueueBacklog               = "AgentOSQueueBacklog"
-	AlertDiskNearlyFull             = "AgentOSDiskNearlyFull"
-	AlertStoreUnavailable           = "AgentOSStoreUnavailable"
-	AlertTenantBudgetExceeded       = "AgentOSTenantBudgetExceeded"
-	AlertTenantConcurrencySustained = "AgentOSTenantConcurrencyLimitSustained"
-)
-
 // Config tunes the node's built-in alert rules. Zero fields take the
 // defaults of DefaultConfig.
 type Config struct {
 	// Interval is how often the rules are evaluated (default 30s).
 	Interval time.Duration
 	// For overrides, per rule name, how long a condition must hold before
-	// the alert fires (defaults in DefaultConfig; 0 fires at once).
+	// the alert fires (defaults: each rule's For; 0 fires at once).
 	For map[string]time.Duration
 	// RepeatInterval re-sends the firing mail of an alert that is still
 	// firing; 0 sends one mail per firing episode.
@@ -77,7 +63,7 @@ type Config struct {
 
 // DefaultConfig is the built-in alerting layer.
 func DefaultConfig() Config {
-	return Config{
+	c := Config{
 		Interval:          30 * time.Second,
 		RateWindow:        5 * time.Minute,
 		HTTP5xxRatio:      0.05,
@@ -87,18 +73,12 @@ func DefaultConfig() Config {
 		QueueDepth:        100,
 		DiskFreeRatio:     0.10,
 		ConcurrencyWindow: time.Minute,
-		For: map[string]time.Duration{
-			AlertServiceDown:                1 * time.Minute,
-			AlertHigh5xxRate:                5 * time.Minute,
-			AlertRunLatencyP95High:          10 * time.Minute,
-			AlertModelBackendUnreachable:    2 * time.Minute,
-			AlertQueueBacklog:               5 * time.Minute,
-			AlertDiskNearlyFull:             5 * time.Minute,
-			AlertStoreUnavailable:           1 * time.Minute,
-			AlertTenantBudgetExceeded:       0,
-			AlertTenantConcurrencySustained: 5 * time.Minute,
-		},
+		For:               map[string]time.Duration{},
 	}
+	for _, r := range BuiltinRules() {
+		c.For[r.Name] = r.For
+	}
+	return c
 }
 
 // withDefaults fills zero fields from DefaultConfig.
@@ -163,6 +143,9 @@ type Rule struct {
 	// Name is the alert name (one of the Alert* constants for built-ins).
 	Name     string
 	Severity string
+	// For is how long the condition must hold before the alert fires,
+	// unless Config.For names the rule.
+	For time.Duration
 	// tenantLabel names the label that carries a tenant id (tenant alerts
 	// are shown only to that tenant and platform admins).
 	tenantLabel string

@@ -6,22 +6,39 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
+)
+
+// Alert rule names. They match the alert names of
+// docs/ops/agentos-rules.yml, so mail from the node and pages from
+// Prometheus say the same thing.
+const (
+	AlertServiceDown                = "AgentOSServiceDown"
+	AlertHigh5xxRate                = "AgentOSHigh5xxRate"
+	AlertRunLatencyP95High          = "AgentOSRunLatencyP95High"
+	AlertModelBackendUnreachable    = "AgentOSModelBackendUnreachable"
+	AlertQueueBacklog               = "AgentOSQueueBacklog"
+	AlertDiskNearlyFull             = "AgentOSDiskNearlyFull"
+	AlertStoreUnavailable           = "AgentOSStoreUnavailable"
+	AlertTenantBudgetExceeded       = "AgentOSTenantBudgetExceeded"
+	AlertTenantConcurrencySustained = "AgentOSTenantConcurrencyLimitSustained"
 )
 
 // ---------- the built-in rules ----------
 
-// BuiltinRules are the node's rules, named after docs/ops/agentos-rules.yml.
+// BuiltinRules are the node's rules, named after docs/ops/agentos-rules.yml
+// (a test keeps the two in step). For is each rule's default.
 func BuiltinRules() []*Rule {
 	return []*Rule{
-		{Name: AlertServiceDown, Severity: "critical", eval: ruleServiceDown},
-		{Name: AlertStoreUnavailable, Severity: "critical", eval: ruleStoreUnavailable},
-		{Name: AlertModelBackendUnreachable, Severity: "warning", eval: ruleBackendUnreachable},
-		{Name: AlertHigh5xxRate, Severity: "warning", eval: ruleHigh5xx},
-		{Name: AlertRunLatencyP95High, Severity: "warning", eval: ruleRunLatency},
-		{Name: AlertQueueBacklog, Severity: "warning", eval: ruleQueueBacklog},
-		{Name: AlertDiskNearlyFull, Severity: "warning", eval: ruleDiskNearlyFull},
-		{Name: AlertTenantBudgetExceeded, Severity: "info", tenantLabel: "tenant", eval: ruleTenantBudget},
-		{Name: AlertTenantConcurrencySustained, Severity: "warning", eval: ruleConcurrencySustained},
+		{Name: AlertServiceDown, Severity: "critical", For: 1 * time.Minute, eval: ruleServiceDown},
+		{Name: AlertStoreUnavailable, Severity: "critical", For: 1 * time.Minute, eval: ruleStoreUnavailable},
+		{Name: AlertModelBackendUnreachable, Severity: "warning", For: 2 * time.Minute, eval: ruleBackendUnreachable},
+		{Name: AlertHigh5xxRate, Severity: "warning", For: 5 * time.Minute, eval: ruleHigh5xx},
+		{Name: AlertRunLatencyP95High, Severity: "warning", For: 10 * time.Minute, eval: ruleRunLatency},
+		{Name: AlertQueueBacklog, Severity: "warning", For: 5 * time.Minute, eval: ruleQueueBacklog},
+		{Name: AlertDiskNearlyFull, Severity: "warning", For: 5 * time.Minute, eval: ruleDiskNearlyFull},
+		{Name: AlertTenantBudgetExceeded, Severity: "info", For: 0, tenantLabel: "tenant", eval: ruleTenantBudget},
+		{Name: AlertTenantConcurrencySustained, Severity: "warning", For: 5 * time.Minute, eval: ruleConcurrencySustained},
 	}
 }
 
