@@ -2,6 +2,7 @@ package core
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -47,6 +48,16 @@ func SequenceEvents(rec *RunRecord, drafts []EventDraft, now time.Time) ([]Event
 		out = append(out, ev)
 	}
 	return out, nil
+}
+
+// BodyHash is how an idempotent request is fingerprinted: the SHA-256, in
+// hex, of its JSON form. A create that finds its key already used compares
+// this hash (see CheckIdempotentReplay); the caller clears the key itself
+// from the body first where the body carries it.
+func BodyHash(body any) string {
+	raw, _ := json.Marshal(body)
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])
 }
 
 // CheckIdempotentReplay decides what a create that found its idempotency

@@ -2,8 +2,6 @@ package fed
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -178,9 +176,7 @@ func (n *Node) runHere(ctx context.Context, a core.Auth, rr ForwardRunRequest, s
 
 func requestHash(rr ForwardRunRequest) string {
 	rr.IdempotencyKey = ""
-	raw, _ := json.Marshal(rr)
-	sum := sha256.Sum256(raw)
-	return hex.EncodeToString(sum[:])
+	return core.BodyHash(rr)
 }
 
 // forwardToPeer picks a peer, creates the run there and records it. The
