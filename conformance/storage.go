@@ -177,6 +177,14 @@ func runSuite(t *testing.T, open func(t *testing.T) core.Storage) {
 		if lim, _ := s.ListEvents(ctx, "tnt_a", rec.RunID, 0, 1); len(lim) != 1 || lim[0].Sequence != 1 {
 			t.Fatalf("limit 1: %+v", lim)
 		}
+		// Past the last event: an empty list, not not_found (the run is
+		// there), for the run's tenant only.
+		if past, err := s.ListEvents(ctx, "tnt_a", rec.RunID, 1000, 0); err != nil || len(past) != 0 {
+			t.Fatalf("after the last event: %d events, %v", len(past), err)
+		}
+		if _, err := s.ListEvents(ctx, "tnt_b", rec.RunID, 1000, 0); !core.IsCode(err, core.CodeNotFound) {
+			t.Fatalf("other tenant's run past its end: want not_found, got %v", err)
+		}
 	})
 
 	t.Run("IdempotencyReplayConflictAndScope", func(t *testing.T) {

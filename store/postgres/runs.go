@@ -391,16 +391,11 @@ func (s *Store) CancelRun(ctx context.Context, tenantID, runID string, audit *co
 	return out, events, err
 }
 
-// ListEvents implements core.RunStatePort.
+// ListEvents implements core.RunStatePort. The events are read first: a
+// run has its created event from the start, so rows found prove the run is
+// in tenantID, and only an empty answer costs the second query that tells
+// "nothing after this sequence" from not_found.
 func (s *Store) ListEvents(ctx context.Context, tenantID, runID string, after int64, limit int) ([]core.Event, error) {
-	var one int
-	err := s.pool.QueryRow(ctx, `SELECT 1 FROM runs WHERE tenant_id = $1 AND run_id = $2`, tenantID, runID).Scan(&one)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, core.NotFound("run", runID)
-	}
-	if err != nil {
-		return nil, dbErr(err)
-	}
 	lim := any(nil)
 	if limit > 0 {
 		lim = limit
@@ -410,7 +405,19 @@ func (s *Store) ListEvents(ctx context.Context, tenantID, runID string, after in
 	if err != nil {
 		return nil, dbErr(err)
 	}
-	return collectDocs[core.Event](rows)
+	evs, err := collectDocs[core.Event](rows)
+	if err != nil || len(evs) > 0 {
+		return evs, err
+	}
+	var one int
+	err = s.pool.QueryRow(ctx, `SELECT 1 FROM runs WHERE tenant_id = $1 AND run_id = $2`, tenantID, runID).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, core.NotFound("run", runID)
+	}
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	return evs, nil
 }
 
 // ActiveRuns implements core.QueuePort (oldest first: run ids are ULIDs).
