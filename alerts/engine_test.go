@@ -88,6 +88,13 @@ func newTestEngine(t *testing.T, cfg Config, sw *switchRule, sendErr *error) (*E
 	return e, clock, &mails
 }
 
+// evaluateLater moves the clock on one evaluation interval (30 s) and
+// evaluates.
+func evaluateLater(e *Engine, clock *fakeClock) {
+	clock.Advance(30 * time.Second)
+	e.Evaluate(context.Background())
+}
+
 func subjects(ms []sentMail) []string {
 	out := []string{}
 	for _, m := range ms {
@@ -181,27 +188,23 @@ func TestAlertEngine_FailedMailIsRetried(t *testing.T) {
 		t.Fatalf("a refused mail must not count as notified: %+v", e.Status())
 	}
 	sendErr = nil
-	clock.Advance(30 * time.Second)
-	e.Evaluate(context.Background())
+	evaluateLater(e, clock)
 	if got := subjects(*mails); len(got) != 1 || !strings.Contains(got[0], "FIRING") {
 		t.Fatalf("firing mail not retried: %q", got)
 	}
 	// The resolved notice is retried too, and the alert leaves the list at once.
 	sw.set("b1", false)
 	sendErr = errors.New("451 try again")
-	clock.Advance(30 * time.Second)
-	e.Evaluate(context.Background())
+	evaluateLater(e, clock)
 	if len(e.Status()) != 0 {
 		t.Fatalf("cleared alert still listed: %+v", e.Status())
 	}
 	sendErr = nil
-	clock.Advance(30 * time.Second)
-	e.Evaluate(context.Background())
+	evaluateLater(e, clock)
 	if got := subjects(*mails); len(got) != 2 || !strings.Contains(got[1], "RESOLVED") {
 		t.Fatalf("resolved mail not retried: %q", got)
 	}
-	clock.Advance(30 * time.Second)
-	e.Evaluate(context.Background())
+	evaluateLater(e, clock)
 	if len(*mails) != 2 {
 		t.Fatalf("resolved mail sent twice: %q", subjects(*mails))
 	}
@@ -212,8 +215,7 @@ func TestAlertEngine_RuleErrorKeepsState(t *testing.T) {
 	e, clock, mails := newTestEngine(t, Config{For: map[string]time.Duration{"TestBackendDown": 0}}, sw, nil)
 	e.Evaluate(context.Background())
 	sw.setErr(errors.New("store timeout"))
-	clock.Advance(30 * time.Second)
-	e.Evaluate(context.Background())
+	evaluateLater(e, clock)
 	if st := e.Status(); len(st) != 1 || st[0].State != "firing" {
 		t.Fatalf("an erroring rule must keep its alerts: %+v", st)
 	}

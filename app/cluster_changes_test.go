@@ -30,8 +30,7 @@ func startStaleProneCluster(t *testing.T, n int) ([]*testNode, string) {
 
 func patchTenantOn(t *testing.T, n *testNode, key string, update map[string]any) {
 	t.Helper()
-	r := do(t, "PATCH", n.URL(app.StackA)+"/v1/admin/tenants/"+app.DemoTenantID, key, map[string]any{"tenant_update": update})
-	expectStatus(t, r, 200, "patch tenant")
+	testkit.PatchTenant(t, n.URL(app.StackA), key, app.DemoTenantID, update)
 }
 
 func chatOn(t *testing.T, n *testNode, key string) response {

@@ -161,17 +161,7 @@ func TestCluster_MaxConcurrentRunsAcrossTwoNodes(t *testing.T) {
 	patchTenantOn(t, a, admin, map[string]any{
 		"entitlements": map[string]any{"tool_ids_allowed": []string{"tool.echo", "tool.hold"}},
 		"quotas":       map[string]any{"runs": map[string]any{"max_concurrent_runs": capRuns, "run_create_qps": 1000, "run_create_burst": 1000}}})
-	r := do(t, "PUT", a.URL(app.StackA)+"/v1/tools/tool.hold", key, map[string]any{"tool": map[string]any{
-		"tool_id": "tool.hold", "name": "hold", "kind": "http", "description": "holds", "input_schema": map[string]any{"type": "object"},
-		"config": map[string]any{"url": slow.URL, "timeout_ms": 30000}}})
-	if r.Status != 200 && r.Status != 201 {
-		t.Fatalf("put tool: %d %s", r.Status, r.Body)
-	}
-	r = do(t, "PUT", a.URL(app.StackA)+"/v1/agents/agt_hold", key, map[string]any{"agent": map[string]any{
-		"name": "hold", "model_ref": "tier:fast", "tool_ids": []string{"tool.hold"}}})
-	if r.Status != 200 && r.Status != 201 {
-		t.Fatalf("put agent: %d %s", r.Status, r.Body)
-	}
+	testkit.PutWebhookAgent(t, a.URL(app.StackA), key, "tool.hold", "agt_hold", slow.URL)
 	const runs = 10
 	var ids []string
 	for i := 0; len(ids) < runs; i++ {

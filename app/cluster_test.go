@@ -113,21 +113,11 @@ func TestCluster_StreamOnOtherNodeAndCancelAcrossNodes(t *testing.T) {
 	key, admin := a.creds.TenantAdmin.APIKey, a.creds.PlatformAdmin.APIKey
 
 	// A webhook tool to a slow server, for the cancel below.
-	expectStatus(t, do(t, "PATCH", a.URL(app.StackA)+"/v1/admin/tenants/tnt_demo", admin, map[string]any{"tenant_update": map[string]any{
-		"entitlements": map[string]any{"tool_ids_allowed": []string{"tool.echo", "tool.slow"}}}}), 200, "entitle tool.slow")
-	r := do(t, "PUT", a.URL(app.StackA)+"/v1/tools/tool.slow", key, map[string]any{"tool": map[string]any{
-		"tool_id": "tool.slow", "name": "slow", "kind": "http", "description": "waits", "input_schema": map[string]any{"type": "object"},
-		"config": map[string]any{"url": slow.URL, "timeout_ms": 60000}}})
-	if r.Status != 200 && r.Status != 201 {
-		t.Fatalf("put tool: %d %s", r.Status, r.Body)
-	}
-	r = do(t, "PUT", a.URL(app.StackA)+"/v1/agents/agt_slow", key, map[string]any{"agent": map[string]any{
-		"name": "slow", "model_ref": "tier:fast", "tool_ids": []string{"tool.slow"}}})
-	if r.Status != 200 && r.Status != 201 {
-		t.Fatalf("put agent: %d %s", r.Status, r.Body)
-	}
+	testkit.PatchTenant(t, a.URL(app.StackA), admin, app.DemoTenantID, map[string]any{
+		"entitlements": map[string]any{"tool_ids_allowed": []string{"tool.echo", "tool.slow"}}})
+	testkit.PutWebhookAgent(t, a.URL(app.StackA), key, "tool.slow", "agt_slow", slow.URL)
 	// A run created on A, streamed from B: every event, gapless, live.
-	r = do(t, "POST", a.URL(app.StackA)+"/v1/agents/"+app.SampleAgentID+"/runs", key,
+	r := do(t, "POST", a.URL(app.StackA)+"/v1/agents/"+app.SampleAgentID+"/runs", key,
 		map[string]any{"input": map[string]any{"type": "text", "text": "hello"}, "idempotency_key": "k-hello"})
 	expectStatus(t, r, 201, "create on A")
 	runID := r.JSON(t)["run"].(map[string]any)["run_id"].(string)

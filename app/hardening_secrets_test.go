@@ -63,9 +63,8 @@ func signedWith(c hookCall, secret string) bool {
 func entitleTool(t *testing.T, n *testNode, toolID string) {
 	t.Helper()
 	tools := append(append([]string{}, app.BuiltinToolIDs...), toolID)
-	r := do(t, "PATCH", n.URL(app.StackA)+"/v1/admin/tenants/tnt_demo", n.creds.PlatformAdmin.APIKey,
-		map[string]any{"tenant_update": map[string]any{"entitlements": map[string]any{"tool_ids_allowed": tools}}})
-	expectStatus(t, r, http.StatusOK, "entitle "+toolID)
+	testkit.PatchTenant(t, n.URL(app.StackA), n.creds.PlatformAdmin.APIKey, app.DemoTenantID,
+		map[string]any{"entitlements": map[string]any{"tool_ids_allowed": tools}})
 }
 
 // runToolAgent registers an agent calling toolID and runs it to its end;

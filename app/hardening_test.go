@@ -247,9 +247,7 @@ func TestHardening_BodyBudgetBoundsBufferedBodies(t *testing.T) {
 // patchTenant applies a tenant_update as the platform admin.
 func patchTenant(t *testing.T, n *testNode, update map[string]any) {
 	t.Helper()
-	r := do(t, "PATCH", n.URL(app.StackA)+"/v1/admin/tenants/"+app.DemoTenantID, n.creds.PlatformAdmin.APIKey,
-		map[string]any{"tenant_update": update})
-	expectStatus(t, r, 200, "patch tenant")
+	testkit.PatchTenant(t, n.URL(app.StackA), n.creds.PlatformAdmin.APIKey, app.DemoTenantID, update)
 }
 
 // runCallsTool runs the sample agent (whose one tool is tool.echo) and

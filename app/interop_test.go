@@ -71,8 +71,7 @@ func newInteropNode(t *testing.T) *interopNode {
 	expectStatus(t, r, 200, "read demo tenant")
 	ent := r.JSON(t)["tenant"].(map[string]any)["entitlements"].(map[string]any)
 	tools := append(ent["tool_ids_allowed"].([]any), "tool.gate")
-	expectStatus(t, do(t, "PATCH", in.a+"/v1/admin/tenants/tnt_demo", in.admin, map[string]any{"tenant_update": map[string]any{
-		"entitlements": map[string]any{"tool_ids_allowed": tools}}}), 200, "entitle tool.gate")
+	testkit.PatchTenant(t, in.a, in.admin, "tnt_demo", map[string]any{"entitlements": map[string]any{"tool_ids_allowed": tools}})
 	expectStatus(t, do(t, "PUT", in.a+"/v1/tools/tool.gate", in.demo, map[string]any{"tool": map[string]any{"kind": "http", "name": "gate",
 		"config": map[string]any{"url": in.gate.srv.URL, "timeout_ms": 60000}}}), 200, "put tool.gate")
 	expectStatus(t, do(t, "PUT", in.a+"/v1/agents/agt_gated", in.demo, map[string]any{"agent": map[string]any{
@@ -448,8 +447,7 @@ func TestA2A_TenancyScopesQuotasAndPublicCards(t *testing.T) {
 	}
 
 	// Publishing the demo tenant's cards opens the public path, and only it.
-	expectStatus(t, do(t, "PATCH", n.a+"/v1/admin/tenants/tnt_demo", n.admin, map[string]any{"tenant_update": map[string]any{
-		"metadata": map[string]any{"a2a_public_cards": true}}}), 200, "publish cards")
+	testkit.PatchTenant(t, n.a, n.admin, "tnt_demo", map[string]any{"metadata": map[string]any{"a2a_public_cards": true}})
 	card, err := agentcard.NewResolver(nil).Resolve(context.Background(), n.a+"/a2a/tenants/tnt_demo/agents/"+sampleAgent)
 	if err != nil || card.Name != "Sample echo agent" {
 		t.Fatalf("public card: %v %+v", err, card)

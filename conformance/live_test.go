@@ -52,19 +52,12 @@ func (lc *liveClient) call(stack, method, path, key string, body any, hdr ...str
 	return r.Status, out
 }
 
-// startLiveNode opens a real, seeded node on :0 ports in a temp dir.
-func startLiveNode(t *testing.T) (*app.Node, app.Credentials) {
-	t.Helper()
-	n := testnode.Start(t)
-	return n.Node, n.Creds
-}
-
 // TestLiveNode_AnswersFitTheDocuments drives every operation of the three
 // documents on a real node with the golden examples (conformance/suite,
 // the engine of `agentos conformance`) and validates each answer. A second
 // run against the same node reuses the probe objects and passes too.
 func TestLiveNode_AnswersFitTheDocuments(t *testing.T) {
-	n, creds := startLiveNode(t)
+	n, creds := testnode.Start(t).Parts()
 	target := suite.Target{URLs: map[string]string{openapi.StackA: n.URL(app.StackA), openapi.StackB: n.URL(app.StackB), openapi.Federation: n.URL(app.StackFed)},
 		APIKey: creds.TenantAdmin.APIKey, AdminKey: creds.PlatformAdmin.APIKey, Timeout: 10 * time.Second}
 	want := 0
@@ -96,7 +89,7 @@ func TestLiveNode_AnswersFitTheDocuments(t *testing.T) {
 // examples do not (missing objects, duplicates, replays, no credential) and
 // validates the error answers against the documents.
 func TestLiveNode_ErrorAnswersFitTheDocuments(t *testing.T) {
-	n, creds := startLiveNode(t)
+	n, creds := testnode.Start(t).Parts()
 	lc := &liveClient{t: t, validators: map[string]*openapi.Validator{}, urls: map[string]string{}, covered: map[string]map[string]bool{}}
 	for _, s := range openapi.Stacks() {
 		v, err := openapi.NewValidator(s)

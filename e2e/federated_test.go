@@ -55,10 +55,7 @@ func TestUpFederated(t *testing.T) {
 		t.Errorf("reachable peer not reported ok:\n%s", bad)
 	}
 
-	good := w.run("redeploy", "--profile", "federated", "--peers-file", write("peers-good.json", reachable))
-	if good.Code != 0 {
-		t.Fatalf("redeploy with a reachable peer: %s", good)
-	}
+	good := w.mustRun(t, "redeploy", "--profile", "federated", "--peers-file", write("peers-good.json", reachable))
 	mustContain(t, good, "peers reachable 1/1", "links up 3/3", "smoke 7/7")
 	if r := w.run("nuke", "--yes-really"); r.Code != 0 {
 		t.Errorf("nuke: %s", r)

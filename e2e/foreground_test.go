@@ -5,13 +5,11 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/agentos/agentos/e2e/testbinary"
 	"github.com/agentos/agentos/internal/testkit"
 )
 
@@ -20,8 +18,7 @@ import (
 func TestUpForeground(t *testing.T) {
 	t.Parallel()
 	w := newWorkdir(t)
-	cmd := exec.Command(testbinary.Binary, "up", "--foreground")
-	cmd.Dir, cmd.Env = w.dir, w.env
+	cmd := w.command("up", "--foreground")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -65,6 +65,17 @@ func (w *workdir) run(args ...string) result {
 	return w.runEnv(nil, args...)
 }
 
+// mustRun is run for a command that must succeed: any other exit fails
+// t (the test or subtest running it) with its output.
+func (w *workdir) mustRun(t testing.TB, args ...string) result {
+	t.Helper()
+	r := w.run(args...)
+	if r.Code != 0 {
+		t.Fatalf("agentos %s: %s", strings.Join(args, " "), r)
+	}
+	return r
+}
+
 func (w *workdir) runEnv(extra []string, args ...string) result {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -88,6 +99,14 @@ func (w *workdir) runEnv(extra []string, args ...string) result {
 	return r
 }
 
+// command is the binary with args, to run in the workdir with its
+// environment (for a command the test drives while it runs).
+func (w *workdir) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(testbinary.Binary, args...)
+	cmd.Dir, cmd.Env = w.dir, w.env
+	return cmd
+}
+
 func (w *workdir) path(parts ...string) string {
 	return filepath.Join(append([]string{w.dir}, parts...)...)
 }
@@ -102,13 +121,10 @@ func (w *workdir) node() nodeFile {
 	return nf
 }
 
-type credentials = testbinary.Credentials
-
-func (w *workdir) creds() credentials {
+// creds are the keys `agentos up` seeded into .agentos/credentials.json.
+func (w *workdir) creds() testbinary.Credentials {
 	w.t.Helper()
-	var c credentials
-	mustReadJSON(w.t, w.path(".agentos", "credentials.json"), &c)
-	return c
+	return testbinary.ReadCredentials(w.t, w.path(".agentos"))
 }
 
 // killNode stops a node left running by a failed test.

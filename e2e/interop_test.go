@@ -26,9 +26,7 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestInterop_BinaryServesA2AAndMCP(t *testing.T) {
 	t.Parallel()
 	w := newWorkdir(t)
-	if up := w.run("up"); up.Code != 0 {
-		t.Fatalf("up: %s", up)
-	}
+	w.mustRun(t, "up")
 	defer w.run("nuke", "--yes-really")
 	base, key := w.node().StackAURL, w.creds().TenantAdmin.APIKey
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"net/http"
 	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -22,10 +21,7 @@ func TestLifecycle(t *testing.T) {
 	t.Parallel()
 	w := newWorkdir(t)
 
-	up := w.run("up")
-	if up.Code != 0 {
-		t.Fatalf("up: %s", up)
-	}
+	up := w.mustRun(t, "up")
 	t.Logf("agentos up to validated: %s wall clock (first start, fresh data dir)", up.Took)
 	mustContain(t, up, "[1/6] preflight", "[2/6] boot", "[3/6] seed", "[4/6] wire", "[5/6] validate", "[6/6] report",
 		"services healthy 3/3", "smoke 7/7", "AgentOS is up", "/console", "credentials.json", "agentos token rotate",
@@ -43,10 +39,7 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	t.Run("up is idempotent", func(t *testing.T) {
-		again := w.run("up")
-		if again.Code != 0 {
-			t.Fatalf("second up: %s", again)
-		}
+		again := w.mustRun(t, "up")
 		mustContain(t, again, "already running", "ports — already ours 3/3")
 		t.Logf("agentos up to validated with the node already running: %s", again.Took)
 		if w.node().PID != nf.PID {
@@ -55,10 +48,7 @@ func TestLifecycle(t *testing.T) {
 	})
 
 	t.Run("status", func(t *testing.T) {
-		st := w.run("status")
-		if st.Code != 0 {
-			t.Fatalf("status: %s", st)
-		}
+		st := w.mustRun(t, "status")
 		mustContain(t, st, "running, pid "+itoa(nf.PID), "services healthy 3/3", nf.StackAURL, nf.StackBURL, nf.FedURL)
 		if !regexp.MustCompile(`tenants \d+, runs [1-9]\d*`).MatchString(st.Stdout) {
 			t.Errorf("status lacks counts of tenants and runs:\n%s", st)
@@ -66,10 +56,7 @@ func TestLifecycle(t *testing.T) {
 	})
 
 	t.Run("validate", func(t *testing.T) {
-		v := w.run("validate")
-		if v.Code != 0 {
-			t.Fatalf("validate: %s", v)
-		}
+		v := w.mustRun(t, "validate")
 		mustContain(t, v, "services healthy 3/3", "smoke 7/7", "tenant isolation")
 		if len(w.reports("validate")) == 0 {
 			t.Error("validate wrote no report")
@@ -89,10 +76,7 @@ func TestLifecycle(t *testing.T) {
 	waitRunDone(t, nf.StackAURL, creds.TenantAdmin.APIKey, created.Run.RunID)
 
 	t.Run("redeploy keeps data", func(t *testing.T) {
-		rd := w.run("redeploy")
-		if rd.Code != 0 {
-			t.Fatalf("redeploy: %s", rd)
-		}
+		rd := w.mustRun(t, "redeploy")
 		mustContain(t, rd, "graceful stop", "stopped (SIGTERM)", "services healthy 3/3", "smoke 7/7")
 		if alive(nf.PID) {
 			t.Errorf("old node pid %d still alive after redeploy", nf.PID)
@@ -137,10 +121,7 @@ func TestLifecycle(t *testing.T) {
 	})
 
 	t.Run("tenant and token commands", func(t *testing.T) {
-		c := w.run("tenant", "create", "--id", "tnt_e2e_acme", "--name", "Acme", "--quotas", `{"runs":{"max_concurrent_runs":3}}`)
-		if c.Code != 0 {
-			t.Fatalf("tenant create: %s", c)
-		}
+		c := w.mustRun(t, "tenant", "create", "--id", "tnt_e2e_acme", "--name", "Acme", "--quotas", `{"runs":{"max_concurrent_runs":3}}`)
 		mustContain(t, c, `"tenant_id": "tnt_e2e_acme"`)
 		if l := w.run("tenant", "list"); l.Code != 0 || !strings.Contains(l.Stdout, "tnt_e2e_acme") {
 			t.Errorf("tenant list: %s", l)
@@ -148,10 +129,7 @@ func TestLifecycle(t *testing.T) {
 		if u := w.run("tenant", "update", "tnt_e2e_acme", "--quotas", `{"runs":{"max_concurrent_runs":7}}`); u.Code != 0 || !strings.Contains(u.Stdout, `"max_concurrent_runs": 7`) {
 			t.Errorf("tenant update: %s", u)
 		}
-		iss := w.run("token", "issue", "tnt_e2e_acme", "--principal", "usr_acme_ops", "--roles", "tenant_admin")
-		if iss.Code != 0 {
-			t.Fatalf("token issue: %s", iss)
-		}
+		iss := w.mustRun(t, "token", "issue", "tnt_e2e_acme", "--principal", "usr_acme_ops", "--roles", "tenant_admin")
 		secret := regexp.MustCompile(`"secret": "([^"]+)"`).FindStringSubmatch(iss.Stdout)
 		tokenID := regexp.MustCompile(`"token_id": "([^"]+)"`).FindStringSubmatch(iss.Stdout)
 		if secret == nil || tokenID == nil {
@@ -160,10 +138,7 @@ func TestLifecycle(t *testing.T) {
 		if code := testkit.Call(t, http.MethodGet, nf.StackAURL+"/v1/runs", secret[1], nil, nil); code != http.StatusOK {
 			t.Errorf("issued key: HTTP %d", code)
 		}
-		rot := w.run("token", "rotate", "tnt_e2e_acme", tokenID[1])
-		if rot.Code != 0 {
-			t.Fatalf("token rotate: %s", rot)
-		}
+		w.mustRun(t, "token", "rotate", "tnt_e2e_acme", tokenID[1])
 		if code := testkit.Call(t, http.MethodGet, nf.StackAURL+"/v1/runs", secret[1], nil, nil); code != http.StatusUnauthorized {
 			t.Errorf("old secret after rotate: HTTP %d, want 401", code)
 		}
@@ -191,10 +166,7 @@ func TestLifecycle(t *testing.T) {
 	})
 
 	t.Run("nuke stops the node and keeps data", func(t *testing.T) {
-		r := w.run("nuke", "--yes-really")
-		if r.Code != 0 {
-			t.Fatalf("nuke: %s", r)
-		}
+		w.mustRun(t, "nuke", "--yes-really")
 		if alive(nf.PID) {
 			t.Errorf("node pid %d alive after nuke", nf.PID)
 		}
@@ -217,10 +189,7 @@ func TestLifecycle(t *testing.T) {
 	})
 
 	t.Run("nuke --hard removes the data dir", func(t *testing.T) {
-		r := w.run("nuke", "--yes-really", "--hard")
-		if r.Code != 0 {
-			t.Fatalf("nuke --hard: %s", r)
-		}
+		w.mustRun(t, "nuke", "--yes-really", "--hard")
 		if _, err := os.Stat(w.path(".agentos")); !os.IsNotExist(err) {
 			t.Errorf("data dir still there: %v", err)
 		}
@@ -306,26 +275,12 @@ func checkUpReport(t *testing.T, w *workdir) {
 	}
 }
 
-// waitRunDone polls a run until it is terminal.
+// waitRunDone polls a run until it is terminal; it must have completed.
 func waitRunDone(t *testing.T, stackA, key, runID string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		var got struct {
-			Run struct {
-				Status string `json:"status"`
-			} `json:"run"`
-		}
-		testkit.Call(t, http.MethodGet, stackA+"/v1/runs/"+runID, key, nil, &got)
-		switch got.Run.Status {
-		case "completed":
-			return
-		case "failed", "canceled":
-			t.Fatalf("run %s %s", runID, got.Run.Status)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if run := testkit.WaitRun(t, stackA, key, runID, 20*time.Second); run["status"] != "completed" {
+		t.Fatalf("run %s %s", runID, run["status"])
 	}
-	t.Fatalf("run %s not done after 20 s", runID)
 }
 
 // TestValidateFailsWhenStackBUnreachable starts a node whose Stack A calls
@@ -333,9 +288,7 @@ func waitRunDone(t *testing.T, stackA, key, runID string) {
 func TestValidateFailsWhenStackBUnreachable(t *testing.T) {
 	t.Parallel()
 	w := newWorkdir(t)
-	cmd := exec.Command(testbinary.Binary, "serve", "--stack-b-url", "http://"+closedPort(t))
-	cmd.Dir = w.dir
-	cmd.Env = w.env
+	cmd := w.command("serve", "--stack-b-url", "http://"+closedPort(t))
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -3,12 +3,9 @@ package e2e
 import (
 	"bufio"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/agentos/agentos/e2e/testbinary"
 )
 
 // sampleLog is a node log: the edge logs component "stack-a", a stack's
@@ -62,8 +59,7 @@ func TestLogsFiltersByService(t *testing.T) {
 	}
 
 	// -f prints lines appended later.
-	cmd := exec.Command(testbinary.Binary, "logs", "stack-b", "-f")
-	cmd.Dir, cmd.Env = w.dir, w.env
+	cmd := w.command("logs", "stack-b", "-f")
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

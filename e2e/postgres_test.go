@@ -28,18 +28,10 @@ func TestUpValidateStatusOnPostgres(t *testing.T) {
 	u.User = url.UserPassword(u.User.Username(), "pw-not-shown") // trust auth ignores it
 	store = u.String()
 	w := newWorkdir(t)
-	up := w.run("up", "--store", store)
-	if up.Code != 0 {
-		t.Fatalf("up --store postgres: %s", up)
-	}
+	up := w.mustRun(t, "up", "--store", store)
 	mustContain(t, up, "store postgres://", "smoke 7/7")
-	if v := w.run("validate", "--store", store); v.Code != 0 {
-		t.Fatalf("validate: %s", v)
-	}
-	st := w.run("status", "--store", store)
-	if st.Code != 0 {
-		t.Fatalf("status: %s", st)
-	}
+	w.mustRun(t, "validate", "--store", store)
+	st := w.mustRun(t, "status", "--store", store)
 	mustContain(t, st, "store       postgres://")
 	// A second `up` on the same database joins the running node: its boot
 	// phase names the node it joined, and its status (reading the store

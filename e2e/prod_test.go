@@ -33,10 +33,7 @@ func TestProdMode(t *testing.T) {
 		}
 	}
 
-	boot := w.run("bootstrap", "--mode", "prod")
-	if boot.Code != 0 {
-		t.Fatalf("bootstrap: %s", boot)
-	}
+	boot := w.mustRun(t, "bootstrap", "--mode", "prod")
 	key := regexp.MustCompile(`(?m)^\s+(aos_\S+)$`).FindStringSubmatch(boot.Stdout)
 	if key == nil {
 		t.Fatalf("bootstrap printed no key: %s", boot)

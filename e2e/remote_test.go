@@ -14,9 +14,7 @@ import (
 func TestValidateAndConformanceByURL(t *testing.T) {
 	t.Parallel()
 	w := newWorkdir(t)
-	if up := w.run("up"); up.Code != 0 {
-		t.Fatalf("up: %s", up)
-	}
+	w.mustRun(t, "up")
 	nf, c := w.node(), w.creds()
 	ci := newWorkdir(t) // no data dir, no env file
 	target := []string{"AGENTOS_TARGET_STACK_A=" + nf.StackAURL, "AGENTOS_TARGET_STACK_B=" + nf.StackBURL, "AGENTOS_TARGET_FED=" + nf.FedURL}

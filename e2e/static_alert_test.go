@@ -62,10 +62,7 @@ func TestBinaryIsStatic(t *testing.T) {
 func TestVersionPrintsBuildAndSHA(t *testing.T) {
 	t.Parallel()
 	w := newWorkdir(t)
-	r := w.run("version")
-	if r.Code != 0 {
-		t.Fatalf("version: %s", r)
-	}
+	r := w.mustRun(t, "version")
 	mustContain(t, r, "agentos e2e", "git e2e", "binary sha256 "+sha256File(t, testbinary.Binary))
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentos/agentos/app"
 	"github.com/agentos/agentos/bench"
+	"github.com/agentos/agentos/internal/testkit/testnode"
 	"github.com/agentos/agentos/operator"
 )
 
@@ -18,7 +19,7 @@ import (
 // a second each at a low rate. It asserts that the bench runs, succeeds
 // and reports; the full runs are `make bench` (docs/benchmarks.md).
 func TestBenchCommand_SmokeAgainstNode(t *testing.T) {
-	n, creds := startNode(t)
+	n, creds := testnode.Start(t).Parts()
 	for _, kind := range []string{"runs", "gateway"} {
 		t.Run(kind, func(t *testing.T) {
 			var out bytes.Buffer

@@ -11,16 +11,8 @@ import (
 	"github.com/agentos/agentos/operator"
 )
 
-// startNode opens and seeds a real node on :0 ports in a temp dir
-// (testnode.Start); it is closed when the test ends.
-func startNode(t *testing.T) (*app.Node, app.Credentials) {
-	t.Helper()
-	n := testnode.Start(t)
-	return n.Node, n.Creds
-}
-
 func TestCLI_AuditVerify(t *testing.T) {
-	n, creds := startNode(t)
+	n, creds := testnode.Start(t).Parts()
 	body := strings.NewReader(`{"tenant_create":{"tenant_id":"tnt_audited","name":"Audited"}}`)
 	req, _ := http.NewRequest(http.MethodPost, n.URL(app.StackA)+"/v1/admin/tenants", body)
 	req.Header.Set("Authorization", "Bearer "+creds.PlatformAdmin.APIKey)

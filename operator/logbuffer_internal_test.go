@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/rs/zerolog"
 )
 
@@ -77,13 +78,7 @@ func TestLogBuffer_WarnFlushesAtOnceAndTimerFlushes(t *testing.T) {
 		t.Fatalf("after a warning: %q", got)
 	}
 	log.Info().Msg("third")
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(out.String(), "third") {
-		if time.Now().After(deadline) {
-			t.Fatal("the timer never flushed an info line")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.WaitFor(t, "the timer to flush an info line", 5*time.Second, func() bool { return strings.Contains(out.String(), "third") })
 	b.Close()
 	log.Info().Msg(fmt.Sprint("after close"))
 	if !strings.Contains(out.String(), "after close") {

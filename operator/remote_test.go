@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/agentos/agentos/app"
+	"github.com/agentos/agentos/internal/testkit/testnode"
 	"github.com/agentos/agentos/openapi"
 	"github.com/agentos/agentos/operator"
 )
@@ -25,6 +26,32 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 	var out, errw bytes.Buffer
 	code := operator.Run(append([]string{"agentos"}, args...), app.BuildInfo{Version: "test"}, &out, &errw)
 	return code, out.String(), errw.String()
+}
+
+// jsonReport is the part of a phase report (--format json) the tests read.
+type jsonReport struct {
+	Status string `json:"status"`
+	Phases []struct {
+		Name   string `json:"name"`
+		Checks []struct {
+			Name, Status, Detail string
+		} `json:"checks"`
+	} `json:"phases"`
+}
+
+// runJSONReport runs a command with --format json that must exit 0,
+// decodes the report it prints on stdout and returns it with stderr.
+func runJSONReport(t *testing.T, args ...string) (jsonReport, string) {
+	t.Helper()
+	code, out, errw := runCLI(t, append(args, "--format", "json")...)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errw)
+	}
+	var rep jsonReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("stdout is not the json report: %v\n%s", err, out)
+	}
+	return rep, errw
 }
 
 func targets(n *app.Node) []string {
@@ -94,7 +121,7 @@ func (d junitDoc) find(name string) (failure, skipped string, ok bool) {
 // no data dir, in the three formats, with a tenant key only, with a wrong
 // key and against an address nobody listens on.
 func TestValidate_ByURL(t *testing.T) {
-	n, creds := startNode(t)
+	n, creds := testnode.Start(t).Parts()
 	work := t.TempDir()
 	t.Chdir(work)
 	tenant, admin := creds.TenantAdmin.APIKey, creds.PlatformAdmin.APIKey
@@ -111,22 +138,7 @@ func TestValidate_ByURL(t *testing.T) {
 		}
 	})
 	t.Run("json on stdout", func(t *testing.T) {
-		code, out, errw := runCLI(t, append([]string{"validate", "--api-key", tenant, "--admin-key", admin, "--format", "json"}, targets(n)...)...)
-		if code != 0 {
-			t.Fatalf("exit %d\n%s\n%s", code, out, errw)
-		}
-		var rep struct {
-			Status string `json:"status"`
-			Phases []struct {
-				Name   string `json:"name"`
-				Checks []struct {
-					Name, Status string
-				} `json:"checks"`
-			} `json:"phases"`
-		}
-		if err := json.Unmarshal([]byte(out), &rep); err != nil {
-			t.Fatalf("stdout is not the json report: %v\n%s", err, out)
-		}
+		rep, errw := runJSONReport(t, append([]string{"validate", "--api-key", tenant, "--admin-key", admin}, targets(n)...)...)
 		if rep.Status != "ok" || len(rep.Phases) != 2 || len(rep.Phases[0].Checks) != 3 || len(rep.Phases[1].Checks) != 8 {
 			t.Fatalf("report: %+v", rep)
 		}
@@ -225,24 +237,9 @@ func TestValidate_ByURL(t *testing.T) {
 // every operation of the three documents is implemented, accepted and
 // answers as documented.
 func TestConformance_LiveNode(t *testing.T) {
-	n, creds := startNode(t)
+	n, creds := testnode.Start(t).Parts()
 	t.Chdir(t.TempDir())
-	code, out, errw := runCLI(t, append([]string{"conformance", "--api-key", creds.TenantAdmin.APIKey, "--admin-key", creds.PlatformAdmin.APIKey, "--format", "json"}, targets(n)...)...)
-	if code != 0 {
-		t.Fatalf("exit %d\n%s\n%s", code, out, errw)
-	}
-	var rep struct {
-		Status string `json:"status"`
-		Phases []struct {
-			Name   string `json:"name"`
-			Checks []struct {
-				Name, Status, Detail string
-			} `json:"checks"`
-		} `json:"phases"`
-	}
-	if err := json.Unmarshal([]byte(out), &rep); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
+	rep, _ := runJSONReport(t, append([]string{"conformance", "--api-key", creds.TenantAdmin.APIKey, "--admin-key", creds.PlatformAdmin.APIKey}, targets(n)...)...)
 	total := 0
 	for _, p := range rep.Phases {
 		for _, c := range p.Checks {
@@ -341,7 +338,7 @@ func documentedOperations(t *testing.T) int {
 // TestValidate_LocalJUnit: the node of a data dir, validated as before,
 // also gives CI its JUnit report.
 func TestValidate_LocalJUnit(t *testing.T) {
-	n, _ := startNode(t)
+	n := testnode.Start(t).Node
 	work := t.TempDir()
 	t.Chdir(work)
 	path := filepath.Join(work, "local.xml")

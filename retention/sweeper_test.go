@@ -8,6 +8,7 @@ import (
 
 	"github.com/agentos/agentos/conformance"
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/retention"
 	"github.com/agentos/agentos/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,16 +86,10 @@ func TestSweeper_StartSweepsThenStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	sw.Start()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := bs.GetRun(ctx, "tnt_a", old.RunID); core.IsCode(err, core.CodeNotFound) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the started sweeper did not sweep")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.WaitFor(t, "the started sweeper to sweep", 10*time.Second, func() bool {
+		_, err := bs.GetRun(ctx, "tnt_a", old.RunID)
+		return core.IsCode(err, core.CodeNotFound)
+	})
 	sw.Stop()
 	if n := counter(t, reg, "agentos_retention_removed_total", "runs"); n != 1 {
 		t.Fatalf("runs removed metric: %v", n)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/stacka"
 )
 
@@ -56,17 +57,13 @@ func TestHardening_StreamCapPerTenant(t *testing.T) {
 	}
 	// Closing one of A's streams frees a node slot for B.
 	cancels[0]()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testkit.WaitFor(t, "a closed stream to free its slot", 5*time.Second, func() bool {
 		_, resp, cancel := n.stream("tok-b", runB)
 		if resp.StatusCode == 200 {
 			cancels = append(cancels, cancel)
-			break
+			return true
 		}
 		cancel()
-		if time.Now().After(deadline) {
-			t.Fatal("a closed stream did not free its slot")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	})
 }

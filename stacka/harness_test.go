@@ -1,6 +1,7 @@
 package stacka_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"hash/fnv"
@@ -311,19 +312,53 @@ func (n *testNode) stream(token, runID string, hdr ...string) (<-chan sseMsg, *h
 // collect reads a stream to its end (or fails after d).
 func collect(t testing.TB, ch <-chan sseMsg, d time.Duration) []sseMsg {
 	t.Helper()
+	return readStream(t, ch, "", d)
+}
+
+// until reads ch up to and including the first event of type typ, and
+// returns what it read; the stream ending first, or no such event within
+// d, fails the test.
+func until(t testing.TB, ch <-chan sseMsg, typ string, d time.Duration) []sseMsg {
+	t.Helper()
+	return readStream(t, ch, typ, d)
+}
+
+// readStream reads ch to the first event of type typ ("": to the stream's
+// end), failing the test after d.
+func readStream(t testing.TB, ch <-chan sseMsg, typ string, d time.Duration) []sseMsg {
+	t.Helper()
 	var out []sseMsg
 	timer := time.After(d)
 	for {
 		select {
 		case m, ok := <-ch:
-			if !ok {
+			if !ok && typ == "" {
 				return out
 			}
+			if !ok {
+				t.Fatalf("stream ended before %s (got %d messages)", typ, len(out))
+			}
 			out = append(out, m)
+			if typ != "" && m.data.Event.Type == typ {
+				return out
+			}
 		case <-timer:
-			t.Fatalf("stream did not end within %s (got %d messages)", d, len(out))
+			t.Fatalf("no %s within %s (got %d messages)", cmp.Or(typ, "end of stream"), d, len(out))
 		}
 	}
+}
+
+// runInModelCall starts a run of agt_x whose model call hangs (20 s) and
+// returns its id and event stream once that call is in flight.
+func (n *testNode) runInModelCall() (string, <-chan sseMsg) {
+	n.t.Helper()
+	n.putAgent("tok-a", "agt_x", "tool.echo")
+	n.model.delay.Store(int64(20 * time.Second))
+	id := n.createRun("tok-a", "agt_x", "x")["run_id"].(string)
+	ch, _, cancel := n.stream("tok-a", id)
+	n.t.Cleanup(cancel)
+	until(n.t, ch, core.EventModelRequested, 10*time.Second)
+	return id, ch
 }
 
 func waitStatus(t testing.TB, n *testNode, token, runID string, want string, d time.Duration) map[string]any {

@@ -40,11 +40,7 @@ func TestRecovery_AfterCrashEveryRunEndsGapless(t *testing.T) {
 		id := n1.createRun("tok-a", "agt_h", "x")["run_id"].(string)
 		running = append(running, id)
 		ch, _, cancel := n1.stream("tok-a", id)
-		for m := range ch {
-			if m.data.Event.Type == core.EventToolCallRequested {
-				break
-			}
-		}
+		until(t, ch, core.EventToolCallRequested, 10*time.Second)
 		cancel()
 	}
 	n1.close()

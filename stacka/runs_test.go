@@ -209,13 +209,7 @@ func TestEvents_ResumeFromMiddleOfLiveStream(t *testing.T) {
 	n.putAgent("tok-a", "agt_h", "tool.hook")
 	id := n.createRun("tok-a", "agt_h", "go")["run_id"].(string)
 	ch, _, cancel := n.stream("tok-a", id)
-	var first []sseMsg
-	for m := range ch {
-		first = append(first, m)
-		if m.data.Event.Type == core.EventToolCallRequested {
-			break
-		}
-	}
+	first := until(t, ch, core.EventToolCallRequested, 10*time.Second)
 	cancel() // drop the connection mid-run
 	last := first[len(first)-1].id
 	ch2, _, cancel2 := n.stream("tok-a", id, "Last-Event-ID", last)
@@ -265,11 +259,7 @@ func TestCancel_SlowWebhookStopsWithin2s(t *testing.T) {
 	id := n.createRun("tok-a", "agt_slow", "wait")["run_id"].(string)
 	ch, _, cancel := n.stream("tok-a", id)
 	defer cancel()
-	for m := range ch {
-		if m.data.Event.Type == core.EventToolCallRequested {
-			break
-		}
-	}
+	until(t, ch, core.EventToolCallRequested, 10*time.Second)
 	start := time.Now()
 	code, _, body := n.do("POST", "/v1/runs/"+id+":cancel", "tok-a", nil)
 	if code != 200 || body["run"].(map[string]any)["status"] != "canceled" {
@@ -473,16 +463,7 @@ func TestRuns_ListFiltersAndPagination(t *testing.T) {
 
 func TestCancel_SlowModelCallIsAborted(t *testing.T) {
 	n := newNode(t)
-	n.putAgent("tok-a", "agt_x", "tool.echo")
-	n.model.delay.Store(int64(20 * time.Second))
-	id := n.createRun("tok-a", "agt_x", "x")["run_id"].(string)
-	ch, _, cancel := n.stream("tok-a", id)
-	defer cancel()
-	for m := range ch {
-		if m.data.Event.Type == core.EventModelRequested {
-			break
-		}
-	}
+	id, ch := n.runInModelCall()
 	start := time.Now()
 	if code, _, _ := n.do("POST", "/v1/runs/"+id+":cancel", "tok-a", nil); code != 200 {
 		t.Fatalf("cancel: %d", code)
@@ -501,16 +482,7 @@ func TestCancel_SlowModelCallIsAborted(t *testing.T) {
 
 func TestClose_EndsStreamsAndLeavesRunsResumable(t *testing.T) {
 	n := newNode(t)
-	n.putAgent("tok-a", "agt_x", "tool.echo")
-	n.model.delay.Store(int64(20 * time.Second))
-	id := n.createRun("tok-a", "agt_x", "x")["run_id"].(string)
-	ch, _, cancel := n.stream("tok-a", id)
-	defer cancel()
-	for m := range ch {
-		if m.data.Event.Type == core.EventModelRequested {
-			break
-		}
-	}
+	id, ch := n.runInModelCall()
 	ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 	defer stop()
 	if err := n.svc.Close(ctx); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/stacka"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -410,19 +411,13 @@ func TestTools_A2ACredentialRemoteTaskAndCancel(t *testing.T) {
 // call's and the hanging one; the call without a credential made none).
 func waitRemoteTask(t *testing.T, a *a2aAgent, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
+	tasks := func() int {
 		a.mu.Lock()
-		n := len(a.tasks)
-		a.mu.Unlock()
-		if n >= 2 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("remote agent has %d tasks", n)
-		}
-		time.Sleep(5 * time.Millisecond)
+		defer a.mu.Unlock()
+		return len(a.tasks)
 	}
+	testkit.WaitFor(t, "two tasks on the remote agent", d, func() bool { return tasks() >= 2 },
+		func() string { return fmt.Sprintf("(it has %d)", tasks()) })
 }
 
 func TestTools_MCPSessionDroppedByServerIsReplacedOnce(t *testing.T) {

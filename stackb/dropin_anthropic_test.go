@@ -4,12 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 
-	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/anthropics/anthropic-sdk-go/v2"
 	anthropicopt "github.com/anthropics/anthropic-sdk-go/v2/option"
 )
@@ -148,12 +146,7 @@ func anTurn(t *testing.T, cl anthropic.Client, p anthropic.MessageNewParams, str
 // it maps to its error class, in Anthropic's error shape.
 func TestDropIn_AnthropicErrors(t *testing.T) {
 	e, _ := dropinEnv(t)
-	limited := demoTenant("tnt_limited")
-	one := 1
-	limited.Quotas.Models = &core.ModelQuotas{MaxRequestsPerMinute: &one}
-	if err := e.st.CreateTenant(context.Background(), limited, nil); err != nil {
-		t.Fatal(err)
-	}
+	e.addLimitedTenant(t)
 	ctx := context.Background()
 	send := func(cl anthropic.Client, model, text string) error {
 		_, err := cl.Messages.New(ctx, anthropic.MessageNewParams{Model: anthropic.Model(model), MaxTokens: 50,
@@ -205,19 +198,11 @@ func TestDropIn_AnthropicErrors(t *testing.T) {
 		check(t, send(anClient(e), "up-anthropic/fail-500", "x"), 503, "overloaded_error")
 	})
 	t.Run("x-api-key", func(t *testing.T) {
-		req, _ := http.NewRequest("POST", e.url+"/anthropic/v1/messages", strings.NewReader(
-			`{"model":"tier:fast","max_tokens":20,"messages":[{"role":"user","content":"plain string"}]}`))
-		req.Header.Set("x-api-key", "user")
-		req.Header.Set("anthropic-version", "2023-06-01")
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 || !strings.Contains(string(raw), `"text":"echo: plain string"`) {
-			t.Fatalf("%d %s", resp.StatusCode, raw)
+		r := testkit.Do(t, "POST", e.url+"/anthropic/v1/messages", "",
+			`{"model":"tier:fast","max_tokens":20,"messages":[{"role":"user","content":"plain string"}]}`,
+			"x-api-key", "user", "anthropic-version", "2023-06-01")
+		if r.Status != 200 || !strings.Contains(string(r.Body), `"text":"echo: plain string"`) {
+			t.Fatalf("%d %s", r.Status, r.Body)
 		}
 	})
 }

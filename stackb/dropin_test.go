@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/stackb/internal/fakeup"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -322,12 +321,7 @@ func asAPIError(err error, target **openai.Error) bool {
 // aliases.
 func TestDropIn_OpenAIErrors(t *testing.T) {
 	e, _ := dropinEnv(t)
-	limited := demoTenant("tnt_limited")
-	one := 1
-	limited.Quotas.Models = &core.ModelQuotas{MaxRequestsPerMinute: &one}
-	if err := e.st.CreateTenant(context.Background(), limited, nil); err != nil {
-		t.Fatal(err)
-	}
+	e.addLimitedTenant(t)
 	ctx := context.Background()
 	chat := func(cl openai.Client, text string) error {
 		_, err := cl.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "tier:fast",

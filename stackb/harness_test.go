@@ -82,6 +82,17 @@ func newEnv(t testing.TB, o envOpt) *env {
 	return &env{gw: gw, st: st, reg: reg, auth: userAuth(tn.TenantID), dir: dir}
 }
 
+// addLimitedTenant creates tnt_limited, allowed one model request a
+// minute.
+func (e *env) addLimitedTenant(t testing.TB) {
+	t.Helper()
+	limited := demoTenant("tnt_limited")
+	limited.Quotas.Models = &core.ModelQuotas{MaxRequestsPerMinute: core.Ptr(1)}
+	if err := e.st.CreateTenant(context.Background(), limited, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // serve starts the gateway's routes on a real listener at 127.0.0.1:0
 // behind a minimal stand-in for app's middleware: correlation id, an Auth
 // (a service credential that may act as the tenant in X-Tenant-Id, or the

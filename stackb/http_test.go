@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/openapi"
 )
 
@@ -62,33 +63,24 @@ func TestHTTP_Routes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var body io.Reader
+			var body any
 			if tt.body != "" {
-				body = strings.NewReader(tt.body)
+				body = tt.body
 			}
-			req, _ := http.NewRequest(tt.method, url+tt.path, body)
-			if tt.body != "" {
-				req.Header.Set("Content-Type", "application/json")
-			}
-			if tt.bearer != "" {
-				req.Header.Set("Authorization", "Bearer "+tt.bearer)
-			}
+			var hdr []string
 			if tt.name == "act as other tenant" {
-				req.Header.Set("X-Tenant-Id", "tnt_demo")
+				hdr = []string{"X-Tenant-Id", "tnt_demo"}
 			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != tt.status || !strings.Contains(string(raw), tt.contains) {
-				t.Fatalf("%s %s = %d %s; want %d containing %s", tt.method, tt.path, resp.StatusCode, raw, tt.status, tt.contains)
+			r := testkit.Do(t, tt.method, url+tt.path, tt.bearer, body, hdr...)
+			raw := r.Body
+			if r.Status != tt.status || !strings.Contains(string(raw), tt.contains) {
+				t.Fatalf("%s %s = %d %s; want %d containing %s", tt.method, tt.path, r.Status, raw, tt.status, tt.contains)
 			}
 			if tt.status == 401 {
 				return // answered by the test's stand-in auth, not by Stack B
 			}
-			resp.Body = io.NopCloser(bytes.NewReader(raw))
+			req, _ := http.NewRequest(tt.method, url+tt.path, nil)
+			resp := &http.Response{StatusCode: r.Status, Header: r.Header, Body: io.NopCloser(bytes.NewReader(raw))}
 			if err := v.ValidateResponse(req, resp); err != nil {
 				t.Fatalf("answer does not validate against the OpenAPI: %v\n%s", err, raw)
 			}
@@ -105,24 +97,16 @@ func TestHTTP_Routes(t *testing.T) {
 func TestHTTP_StreamEndsWithDone(t *testing.T) {
 	e := newEnv(t, envOpt{})
 	url := e.serve(t)
-	req, _ := http.NewRequest("POST", url+"/v1/chat/completions", strings.NewReader(
-		`{"model":"tier:fast","stream":true,"tools":[{"type":"function","function":{"name":"echo","parameters":{"type":"object"}}}],"messages":[{"role":"user","content":"x y"}]}`))
-	req.Header.Set("Authorization", "Bearer user")
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	s := string(raw)
-	if resp.Header.Get("Content-Type") != "text/event-stream" || !strings.HasSuffix(s, "data: [DONE]\n\n") {
-		t.Fatalf("stream %q (%s)", s, resp.Header.Get("Content-Type"))
+	r := testkit.Do(t, "POST", url+"/v1/chat/completions", "user",
+		`{"model":"tier:fast","stream":true,"tools":[{"type":"function","function":{"name":"echo","parameters":{"type":"object"}}}],"messages":[{"role":"user","content":"x y"}]}`)
+	s := string(r.Body)
+	if r.Header.Get("Content-Type") != "text/event-stream" || !strings.HasSuffix(s, "data: [DONE]\n\n") {
+		t.Fatalf("stream %q (%s)", s, r.Header.Get("Content-Type"))
 	}
 	if !strings.Contains(s, `"tool_calls":[{"index":0,"id":"call_`) || !strings.Contains(s, `"finish_reason":"tool_calls"`) {
 		t.Fatalf("stream lacks delta tool_calls: %s", s)
 	}
-	if resp.Header.Get("X-AgentOS-Route") != "builtin/echo-1" || resp.Header.Get("X-AgentOS-Policy") != core.DecisionAllowed {
-		t.Fatalf("governance headers %v", resp.Header)
+	if r.Header.Get("X-AgentOS-Route") != "builtin/echo-1" || r.Header.Get("X-AgentOS-Policy") != core.DecisionAllowed {
+		t.Fatalf("governance headers %v", r.Header)
 	}
 }

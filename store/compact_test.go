@@ -20,10 +20,7 @@ import (
 // its anchor.
 func TestCompact_ReclaimsSpaceAndKeepsEveryLiveRecord(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "agentos.db")
-	s, err := store.Open(path, store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, path, store.Options{NoSync: true})
 	ctx := context.Background()
 	old := time.Now().Add(-60 * 24 * time.Hour)
 	recs := make([]core.RunRecord, 3000)
@@ -67,10 +64,7 @@ func TestCompact_ReclaimsSpaceAndKeepsEveryLiveRecord(t *testing.T) {
 	if fi, err := os.Stat(res.Backup); err != nil || fi.Size() != res.SizeBefore {
 		t.Fatalf("backup %s: %v", res.Backup, err)
 	}
-	s, err = store.Open(path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = mustOpen(t, path, store.Options{})
 	defer s.Close()
 	if s.Opened().Full {
 		t.Fatal("a compacted file was not marked clean: the open walked everything")
@@ -97,14 +91,11 @@ func TestCompact_ReclaimsSpaceAndKeepsEveryLiveRecord(t *testing.T) {
 // nothing.
 func TestCompact_RefusedWhileTheFileIsOpen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "agentos.db")
-	s, err := store.Open(path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, path, store.Options{})
 	defer s.Close()
 	fillRuns(t, s, 100)
 	before, _ := os.ReadFile(path)
-	_, err = store.Compact(path, store.CompactOptions{Timeout: 200 * time.Millisecond})
+	_, err := store.Compact(path, store.CompactOptions{Timeout: 200 * time.Millisecond})
 	if !errors.Is(err, store.ErrLocked) {
 		t.Fatalf("compact of an open file: %v, want ErrLocked", err)
 	}
@@ -121,10 +112,7 @@ func TestCompact_RefusedWhileTheFileIsOpen(t *testing.T) {
 func TestCompact_RefusesADamagedFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "agentos.db")
-	s, err := store.Open(path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, path, store.Options{})
 	fillRuns(t, s, 500)
 	crashCopy(t, s, path+".crashed")
 	s.Close()
@@ -133,7 +121,7 @@ func TestCompact_RefusesADamagedFile(t *testing.T) {
 	clear(raw[third : 2*third])
 	os.WriteFile(path, raw, 0o600)
 	os.Remove(path + ".crashed")
-	_, err = store.Compact(path, store.CompactOptions{})
+	_, err := store.Compact(path, store.CompactOptions{})
 	var be *store.BrokenError
 	if !errors.As(err, &be) {
 		t.Fatalf("compact of a damaged file: %v, want *BrokenError", err)

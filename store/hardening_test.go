@@ -87,10 +87,7 @@ func randomBytes(rng *rand.Rand, n int) []byte {
 func TestHardening_CorruptPageRefused(t *testing.T) {
 	dir := t.TempDir()
 	pristine := filepath.Join(dir, "pristine.db")
-	s, err := store.Open(pristine, store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, pristine, store.Options{NoSync: true})
 	ctx := context.Background()
 	for i := 0; i < 400; i++ {
 		if err := s.SetMeta(ctx, fmt.Sprintf("k%04d", i), strings.Repeat("v", 300)); err != nil {
@@ -144,12 +141,9 @@ func TestHardening_CorruptPageRefused(t *testing.T) {
 // dir is in use rather than broken.
 func TestHardening_LockedDatabaseIsNotBroken(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "agentos.db")
-	s, err := store.Open(path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, path, store.Options{})
 	defer s.Close()
-	_, err = store.Open(path, store.Options{Timeout: 200 * 1e6})
+	_, err := store.Open(path, store.Options{Timeout: 200 * 1e6})
 	if !errors.Is(err, store.ErrLocked) {
 		t.Fatalf("second open: %v, want ErrLocked", err)
 	}
@@ -162,10 +156,7 @@ func TestHardening_LockedDatabaseIsNotBroken(t *testing.T) {
 // every page).
 func BenchmarkStore_OpenCheck(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "agentos.db")
-	s, err := store.Open(path, store.Options{NoSync: true})
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := mustOpen(b, path, store.Options{NoSync: true})
 	ctx := context.Background()
 	val := strings.Repeat("v", 1000)
 	for i := 0; i < 64; i++ {
@@ -191,10 +182,7 @@ func BenchmarkStore_OpenCheck(b *testing.B) {
 			b.StopTimer()
 			os.WriteFile(path+".crash", raw, 0o600)
 			b.StartTimer()
-			s, err := store.Open(path+".crash", store.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
+			s := mustOpen(b, path+".crash", store.Options{})
 			if !s.Opened().Full {
 				b.Fatal("not a full walk")
 			}
@@ -204,10 +192,7 @@ func BenchmarkStore_OpenCheck(b *testing.B) {
 	})
 	b.Run("checked", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			s, err := store.Open(path, store.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
+			s := mustOpen(b, path, store.Options{})
 			s.Close()
 		}
 		b.ReportMetric(float64(fi.Size())/(1<<20), "MiB")

@@ -12,6 +12,16 @@ import (
 	"github.com/agentos/agentos/store"
 )
 
+// mustOpen opens the store file at path, failing the test when it cannot.
+func mustOpen(t testing.TB, path string, o store.Options) *store.Store {
+	t.Helper()
+	s, err := store.Open(path, o)
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	return s
+}
+
 // fillRuns writes n finished runs of tnt_a (in batches) and returns the
 // last one.
 func fillRuns(t testing.TB, s *store.Store, n int) core.RunRecord {
@@ -39,19 +49,13 @@ func fillRuns(t testing.TB, s *store.Store, n int) core.RunRecord {
 // runs are all there.
 func TestOpen_AfterCleanCloseChecksFewPages(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "agentos.db")
-	s, err := store.Open(path, store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, path, store.Options{NoSync: true})
 	last := fillRuns(t, s, 10000)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	fi, _ := os.Stat(path)
-	s, err = store.Open(path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = mustOpen(t, path, store.Options{})
 	defer s.Close()
 	oc := s.Opened()
 	if oc.Full || oc.Pages == 0 || oc.Pages > 64 {
@@ -87,32 +91,31 @@ func crashCopy(t *testing.T, s *store.Store, dst string) {
 	}
 }
 
+// crashedFile is a store file of runs finished runs as a crash leaves it
+// (copied while open, so without the clean mark).
+func crashedFile(t *testing.T, runs int) string {
+	t.Helper()
+	dir := t.TempDir()
+	s := mustOpen(t, filepath.Join(dir, "live.db"), store.Options{})
+	defer s.Close()
+	fillRuns(t, s, runs)
+	crashed := filepath.Join(dir, "crashed.db")
+	crashCopy(t, s, crashed)
+	return crashed
+}
+
 // After a crash the file carries no clean mark: Open walks all of it (and
 // so refuses a damaged page anywhere), then a clean close makes the next
 // open quick again.
 func TestOpen_AfterCrashWalksEverything(t *testing.T) {
-	dir := t.TempDir()
-	s, err := store.Open(filepath.Join(dir, "live.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fillRuns(t, s, 2000)
-	crashed := filepath.Join(dir, "crashed.db")
-	crashCopy(t, s, crashed)
-	s.Close()
+	crashed := crashedFile(t, 2000)
 
-	c, err := store.Open(crashed, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustOpen(t, crashed, store.Options{})
 	if !c.Opened().Full {
 		t.Fatalf("open after a crash: %+v, want the full walk", c.Opened())
 	}
 	c.Close()
-	c, err = store.Open(crashed, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c = mustOpen(t, crashed, store.Options{})
 	if c.Opened().Full {
 		t.Fatal("open after a clean close walked everything again")
 	}
@@ -122,15 +125,7 @@ func TestOpen_AfterCrashWalksEverything(t *testing.T) {
 // A damaged leaf deep in the data bucket of a crashed file is refused
 // (the full walk reads it), not found later by a request.
 func TestOpen_CrashedFileWithDamagedLeafRefused(t *testing.T) {
-	dir := t.TempDir()
-	s, err := store.Open(filepath.Join(dir, "live.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fillRuns(t, s, 2000)
-	crashed := filepath.Join(dir, "crashed.db")
-	crashCopy(t, s, crashed)
-	s.Close()
+	crashed := crashedFile(t, 2000)
 	raw, _ := os.ReadFile(crashed)
 	// Zero the middle third of the file (data pages, far from the top).
 	third := len(raw) / 3 / 4096 * 4096
@@ -145,10 +140,7 @@ func TestOpen_CrashedFileWithDamagedLeafRefused(t *testing.T) {
 func TestOpen_QuickCheckRefusesDamageNearTheTop(t *testing.T) {
 	dir := t.TempDir()
 	pristine := filepath.Join(dir, "pristine.db")
-	s, err := store.Open(pristine, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, pristine, store.Options{})
 	fillRuns(t, s, 2000)
 	s.Close()
 	pages := store.TopPages(t, pristine)

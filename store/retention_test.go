@@ -20,10 +20,7 @@ import (
 // it still has.
 func TestRetention_SweepKilledAnywhereLeavesAConsistentStore(t *testing.T) {
 	dir := t.TempDir()
-	s, err := store.Open(filepath.Join(dir, "live.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, filepath.Join(dir, "live.db"), store.Options{})
 	defer s.Close()
 	ctx := context.Background()
 	old := time.Now().Add(-40 * 24 * time.Hour)

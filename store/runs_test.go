@@ -16,10 +16,7 @@ import (
 
 func openRunStore(t testing.TB) *store.Store {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "s.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := mustOpen(t, filepath.Join(t.TempDir(), "s.db"), store.Options{})
 	t.Cleanup(func() { st.Close() })
 	return st
 }

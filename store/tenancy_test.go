@@ -13,10 +13,7 @@ import (
 
 func openStore(t *testing.T) *store.Store {
 	t.Helper()
-	s, err := store.Open(filepath.Join(t.TempDir(), "agentos.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, filepath.Join(t.TempDir(), "agentos.db"), store.Options{})
 	t.Cleanup(func() { s.Close() })
 	return s
 }

@@ -17,7 +17,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -114,19 +113,7 @@ func checkRun(id string, evs []seen) error {
 }
 
 func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
-	var slowCalls atomic.Int64
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		slowCalls.Add(1)
-		select {
-		case <-time.After(400 * time.Millisecond):
-		case <-r.Context().Done():
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"output":{"slow":true}}`)
-	}))
-	defer slow.Close()
+	slow := testkit.StartSlowWebhook(t, 400*time.Millisecond)
 	hangHit, hangGone := make(chan struct{}, 4), make(chan time.Time, 4)
 	release := make(chan struct{})
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -162,24 +149,12 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 	}
 
 	a := nodes[0].StackAURL
-	if s := testkit.Call(t, "PATCH", a+"/v1/admin/tenants/tnt_demo", admin, map[string]any{"tenant_update": map[string]any{
+	testkit.PatchTenant(t, a, admin, "tnt_demo", map[string]any{
 		"entitlements": map[string]any{"tool_ids_allowed": []string{"tool.echo", "tool.slow", "tool.hang"}},
 		"quotas":       map[string]any{"runs": map[string]any{"run_create_qps": 1000, "run_create_burst": 1000, "max_concurrent_runs": 1000}},
-	}}, nil); s != 200 {
-		t.Fatalf("patch tenant: %d", s)
-	}
-	for _, tool := range []struct{ id, url string }{{"tool.slow", slow.URL}, {"tool.hang", hang.URL}} {
-		if s := testkit.Call(t, "PUT", a+"/v1/tools/"+tool.id, key, map[string]any{"tool": map[string]any{
-			"tool_id": tool.id, "name": strings.TrimPrefix(tool.id, "tool."), "kind": "http", "description": "webhook",
-			"input_schema": map[string]any{"type": "object"}, "config": map[string]any{"url": tool.url, "timeout_ms": 60000}}}, nil); s != 200 && s != 201 {
-			t.Fatalf("put %s: %d", tool.id, s)
-		}
-		agent := "agt_" + strings.TrimPrefix(tool.id, "tool.")
-		if s := testkit.Call(t, "PUT", a+"/v1/agents/"+agent, key, map[string]any{"agent": map[string]any{
-			"name": agent, "model_ref": "tier:fast", "tool_ids": []string{tool.id}}}, nil); s != 200 && s != 201 {
-			t.Fatalf("put %s: %d", agent, s)
-		}
-	}
+	})
+	testkit.PutWebhookAgent(t, a, key, "tool.slow", "agt_slow", slow.URL)
+	testkit.PutWebhookAgent(t, a, key, "tool.hang", "agt_hang", hang.URL)
 
 	// A cancel sent to a third node stops a slow tool call on the node
 	// executing the run (its creator claims it), streamed from another.
@@ -264,7 +239,7 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 		}()
 		if i == runs/2 {
 			// Kill the victim once its share of the work is in flight.
-			for slowCalls.Load() < 30 && time.Since(start) < 30*time.Second {
+			for slow.Calls.Load() < 30 && time.Since(start) < 30*time.Second {
 				time.Sleep(10 * time.Millisecond)
 			}
 			killAt := time.Now()
@@ -272,7 +247,7 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 				t.Fatal(err)
 			}
 			nodes[victim].Cmd.Wait()
-			t.Logf("killed node 3 (-9) after %d runs created, %d slow calls made", i+1, slowCalls.Load())
+			t.Logf("killed node 3 (-9) after %d runs created, %d slow calls made", i+1, slow.Calls.Load())
 			victimKilledAt, killed = killAt, true
 		}
 	}

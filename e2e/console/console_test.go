@@ -34,12 +34,6 @@ import (
 
 const chromiumPath = "/usr/bin/chromium"
 
-func startNode(t *testing.T) (*app.Node, app.Credentials) {
-	t.Helper()
-	n := testnode.Start(t)
-	return n.Node, n.Creds
-}
-
 // call sends one JSON request to the node, expects status want and
 // decodes the answer.
 func call(t *testing.T, method, url, key string, body any, want int) map[string]any {
@@ -143,7 +137,7 @@ func TestConsole_SignInAndWatchRunLive(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Skipf("browser test needs Chromium at %s (apt-get install -y chromium): %v", chromiumPath, err)
 	}
-	n, creds := startNode(t)
+	n, creds := testnode.Start(t).Parts()
 	stackA := n.URL(app.StackA)
 	tenantKey := creds.TenantAdmin.APIKey
 	tool := startGatedTool(t)
@@ -316,7 +310,7 @@ func mustText(t *testing.T, browser context.Context, id string) string {
 // the node's real edge: authentication, tenant scoping and the platform
 // admin's view of every tenant.
 func TestConsoleEndpoints_OnRealNode(t *testing.T) {
-	n, creds := startNode(t)
+	n, creds := testnode.Start(t).Parts()
 	stackA := n.URL(app.StackA)
 	admin, tenant := creds.PlatformAdmin.APIKey, creds.TenantAdmin.APIKey
 	call(t, "POST", stackA+"/v1/admin/tenants", admin, map[string]any{"tenant_create": map[string]any{

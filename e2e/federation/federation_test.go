@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/e2e/testbinary"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -245,32 +246,12 @@ func TestFederation_TwoNodes(t *testing.T) {
 // relaySurvivesCut runs a slow agent on B and cuts every connection
 // between A and B twice while A relays it to a client.
 func relaySurvivesCut(t *testing.T, p *pair) {
-	hits := make(chan struct{}, 4)
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case hits <- struct{}{}:
-		default:
-		}
-		select {
-		case <-time.After(2 * time.Second):
-		case <-r.Context().Done():
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"output":{"slow":true}}`)
-	}))
-	defer slow.Close()
+	slow := testkit.StartSlowWebhook(t, 2*time.Second)
 
 	b := p.b
-	must(t, do(t, plain, "PATCH", b.stackA+"/v1/admin/tenants/"+tenantDemo, b.admin, map[string]any{"tenant_update": map[string]any{
-		"entitlements": map[string]any{"tool_ids_allowed": []string{"tool.echo", "tool.slow"}},
-	}}), "entitle tool.slow on B", 200)
-	must(t, do(t, plain, "PUT", b.stackA+"/v1/tools/tool.slow", b.key, map[string]any{"tool": map[string]any{
-		"tool_id": "tool.slow", "name": "slow", "kind": "http", "description": "sleeps two seconds",
-		"input_schema": map[string]any{"type": "object"},
-		"config":       map[string]any{"url": slow.URL, "timeout_ms": 10000}}}), "put tool.slow on B", 200, 201)
-	must(t, do(t, plain, "PUT", b.stackA+"/v1/agents/agt_slow", b.key, map[string]any{"agent": map[string]any{
-		"name": "slow", "model_ref": "tier:fast", "tool_ids": []string{"tool.slow"}}}), "put agt_slow on B", 200, 201)
+	testkit.PatchTenant(t, b.stackA, b.admin, tenantDemo, map[string]any{
+		"entitlements": map[string]any{"tool_ids_allowed": []string{"tool.echo", "tool.slow"}}})
+	testkit.PutWebhookAgent(t, b.stackA, b.key, "tool.slow", "agt_slow", slow.URL)
 
 	// The run must see the new entitlement, or the model is offered no
 	// tool: the PATCH's answer is the event to wait for, since a write
@@ -288,27 +269,26 @@ func relaySurvivesCut(t *testing.T, p *pair) {
 	cutDone := make(chan struct{})
 	go func() {
 		defer close(cutDone)
-		for _, wait := range []<-chan struct{}{firstEvent, hits} {
-			select {
-			case <-wait:
-			case <-time.After(20 * time.Second):
-				return
-			}
+		select {
+		case <-firstEvent:
+		case <-time.After(20 * time.Second):
+			return
 		}
-		// A poll, not a sleep: the proxy has no event to await, and a
-		// goroutine must not fail the test, so a condition that never
-		// holds only ends the wait (cuts stays 0 and the test says so).
-		until := func(cond func(live, accepted int) bool) {
-			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		// A poll, not a sleep: the proxy and the tool have no event to
+		// await, and a goroutine must not fail the test, so a condition
+		// that never holds only ends the wait (cuts stays 0 and the test
+		// says so).
+		until := func(limit time.Duration, cond func(live, accepted int) bool) {
+			for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 				if cond(p.proxy.counts()) {
 					return
 				}
 			}
 		}
-		until(func(live, _ int) bool { return live > 0 })
+		until(20*time.Second, func(live, _ int) bool { return live > 0 && slow.Calls.Load() > 0 })
 		_, before := p.proxy.counts()
 		cuts.Add(int64(p.proxy.cut()))
-		until(func(live, accepted int) bool { return live > 0 && accepted > before })
+		until(5*time.Second, func(live, accepted int) bool { return live > 0 && accepted > before })
 		cuts.Add(int64(p.proxy.cut()))
 	}()
 	evs := streamEvents(t, p.a.stream, p.a.fed+"/v1/federation/runs/"+f.RemoteRunID+"/events", p.a.admin, 45*time.Second,

@@ -6,10 +6,6 @@ package recovery_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -42,39 +38,18 @@ func TestRecovery_KillDashNineMidRun(t *testing.T) {
 
 func killDashNineMidRun(t *testing.T, storeFlags []string) {
 	// A webhook tool that takes a while, so the kill lands mid-run.
-	var calls atomic.Int64
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		select {
-		case <-time.After(1500 * time.Millisecond):
-		case <-r.Context().Done():
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"output":{"slow":true}}`)
-	}))
-	defer slow.Close()
+	slow := testkit.StartSlowWebhook(t, 1500*time.Millisecond)
 
 	dataDir := t.TempDir()
 	n := startNode(t, dataDir, storeFlags)
 	creds := testbinary.ReadCredentials(t, dataDir)
 	admin, key := creds.PlatformAdmin.APIKey, creds.TenantAdmin.APIKey
 
-	if s := testkit.Call(t, "PATCH", n.StackAURL+"/v1/admin/tenants/tnt_demo", admin, map[string]any{"tenant_update": map[string]any{
+	testkit.PatchTenant(t, n.StackAURL, admin, "tnt_demo", map[string]any{
 		"entitlements": map[string]any{"tool_ids_allowed": []string{"tool.echo", "tool.slow"}},
 		"quotas":       map[string]any{"runs": map[string]any{"run_create_qps": 100, "run_create_burst": 100, "max_concurrent_runs": 50}},
-	}}, nil); s != 200 {
-		t.Fatalf("patch tenant: %d", s)
-	}
-	if s := testkit.Call(t, "PUT", n.StackAURL+"/v1/tools/tool.slow", key, map[string]any{"tool": map[string]any{
-		"tool_id": "tool.slow", "name": "slow", "kind": "http", "description": "sleeps", "input_schema": map[string]any{"type": "object"},
-		"config": map[string]any{"url": slow.URL, "timeout_ms": 10000}}}, nil); s != 200 && s != 201 {
-		t.Fatalf("put tool: %d", s)
-	}
-	if s := testkit.Call(t, "PUT", n.StackAURL+"/v1/agents/agt_slow", key, map[string]any{"agent": map[string]any{
-		"name": "slow", "model_ref": "tier:fast", "tool_ids": []string{"tool.slow"}}}, nil); s != 200 && s != 201 {
-		t.Fatalf("put agent: %d", s)
-	}
+	})
+	testkit.PutWebhookAgent(t, n.StackAURL, key, "tool.slow", "agt_slow", slow.URL)
 
 	const runs = 20
 	ids := make([]string, 0, runs)
@@ -92,7 +67,7 @@ func killDashNineMidRun(t *testing.T, storeFlags []string) {
 	}
 	// Once the first wave (8 workers) is in the slow tool, kill without
 	// warning.
-	testkit.WaitFor(t, "runs calling the slow tool", 30*time.Second, func() bool { return calls.Load() >= 4 })
+	testkit.WaitFor(t, "runs calling the slow tool", 30*time.Second, func() bool { return slow.Calls.Load() >= 4 })
 	var running, queued struct {
 		Runs []json.RawMessage `json:"runs"`
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/agentos/agentos/conformance"
 	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/e2e/testbinary"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/store"
 )
 
@@ -241,13 +242,9 @@ func TestRetention_SweepKilledThenCompacted(t *testing.T) {
 	// Small batches, so the kill lands mid-sweep.
 	args := []string{"--retention-interval", "1s", "--retention-batch", "10", "--retention-audit-days", "30"}
 	cmd, nf, _ := serve(t, dataDir, args...)
-	deadline := time.Now().Add(60 * time.Second)
-	for metric(t, nf.StackAURL, `agentos_retention_removed_total{kind="runs"}`) < 50 {
-		if time.Now().After(deadline) {
-			t.Fatal("the sweep did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.WaitFor(t, "the sweep to start", 60*time.Second, func() bool {
+		return metric(t, nf.StackAURL, `agentos_retention_removed_total{kind="runs"}`) >= 50
+	})
 	cmd.Process.Kill()
 	cmd.Wait()
 	if code, out := agentos(t, "store", "check", "--data-dir", dataDir); code != 0 || !strings.Contains(out, "every page walked") {
@@ -259,13 +256,9 @@ func TestRetention_SweepKilledThenCompacted(t *testing.T) {
 
 	// The restart finishes the sweep.
 	cmd, nf, _ = serve(t, dataDir, "--retention-interval", "1s", "--retention-audit-days", "30")
-	deadline = time.Now().Add(60 * time.Second)
-	for metric(t, nf.StackAURL, `agentos_retention_sweeps_total{outcome="ok"}`) < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("no sweep finished")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.WaitFor(t, "a sweep to finish", 60*time.Second, func() bool {
+		return metric(t, nf.StackAURL, `agentos_retention_sweeps_total{outcome="ok"}`) >= 1
+	})
 	code, out := agentos(t, "compact", "--data-dir", dataDir)
 	if code != 1 || !strings.Contains(out, "stop the node first") {
 		t.Fatalf("compact while the node runs: %d\n%s", code, out)

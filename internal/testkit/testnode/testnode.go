@@ -17,6 +17,10 @@ type Node struct {
 	Creds app.Credentials
 }
 
+// Parts are the node and its credentials apart, for callers that hold
+// them as two: n, creds := testnode.Start(t).Parts().
+func (n *Node) Parts() (*app.Node, app.Credentials) { return n.Node, n.Creds }
+
 // Config is the configuration Start begins from: DefaultConfig with a
 // temp data dir, loopback :0 ports and a short shutdown.
 func Config(t testing.TB) app.Config {
