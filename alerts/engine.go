@@ -112,12 +112,8 @@ func (c Config) withDefaults() Config {
 		c.ConcurrencyWindow = d.ConcurrencyWindow
 	}
 	merged := map[string]time.Duration{}
-	for k, v := range d.For {
-		merged[k] = v
-	}
-	for k, v := range c.For {
-		merged[k] = v
-	}
+	maps.Copy(merged, d.For)
+	maps.Copy(merged, c.For)
 	c.For = merged
 	return c
 }
@@ -259,11 +255,7 @@ func (e *Engine) Run(ctx context.Context) {
 }
 
 func labelKey(name string, labels map[string]string) string {
-	keys := make([]string, 0, len(labels))
-	for k := range labels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(labels))
 	var b strings.Builder
 	b.WriteString(name)
 	for _, k := range keys {

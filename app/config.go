@@ -6,6 +6,7 @@ package app
 import (
 	"bufio"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -409,11 +410,7 @@ func WriteEnvFile(path string, cfg Config) error {
 		vals["AGENTOS_SMTP_PORT"] = strconv.Itoa(cfg.SMTP.Port)
 		vals["AGENTOS_SMTP_TO"] = strings.Join(cfg.SMTP.To, ",")
 	}
-	keys := make([]string, 0, len(vals))
-	for k := range vals {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(vals))
 	var b strings.Builder
 	b.WriteString("# AgentOS node settings, written by `agentos up`. Edit freely:\n")
 	b.WriteString("# flags override these, and these override the built-in defaults.\n")

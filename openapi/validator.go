@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -395,12 +397,7 @@ func (v *Validator) ResponseStatuses(operationID string) []string {
 		return nil
 	}
 	responses, _ := o.resp()
-	out := make([]string, 0, len(responses))
-	for s := range responses {
-		out = append(out, s)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(responses))
 }
 
 // ResponseMediaTypes lists the media types documented for one status of an
@@ -411,12 +408,7 @@ func (v *Validator) ResponseMediaTypes(operationID string, status int) []string 
 		return nil
 	}
 	media, _ := o.responseFor(status)
-	out := make([]string, 0, len(media))
-	for m := range media {
-		out = append(out, m)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(media))
 }
 
 // ValidateRequest checks r against the operation it reaches: the query
@@ -612,11 +604,7 @@ func (v *Validator) validateResponse(o *operation, status int, contentType strin
 	}
 	sch, declared := media[mt]
 	if !declared {
-		names := make([]string, 0, len(media))
-		for k := range media {
-			names = append(names, k)
-		}
-		sort.Strings(names)
+		names := slices.Sorted(maps.Keys(media))
 		return fmt.Errorf("%s %d: Content-Type %s not documented (want %s)", o.OperationID, status, mt, strings.Join(names, ", "))
 	}
 	if sch == nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"time"
@@ -103,9 +104,7 @@ func operatorCommands(build app.BuildInfo, stdout, stderr io.Writer) []*cli.Comm
 			Flags: configFlags(),
 			Action: withConfig(func(c *cli.Context, cfg app.Config, envFile map[string]string) error {
 				l, _ := readLaunch(cfg)
-				for k, v := range explicitFlags(c) {
-					l.Flags[k] = v
-				}
+				maps.Copy(l.Flags, explicitFlags(c))
 				if c.IsSet("env-file") || l.EnvFile == "" {
 					l.EnvFile = absPath(c.String("env-file"))
 				}

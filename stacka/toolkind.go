@@ -3,8 +3,9 @@ package stacka
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 
@@ -68,12 +69,7 @@ func toolKindOf(name string) (toolKind, bool) {
 func ToolKinds() []string {
 	toolKindsMu.RLock()
 	defer toolKindsMu.RUnlock()
-	out := make([]string, 0, len(toolKinds))
-	for name := range toolKinds {
-		out = append(out, name)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(toolKinds))
 }
 
 func kindList() string {

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -606,9 +607,7 @@ func (a *AdminAPI) auditDenied(ctx context.Context, au core.Auth, action, tenant
 		return // no chain to write into: a made-up tenant id
 	}
 	details := map[string]any{"reason": core.AsError(cause).Message}
-	for k, v := range core.AsError(cause).Details {
-		details[k] = v
-	}
+	maps.Copy(details, core.AsError(cause).Details)
 	rec := core.NewAudit(au, action, "token", tokenID, "denied", details)
 	rec.TenantID = tenantID
 	_, _ = a.Audit.AppendAudit(ctx, rec)

@@ -9,9 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
-	"sort"
+	"slices"
 
 	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/internal/jsonhttp"
@@ -91,12 +92,7 @@ func Lookup(name string) (Kind, bool) {
 
 // Kinds lists the registered kind names, sorted.
 func Kinds() []string {
-	out := make([]string, 0, len(kinds))
-	for n := range kinds {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(kinds))
 }
 
 // TokensOf estimates tokens as ceil(bytes/4), the builtin counting rule.
@@ -145,9 +141,7 @@ func postJSON(ctx context.Context, hc *http.Client, backend, url string, body []
 	if err != nil {
 		return nil, core.Errorf(core.CodeDependencyUnavailable, "backend %s: bad base_url: %v", backend, err)
 	}
-	for k, v := range h {
-		req.Header[k] = v
-	}
+	maps.Copy(req.Header, h)
 	req.Header.Set("Content-Type", "application/json")
 	if tp := core.Traceparent(ctx); tp != "" {
 		req.Header.Set("traceparent", tp)

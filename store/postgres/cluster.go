@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -155,11 +156,7 @@ func (s *Store) ClaimRuns(ctx context.Context, node string, lease time.Duration,
 			for _, c := range cands {
 				byTenant[c.TenantID] = append(byTenant[c.TenantID], c.RunID)
 			}
-			tenants := make([]string, 0, len(byTenant))
-			for t := range byTenant {
-				tenants = append(tenants, t)
-			}
-			sort.Strings(tenants)
+			tenants := slices.Sorted(maps.Keys(byTenant))
 			for _, t := range tenants {
 				c := capOf(t)
 				if c <= 0 {
