@@ -25,13 +25,8 @@ func TestHardening_ConnectionCapAnswers429AndRecovers(t *testing.T) {
 	var held []net.Conn
 	for i := 1; i <= 3; i++ {
 		held = append(held, rawConn(t, base))
-		deadline := time.Now().Add(10 * time.Second)
-		for n.OpenConnections(app.StackA) != int64(i) {
-			if time.Now().After(deadline) {
-				t.Fatalf("connection %d: %d counted, want %d", i, n.OpenConnections(app.StackA), i)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		testkit.WaitFor(t, fmt.Sprintf("connection %d counted", i), 10*time.Second, func() bool { return n.OpenConnections(app.StackA) == int64(i) },
+			func() string { return fmt.Sprintf("(%d counted)", n.OpenConnections(app.StackA)) })
 	}
 	c := rawConn(t, base)
 	start := time.Now()

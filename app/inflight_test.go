@@ -34,13 +34,8 @@ func TestHardening_InFlightCapRefusesAtOnceAndRecovers(t *testing.T) {
 		c := rawConn(t, base)
 		fmt.Fprintf(c, "PUT /v1/memory/ns/k HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{", key)
 		held = append(held, c)
-		deadline := time.Now().Add(20 * time.Second)
-		for n.RequestsInFlight() != int64(i) {
-			if time.Now().After(deadline) {
-				t.Fatalf("request %d: %d in flight, want %d", i, n.RequestsInFlight(), i)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		testkit.WaitFor(t, fmt.Sprintf("request %d in flight", i), 20*time.Second, func() bool { return n.RequestsInFlight() == int64(i) },
+			func() string { return fmt.Sprintf("(%d in flight)", n.RequestsInFlight()) })
 	}
 
 	// The fourth: refused at once, connection kept (its small body was

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/testkit"
+	"github.com/agentos/agentos/stacka"
 )
 
 func TestRun_SampleRunFullEventSequence(t *testing.T) {
@@ -269,12 +271,7 @@ func TestCancel_SlowWebhookStopsWithin2s(t *testing.T) {
 	if rest[len(rest)-1].data.Event.Type != core.EventRunCanceled {
 		t.Fatalf("last event %s", rest[len(rest)-1].data.Event.Type)
 	}
-	for time.Since(start) < 2*time.Second && !aborted.Load() {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if !aborted.Load() {
-		t.Fatal("the webhook call was not aborted within 2 s")
-	}
+	testkit.WaitFor(t, "the webhook call aborted within 2 s of the cancel", time.Until(start.Add(2*time.Second)), aborted.Load)
 	if c, _, b := n.do("POST", "/v1/runs/"+id+":cancel", "tok-a", nil); c != 409 {
 		t.Fatalf("second cancel: %d %v", c, b)
 	}
@@ -291,12 +288,11 @@ func TestCancel_SlowWebhookStopsWithin2s(t *testing.T) {
 	if c, _, _ := n.do("POST", "/v1/runs/"+id+":explode", "tok-a", nil); c != 404 {
 		t.Fatalf("unknown verb: %d", c)
 	}
-	st, _ := n.svc.Stats(context.Background())
-	deadline := time.Now().Add(2 * time.Second)
-	for st.ActiveRuns != 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	var st stacka.Stats
+	testkit.WaitFor(t, "the worker free", 2*time.Second, func() bool {
 		st, _ = n.svc.Stats(context.Background())
-	}
+		return st.ActiveRuns == 0
+	})
 	if st.ActiveRuns != 0 {
 		t.Fatalf("worker still busy: %+v", st)
 	}
@@ -472,12 +468,8 @@ func TestCancel_SlowModelCallIsAborted(t *testing.T) {
 	if len(rest) < 2 || rest[len(rest)-1].data.Event.Type != core.EventRunCanceled || rest[len(rest)-2].data.Event.Type != core.EventStepCompleted {
 		t.Fatalf("tail of stream: %v", rest)
 	}
-	for n.model.aborted.Load() == 0 && time.Since(start) < 2*time.Second {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n.model.aborted.Load() == 0 {
-		t.Fatal("the in-flight model call was not aborted")
-	}
+	testkit.WaitFor(t, "the in-flight model call aborted within 2 s of the cancel", time.Until(start.Add(2*time.Second)),
+		func() bool { return n.model.aborted.Load() > 0 })
 }
 
 func TestClose_EndsStreamsAndLeavesRunsResumable(t *testing.T) {

@@ -2,6 +2,7 @@ package stackb_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -91,7 +92,11 @@ func TestClient_ErrorMapping(t *testing.T) {
 		}
 	})
 	t.Run("deadline", func(t *testing.T) {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { time.Sleep(300 * time.Millisecond) }))
+		// Answers only once the caller has given up.
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body) // the server notices a gone caller only once the body is read
+			<-r.Context().Done()
+		}))
 		defer srv.Close()
 		dctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
 		defer cancel()

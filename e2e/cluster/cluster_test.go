@@ -5,10 +5,8 @@
 package cluster_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/e2e/testbinary"
 	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/store/postgres/pgtest"
@@ -59,38 +58,26 @@ func stream(ctx context.Context, url, key string) ([]seen, error) {
 			}
 			continue
 		}
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			data, ok := strings.CutPrefix(sc.Text(), "data: ")
-			if !ok {
-				continue
+		var bad error
+		testkit.ReadSSE(resp.Body, func(m testkit.SSE) bool {
+			if m.Event.Type == "" {
+				bad = fmt.Errorf("SSE data is not an event envelope: %s", m.Data)
+				return false
 			}
-			var env struct {
-				Event struct {
-					Sequence int64           `json:"sequence"`
-					Type     string          `json:"type"`
-					Time     time.Time       `json:"time"`
-					Payload  json.RawMessage `json:"payload"`
-				} `json:"event"`
-			}
-			if err := json.Unmarshal([]byte(data), &env); err != nil {
-				resp.Body.Close()
-				return out, err
-			}
-			out = append(out, seen{seq: env.Event.Sequence, typ: env.Event.Type, at: time.Now(), time: env.Event.Time,
-				err: string(env.Event.Payload)})
+			out = append(out, seen{seq: m.Event.Sequence, typ: m.Event.Type, at: time.Now(), time: m.Event.Time,
+				err: string(m.Event.Payload)})
+			return true
+		})
+		if bad != nil {
+			resp.Body.Close()
+			return out, bad
 		}
 		resp.Body.Close()
-		if n := len(out); n > 0 && terminal(out[n-1].typ) {
+		if n := len(out); n > 0 && core.EventTerminal(out[n-1].typ) {
 			return out, nil
 		}
 	}
 	return out, fmt.Errorf("stream ended without a terminal event after %d events", len(out))
-}
-
-func terminal(typ string) bool {
-	return typ == "agentos.run.completed" || typ == "agentos.run.failed" || typ == "agentos.run.canceled"
 }
 
 func checkRun(id string, evs []seen) error {
@@ -99,7 +86,7 @@ func checkRun(id string, evs []seen) error {
 		if e.seq != int64(i+1) {
 			return fmt.Errorf("run %s: event %d has sequence %d (gap or duplicate)", id, i, e.seq)
 		}
-		if terminal(e.typ) {
+		if core.EventTerminal(e.typ) {
 			n++
 			if i != len(evs)-1 {
 				return fmt.Errorf("run %s: terminal event %s is not last", id, e.typ)
