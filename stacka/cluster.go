@@ -125,6 +125,30 @@ func (s *Service) adoptClaimed(ctx context.Context, refs []core.RunRef) {
 	}
 }
 
+// RunCreateClaimer is a store that can create a run already claimed by
+// the creating node, in the create's own transaction (as ClaimRun would
+// claim it: at most maxHeld of the tenant's runs held with a live lease);
+// claimed is false when the cap is reached or on a replay. A cluster node
+// whose lease port and run store are one such store (PostgreSQL) pays one
+// commit per created run instead of a create and then a claim.
+type RunCreateClaimer interface {
+	CreateRunClaimed(ctx context.Context, rec core.RunRecord, drafts []core.EventDraft, audit *core.AuditRecord,
+		node string, lease time.Duration, maxHeld int) (stored core.RunRecord, evs []core.Event, replayed, claimed bool, err error)
+}
+
+// createClaimer is the run store as a RunCreateClaimer when it is also the
+// cluster's lease port (so the claim is the one the leases see).
+func (s *Service) createClaimer() (RunCreateClaimer, bool) {
+	if s.cluster == nil {
+		return nil, false
+	}
+	cc, ok := s.cluster.Leases.(RunCreateClaimer)
+	if !ok || any(s.cluster.Leases) != any(s.runs) {
+		return nil, false
+	}
+	return cc, true
+}
+
 // claimCreated claims a run this node has just created; false when another
 // node got it first (or the store failed: the claim loops of the cluster
 // will pick it up).

@@ -214,7 +214,18 @@ func (s *Service) CreateRun(ctx context.Context, a core.Auth, agentID string, re
 	}
 	audit := core.NewAudit(a, "run.create", "run", runID, "success", map[string]any{"agent_id": agentID, "dry_run": dry,
 		"origin": rec.Origin, "correlation_id": cid})
-	stored, evs, replayed, err := s.runs.CreateRun(ctx, rec, drafts, &audit)
+	var (
+		stored            core.RunRecord
+		evs               []core.Event
+		replayed, claimed bool
+	)
+	cc, claimInCreate := s.createClaimer()
+	if claimInCreate && !dry {
+		stored, evs, replayed, claimed, err = cc.CreateRunClaimed(ctx, rec, drafts, &audit, s.cluster.NodeID, s.cluster.lease(),
+			max(s.tenantRunCap(ctx, a.TenantID), 1))
+	} else {
+		stored, evs, replayed, err = s.runs.CreateRun(ctx, rec, drafts, &audit)
+	}
 	if err != nil || replayed {
 		if !dry {
 			s.sched.release(a.TenantID)
@@ -231,7 +242,16 @@ func (s *Service) CreateRun(ctx context.Context, a core.Auth, agentID string, re
 		return stored.Run, false, nil
 	}
 	s.hub.publish(evs)
-	if s.cluster == nil || s.claimCreated(ctx, stored) {
+	var ours bool
+	switch {
+	case s.cluster == nil:
+		ours = true
+	case claimInCreate:
+		ours = claimed && s.sched.hold(stored.RunID, stored.TenantID)
+	default:
+		ours = s.claimCreated(ctx, stored)
+	}
+	if ours {
 		s.sched.enqueue(stored, lim.MaxConcurrentRuns, false)
 	} else {
 		s.sched.release(a.TenantID)

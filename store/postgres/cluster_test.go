@@ -306,3 +306,110 @@ func (c *claims) add(t *testing.T, node string, refs []core.RunRef) {
 		c.held[r.RunID] = node
 	}
 }
+
+// A run created claimed is held by its creator exactly as ClaimRun would
+// hold it: other nodes cannot claim it while the lease lives, it is taken
+// over once the lease expires, a replay of the create claims nothing, and
+// creates claimed at once on two nodes (with ClaimRun racing them) never
+// hold more of the tenant's runs than the cap.
+func TestPostgres_CreateRunClaimed(t *testing.T) {
+	a, b := openTwo(t)
+	ctx := context.Background()
+	created := []core.EventDraft{{Type: core.EventRunCreated, Payload: core.RunStatusPayload{Status: core.RunQueued}}}
+	lease := 300 * time.Millisecond
+	rec, evs, replayed, claimed, err := a.CreateRunClaimed(ctx, conformance.NewRunRecord("tnt_a", "c1"), created, nil, "n1", lease, 0)
+	if err != nil || replayed || !claimed || len(evs) != 1 {
+		t.Fatalf("create claimed: claimed %v replayed %v, %d events, %v", claimed, replayed, len(evs), err)
+	}
+	if ok, err := b.ClaimRun(ctx, "n2", "tnt_a", rec.RunID, lease, 0); err != nil || ok {
+		t.Fatalf("n2 claimed a run created claimed by n1: %v %v", ok, err)
+	}
+	if refs, err := b.ClaimRuns(ctx, "n2", lease, 10, false, nil); err != nil || len(refs) != 0 {
+		t.Fatalf("n2 claimed %v (%v) while n1's lease is live", refs, err)
+	}
+	if lost, err := a.RenewLeases(ctx, "n1", []string{rec.RunID}, lease); err != nil || len(lost) != 0 {
+		t.Fatalf("n1 renew of its created claim: lost %v (%v)", lost, err)
+	}
+	// A replay returns the stored run and claims nothing.
+	again, _, replayed, claimed, err := b.CreateRunClaimed(ctx, conformance.NewRunRecord("tnt_a", "c1"), created, nil, "n2", lease, 0)
+	if err != nil || !replayed || claimed || again.RunID != rec.RunID {
+		t.Fatalf("replay: %s replayed %v claimed %v, %v", again.RunID, replayed, claimed, err)
+	}
+	// Once the lease expires, another node takes the run over.
+	testkit.WaitFor(t, "the created claim to expire into a takeover", 5*time.Second, func() bool {
+		ok, err := b.ClaimRun(ctx, "n2", "tnt_a", rec.RunID, time.Minute, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	})
+
+	// The tenant cap, across concurrent claimed creates and claims.
+	const capA = 3
+	var (
+		mu   sync.Mutex
+		held = map[string]string{}
+		wg   sync.WaitGroup
+	)
+	unclaimed := createRun(t, a, "free-1") // queued without a claim, for ClaimRun to race for
+	for w := 0; w < 6; w++ {
+		s, node := a, fmt.Sprintf("w%d", w)
+		if w%2 == 1 {
+			s = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 4; i++ {
+				r, _, _, ok, err := s.CreateRunClaimed(ctx, conformance.NewRunRecord("tnt_cap", fmt.Sprintf("%s-%d", node, i)), created, nil, node, time.Minute, capA)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if ok {
+					held[r.RunID] = node
+				}
+				mu.Unlock()
+			}
+			if ok, err := s.ClaimRun(ctx, node, "tnt_a", unclaimed.RunID, time.Minute, 0); err != nil {
+				t.Error(err)
+			} else if ok {
+				mu.Lock()
+				if prev, dup := held[unclaimed.RunID]; dup && prev != node {
+					t.Errorf("run claimed by %s and %s", prev, node)
+				}
+				held[unclaimed.RunID] = node
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	n := 0
+	for id := range held {
+		if id != unclaimed.RunID {
+			n++
+		}
+	}
+	if n != capA {
+		t.Fatalf("claimed creates of a tenant with cap %d: %d held", capA, n)
+	}
+	// The 21 created over the cap are queued unclaimed: the claim loops
+	// find them once a slot frees (here: no cap).
+	refs, err := a.ClaimRuns(ctx, "late", time.Minute, 100, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	over := 0
+	for _, r := range refs {
+		if r.TenantID == "tnt_cap" {
+			if _, dup := held[r.RunID]; dup {
+				t.Fatalf("run %s claimed at create was claimed again", r.RunID)
+			}
+			over++
+		}
+	}
+	if over != 6*4-capA {
+		t.Fatalf("%d of the runs created over the cap were claimable, want %d", over, 6*4-capA)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/agentos/agentos/core"
 	"github.com/jackc/pgx/v5"
@@ -90,8 +91,9 @@ func (s *Store) ListTools(ctx context.Context, tenantID string) ([]core.ToolDesc
 }
 
 // writeRun queues the statements that store rec and its new events (and
-// take a terminal run off the queue) on b.
-func (s *Store) writeRun(b *pgx.Batch, rec *core.RunRecord, evs []core.Event, insert bool) error {
+// take a terminal run off the queue) on b. An insert with a lease owner
+// queues the run already claimed by that node.
+func (s *Store) writeRun(b *pgx.Batch, rec *core.RunRecord, evs []core.Event, insert bool, lease ...leaseTo) error {
 	raw, err := encode(rec)
 	if err != nil {
 		return err
@@ -99,7 +101,12 @@ func (s *Store) writeRun(b *pgx.Batch, rec *core.RunRecord, evs []core.Event, in
 	if insert {
 		b.Queue(`INSERT INTO runs (tenant_id, run_id, agent_id, status, last_sequence, doc) VALUES ($1, $2, $3, $4, $5, $6)`,
 			rec.TenantID, rec.RunID, rec.AgentID, rec.Status, rec.LastSequence, raw)
-		if !core.RunTerminal(rec.Status) {
+		switch {
+		case core.RunTerminal(rec.Status):
+		case len(lease) > 0:
+			b.Queue(`INSERT INTO run_queue (run_id, tenant_id, lease_owner, lease_until) VALUES ($1, $2, $3, now() + $4 * interval '1 millisecond')`,
+				rec.RunID, rec.TenantID, lease[0].node, millis(lease[0].d))
+		default:
 			b.Queue(`INSERT INTO run_queue (run_id, tenant_id) VALUES ($1, $2)`, rec.RunID, rec.TenantID)
 		}
 	} else {
@@ -141,22 +148,46 @@ func lockRun(ctx context.Context, tx pgx.Tx, tenantID, runID string) (core.RunRe
 	return rec, nil
 }
 
+// leaseTo is a claim written with the run: node holds it for d.
+type leaseTo struct {
+	node string
+	d    time.Duration
+}
+
 // CreateRun implements core.RunStatePort. The idempotency row is inserted
 // first: a concurrent create with the same key waits on it and then finds
 // the winner's run.
 func (s *Store) CreateRun(ctx context.Context, rec core.RunRecord, drafts []core.EventDraft, audit *core.AuditRecord) (core.RunRecord, []core.Event, bool, error) {
+	stored, evs, replayed, _, err := s.createRun(ctx, rec, drafts, audit, nil, 0)
+	return stored, evs, replayed, err
+}
+
+// CreateRunClaimed is CreateRun with the creating node's claim (as
+// ClaimRun would make it: at most maxHeld (> 0) of the tenant's runs held
+// with a live lease, under the tenant's claim lock) written in the same
+// transaction, so a cluster node pays one commit per created run instead
+// of a create and then a claim. claimed is false when the tenant's cap is
+// reached (the run is queued unclaimed, for the claim loops) or on a
+// replay.
+func (s *Store) CreateRunClaimed(ctx context.Context, rec core.RunRecord, drafts []core.EventDraft, audit *core.AuditRecord,
+	node string, lease time.Duration, maxHeld int) (core.RunRecord, []core.Event, bool, bool, error) {
+	return s.createRun(ctx, rec, drafts, audit, &leaseTo{node: node, d: lease}, maxHeld)
+}
+
+func (s *Store) createRun(ctx context.Context, rec core.RunRecord, drafts []core.EventDraft, audit *core.AuditRecord,
+	claim *leaseTo, maxHeld int) (core.RunRecord, []core.Event, bool, bool, error) {
 	r := rec
 	r.LastSequence = 0
 	evs, err := core.SequenceEvents(&r, drafts, core.Now())
 	if err != nil {
-		return core.RunRecord{}, nil, false, err
+		return core.RunRecord{}, nil, false, false, err
 	}
 	var (
-		stored   core.RunRecord
-		replayed bool
+		stored            core.RunRecord
+		replayed, claimed bool
 	)
 	err = s.tx(ctx, func(tx pgx.Tx) error {
-		replayed = false
+		replayed, claimed = false, false
 		tag, err := tx.Exec(ctx, `INSERT INTO run_idempotency (tenant_id, principal_id, agent_id, key, run_id) VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT DO NOTHING`, r.TenantID, r.PrincipalID, r.AgentID, r.IdempotencyKey, r.RunID)
 		if err != nil {
@@ -182,8 +213,24 @@ func (s *Store) CreateRun(ctx context.Context, rec core.RunRecord, drafts []core
 			stored, replayed = old, true
 			return nil
 		}
+		var lease []leaseTo
+		if claim != nil && !core.RunTerminal(r.Status) {
+			claimed = true
+			if maxHeld > 0 {
+				// The run's own row is not written yet: the count is of the
+				// tenant's other runs, as in ClaimRun.
+				n, err := lockTenantClaims(ctx, tx, r.TenantID, []string{r.RunID})
+				if err != nil {
+					return err
+				}
+				claimed = n < maxHeld
+			}
+			if claimed {
+				lease = append(lease, *claim)
+			}
+		}
 		b := &pgx.Batch{}
-		if err := s.writeRun(b, &r, evs, true); err != nil {
+		if err := s.writeRun(b, &r, evs, true, lease...); err != nil {
 			return err
 		}
 		if err := sendBatch(ctx, tx, b); err != nil {
@@ -192,12 +239,12 @@ func (s *Store) CreateRun(ctx context.Context, rec core.RunRecord, drafts []core
 		return appendAuditIf(ctx, tx, audit)
 	})
 	if err != nil {
-		return core.RunRecord{}, nil, false, fmt.Errorf("create run: %w", err)
+		return core.RunRecord{}, nil, false, false, fmt.Errorf("create run: %w", err)
 	}
 	if replayed {
-		return stored, nil, true, nil
+		return stored, nil, true, false, nil
 	}
-	return r, evs, false, nil
+	return r, evs, false, claimed, nil
 }
 
 // FindIdempotent implements core.RunStatePort.
