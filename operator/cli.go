@@ -174,6 +174,10 @@ func serve(ctx context.Context, cfg app.Config, envFile map[string]string, build
 	if err := n.Open(ctx); err != nil {
 		return &exitError{1, "start node: " + err.Error()}
 	}
+	// Once up (start-up garbage is collected at the default pace), a
+	// serving node keeps a floor of GC headroom unless GOGC or GOMEMLIMIT
+	// is set: see app.GCHeadroom.
+	app.TuneGC(ctx, app.GCHeadroom, 500*time.Millisecond)
 	log.Info().Str("stack_a", n.URL(app.StackA)).Str("stack_b", n.URL(app.StackB)).Str("federation", n.URL(app.StackFed)).
 		Str("mode", cfg.Mode).Str("store", n.Store().Describe()).Str("version", build.Version).Msg("node ready")
 	select {
