@@ -24,12 +24,33 @@ func DecodeJSON(c echo.Context, v any) error { return decode(c, v, false) }
 func DecodeStrictJSON(c echo.Context, v any) error { return decode(c, v, true) }
 
 func decode(c echo.Context, v any, strict bool) error {
-	raw, err := io.ReadAll(c.Request().Body)
-	if err != nil {
-		return core.Invalid("", "could not read the request body: %v", err)
+	var raw []byte
+	if b, ok := buffered(c.Request()); ok {
+		// BodyRules read it: take its bytes, and leave it read to its end
+		// as reading it here would.
+		raw = b.raw
+		_, _ = b.Seek(0, io.SeekEnd)
+	} else {
+		var err error
+		if raw, err = io.ReadAll(c.Request().Body); err != nil {
+			return core.Invalid("", "could not read the request body: %v", err)
+		}
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return core.Invalid("", "a JSON body is required")
+	}
+	if !strict {
+		// One pass over bytes already in memory; any syntax error (data
+		// after the value included) is worded by the decoder below, as
+		// before.
+		err := json.Unmarshal(raw, v)
+		var se *json.SyntaxError
+		if !errors.As(err, &se) {
+			if err != nil {
+				return decodeError(err)
+			}
+			return nil
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if strict {

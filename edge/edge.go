@@ -332,7 +332,7 @@ func (e *Edge) BodyRules(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			defer e.Bodies.release(reserve)
 		}
-		raw, err := io.ReadAll(io.LimitReader(r.Body, e.BodyLimit+1))
+		raw, err := readUpTo(r.Body, e.BodyLimit+1, r.ContentLength)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			c.Response().Header().Set("Connection", "close")
 			ce := core.Errorf(core.CodeInvalidRequest, "request body not received in time")
@@ -354,9 +354,54 @@ func (e *Edge) BodyRules(next echo.HandlerFunc) echo.HandlerFunc {
 				return ce
 			}
 		}
-		r.Body = io.NopCloser(bytes.NewReader(raw))
+		b := &bufferedBody{raw: raw}
+		b.Reset(raw)
+		r.Body = b
 		r.ContentLength = int64(len(raw))
 		return next(c)
+	}
+}
+
+// bufferedBody is a request body BodyRules has read into memory, so
+// validation and DecodeJSON take its bytes as they are instead of reading
+// and copying them again.
+type bufferedBody struct {
+	bytes.Reader
+	raw []byte
+}
+
+func (*bufferedBody) Close() error { return nil }
+
+// buffered returns the body BodyRules read, when nothing has read it yet.
+func buffered(r *http.Request) (*bufferedBody, bool) {
+	b, ok := r.Body.(*bufferedBody)
+	if !ok || b.Len() != len(b.raw) {
+		return nil, false
+	}
+	return b, true
+}
+
+// readUpTo reads r to its end or to limit bytes, whichever comes first,
+// into one buffer sized from the declared length when there is one.
+func readUpTo(r io.Reader, limit, declared int64) ([]byte, error) {
+	size := int64(512)
+	if declared > 0 {
+		size = min(declared+1, limit) // +1: a body longer than declared shows
+	}
+	buf := make([]byte, 0, size)
+	lr := io.LimitedReader{R: r, N: limit}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
 	}
 }
 
@@ -415,7 +460,13 @@ func (e *Edge) Validate(next echo.HandlerFunc) echo.HandlerFunc {
 		if e.Validator == nil {
 			return next(c)
 		}
-		if fe := e.Validator.ValidateRequest(r); fe != nil {
+		var fe *openapi.FieldError
+		if b, ok := buffered(r); ok {
+			fe = e.Validator.ValidateRequestBytes(r, b.raw)
+		} else {
+			fe = e.Validator.ValidateRequest(r)
+		}
+		if fe != nil {
 			return core.Invalid(fe.Field, "%s", fe.Error())
 		}
 		return next(c)

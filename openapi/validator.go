@@ -80,6 +80,7 @@ type operation struct {
 	segs         []pathSeg
 	literalChars int
 	body         *jsonschema.Schema // nil: no JSON request body
+	fast         *fastSchema        // body's fast path; nil: the library decides every body
 	bodyRequired bool
 	query        []queryParam
 	// responses maps a status ("200", "4XX", "default") to media type to
@@ -195,6 +196,7 @@ func buildValidator(stack string, spec []byte) (*Validator, error) {
 					if o.body, err = compile(mt.Schema, schema_validation.SchemaValidationPurposeRequestBody, where+" request"); err != nil {
 						return nil, err
 					}
+					o.fast = compileFast(o.body)
 					o.bodyRequired = rb.Required != nil && *rb.Required
 				}
 			}
@@ -418,6 +420,17 @@ func (v *Validator) ResponseMediaTypes(operationID string, status int) []string 
 // when reading the body fails (the handler sees the same error, e.g. the
 // 413 of a size limit). The body is restored, so the handler reads it again.
 func (v *Validator) ValidateRequest(r *http.Request) *FieldError {
+	return v.validateRequest(r, nil, false)
+}
+
+// ValidateRequestBytes is ValidateRequest for a request whose body has
+// already been read into body (the edge buffers it once): r.Body is not
+// read, and body is checked as it is.
+func (v *Validator) ValidateRequestBytes(r *http.Request, body []byte) *FieldError {
+	return v.validateRequest(r, body, true)
+}
+
+func (v *Validator) validateRequest(r *http.Request, body []byte, buffered bool) *FieldError {
 	o := v.find(r.Method, r.URL.Path)
 	if o == nil {
 		return nil
@@ -430,7 +443,7 @@ func (v *Validator) ValidateRequest(r *http.Request) *FieldError {
 	if o.body == nil {
 		return nil
 	}
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+	if buffered && len(body) == 0 || !buffered && (r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0) {
 		if o.bodyRequired {
 			return &FieldError{Message: "a JSON request body is required"}
 		}
@@ -439,21 +452,24 @@ func (v *Validator) ValidateRequest(r *http.Request) *FieldError {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSONMedia(ct) {
 		return nil
 	}
-	body, err := io.ReadAll(r.Body)
-	_ = r.Body.Close()
-	if err != nil {
-		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), errReader{err}))
-		return nil
+	if !buffered {
+		var err error
+		body, err = io.ReadAll(r.Body)
+		_ = r.Body.Close()
+		if err != nil {
+			r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), errReader{err}))
+			return nil
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	if len(bytes.TrimSpace(body)) == 0 {
 		if o.bodyRequired {
 			return &FieldError{Message: "a JSON request body is required"}
 		}
 		return nil
 	}
-	return validateBody(o.body, body)
+	return o.validateBody(body)
 }
 
 type errReader struct{ err error }
@@ -519,15 +535,20 @@ func (v *Validator) ValidateRequestBody(operationID string, body []byte) *FieldE
 	if o.body == nil {
 		return &FieldError{Message: fmt.Sprintf("operation %s takes no JSON body", operationID)}
 	}
-	return validateBody(o.body, body)
+	return o.validateBody(body)
 }
 
-func validateBody(sch *jsonschema.Schema, body []byte) *FieldError {
+// validateBody decodes body and checks it: the fast path accepts what it
+// can tell fits; everything else (and every error) is the library's.
+func (o *operation) validateBody(body []byte) *FieldError {
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
 	if err != nil {
 		return &FieldError{Message: "malformed JSON: " + err.Error()}
 	}
-	if err := sch.Validate(inst); err != nil {
+	if o.fast != nil && o.fast.check(inst, 0) == fits {
+		return nil
+	}
+	if err := o.body.Validate(inst); err != nil {
 		return fieldErrorOf(err, inst)
 	}
 	return nil
