@@ -150,16 +150,21 @@ func (e *Edge) IDs(next echo.HandlerFunc) echo.HandlerFunc {
 			corr = core.NewID(core.PrefixCorrelation)
 		}
 		reqID := core.NewID(core.PrefixRequest)
-		tp := r.Header.Get("traceparent")
-		if !validTraceparent(tp) {
-			tp = NewTraceparent()
-		}
 		h := c.Response().Header()
 		h.Set("X-Correlation-Id", corr)
 		h.Set("X-Request-Id", reqID)
 		ctx := core.WithCorrelationID(r.Context(), corr)
 		ctx = core.WithRequestID(ctx, reqID)
-		ctx = core.WithTraceparent(ctx, tp)
+		// With a tracer, TraceRequests sets the request's traceparent (its
+		// span's, continuing a valid incoming one); minting one here would
+		// be thrown away.
+		if e.Tracer == nil {
+			tp := r.Header.Get("traceparent")
+			if !validTraceparent(tp) {
+				tp = NewTraceparent()
+			}
+			ctx = core.WithTraceparent(ctx, tp)
+		}
 		c.SetRequest(r.WithContext(ctx))
 		return next(c)
 	}

@@ -53,10 +53,17 @@ func (e *Edge) TraceRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			trace.WithAttributes(attribute.String("agentos.stack", e.Stack), attribute.String("http.request.method", r.Method),
 				attribute.String("http.route", route), attribute.String("agentos.correlation_id", core.CorrelationID(ctx))))
 		defer span.End()
-		if tp := traceparentOf(ctx); tp != "" {
-			ctx = core.WithTraceparent(ctx, tp)
-			c.Response().Header().Set("traceparent", tp)
+		tp := traceparentOf(ctx)
+		if tp != "" {
+			// The canonical form: Set would allocate it from "traceparent"
+			// on every request.
+			c.Response().Header().Set("Traceparent", tp)
+		} else if tp = r.Header.Get("traceparent"); !validTraceparent(tp) {
+			// A tracer whose spans carry no context (a no-op one): the
+			// request still gets a traceparent, as IDs gives without one.
+			tp = NewTraceparent()
 		}
+		ctx = core.WithTraceparent(ctx, tp)
 		c.SetRequest(r.WithContext(ctx))
 		err := next(c)
 		// One SetAttributes call: each call grows the span's attribute
