@@ -88,6 +88,9 @@ type Gateway struct {
 	started time.Time
 	// unsubscribe ends the change feed subscription.
 	unsubscribe func()
+	// ownClient: the upstream client is the gateway's own (its idle
+	// connections close with it).
+	ownClient bool
 }
 
 var _ core.ModelPort = (*Gateway)(nil)
@@ -101,8 +104,11 @@ func New(deps Deps) (*Gateway, error) {
 	if deps.Now == nil {
 		deps.Now = core.Now
 	}
-	if deps.HTTPClient == nil {
-		deps.HTTPClient = &http.Client{Transport: upstreamTransport()}
+	ownClient := deps.HTTPClient == nil
+	if ownClient {
+		// Plain-HTTP upstreams are called on the request's goroutine
+		// (directTransport); https and proxied calls go through the pool.
+		deps.HTTPClient = &http.Client{Transport: newDirectTransport(upstreamTransport())}
 	}
 	if deps.Metrics == nil {
 		deps.Metrics = prometheus.NewRegistry()
@@ -141,7 +147,7 @@ func New(deps Deps) (*Gateway, error) {
 		return nil, fmt.Errorf("register stack b metrics: %w", err)
 	}
 	log := deps.Log.With().Str("component", "stackb").Logger()
-	g := &Gateway{deps: deps, log: log, now: deps.Now, cat: cat, policy: eng, metrics: met,
+	g := &Gateway{deps: deps, log: log, now: deps.Now, cat: cat, policy: eng, metrics: met, ownClient: ownClient,
 		tenants: &tenantCache{ttl: deps.TenantCacheTTL, entries: map[string]tenantEntry{}}}
 	g.health = newBackendHealth(cat.backends, deps.HealthFailures, deps.HealthCooldown, deps.Now, func(b string, up bool) {
 		v := 0.0
@@ -193,6 +199,9 @@ func (g *Gateway) Close() error {
 	}
 	g.meter.close()
 	g.audit.close()
+	if g.ownClient {
+		g.deps.HTTPClient.CloseIdleConnections()
+	}
 	return nil
 }
 
