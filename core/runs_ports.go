@@ -54,6 +54,15 @@ type RunFilter struct {
 	Cursor  string
 }
 
+// PageSize is how many runs one ListRuns page holds: Limit, 50 when it is
+// unset (the HTTP edge bounds what a caller may ask for).
+func (f RunFilter) PageSize() int {
+	if f.Limit <= 0 {
+		return 50
+	}
+	return f.Limit
+}
+
 // RunRef names a run in the durable queue or the active set.
 type RunRef struct {
 	TenantID string

@@ -23,6 +23,13 @@ func TestPageSizes(t *testing.T) {
 		if got := core.UsagePageSize(tc.limit); got != tc.usage {
 			t.Errorf("UsagePageSize(%d) = %d, want %d", tc.limit, got, tc.usage)
 		}
+		if tc.limit > 0 {
+			if got := (core.RunFilter{Limit: tc.limit}).PageSize(); got != tc.limit {
+				t.Errorf("RunFilter{Limit: %d}.PageSize() = %d", tc.limit, got)
+			}
+		} else if got := (core.RunFilter{Limit: tc.limit}).PageSize(); got != 50 {
+			t.Errorf("RunFilter{Limit: %d}.PageSize() = %d, want 50", tc.limit, got)
+		}
 		if got := core.SweepBudget(tc.limit); got != tc.sweep {
 			t.Errorf("SweepBudget(%d) = %d, want %d", tc.limit, got, tc.sweep)
 		}

@@ -3,9 +3,7 @@ package stacka
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"slices"
 	"strings"
 
@@ -67,12 +65,6 @@ func validateRunRequest(req *core.RunRequest, header string) (string, error) {
 	return key, nil
 }
 
-func bodyHash(req core.RunRequest) string {
-	raw, _ := json.Marshal(req)
-	h := sha256.Sum256(raw)
-	return hex.EncodeToString(h[:])
-}
-
 // runTools is the agent's tool_ids ∩ the tenant's tool_ids_allowed ∩ the
 // allowlist (when given) − the denymap.
 func runTools(agent core.Agent, tenant core.Tenant, t *core.Tooling) []string {
@@ -131,7 +123,7 @@ func (s *Service) CreateRun(ctx context.Context, a core.Auth, agentID string, re
 	if tenant.Status == core.TenantDisabled {
 		return core.Run{}, false, core.Errorf(core.CodeForbidden, "tenant %s is disabled", a.TenantID)
 	}
-	hash := bodyHash(req)
+	hash := core.BodyHash(req)
 	if prev, ok, err := s.runs.FindIdempotent(ctx, a.TenantID, a.Principal.PrincipalID, agentID, key); err != nil {
 		return core.Run{}, false, err
 	} else if ok {

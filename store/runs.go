@@ -182,10 +182,7 @@ func (s *Store) GetRun(ctx context.Context, tenantID, runID string) (core.RunRec
 // ListRuns implements core.RunStatePort. It walks the tenant's run range
 // backwards (ULIDs: newest first) and jumps over each run's event keys.
 func (s *Store) ListRuns(ctx context.Context, tenantID string, f core.RunFilter) ([]core.Run, string, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 50
-	}
+	limit := f.PageSize()
 	out := []core.Run{}
 	next := ""
 	err := s.view(func(tx *bolt.Tx) error {

@@ -278,10 +278,7 @@ func (s *Store) GetRun(ctx context.Context, tenantID, runID string) (core.RunRec
 
 // ListRuns implements core.RunStatePort (newest first: run ids are ULIDs).
 func (s *Store) ListRuns(ctx context.Context, tenantID string, f core.RunFilter) ([]core.Run, string, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 50
-	}
+	limit := f.PageSize()
 	rows, err := s.pool.Query(ctx, `SELECT doc FROM runs WHERE tenant_id = $1
 		AND ($2::text = '' OR agent_id = $2) AND ($3::text = '' OR status = $3) AND ($4::text = '' OR run_id < $4)
 		ORDER BY run_id DESC LIMIT $5`, tenantID, f.AgentID, f.Status, f.Cursor, limit+1)
