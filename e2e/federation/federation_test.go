@@ -98,9 +98,9 @@ func forward(t *testing.T, n *node, key string, body map[string]any) (forwarded,
 		Forwarded     forwarded `json:"forwarded"`
 		CorrelationID string    `json:"correlation_id"`
 	}
-	a.decode(t, &out)
+	a.Decode(t, &out)
 	if out.Forwarded.RemoteRunID == "" || out.CorrelationID == "" {
-		t.Fatalf("forward answer: %s", a.body)
+		t.Fatalf("forward answer: %s", a.Body)
 	}
 	return out.Forwarded, a
 }
@@ -112,7 +112,7 @@ func remoteEventsRaw(t *testing.T, b *node, runID string) []json.RawMessage {
 	var out struct {
 		Events []json.RawMessage `json:"events"`
 	}
-	must(t, do(t, plain, "GET", b.stackA+"/v1/runs/"+runID+"/events", b.key, nil), "events on B", 200).decode(t, &out)
+	must(t, do(t, plain, "GET", b.stackA+"/v1/runs/"+runID+"/events", b.key, nil), "events on B", 200).Decode(t, &out)
 	for i, raw := range out.Events {
 		var env struct {
 			Event json.RawMessage `json:"event"`
@@ -178,7 +178,7 @@ func forwardAndStream(t *testing.T, p *pair, idem string) forwarded {
 			Status   string `json:"status"`
 		} `json:"run"`
 	}
-	must(t, do(t, plain, "GET", p.b.stackA+"/v1/runs/"+f.RemoteRunID, p.b.key, nil), "run on B", 200).decode(t, &run)
+	must(t, do(t, plain, "GET", p.b.stackA+"/v1/runs/"+f.RemoteRunID, p.b.key, nil), "run on B", 200).Decode(t, &run)
 	if run.Run.RunID != f.RemoteRunID || run.Run.TenantID != tenantDemo || run.Run.AgentID != sampleAgent || run.Run.Status != "completed" {
 		t.Fatalf("run on B: %+v", run.Run)
 	}
@@ -192,8 +192,8 @@ func forwardAndStream(t *testing.T, p *pair, idem string) forwarded {
 	if again.RemoteRunID != f.RemoteRunID || again.RemoteStackID != p.b.stackID || !again.Replayed {
 		t.Fatalf("replayed forward: %+v, first %+v", again, f)
 	}
-	if ans.header.Get("Idempotent-Replayed") != "true" {
-		t.Fatalf("replayed forward without Idempotent-Replayed: %v", ans.header)
+	if ans.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replayed forward without Idempotent-Replayed: %v", ans.Header)
 	}
 	return f
 }
@@ -236,9 +236,9 @@ func TestFederation_TwoNodes(t *testing.T) {
 				Message string `json:"message"`
 			} `json:"error"`
 		}
-		a.decode(t, &e)
-		if a.status != 503 || e.Error.Code != "dependency_unavailable" || strings.Count(e.Error.Message, "stk_gone") != 1 {
-			t.Fatalf("%d %s", a.status, a.body)
+		a.Decode(t, &e)
+		if a.Status != 503 || e.Error.Code != "dependency_unavailable" || strings.Count(e.Error.Message, "stk_gone") != 1 {
+			t.Fatalf("%d %s", a.Status, a.Body)
 		}
 	})
 }
@@ -404,8 +404,8 @@ func assertionsRefused(t *testing.T, p *pair) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			a := asPeer(t, p.b, "GET", capsPath, tc.assertion, nil)
-			if a.status != tc.status || a.errorCode() != tc.code {
-				t.Fatalf("%d %s, want %d %s", a.status, a.body, tc.status, tc.code)
+			if a.Status != tc.status || a.ErrorCode(t) != tc.code {
+				t.Fatalf("%d %s, want %d %s", a.Status, a.Body, tc.status, tc.code)
 			}
 		})
 	}
@@ -417,20 +417,20 @@ func assertionsRefused(t *testing.T, p *pair) {
 				Supports map[string]bool `json:"supports"`
 			} `json:"capabilities"`
 		}
-		must(t, asPeer(t, p.b, "GET", capsPath, tok, nil), "first use", 200).decode(t, &caps)
+		must(t, asPeer(t, p.b, "GET", capsPath, tok, nil), "first use", 200).Decode(t, &caps)
 		if !caps.Capabilities.Supports["runs_forward"] {
 			t.Fatalf("capabilities: %+v", caps)
 		}
-		if a := asPeer(t, p.b, "GET", capsPath, tok, nil); a.status != 401 || a.errorCode() != "unauthorized" {
-			t.Fatalf("replay: %d %s", a.status, a.body)
+		if a := asPeer(t, p.b, "GET", capsPath, tok, nil); a.Status != 401 || a.ErrorCode(t) != "unauthorized" {
+			t.Fatalf("replay: %d %s", a.Status, a.Body)
 		}
 	})
 
 	t.Run("events:ingest without an assertion", func(t *testing.T) {
 		a := do(t, p.b.client, "POST", p.b.fed+"/v1/federation/events:ingest", p.b.admin,
 			map[string]any{"events": []any{}, "ingest": map[string]any{"source_stack_id": p.a.stackID}})
-		if a.status != 401 {
-			t.Fatalf("ingest with an API key: %d %s", a.status, a.body)
+		if a.Status != 401 {
+			t.Fatalf("ingest with an API key: %d %s", a.Status, a.Body)
 		}
 	})
 }
@@ -445,7 +445,7 @@ func createTenant(t *testing.T, n *node, tenant string) string {
 	}
 	must(t, do(t, plain, "POST", n.stackA+"/v1/admin/tenants/"+tenant+"/tokens", n.admin, map[string]any{"token_create": map[string]any{
 		"principal_id": "usr_other", "principal_type": "user", "scopes": []string{"runs:forward", "runs:read", "runs:create"}, "roles": []string{}}}),
-		"token for "+tenant, 201).decode(t, &tok)
+		"token for "+tenant, 201).Decode(t, &tok)
 	if tok.Secret == "" {
 		t.Fatal("no secret")
 	}
@@ -458,24 +458,24 @@ func untrustedTenant(t *testing.T, p *pair) {
 
 	// Directly: A's valid signature for a tenant B does not trust A for.
 	tok := sign(t, p.a.privateKey(t), claims(p.a.stackID, p.b.stackID, tenantOther, time.Now().Add(time.Minute)))
-	if a := asPeer(t, p.b, "GET", "/v1/federation/peer/capabilities", tok, nil); a.status != 403 || a.errorCode() != "forbidden" {
-		t.Fatalf("untrusted tenant, direct: %d %s", a.status, a.body)
+	if a := asPeer(t, p.b, "GET", "/v1/federation/peer/capabilities", tok, nil); a.Status != 403 || a.ErrorCode(t) != "forbidden" {
+		t.Fatalf("untrusted tenant, direct: %d %s", a.Status, a.Body)
 	}
 
 	// Through A: tnt_other's own key forwards to B, which refuses it.
 	a := do(t, p.a.client, "POST", p.a.fed+"/v1/federation/runs:forward", otherKeyA,
 		forwardBody(map[string]any{"stack_id": p.b.stackID}, tenantOther, "usr_other", sampleAgent, "idem_e2e_other", "hi"))
-	if a.status != 403 || a.errorCode() != "forbidden" {
-		t.Fatalf("untrusted tenant, forward through A: %d %s", a.status, a.body)
+	if a.Status != 403 || a.ErrorCode(t) != "forbidden" {
+		t.Fatalf("untrusted tenant, forward through A: %d %s", a.Status, a.Body)
 	}
 	var e struct {
 		Error struct {
 			Details map[string]any `json:"details"`
 		} `json:"error"`
 	}
-	a.decode(t, &e)
+	a.Decode(t, &e)
 	if e.Error.Details["peer_stack_id"] != p.b.stackID {
-		t.Fatalf("the 403 does not name B: %s", a.body)
+		t.Fatalf("the 403 does not name B: %s", a.Body)
 	}
 }
 
@@ -489,8 +489,8 @@ func missingCapability(t *testing.T, p *pair) {
 	t.Run("no such peer", func(t *testing.T) {
 		a := do(t, p.a.client, "POST", p.a.fed+"/v1/federation/runs:forward", p.a.admin,
 			forwardBody(map[string]any{"stack_id": "stk_nowhere"}, tenantDemo, adminID, sampleAgent, "idem_e2e_nowhere", "hi"))
-		if a.status != 409 || a.errorCode() != "conflict" || !strings.Contains(string(a.body), "stack_id:stk_nowhere") {
-			t.Fatalf("%d %s", a.status, a.body)
+		if a.Status != 409 || a.ErrorCode(t) != "conflict" || !strings.Contains(string(a.Body), "stack_id:stk_nowhere") {
+			t.Fatalf("%d %s", a.Status, a.Body)
 		}
 	})
 
@@ -525,9 +525,9 @@ func missingCapability(t *testing.T, p *pair) {
 				} `json:"details"`
 			} `json:"error"`
 		}
-		a.decode(t, &e)
-		if a.status != 409 || e.Error.Code != "conflict" || !slices.Contains(e.Error.Details.Missing, "tool_hosting") {
-			t.Fatalf("%d %s", a.status, a.body)
+		a.Decode(t, &e)
+		if a.Status != 409 || e.Error.Code != "conflict" || !slices.Contains(e.Error.Details.Missing, "tool_hosting") {
+			t.Fatalf("%d %s", a.Status, a.Body)
 		}
 		if capsCalls.Load() == 0 {
 			t.Fatal("A decided without asking the peer's live capabilities")
@@ -573,7 +573,7 @@ func ingestTwice(t *testing.T, p *pair) {
 			Accepted int `json:"accepted"`
 			Rejected int `json:"rejected"`
 		}
-		must(t, asPeer(t, p.b, "POST", "/v1/federation/events:ingest", tok, body), fmt.Sprintf("ingest round %d", round), 200).decode(t, &out)
+		must(t, asPeer(t, p.b, "POST", "/v1/federation/events:ingest", tok, body), fmt.Sprintf("ingest round %d", round), 200).Decode(t, &out)
 		if out.Accepted != len(items) || out.Rejected != 0 {
 			t.Fatalf("round %d: accepted %d rejected %d, want %d/0", round, out.Accepted, out.Rejected, len(items))
 		}
@@ -589,7 +589,7 @@ func ingestTwice(t *testing.T, p *pair) {
 	var back struct {
 		Events []event `json:"events"`
 	}
-	must(t, do(t, p.b.client, "GET", p.b.fed+"/v1/federation/runs/"+runID+"/events", p.b.key, nil), "ingested events", 200).decode(t, &back)
+	must(t, do(t, p.b.client, "GET", p.b.fed+"/v1/federation/runs/"+runID+"/events", p.b.key, nil), "ingested events", 200).Decode(t, &back)
 	if len(back.Events) != len(items) {
 		t.Fatalf("read back %d events, ingested %d twice", len(back.Events), len(items))
 	}
@@ -609,7 +609,7 @@ func ingestTwice(t *testing.T, p *pair) {
 // earlier subtest did not.
 func otherTenantKey(t *testing.T, n *node) string {
 	t.Helper()
-	if a := do(t, plain, "GET", n.stackA+"/v1/admin/tenants/"+tenantOther, n.admin, nil); a.status == 404 {
+	if a := do(t, plain, "GET", n.stackA+"/v1/admin/tenants/"+tenantOther, n.admin, nil); a.Status == 404 {
 		return createTenant(t, n, tenantOther)
 	}
 	var tok struct {
@@ -617,7 +617,7 @@ func otherTenantKey(t *testing.T, n *node) string {
 	}
 	must(t, do(t, plain, "POST", n.stackA+"/v1/admin/tenants/"+tenantOther+"/tokens", n.admin, map[string]any{"token_create": map[string]any{
 		"principal_id": "usr_other_reader", "principal_type": "user", "scopes": []string{"runs:read"}, "roles": []string{}}}),
-		"reader token", 201).decode(t, &tok)
+		"reader token", 201).Decode(t, &tok)
 	return tok.Secret
 }
 

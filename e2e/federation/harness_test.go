@@ -120,38 +120,18 @@ func (n *node) privateKey(t *testing.T) ed25519.PrivateKey {
 	return priv
 }
 
-// answer is one HTTP exchange's outcome (a testkit.Response).
-type answer struct {
-	status int
-	header http.Header
-	body   []byte
-}
+// answer is one HTTP exchange's outcome.
+type answer = testkit.Response
 
-func (a answer) decode(t *testing.T, v any) {
-	t.Helper()
-	testkit.Response{Body: a.body}.Decode(t, v)
-}
-
-// errorCode is the contract error object's code.
-func (a answer) errorCode() string {
-	var e struct {
-		Error struct {
-			Code string `json:"code"`
-		} `json:"error"`
-	}
-	json.Unmarshal(a.body, &e)
-	return e.Error.Code
-}
-
-// do sends a JSON request accepting JSON (testkit.DoWith); key goes in
-// Authorization unless empty, and extra headers are name/value pairs.
+// do sends a JSON request accepting JSON (testkit.DoWith, plain when c is
+// nil); key goes in Authorization unless empty, and extra headers are
+// name/value pairs.
 func do(t *testing.T, c *http.Client, method, url, key string, body any, headers ...string) answer {
 	t.Helper()
 	if c == nil {
 		c = plain
 	}
-	r := testkit.DoWith(t, c, method, url, key, body, append([]string{"Accept", "application/json"}, headers...)...)
-	return answer{status: r.Status, header: r.Header, body: r.Body}
+	return testkit.DoWith(t, c, method, url, key, body, append([]string{"Accept", "application/json"}, headers...)...)
 }
 
 // plain talks to the Stack A and Stack B ports (never TLS).
@@ -160,13 +140,7 @@ var plain = &http.Client{Timeout: 30 * time.Second}
 // must fails unless the answer has one of the wanted statuses.
 func must(t *testing.T, a answer, what string, want ...int) answer {
 	t.Helper()
-	for _, w := range want {
-		if a.status == w {
-			return a
-		}
-	}
-	t.Fatalf("%s: %d %s (want %v)", what, a.status, a.body, want)
-	return a
+	return a.Expect(t, what, want...)
 }
 
 // peerInfo is the part of GET /v1/federation/peer the test uses.
@@ -183,7 +157,7 @@ func (n *node) info(t *testing.T) peerInfo {
 	var out struct {
 		Peer peerInfo `json:"peer"`
 	}
-	must(t, do(t, n.client, "GET", n.fed+"/v1/federation/peer", n.admin, nil), n.stackID+" peer info", 200).decode(t, &out)
+	must(t, do(t, n.client, "GET", n.fed+"/v1/federation/peer", n.admin, nil), n.stackID+" peer info", 200).Decode(t, &out)
 	if out.Peer.StackID != n.stackID || out.Peer.PublicKey == "" {
 		t.Fatalf("%s peer info: %+v", n.stackID, out.Peer)
 	}
@@ -203,7 +177,7 @@ func (n *node) register(t *testing.T, other peerInfo, fedURL string, tenants ...
 	}
 	must(t, do(t, n.client, "POST", n.fed+"/v1/federation/peers", n.admin, map[string]any{"peer": map[string]any{
 		"stack_id": other.StackID, "federation_url": fedURL, "public_key": other.PublicKey, "trusted_tenants": tenants,
-	}}), "register "+other.StackID+" on "+n.stackID, 201).decode(t, &out)
+	}}), "register "+other.StackID+" on "+n.stackID, 201).Decode(t, &out)
 	if out.Peer.StackID != other.StackID || out.Peer.FederationURL != fedURL {
 		t.Fatalf("registered peer: %+v", out.Peer)
 	}
@@ -214,7 +188,7 @@ func (n *node) register(t *testing.T, other peerInfo, fedURL string, tenants ...
 func (n *node) metric(t *testing.T, name string) float64 {
 	t.Helper()
 	a := must(t, do(t, n.client, "GET", n.fed+"/metrics", "", nil), "metrics", 200)
-	sc := bufio.NewScanner(bytes.NewReader(a.body))
+	sc := bufio.NewScanner(bytes.NewReader(a.Body))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
