@@ -23,18 +23,27 @@ func DecodeJSON(c echo.Context, v any) error { return decode(c, v, false) }
 // name is invalid_request naming that field.
 func DecodeStrictJSON(c echo.Context, v any) error { return decode(c, v, true) }
 
-func decode(c echo.Context, v any, strict bool) error {
-	var raw []byte
+// ReadBody returns the request body's bytes for a handler that decodes
+// them itself (Stack B's models:invoke and policy:check read nested closed
+// objects field by field). A body BodyRules buffered is not copied again;
+// it is left read to its end, as reading it here would. A read failure is
+// invalid_request.
+func ReadBody(c echo.Context) ([]byte, error) {
 	if b, ok := buffered(c.Request()); ok {
-		// BodyRules read it: take its bytes, and leave it read to its end
-		// as reading it here would.
-		raw = b.raw
 		_, _ = b.Seek(0, io.SeekEnd)
-	} else {
-		var err error
-		if raw, err = io.ReadAll(c.Request().Body); err != nil {
-			return core.Invalid("", "could not read the request body: %v", err)
-		}
+		return b.raw, nil
+	}
+	raw, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return nil, core.Invalid("", "could not read the request body: %v", err)
+	}
+	return raw, nil
+}
+
+func decode(c echo.Context, v any, strict bool) error {
+	raw, err := ReadBody(c)
+	if err != nil {
+		return err
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return core.Invalid("", "a JSON body is required")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"sort"
@@ -78,15 +77,6 @@ func effectiveAuth(callerAuth core.Auth, body *core.Auth) (core.Auth, error) {
 		return a, nil
 	}
 	return *body, nil
-}
-
-// readBody reads the request body (app limits its size).
-func readBody(c echo.Context) ([]byte, error) {
-	raw, err := io.ReadAll(c.Request().Body)
-	if err != nil {
-		return nil, core.Invalid("", "unreadable body: %v", err)
-	}
-	return raw, nil
 }
 
 // closedObject decodes raw as a JSON object whose keys must be in allowed;
@@ -217,7 +207,7 @@ func (g *Gateway) handleInvoke(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	raw, err := readBody(c)
+	raw, err := edge.ReadBody(c)
 	if err != nil {
 		return err
 	}
@@ -246,7 +236,7 @@ func (g *Gateway) handlePolicyCheck(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	raw, err := readBody(c)
+	raw, err := edge.ReadBody(c)
 	if err != nil {
 		return err
 	}
