@@ -41,14 +41,19 @@ echo "machine: $(nproc) cores, $(uptime)"
 sleep 2
 echo "idle rss: $(awk '/VmRSS/ {print $2/1024 " MiB"}' /proc/$node/status)"
 common=(--data-dir "$dir/node" --duration "$DURATION" --warmup 2s)
+# RATES_GW=none skips the gateway (runs only, on a node no gateway load
+# has grown).
+[ "$RATES_GW" = none ] && RATES_GW=""
 for r in $RATES_GW; do
   echo "== direct to the upstream (baseline), $r/s"
   "$BENCH" bench gateway "${common[@]}" --direct http://127.0.0.1:$up_port/v1 --model bench-1 --rate "$r"
   echo "== gateway, proxied to the upstream, $r/s"
   "$BENCH" bench gateway "${common[@]}" --model fake/bench-1 --rate "$r"
 done
-echo "== gateway, builtin model, 1000/s"
-"$BENCH" bench gateway "${common[@]}" --model builtin/echo-1 --rate 1000
+if [ -n "$RATES_GW" ]; then
+  echo "== gateway, builtin model, 1000/s"
+  "$BENCH" bench gateway "${common[@]}" --model builtin/echo-1 --rate 1000
+fi
 for r in $RATES_RUNS; do
   echo "== runs, $r/s"
   "$BENCH" bench runs "${common[@]}" --rate "$r" --timeout 30s
