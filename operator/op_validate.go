@@ -104,249 +104,305 @@ func compact(v map[string]any) string {
 
 // smokeResult is what the smoke gates found, for reports.
 type smokeResult struct {
-	RunID    string
-	Passed   int
-	Total    int
-	Duration time.Duration
+	RunID  string
+	Passed int
+	Total  int
 }
+
+// smokeGates names the functional gates of CONTRACT §7 in the order they run.
+var smokeGates = []string{"sample run created", "events streamed to completion", "tool call", "model call through Stack B",
+	"policy check on Stack B", "metrics moved", "tenant isolation"}
 
 // smokeGate runs the functional gates of CONTRACT §7 against a running
 // node: a sample run streamed to completion with a tool and a model call,
 // a policy check on Stack B, metrics moved, and cross-tenant isolation.
+// It is three stages: choose who acts (smokeActor), run the gates
+// (smokeRun's methods, one per gate), and summarize.
 func smokeGate(ctx context.Context, ph *phase, nf app.NodeFile, t nodeTarget) (smokeResult, error) {
-	var res smokeResult
-	start := time.Now()
-	defer func() { res.Duration = time.Since(start) }()
-	tenantID := t.Creds.DefaultTenantID
-	if tenantID == "" {
-		tenantID = app.DemoTenantID
+	s := &smokeRun{ctx: ctx, ph: ph, nf: nf, t: t}
+	s.res.Total = len(smokeGates)
+	ok, cleanup, err := s.actor()
+	if cleanup != nil {
+		defer cleanup()
 	}
-	user := t.client(t.Creds.TenantAdmin.APIKey)
-	principal := t.Creds.TenantAdmin.PrincipalID
-	agentID := app.SampleAgentID
-	gates := []string{"sample run created", "events streamed to completion", "tool call", "model call through Stack B",
-		"policy check on Stack B", "metrics moved", "tenant isolation"}
-	res.Total = len(gates)
-	if t.Creds.TenantAdmin.APIKey == "" && t.AdminKey != "" {
-		// prod: no seeded tenant; validate keeps its own fixture tenant
-		// with the sample agent, created with the platform admin key.
-		tenantID, principal = SmokeTenantID, firstNonEmpty(t.Creds.PlatformAdmin.PrincipalID, app.PlatformAdminID)
-		user = t.client(t.AdminKey)
-		user.tenant = tenantID
-		if err := ph.check("smoke fixture", func() (string, error) { return ensureSmokeFixture(ctx, nf, t.client(t.AdminKey)) }); err != nil {
-			ph.summarize("smoke 0/%d", res.Total)
-			return res, err
-		}
-	}
-	if user.key == "" {
-		for _, g := range gates {
-			ph.skip(g, "no credentials: pass --api-key (platform admin) or run `agentos bootstrap` in prod")
-		}
-		ph.summarize("smoke 0/%d (skipped: no credentials)", res.Total)
-		return res, nil
-	}
-	if t.Remote && t.Creds.TenantAdmin.APIKey != "" {
-		// By URL: no seeded sample agent to rely on; bring a probe agent
-		// into the key's tenant and leave it disabled afterwards.
-		var put struct {
-			Agent struct {
-				TenantID string `json:"tenant_id"`
-			} `json:"agent"`
-		}
-		if err := ph.check("probe agent", func() (string, error) {
-			if err := user.do(ctx, http.MethodPut, nf.StackAURL+"/v1/agents/"+ProbeAgentID, probeAgent("active"), &put); err != nil {
-				return "", err
-			}
-			return fmt.Sprintf("%s in %s", ProbeAgentID, put.Agent.TenantID), nil
-		}); err != nil {
-			for _, g := range gates {
-				ph.skip(g, "no probe agent")
-			}
-			ph.summarize("smoke 0/%d", res.Total)
-			return res, fmt.Errorf("smoke 0/%d: failed probe agent", res.Total)
-		}
-		defer func() {
-			_ = user.do(context.WithoutCancel(ctx), http.MethodPut, nf.StackAURL+"/v1/agents/"+ProbeAgentID, probeAgent("disabled"), nil)
-		}()
-		agentID, tenantID = ProbeAgentID, put.Agent.TenantID
-		var who struct {
-			WhoAmI struct {
-				PrincipalID string `json:"principal_id"`
-			} `json:"whoami"`
-		}
-		if user.do(ctx, http.MethodGet, nf.StackAURL+"/v1/console/overview", nil, &who) == nil && who.WhoAmI.PrincipalID != "" {
-			principal = who.WhoAmI.PrincipalID
-		}
-	}
-	var failed []string
-	gate := func(name string, fn func() (string, error)) bool {
-		if err := ph.check(name, fn); err != nil {
-			failed = append(failed, name)
-			return false
-		}
-		res.Passed++
-		return true
+	if !ok {
+		return s.res, err
 	}
 	// In a cluster the sample run may execute on another node, so the
 	// counters are summed over every live node the console lists.
-	metricURLs := installationMetricURLs(ctx, user, nf.StackAURL)
-	before, mErr := sumMetrics(ctx, t.HTTP, metricURLs)
+	s.metricURLs = installationMetricURLs(ctx, s.user, nf.StackAURL)
+	s.before, s.metricsErr = sumMetrics(ctx, t.HTTP, s.metricURLs)
 
-	var run struct {
-		Run struct {
-			RunID     string `json:"run_id"`
-			Status    string `json:"status"`
-			EventsURL string `json:"events_url"`
-		} `json:"run"`
-	}
-	created := gate("sample run created", func() (string, error) {
-		body := map[string]any{"input": map[string]any{"type": "text", "text": "agentos validate: hello from the operator"},
-			"idempotency_key": core.NewID("idem")}
-		if err := user.do(ctx, http.MethodPost, nf.StackAURL+"/v1/agents/"+agentID+"/runs", body, &run); err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("%s on %s (%s)", run.Run.RunID, agentID, run.Run.Status), nil
-	})
-	res.RunID = run.Run.RunID
-	var events []sseEvent
-	if created {
-		gate("events streamed to completion", func() (string, error) {
-			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			evs, err := user.streamEvents(sctx, nf.StackAURL+"/v1/runs/"+run.Run.RunID+"/events", nil)
-			events = evs
-			if err != nil {
-				return "", fmt.Errorf("after %d events: %w", len(evs), err)
-			}
-			last := evs[len(evs)-1]
-			if last.Type != "agentos.run.completed" {
-				return "", fmt.Errorf("run ended with %s: %v", last.Type, last.Payload["error"])
-			}
-			for i, e := range evs {
-				if e.Sequence != i+1 {
-					return "", fmt.Errorf("event %d has sequence %d (gap or reorder)", i+1, e.Sequence)
-				}
-			}
-			return fmt.Sprintf("%d events, sequences 1..%d, terminal %s", len(evs), len(evs), last.Type), nil
-		})
+	if s.gate("sample run created", s.createRun) {
+		s.gate("events streamed to completion", s.streamToCompletion)
 	} else {
 		ph.skip("events streamed to completion", "no run")
-		failed = append(failed, "events streamed to completion")
+		s.failed = append(s.failed, "events streamed to completion")
 	}
-	count := func(typ string, pred func(sseEvent) bool) int {
-		n := 0
-		for _, e := range events {
-			if e.Type == typ && pred(e) {
-				n++
-			}
-		}
-		return n
-	}
-	gate("tool call", func() (string, error) {
-		n := count("agentos.tool.call.completed", func(e sseEvent) bool { return e.Payload["status"] == "ok" })
-		if n == 0 {
-			return "", errors.New("no agentos.tool.call.completed with status ok in the run's events")
-		}
-		return fmt.Sprintf("%d tool call(s) ok", n), nil
-	})
-	gate("model call through Stack B", func() (string, error) {
-		var route, decision string
-		n := count("agentos.model.completed", func(e sseEvent) bool {
-			if e.Payload["status"] != "ok" {
-				return false
-			}
-			if r, ok := e.Payload["route"].(map[string]any); ok {
-				route = fmt.Sprintf("%v/%v", r["backend"], r["model"])
-			}
-			if p, ok := e.Payload["policy_outcome"].(map[string]any); ok {
-				decision = fmt.Sprint(p["decision"])
-			}
-			return true
-		})
-		if n == 0 {
-			return "", errors.New("no agentos.model.completed with status ok in the run's events")
-		}
-		if decision == "" {
-			return "", errors.New("model call carried no policy_outcome")
-		}
-		return fmt.Sprintf("%d model call(s) ok, route %s, policy %s", n, route, decision), nil
-	})
-	gate("policy check on Stack B", func() (string, error) {
-		body := map[string]any{
-			"auth": map[string]any{"tenant_id": tenantID, "principal": map[string]any{"principal_id": principal, "principal_type": "user"},
-				"scopes": []string{core.ScopePolicyCheck}, "policy_context": map[string]any{"data_classification": "internal", "region": "local", "purpose": "operator_validation"}},
-			"policy_check": map[string]any{"request_id": core.NewID(core.PrefixRequest),
-				"content": map[string]any{"type": "text", "text": "validate: contact ops@example.com"}, "ruleset": "pol_default"}}
-		var out struct {
-			PolicyResult struct {
-				Decision string   `json:"decision"`
-				Reasons  []string `json:"reasons"`
-			} `json:"policy_result"`
-		}
-		if err := user.do(ctx, http.MethodPost, nf.StackBURL+"/v1/policy:check", body, &out); err != nil {
-			return "", err
-		}
-		switch out.PolicyResult.Decision {
-		case "allowed", "blocked", "redacted":
-		default:
-			return "", fmt.Errorf("decision %q is not allowed|blocked|redacted", out.PolicyResult.Decision)
-		}
-		return fmt.Sprintf("decision %s %v", out.PolicyResult.Decision, out.PolicyResult.Reasons), nil
-	})
-	gate("metrics moved", func() (string, error) {
-		if mErr != nil {
-			return "", fmt.Errorf("metrics before: %w", mErr)
-		}
-		// A counter may move a moment after the event the smoke saw (on
-		// PostgreSQL the stream is fed by the database's notice, which can
-		// beat the executor's own bookkeeping), so look again for a while.
-		deadline := time.Now().Add(3 * time.Second)
-		for {
-			after, err := sumMetrics(ctx, t.HTTP, metricURLs)
-			if err != nil {
-				return "", err
-			}
-			var moved, still []string
-			for _, name := range []string{"agentos_http_requests_total", "agentos_runs_total", "agentos_model_requests_total"} {
-				if d := after[name] - before[name]; d > 0 {
-					moved = append(moved, fmt.Sprintf("%s +%g", name, d))
-				} else {
-					still = append(still, name)
-				}
-			}
-			if len(still) == 0 {
-				if len(metricURLs) > 1 {
-					moved = append(moved, fmt.Sprintf("summed over %d nodes", len(metricURLs)))
-				}
-				return strings.Join(moved, ", "), nil
-			}
-			if time.Now().After(deadline) {
-				return "", fmt.Errorf("did not move within 3 s: %s", strings.Join(still, ", "))
-			}
-			select {
-			case <-ctx.Done():
-				return "", ctx.Err()
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	})
+	s.gate("tool call", s.toolCallSeen)
+	s.gate("model call through Stack B", s.modelCallSeen)
+	s.gate("policy check on Stack B", s.policyCheck)
+	s.gate("metrics moved", s.metricsMoved)
 	if t.AdminKey == "" {
 		ph.skip("tenant isolation", "needs a platform admin key (--admin-key) to issue the second tenant's probe key")
-		res.Total--
+		s.res.Total--
 	} else {
-		gate("tenant isolation", func() (string, error) {
-			if run.Run.RunID == "" {
+		s.gate("tenant isolation", func() (string, error) {
+			if s.runID == "" {
 				return "", errors.New("no run to probe")
 			}
-			return isolationProbe(ctx, nf, t, run.Run.RunID)
+			return isolationProbe(ctx, nf, t, s.runID)
 		})
 	}
-	fmt.Fprintf(ph.p.out, "      smoke %d/%d\n", res.Passed, res.Total)
-	ph.summarize("smoke %d/%d", res.Passed, res.Total)
-	if len(failed) > 0 {
-		return res, fmt.Errorf("smoke %d/%d: failed %s", res.Passed, res.Total, strings.Join(failed, ", "))
+	fmt.Fprintf(ph.p.out, "      smoke %d/%d\n", s.res.Passed, s.res.Total)
+	ph.summarize("smoke %d/%d", s.res.Passed, s.res.Total)
+	if len(s.failed) > 0 {
+		return s.res, fmt.Errorf("smoke %d/%d: failed %s", s.res.Passed, s.res.Total, strings.Join(s.failed, ", "))
 	}
-	return res, nil
+	return s.res, nil
+}
+
+// smokeRun is one smoke: who acts, on which agent, and what the gates saw.
+type smokeRun struct {
+	ctx context.Context
+	ph  *phase
+	nf  app.NodeFile
+	t   nodeTarget
+
+	user                         *apiClient
+	tenantID, principal, agentID string
+
+	metricURLs []string
+	before     map[string]float64
+	metricsErr error
+
+	runID  string
+	events []sseEvent
+	res    smokeResult
+	failed []string
+}
+
+// gate runs one named gate, counting it passed or failed.
+func (s *smokeRun) gate(name string, fn func() (string, error)) bool {
+	if err := s.ph.check(name, fn); err != nil {
+		s.failed = append(s.failed, name)
+		return false
+	}
+	s.res.Passed++
+	return true
+}
+
+// skipAll marks every gate skipped for reason and says so in the summary.
+func (s *smokeRun) skipAll(reason, summary string) {
+	for _, g := range smokeGates {
+		s.ph.skip(g, reason)
+	}
+	s.ph.summarize("smoke 0/%d%s", s.res.Total, summary)
+}
+
+// actor chooses who the smoke acts as and on which agent: the seeded
+// tenant admin on the sample agent; in prod (no seeded tenant) validate's
+// own fixture tenant, made with the platform admin key; by URL a probe
+// agent brought into the key's tenant and left disabled afterwards (the
+// returned cleanup). ok false means no gate can run.
+func (s *smokeRun) actor() (ok bool, cleanup func(), err error) {
+	ctx, t, nf := s.ctx, s.t, s.nf
+	s.tenantID = firstNonEmpty(t.Creds.DefaultTenantID, app.DemoTenantID)
+	s.user = t.client(t.Creds.TenantAdmin.APIKey)
+	s.principal = t.Creds.TenantAdmin.PrincipalID
+	s.agentID = app.SampleAgentID
+	if t.Creds.TenantAdmin.APIKey == "" && t.AdminKey != "" {
+		s.tenantID, s.principal = SmokeTenantID, firstNonEmpty(t.Creds.PlatformAdmin.PrincipalID, app.PlatformAdminID)
+		s.user = t.client(t.AdminKey)
+		s.user.tenant = s.tenantID
+		if err := s.ph.check("smoke fixture", func() (string, error) { return ensureSmokeFixture(ctx, nf, t.client(t.AdminKey)) }); err != nil {
+			s.ph.summarize("smoke 0/%d", s.res.Total)
+			return false, nil, err
+		}
+	}
+	if s.user.key == "" {
+		s.skipAll("no credentials: pass --api-key (platform admin) or run `agentos bootstrap` in prod", " (skipped: no credentials)")
+		return false, nil, nil
+	}
+	if !t.Remote || t.Creds.TenantAdmin.APIKey == "" {
+		return true, nil, nil
+	}
+	var put struct {
+		Agent struct {
+			TenantID string `json:"tenant_id"`
+		} `json:"agent"`
+	}
+	if err := s.ph.check("probe agent", func() (string, error) {
+		if err := s.user.do(ctx, http.MethodPut, nf.StackAURL+"/v1/agents/"+ProbeAgentID, probeAgent("active"), &put); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s in %s", ProbeAgentID, put.Agent.TenantID), nil
+	}); err != nil {
+		s.skipAll("no probe agent", "")
+		return false, nil, fmt.Errorf("smoke 0/%d: failed probe agent", s.res.Total)
+	}
+	user := s.user
+	cleanup = func() {
+		_ = user.do(context.WithoutCancel(ctx), http.MethodPut, nf.StackAURL+"/v1/agents/"+ProbeAgentID, probeAgent("disabled"), nil)
+	}
+	s.agentID, s.tenantID = ProbeAgentID, put.Agent.TenantID
+	var who struct {
+		WhoAmI struct {
+			PrincipalID string `json:"principal_id"`
+		} `json:"whoami"`
+	}
+	if s.user.do(ctx, http.MethodGet, nf.StackAURL+"/v1/console/overview", nil, &who) == nil && who.WhoAmI.PrincipalID != "" {
+		s.principal = who.WhoAmI.PrincipalID
+	}
+	return true, cleanup, nil
+}
+
+// createRun is the gate "sample run created".
+func (s *smokeRun) createRun() (string, error) {
+	var run struct {
+		Run struct {
+			RunID  string `json:"run_id"`
+			Status string `json:"status"`
+		} `json:"run"`
+	}
+	body := map[string]any{"input": map[string]any{"type": "text", "text": "agentos validate: hello from the operator"},
+		"idempotency_key": core.NewID("idem")}
+	if err := s.user.do(s.ctx, http.MethodPost, s.nf.StackAURL+"/v1/agents/"+s.agentID+"/runs", body, &run); err != nil {
+		return "", err
+	}
+	s.runID, s.res.RunID = run.Run.RunID, run.Run.RunID
+	return fmt.Sprintf("%s on %s (%s)", run.Run.RunID, s.agentID, run.Run.Status), nil
+}
+
+// streamToCompletion is the gate "events streamed to completion": the
+// run's stream ends with run.completed and its sequences have no gap.
+func (s *smokeRun) streamToCompletion() (string, error) {
+	sctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+	defer cancel()
+	evs, err := s.user.streamEvents(sctx, s.nf.StackAURL+"/v1/runs/"+s.runID+"/events", nil)
+	s.events = evs
+	if err != nil {
+		return "", fmt.Errorf("after %d events: %w", len(evs), err)
+	}
+	last := evs[len(evs)-1]
+	if last.Type != "agentos.run.completed" {
+		return "", fmt.Errorf("run ended with %s: %v", last.Type, last.Payload["error"])
+	}
+	for i, e := range evs {
+		if e.Sequence != i+1 {
+			return "", fmt.Errorf("event %d has sequence %d (gap or reorder)", i+1, e.Sequence)
+		}
+	}
+	return fmt.Sprintf("%d events, sequences 1..%d, terminal %s", len(evs), len(evs), last.Type), nil
+}
+
+// count is how many of the streamed events have type typ and satisfy pred.
+func (s *smokeRun) count(typ string, pred func(sseEvent) bool) int {
+	n := 0
+	for _, e := range s.events {
+		if e.Type == typ && pred(e) {
+			n++
+		}
+	}
+	return n
+}
+
+// toolCallSeen is the gate "tool call".
+func (s *smokeRun) toolCallSeen() (string, error) {
+	n := s.count("agentos.tool.call.completed", func(e sseEvent) bool { return e.Payload["status"] == "ok" })
+	if n == 0 {
+		return "", errors.New("no agentos.tool.call.completed with status ok in the run's events")
+	}
+	return fmt.Sprintf("%d tool call(s) ok", n), nil
+}
+
+// modelCallSeen is the gate "model call through Stack B": an ok model call
+// that carried its route and a policy outcome.
+func (s *smokeRun) modelCallSeen() (string, error) {
+	var route, decision string
+	n := s.count("agentos.model.completed", func(e sseEvent) bool {
+		if e.Payload["status"] != "ok" {
+			return false
+		}
+		if r, ok := e.Payload["route"].(map[string]any); ok {
+			route = fmt.Sprintf("%v/%v", r["backend"], r["model"])
+		}
+		if p, ok := e.Payload["policy_outcome"].(map[string]any); ok {
+			decision = fmt.Sprint(p["decision"])
+		}
+		return true
+	})
+	if n == 0 {
+		return "", errors.New("no agentos.model.completed with status ok in the run's events")
+	}
+	if decision == "" {
+		return "", errors.New("model call carried no policy_outcome")
+	}
+	return fmt.Sprintf("%d model call(s) ok, route %s, policy %s", n, route, decision), nil
+}
+
+// policyCheck is the gate "policy check on Stack B".
+func (s *smokeRun) policyCheck() (string, error) {
+	body := map[string]any{
+		"auth": map[string]any{"tenant_id": s.tenantID, "principal": map[string]any{"principal_id": s.principal, "principal_type": "user"},
+			"scopes": []string{core.ScopePolicyCheck}, "policy_context": map[string]any{"data_classification": "internal", "region": "local", "purpose": "operator_validation"}},
+		"policy_check": map[string]any{"request_id": core.NewID(core.PrefixRequest),
+			"content": map[string]any{"type": "text", "text": "validate: contact ops@example.com"}, "ruleset": "pol_default"}}
+	var out struct {
+		PolicyResult struct {
+			Decision string   `json:"decision"`
+			Reasons  []string `json:"reasons"`
+		} `json:"policy_result"`
+	}
+	if err := s.user.do(s.ctx, http.MethodPost, s.nf.StackBURL+"/v1/policy:check", body, &out); err != nil {
+		return "", err
+	}
+	switch out.PolicyResult.Decision {
+	case "allowed", "blocked", "redacted":
+	default:
+		return "", fmt.Errorf("decision %q is not allowed|blocked|redacted", out.PolicyResult.Decision)
+	}
+	return fmt.Sprintf("decision %s %v", out.PolicyResult.Decision, out.PolicyResult.Reasons), nil
+}
+
+// metricsMoved is the gate "metrics moved": the request, run and model
+// counters summed over the installation grew since the smoke began.
+func (s *smokeRun) metricsMoved() (string, error) {
+	if s.metricsErr != nil {
+		return "", fmt.Errorf("metrics before: %w", s.metricsErr)
+	}
+	// A counter may move a moment after the event the smoke saw (on
+	// PostgreSQL the stream is fed by the database's notice, which can
+	// beat the executor's own bookkeeping), so look again for a while.
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		after, err := sumMetrics(s.ctx, s.t.HTTP, s.metricURLs)
+		if err != nil {
+			return "", err
+		}
+		var moved, still []string
+		for _, name := range []string{"agentos_http_requests_total", "agentos_runs_total", "agentos_model_requests_total"} {
+			if d := after[name] - s.before[name]; d > 0 {
+				moved = append(moved, fmt.Sprintf("%s +%g", name, d))
+			} else {
+				still = append(still, name)
+			}
+		}
+		if len(still) == 0 {
+			if len(s.metricURLs) > 1 {
+				moved = append(moved, fmt.Sprintf("summed over %d nodes", len(s.metricURLs)))
+			}
+			return strings.Join(moved, ", "), nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("did not move within 3 s: %s", strings.Join(still, ", "))
+		}
+		select {
+		case <-s.ctx.Done():
+			return "", s.ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // isolationProbe creates (once) a second tenant, issues it a key with the
