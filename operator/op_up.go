@@ -443,131 +443,156 @@ func seedPhase(ctx context.Context, ph *phase, cfg app.Config, nf app.NodeFile, 
 	t, _ := resolveTarget(cfg, nf.StackAURL, "")
 	t.Node = nf
 	if cfg.Mode == app.ModeProd {
-		rep.Seeded = &app.Seeded{SampleAgentIDs: []string{}, SampleToolIDs: []string{}, Created: []string{}}
-		if t.AdminKey == "" {
-			ph.skip("seed", "prod seeds nothing; create the first platform admin key with `agentos bootstrap`, then export AGENTOS_API_KEY")
-			ph.summarize("prod: nothing seeded")
-			return t, nil
-		}
-		ph.note("prod: nothing seeded; using the platform admin key from AGENTOS_API_KEY")
-		ph.summarize("prod: nothing seeded")
+		prodSeed(ph, t, rep)
 		return t, nil
 	}
-	err := ph.check("credentials file", func() (string, error) {
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			c, err := app.ReadCredentials(cfg.DataDir)
-			if err == nil && c.TenantAdmin.APIKey != "" && c.PlatformAdmin.APIKey != "" {
-				cl := newAPIClient(c.TenantAdmin.APIKey)
-				if err = cl.do(ctx, http.MethodGet, nf.StackAURL+"/v1/agents/"+app.SampleAgentID, nil, nil); err == nil {
-					t.Creds = c
-					if t.AdminKey == "" || os.Getenv("AGENTOS_API_KEY") == "" {
-						t.AdminKey = c.PlatformAdmin.APIKey
-					}
-					st, _ := os.Stat(cfg.Path(app.CredentialsFileName))
-					return fmt.Sprintf("%s (mode %v), keys authenticate", cfg.Path(app.CredentialsFileName), st.Mode().Perm()), nil
-				}
-			}
-			if time.Now().After(deadline) {
-				return "", fmt.Errorf("seed not complete after 15 s: %v", err)
-			}
-			time.Sleep(25 * time.Millisecond)
-		}
-	})
-	if err != nil {
+	if err := ph.check("credentials file", func() (string, error) { return awaitSeedCredentials(ctx, cfg, nf, &t) }); err != nil {
 		return t, err
 	}
 	rep.Seeded = &app.Seeded{DefaultTenantID: t.Creds.DefaultTenantID, PlatformAdminPrincipalID: t.Creds.PlatformAdmin.PrincipalID,
 		TenantAdminPrincipalID: t.Creds.TenantAdmin.PrincipalID, SampleAgentIDs: []string{}, SampleToolIDs: []string{},
 		CredentialsFile: absPath(cfg.Path(app.CredentialsFileName)), Created: []string{}}
-	adm := newAPIClient(t.AdminKey)
-	user := newAPIClient(t.Creds.TenantAdmin.APIKey)
-	var tenants, keys, agents, tools int
+	sc := seedCheck{ctx: ctx, base: nf.StackAURL, adm: newAPIClient(t.AdminKey), user: newAPIClient(t.Creds.TenantAdmin.APIKey), seeded: rep.Seeded}
 	var errs []error
-	keep := func(err error) {
-		if err != nil {
+	for _, c := range []struct {
+		name string
+		fn   func() (string, error)
+	}{{"tenants", sc.tenants}, {"principals with keys", sc.keys}, {"sample agents", sc.agents}, {"sample tools", sc.tools}} {
+		if err := ph.check(c.name, c.fn); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	keep(ph.check("tenants", func() (string, error) {
-		var out struct {
-			Tenants []struct {
-				TenantID string `json:"tenant_id"`
-			} `json:"tenants"`
-		}
-		if err := adm.do(ctx, http.MethodGet, nf.StackAURL+"/v1/admin/tenants", nil, &out); err != nil {
-			return "", err
-		}
-		tenants = len(out.Tenants)
-		for _, x := range out.Tenants {
-			if x.TenantID == app.DemoTenantID {
-				return fmt.Sprintf("%d (default %s)", tenants, app.DemoTenantID), nil
-			}
-		}
-		return "", fmt.Errorf("%s missing among %d tenants", app.DemoTenantID, tenants)
-	}))
-	keep(ph.check("principals with keys", func() (string, error) {
-		var out struct {
-			Tokens []struct {
-				PrincipalID string `json:"principal_id"`
-				RevokedAt   any    `json:"revoked_at"`
-			} `json:"tokens"`
-		}
-		if err := adm.do(ctx, http.MethodGet, nf.StackAURL+"/v1/admin/tenants/"+app.DemoTenantID+"/tokens", nil, &out); err != nil {
-			return "", err
-		}
-		seen := map[string]bool{}
-		for _, k := range out.Tokens {
-			seen[k.PrincipalID] = true
-		}
-		keys = len(out.Tokens)
-		if !seen[app.PlatformAdminID] || !seen[app.TenantAdminID] {
-			return "", fmt.Errorf("want keys of %s and %s, have %v", app.PlatformAdminID, app.TenantAdminID, seen)
-		}
-		return fmt.Sprintf("%d principals, %d keys", len(seen), keys), nil
-	}))
-	keep(ph.check("sample agents", func() (string, error) {
-		var out struct {
-			Agents []struct {
-				AgentID string `json:"agent_id"`
-			} `json:"agents"`
-		}
-		if err := user.do(ctx, http.MethodGet, nf.StackAURL+"/v1/agents", nil, &out); err != nil {
-			return "", err
-		}
-		agents = len(out.Agents)
-		for _, a := range out.Agents {
-			if a.AgentID == app.SampleAgentID {
-				rep.Seeded.SampleAgentIDs = append(rep.Seeded.SampleAgentIDs, a.AgentID)
-			}
-		}
-		if len(rep.Seeded.SampleAgentIDs) == 0 {
-			return "", fmt.Errorf("%s missing", app.SampleAgentID)
-		}
-		return fmt.Sprintf("%d agent(s) incl. %s", agents, app.SampleAgentID), nil
-	}))
-	keep(ph.check("sample tools", func() (string, error) {
-		var out struct {
-			Tools []struct {
-				ToolID string `json:"tool_id"`
-			} `json:"tools"`
-		}
-		if err := user.do(ctx, http.MethodGet, nf.StackAURL+"/v1/tools", nil, &out); err != nil {
-			return "", err
-		}
-		tools = len(out.Tools)
-		for _, x := range out.Tools {
-			if x.ToolID == app.SampleToolID {
-				rep.Seeded.SampleToolIDs = append(rep.Seeded.SampleToolIDs, x.ToolID)
-			}
-		}
-		if len(rep.Seeded.SampleToolIDs) == 0 {
-			return "", fmt.Errorf("%s missing", app.SampleToolID)
-		}
-		return fmt.Sprintf("%d tool(s) incl. %s", tools, app.SampleToolID), nil
-	}))
-	ph.summarize("tenants %d, keys %d, agents %d, tools %d", tenants, keys, agents, tools)
+	ph.summarize("tenants %d, keys %d, agents %d, tools %d", sc.nTenants, sc.nKeys, sc.nAgents, sc.nTools)
 	return t, errors.Join(errs...)
+}
+
+// prodSeed is the seed phase in prod: nothing is seeded; the platform
+// admin key comes from AGENTOS_API_KEY (after `agentos bootstrap`).
+func prodSeed(ph *phase, t nodeTarget, rep *Report) {
+	rep.Seeded = &app.Seeded{SampleAgentIDs: []string{}, SampleToolIDs: []string{}, Created: []string{}}
+	if t.AdminKey == "" {
+		ph.skip("seed", "prod seeds nothing; create the first platform admin key with `agentos bootstrap`, then export AGENTOS_API_KEY")
+	} else {
+		ph.note("prod: nothing seeded; using the platform admin key from AGENTOS_API_KEY")
+	}
+	ph.summarize("prod: nothing seeded")
+}
+
+// awaitSeedCredentials waits (up to 15 s) until the node has written its
+// credentials file and the tenant admin's key reads the sample agent, then
+// takes the keys into t.
+func awaitSeedCredentials(ctx context.Context, cfg app.Config, nf app.NodeFile, t *nodeTarget) (string, error) {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := app.ReadCredentials(cfg.DataDir)
+		if err == nil && c.TenantAdmin.APIKey != "" && c.PlatformAdmin.APIKey != "" {
+			cl := newAPIClient(c.TenantAdmin.APIKey)
+			if err = cl.do(ctx, http.MethodGet, nf.StackAURL+"/v1/agents/"+app.SampleAgentID, nil, nil); err == nil {
+				t.Creds = c
+				if t.AdminKey == "" || os.Getenv("AGENTOS_API_KEY") == "" {
+					t.AdminKey = c.PlatformAdmin.APIKey
+				}
+				st, _ := os.Stat(cfg.Path(app.CredentialsFileName))
+				return fmt.Sprintf("%s (mode %v), keys authenticate", cfg.Path(app.CredentialsFileName), st.Mode().Perm()), nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("seed not complete after 15 s: %v", err)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// seedCheck reads back what the demo seed made: one method per check of
+// the seed phase, each counting what it found.
+type seedCheck struct {
+	ctx       context.Context
+	base      string
+	adm, user *apiClient
+	seeded    *app.Seeded
+
+	nTenants, nKeys, nAgents, nTools int
+}
+
+func (s *seedCheck) tenants() (string, error) {
+	var out struct {
+		Tenants []struct {
+			TenantID string `json:"tenant_id"`
+		} `json:"tenants"`
+	}
+	if err := s.adm.do(s.ctx, http.MethodGet, s.base+"/v1/admin/tenants", nil, &out); err != nil {
+		return "", err
+	}
+	s.nTenants = len(out.Tenants)
+	for _, x := range out.Tenants {
+		if x.TenantID == app.DemoTenantID {
+			return fmt.Sprintf("%d (default %s)", s.nTenants, app.DemoTenantID), nil
+		}
+	}
+	return "", fmt.Errorf("%s missing among %d tenants", app.DemoTenantID, s.nTenants)
+}
+
+func (s *seedCheck) keys() (string, error) {
+	var out struct {
+		Tokens []struct {
+			PrincipalID string `json:"principal_id"`
+			RevokedAt   any    `json:"revoked_at"`
+		} `json:"tokens"`
+	}
+	if err := s.adm.do(s.ctx, http.MethodGet, s.base+"/v1/admin/tenants/"+app.DemoTenantID+"/tokens", nil, &out); err != nil {
+		return "", err
+	}
+	seen := map[string]bool{}
+	for _, k := range out.Tokens {
+		seen[k.PrincipalID] = true
+	}
+	s.nKeys = len(out.Tokens)
+	if !seen[app.PlatformAdminID] || !seen[app.TenantAdminID] {
+		return "", fmt.Errorf("want keys of %s and %s, have %v", app.PlatformAdminID, app.TenantAdminID, seen)
+	}
+	return fmt.Sprintf("%d principals, %d keys", len(seen), s.nKeys), nil
+}
+
+func (s *seedCheck) agents() (string, error) {
+	var out struct {
+		Agents []struct {
+			AgentID string `json:"agent_id"`
+		} `json:"agents"`
+	}
+	if err := s.user.do(s.ctx, http.MethodGet, s.base+"/v1/agents", nil, &out); err != nil {
+		return "", err
+	}
+	s.nAgents = len(out.Agents)
+	for _, a := range out.Agents {
+		if a.AgentID == app.SampleAgentID {
+			s.seeded.SampleAgentIDs = append(s.seeded.SampleAgentIDs, a.AgentID)
+		}
+	}
+	if len(s.seeded.SampleAgentIDs) == 0 {
+		return "", fmt.Errorf("%s missing", app.SampleAgentID)
+	}
+	return fmt.Sprintf("%d agent(s) incl. %s", s.nAgents, app.SampleAgentID), nil
+}
+
+func (s *seedCheck) tools() (string, error) {
+	var out struct {
+		Tools []struct {
+			ToolID string `json:"tool_id"`
+		} `json:"tools"`
+	}
+	if err := s.user.do(s.ctx, http.MethodGet, s.base+"/v1/tools", nil, &out); err != nil {
+		return "", err
+	}
+	s.nTools = len(out.Tools)
+	for _, x := range out.Tools {
+		if x.ToolID == app.SampleToolID {
+			s.seeded.SampleToolIDs = append(s.seeded.SampleToolIDs, x.ToolID)
+		}
+	}
+	if len(s.seeded.SampleToolIDs) == 0 {
+		return "", fmt.Errorf("%s missing", app.SampleToolID)
+	}
+	return fmt.Sprintf("%d tool(s) incl. %s", s.nTools, app.SampleToolID), nil
 }
 
 // wirePhase proves Stack A reaches Stack B and, when peers are
