@@ -238,10 +238,12 @@ func (s *SharedChanges) Listen(ctx context.Context) error {
 			_ = s.port.PublishChange(actx, Change{Kind: changeAck, ID: s.node, Origin: origin})
 		}()
 	}, func(up bool) {
+		// Listening first: once a subscriber has seen the ChangeAll of a
+		// (re)connection, a Publish waits for the other nodes' acks.
+		s.listening.Store(up)
 		if up {
 			s.LocalChanges.Publish(ctx, Change{Kind: ChangeAll})
 		}
-		s.listening.Store(up)
 	})
 }
 

@@ -110,6 +110,10 @@ func TestSharedChanges_PublishWaitsForEveryNodeToDropItsCopy(t *testing.T) {
 	pb.hold = make(chan struct{})
 	a, gotA := startFeed(t, pa, "node-a", []string{"node-a", "node-b"})
 	_, gotB := startFeed(t, pb, "node-b", []string{"node-a", "node-b"})
+	// Registered last, so it runs first: a test that fails while B is held
+	// releases it, or B's listener would never see its context end.
+	releaseB := sync.OnceFunc(func() { close(pb.hold) })
+	t.Cleanup(releaseB)
 	returned := make(chan struct{})
 	go func() {
 		a.Publish(context.Background(), Change{Kind: ChangeTenant, TenantID: "tnt_x"})
@@ -123,7 +127,7 @@ func TestSharedChanges_PublishWaitsForEveryNodeToDropItsCopy(t *testing.T) {
 		t.Fatal("Publish returned before node B dropped its copy")
 	case <-time.After(50 * time.Millisecond):
 	}
-	close(pb.hold)
+	releaseB()
 	if c := <-gotB; c.Kind != ChangeTenant || c.TenantID != "tnt_x" || c.Origin != "" {
 		t.Fatalf("node B's subscriber got %+v", c)
 	}
