@@ -201,7 +201,7 @@ func (g *Gateway) streamMessages(c echo.Context, a core.Auth, req core.ModelRequ
 				if openText() != nil {
 					return nil
 				}
-				for _, piece := range splitContent(b.Text) {
+				for _, piece := range wire.SplitWords(b.Text) {
 					if delta(piece) != nil {
 						return nil
 					}

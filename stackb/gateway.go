@@ -379,22 +379,22 @@ func validate(req *core.ModelRequest) error {
 
 // Chat implements core.ModelPort (operation chat).
 func (g *Gateway) Chat(ctx context.Context, a core.Auth, req core.ModelRequest) (core.ModelResponse, error) {
-	if req.Operation == "" {
-		req.Operation = core.OpChat
-	}
-	if req.Operation != core.OpChat {
-		return core.ModelResponse{}, core.Invalid("request.operation", "Chat takes operation chat")
-	}
-	return g.Invoke(ctx, a, req)
+	return g.invokeAs(ctx, a, req, core.OpChat, "Chat")
 }
 
 // Embed implements core.ModelPort (operation embed).
 func (g *Gateway) Embed(ctx context.Context, a core.Auth, req core.ModelRequest) (core.ModelResponse, error) {
+	return g.invokeAs(ctx, a, req, core.OpEmbed, "Embed")
+}
+
+// invokeAs is Invoke for a port method that takes one operation: an unset
+// operation becomes op, another one is invalid_request.
+func (g *Gateway) invokeAs(ctx context.Context, a core.Auth, req core.ModelRequest, op, method string) (core.ModelResponse, error) {
 	if req.Operation == "" {
-		req.Operation = core.OpEmbed
+		req.Operation = op
 	}
-	if req.Operation != core.OpEmbed {
-		return core.ModelResponse{}, core.Invalid("request.operation", "Embed takes operation embed")
+	if req.Operation != op {
+		return core.ModelResponse{}, core.Invalid("request.operation", "%s takes operation %s", method, op)
 	}
 	return g.Invoke(ctx, a, req)
 }

@@ -286,7 +286,7 @@ func (g *Gateway) streamChat(c echo.Context, a core.Auth, req core.ModelRequest,
 		if err := open(resp.RequestID, resp.Route, resp.PolicyOutcome); err != nil {
 			return nil
 		}
-		for _, piece := range splitContent(content) {
+		for _, piece := range wire.SplitWords(content) {
 			if err := send(wire.Delta{Content: &piece}, nil, nil); err != nil {
 				return nil
 			}
@@ -308,25 +308,6 @@ func (g *Gateway) streamChat(c echo.Context, a core.Auth, req core.ModelRequest,
 	}
 	s.raw("data: [DONE]\n\n")
 	return nil
-}
-
-// splitContent cuts an answer into word-sized stream deltas.
-func splitContent(s string) []string {
-	if s == "" {
-		return nil
-	}
-	var out []string
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == ' ' || s[i] == '\n' {
-			out = append(out, s[start:i+1])
-			start = i + 1
-		}
-	}
-	if start < len(s) {
-		out = append(out, s[start:])
-	}
-	return out
 }
 
 // handleEmbeddings is POST /openai/v1/embeddings (and /v1/embeddings).

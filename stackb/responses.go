@@ -370,7 +370,7 @@ func (g *Gateway) streamResponse(c echo.Context, a core.Auth, rr *responsesReque
 			if openText() != nil {
 				return nil
 			}
-			for _, piece := range splitContent(content) {
+			for _, piece := range wire.SplitWords(content) {
 				if delta(piece) != nil {
 					return nil
 				}

@@ -221,3 +221,22 @@ func String(s string) json.RawMessage {
 	raw, _ := json.Marshal(s)
 	return raw
 }
+
+// SplitWords cuts text into word-sized stream pieces, each ending at a
+// space or newline it keeps (the last may not), so the pieces join back to
+// text. Both sides of a stream use it: the surfaces' deltas and the fake
+// upstreams the tests run.
+func SplitWords(text string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(text); i++ {
+		if text[i] == ' ' || text[i] == '\n' {
+			out = append(out, text[start:i+1])
+			start = i + 1
+		}
+	}
+	if start < len(text) {
+		out = append(out, text[start:])
+	}
+	return out
+}

@@ -95,7 +95,7 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 	} else {
 		send("content_block_start", wire.Event{Type: "content_block_start", Index: &zero, ContentBlock: &wire.Block{Type: "text"}})
 		send("ping", wire.Event{Type: "ping"})
-		for _, p := range words(text) {
+		for _, p := range wire.SplitWords(text) {
 			send("content_block_delta", wire.Event{Type: "content_block_delta", Index: &zero, Delta: &wire.EventDelta{Type: "text_delta", Text: p}})
 		}
 	}

@@ -80,22 +80,6 @@ func (s *Server) answer(t turn, tools []string) (tool, args, text string) {
 	return "", "", b.String()
 }
 
-// words cuts text into word-sized stream pieces.
-func words(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == ' ' || s[i] == '\n' {
-			out = append(out, s[start:i+1])
-			start = i + 1
-		}
-	}
-	if start < len(s) {
-		out = append(out, s[start:])
-	}
-	return out
-}
-
 // failure answers the failure a model id asks for; it reports whether it
 // did.
 func failure(w http.ResponseWriter, r *http.Request, model string, body func(typ, msg string) string) bool {

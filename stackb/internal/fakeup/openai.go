@@ -88,7 +88,7 @@ func (s *Server) openAIChat(w http.ResponseWriter, r *http.Request) {
 	}
 	empty := ""
 	chunk(wire.Delta{Role: "assistant", Content: &empty}, nil)
-	for _, piece := range words(text) {
+	for _, piece := range wire.SplitWords(text) {
 		chunk(wire.Delta{Content: &piece}, nil)
 	}
 	if tool != "" {
