@@ -191,7 +191,7 @@ func TestHardening_TenantSecretStore(t *testing.T) {
 	// The secret signs the webhook call.
 	hook := newHookRecorder(t)
 	expectStatus(t, do(t, "PUT", a+"/v1/tools/tool.signed", tadmin, map[string]any{"tool": map[string]any{"kind": "http", "name": "hook",
-		"config": map[string]any{"url": hook.srv.URL, "secret_ref": "secret:hook"}}}), http.StatusOK, "put tool")
+		"config": map[string]any{"url": hook.srv.URL, "secret_ref": "secret:hook"}}}), http.StatusCreated, "put tool")
 	if run := runToolAgent(t, n, "tool.signed"); run["status"] != "completed" {
 		t.Fatalf("run: %v", run)
 	}
@@ -248,7 +248,7 @@ func TestHardening_TenantSecretsDirRefusesTraversal(t *testing.T) {
 	hook := newHookRecorder(t)
 	entitleTool(t, n, "tool.dir")
 	expectStatus(t, do(t, "PUT", a+"/v1/tools/tool.dir", key, map[string]any{"tool": map[string]any{"kind": "http", "name": "hook",
-		"config": map[string]any{"url": hook.srv.URL, "secret_ref": "secret:dirhook"}}}), http.StatusOK, "own subdirectory")
+		"config": map[string]any{"url": hook.srv.URL, "secret_ref": "secret:dirhook"}}}), http.StatusCreated, "own subdirectory")
 	if run := runToolAgent(t, n, "tool.dir"); run["status"] != "completed" {
 		t.Fatalf("run: %v", run)
 	}

@@ -73,16 +73,16 @@ func newInteropNode(t *testing.T) *interopNode {
 	tools := append(ent["tool_ids_allowed"].([]any), "tool.gate")
 	testkit.PatchTenant(t, in.a, in.admin, "tnt_demo", map[string]any{"entitlements": map[string]any{"tool_ids_allowed": tools}})
 	expectStatus(t, do(t, "PUT", in.a+"/v1/tools/tool.gate", in.demo, map[string]any{"tool": map[string]any{"kind": "http", "name": "gate",
-		"config": map[string]any{"url": in.gate.srv.URL, "timeout_ms": 60000}}}), 200, "put tool.gate")
+		"config": map[string]any{"url": in.gate.srv.URL, "timeout_ms": 60000}}}), 201, "put tool.gate")
 	expectStatus(t, do(t, "PUT", in.a+"/v1/agents/agt_gated", in.demo, map[string]any{"agent": map[string]any{
-		"name": "Gated", "description": "Waits for the test.", "model_ref": "tier:fast", "tool_ids": []string{"tool.gate"}}}), 200, "put agt_gated")
+		"name": "Gated", "description": "Waits for the test.", "model_ref": "tier:fast", "tool_ids": []string{"tool.gate"}}}), 201, "put agt_gated")
 
 	expectStatus(t, do(t, "POST", in.a+"/v1/admin/tenants", in.admin, map[string]any{"tenant_create": map[string]any{
 		"tenant_id": "tnt_other", "name": "Other", "plan_tier": "pro"}}), 201, "create tnt_other")
 	in.other = issueKey(t, in.a, in.admin, "tnt_other", "usr_other", []string{"runs:create", "runs:read", "runs:cancel", "agents:read", "agents:write"})
 	in.otherAudit = issueKey(t, in.a, in.admin, "tnt_other", "usr_auditor", []string{"audit:read"})
 	expectStatus(t, do(t, "PUT", in.a+"/v1/agents/agt_other", in.other, map[string]any{"agent": map[string]any{
-		"name": "Other", "model_ref": "tier:fast"}}), 200, "put agt_other")
+		"name": "Other", "model_ref": "tier:fast"}}), 201, "put agt_other")
 	return in
 }
 

@@ -253,7 +253,7 @@ func (n *testNode) putAgent(token, id string, tools ...string) {
 	}
 	code, _, body := n.do("PUT", "/v1/agents/"+id, token, map[string]any{"agent": map[string]any{
 		"name": id, "model_ref": "tier:fast", "instructions": "Be brief.", "tool_ids": tools}})
-	if code != 200 {
+	if code != 200 && code != 201 { // replaced or created
 		n.t.Fatalf("put agent: %d %v", code, body)
 	}
 }

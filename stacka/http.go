@@ -88,7 +88,7 @@ func (s *Service) handlePutAgent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"agent": ag, "correlation_id": cid(c)})
+	return c.JSON(putStatus(ag.Version == 1), map[string]any{"agent": ag, "correlation_id": cid(c)})
 }
 
 func (s *Service) handleCreateRun(c echo.Context) error {
@@ -204,7 +204,17 @@ func (s *Service) handlePutTool(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"tool": out, "correlation_id": cid(c)})
+	created := out.CreatedAt != nil && out.UpdatedAt != nil && out.CreatedAt.Equal(*out.UpdatedAt)
+	return c.JSON(putStatus(created), map[string]any{"tool": out, "correlation_id": cid(c)})
+}
+
+// putStatus is the status of a PUT that creates or replaces: 201 when it
+// created (openapi: putAgent, putTool), 200 when it replaced.
+func putStatus(created bool) int {
+	if created {
+		return http.StatusCreated
+	}
+	return http.StatusOK
 }
 
 // memoryView is a memory item as the API shows it (no vector).

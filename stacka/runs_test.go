@@ -205,7 +205,7 @@ func TestEvents_ResumeFromMiddleOfLiveStream(t *testing.T) {
 	defer hook.Close()
 	n := newNode(t)
 	if c, _, b := n.do("PUT", "/v1/tools/tool.hook", "tok-a", map[string]any{"tool": map[string]any{"kind": "http",
-		"config": map[string]any{"url": hook.URL}}}); c != 200 {
+		"config": map[string]any{"url": hook.URL}}}); c != 201 {
 		t.Fatalf("put tool %d %v", c, b)
 	}
 	n.putAgent("tok-a", "agt_h", "tool.hook")

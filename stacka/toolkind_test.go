@@ -193,7 +193,7 @@ func TestToolKinds_Conformance(t *testing.T) {
 
 func putTool(t *testing.T, n *testNode, tool map[string]any) {
 	t.Helper()
-	if code, _, b := n.do("PUT", "/v1/tools/"+tool["tool_id"].(string), "tok-a", map[string]any{"tool": tool}); code != 200 {
+	if code, _, b := n.do("PUT", "/v1/tools/"+tool["tool_id"].(string), "tok-a", map[string]any{"tool": tool}); code != 200 && code != 201 { // replaced or created
 		t.Fatalf("put tool: %d %v", code, b)
 	}
 }
@@ -338,7 +338,7 @@ func TestTools_MCPSessionsReusedWithinBound(t *testing.T) {
 			n := newNode(t, func(c *stackaConfig, _ tenants) { c.MCPSessions, c.MCPSessionIdle = tc.sessions, tc.idle })
 			for _, tok := range []string{"tok-a", "tok-b"} {
 				if code, _, b := n.do("PUT", "/v1/tools/tool.mcp.add", tok, map[string]any{"tool": map[string]any{"kind": "mcp",
-					"config": map[string]any{"url": srv.URL, "tool_name": "shout"}}}); code != 200 {
+					"config": map[string]any{"url": srv.URL, "tool_name": "shout"}}}); code != 201 {
 					t.Fatalf("put tool: %d %v", code, b)
 				}
 				n.putAgent(tok, "agt_m", "tool.mcp.add")

@@ -48,7 +48,7 @@ func TestTools_WebhookSignedCallAndErrorObject(t *testing.T) {
 	n.putSecret("tnt_a", "hook", "s3cret")
 	code, _, b := n.do("PUT", "/v1/tools/tool.hook", "tok-a", map[string]any{"tool": map[string]any{"kind": "http", "name": "shout",
 		"config": map[string]any{"url": hook.URL, "secret_ref": "secret:hook", "timeout_ms": 5000}}})
-	if code != 200 || b["tool"].(map[string]any)["tool_id"] != "tool.hook" {
+	if code != 201 || b["tool"].(map[string]any)["tool_id"] != "tool.hook" {
 		t.Fatalf("put tool: %d %v", code, b)
 	}
 	n.putAgent("tok-a", "agt_h", "tool.hook")
@@ -93,7 +93,7 @@ func TestTools_MCPToolOverStreamableHTTP(t *testing.T) {
 	defer srv.Close()
 	n := newNode(t)
 	if code, _, b := n.do("PUT", "/v1/tools/tool.mcp.add", "tok-a", map[string]any{"tool": map[string]any{"kind": "mcp", "name": "shout",
-		"config": map[string]any{"url": srv.URL, "tool_name": "shout"}}}); code != 200 {
+		"config": map[string]any{"url": srv.URL, "tool_name": "shout"}}}); code != 201 {
 		t.Fatalf("put tool: %d %v", code, b)
 	}
 	n.putAgent("tok-a", "agt_m", "tool.mcp.add")
@@ -152,7 +152,7 @@ func TestTools_RegistryAPI(t *testing.T) {
 		status int
 		field  string
 	}{
-		{"http ok", "tool.crm", map[string]any{"kind": "http", "config": map[string]any{"url": "https://crm.example.com/hook"}}, 200, ""},
+		{"http ok", "tool.crm", map[string]any{"kind": "http", "config": map[string]any{"url": "https://crm.example.com/hook"}}, 201, ""},
 		{"unknown kind", "tool.x", map[string]any{"kind": "grpc"}, 400, "tool.kind"},
 		{"http without url", "tool.x", map[string]any{"kind": "http", "config": map[string]any{}}, 400, "tool.config.url"},
 		{"bad secret ref", "tool.x", map[string]any{"kind": "http", "config": map[string]any{"url": "https://a.b", "secret_ref": "vault:x"}}, 400, "tool.config.secret_ref"},
@@ -267,5 +267,35 @@ func TestMemory_PutGetSearchAndQuota(t *testing.T) {
 	}
 	if code, b := put("tok-b", "big", "one", strings.Repeat("x", 4000)); code != 429 || b["error"].(map[string]any)["code"] != "quota_exceeded" {
 		t.Fatalf("over max_memory_bytes: %d %v", code, b)
+	}
+}
+
+// A PUT that creates answers 201 and one that replaces 200 (openapi:
+// putAgent, putTool), for agents and tools alike; the replace keeps
+// created_at and, for an agent, bumps the version.
+func TestPut_CreatedIs201ReplacedIs200(t *testing.T) {
+	n := newNode(t)
+	for i, want := range []int{201, 200, 200} {
+		code, _, b := n.do("PUT", "/v1/agents/agt_p", "tok-a", map[string]any{"agent": map[string]any{"name": "p", "model_ref": "tier:fast"}})
+		if code != want || b["agent"].(map[string]any)["version"] != float64(i+1) {
+			t.Fatalf("agent put %d: %d %v, want %d and version %d", i+1, code, b, want, i+1)
+		}
+	}
+	var created any
+	for i, want := range []int{201, 200} {
+		code, _, b := n.do("PUT", "/v1/tools/tool.p", "tok-a", map[string]any{"tool": map[string]any{"kind": "http", "config": map[string]any{"url": "https://crm.example.com/hook"}}})
+		if code != want {
+			t.Fatalf("tool put %d: %d %v, want %d", i+1, code, b, want)
+		}
+		tool := b["tool"].(map[string]any)
+		if i == 0 {
+			created = tool["created_at"]
+		} else if tool["created_at"] != created || tool["updated_at"] == created {
+			t.Fatalf("replace changed created_at or kept updated_at: %v (created %v)", tool, created)
+		}
+	}
+	// Another tenant's PUT of the same ids creates its own: 201 again.
+	if code, _, b := n.do("PUT", "/v1/tools/tool.p", "tok-b", map[string]any{"tool": map[string]any{"kind": "http", "config": map[string]any{"url": "https://crm.example.com/hook"}}}); code != 201 {
+		t.Fatalf("other tenant's tool: %d %v", code, b)
 	}
 }

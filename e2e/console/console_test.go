@@ -152,10 +152,10 @@ func TestConsole_SignInAndWatchRunLive(t *testing.T) {
 		map[string]any{"tenant_update": map[string]any{"entitlements": map[string]any{"tool_ids_allowed": allowed}}}, 200)
 	call(t, "PUT", stackA+"/v1/tools/tool.lookup", tenantKey, map[string]any{"tool": map[string]any{
 		"tool_id": "tool.lookup", "name": "lookup", "kind": "http", "description": "Looks the question up (slowly).",
-		"input_schema": map[string]any{"type": "object"}, "config": map[string]any{"url": tool.srv.URL, "timeout_ms": 30000}}}, 200)
+		"input_schema": map[string]any{"type": "object"}, "config": map[string]any{"url": tool.srv.URL, "timeout_ms": 30000}}}, 201)
 	call(t, "PUT", stackA+"/v1/agents/agt_console_e2e", tenantKey, map[string]any{"agent": map[string]any{
 		"name": "Console e2e agent", "model_ref": "tier:fast", "instructions": "Look it up, then answer.",
-		"tool_ids": []string{"tool.lookup"}, "status": "active"}}, 200)
+		"tool_ids": []string{"tool.lookup"}, "status": "active"}}, 201)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
