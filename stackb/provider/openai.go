@@ -1,13 +1,11 @@
 package provider
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/stackb/wire"
@@ -21,8 +19,6 @@ type OpenAI struct {
 	APIKey  string
 	Client  *http.Client
 }
-
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func init() {
 	Register(Kind{Name: "openai", New: func(s Spec) (Provider, error) {
@@ -44,10 +40,11 @@ func (p *OpenAI) client() *http.Client {
 // closes its body); other statuses and transport failures become contract
 // errors.
 func (p *OpenAI) send(ctx context.Context, path string, body any, accept string) (*http.Response, error) {
-	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer bufPool.Put(buf)
-	if err := json.NewEncoder(buf).Encode(body); err != nil {
+	// A fresh slice, not a pooled buffer: net/http's Transport may still be
+	// writing the request body after Do returns (its write loop runs apart
+	// from the response), so the bytes must outlive this call.
+	raw, err := json.Marshal(body)
+	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
 	}
 	h := http.Header{}
@@ -57,7 +54,7 @@ func (p *OpenAI) send(ctx context.Context, path string, body any, accept string)
 	if p.APIKey != "" {
 		h.Set("Authorization", "Bearer "+p.APIKey)
 	}
-	return postJSON(ctx, p.client(), p.Name, strings.TrimRight(p.BaseURL, "/")+path, buf.Bytes(), h)
+	return postJSON(ctx, p.client(), p.Name, strings.TrimRight(p.BaseURL, "/")+path, raw, h)
 }
 
 // post sends body as JSON to path and decodes a 2xx answer into out.
