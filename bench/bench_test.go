@@ -144,9 +144,13 @@ func TestExecute_GatewayDirectAgainstUpstream(t *testing.T) {
 	if rep.Node.Source == "" || rep.Node.RSSPeak <= 0 || rep.Latency.P50 <= 0 || rep.Throughput <= 0 {
 		t.Fatalf("report lacks figures: %+v", rep)
 	}
+	// /proc tells anonymous memory apart from file pages.
+	if rep.Node.AnonPeak <= 0 || rep.Node.AnonPeak > rep.Node.RSSPeak {
+		t.Fatalf("anonymous peak %d, VmRSS peak %d", rep.Node.AnonPeak, rep.Node.RSSPeak)
+	}
 	var b strings.Builder
 	rep.Print(&b)
-	for _, want := range []string{"throughput", "p99.9", "node cpu", "node rss"} {
+	for _, want := range []string{"throughput", "p99.9", "node cpu", "node rss", "anonymous peak"} {
 		if !strings.Contains(b.String(), want) {
 			t.Fatalf("printed report lacks %q:\n%s", want, b.String())
 		}

@@ -39,7 +39,10 @@ for _ in $(seq 1 100); do [ -f "$dir/node/node.json" ] && break; sleep 0.1; done
 [ -f "$dir/node/node.json" ] || { echo "node did not start:"; cat "$dir/node.log"; exit 1; }
 echo "machine: $(nproc) cores, $(uptime)"
 sleep 2
-echo "idle rss: $(awk '/VmRSS/ {print $2/1024 " MiB"}' /proc/$node/status)"
+# VmRSS, and the anonymous part of it (heap, stacks, runtime): the rest is
+# file pages of the binary, whose count depends on the kernel's readahead and
+# page-cache folio sizes as much as on the node.
+echo "idle rss: $(awk '/VmRSS/ {r=$2/1024} /RssAnon/ {a=$2/1024} END {print r " MiB (anonymous " a " MiB)"}' /proc/$node/status)"
 common=(--data-dir "$dir/node" --duration "$DURATION" --warmup 2s)
 # RATES_GW=none skips the gateway (runs only, on a node no gateway load
 # has grown).

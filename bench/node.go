@@ -26,37 +26,47 @@ type NodeStats struct {
 	CPUSeconds float64
 	// RSS at the window's start and end, and the highest sampled in it.
 	RSSStart, RSSEnd, RSSPeak int64
+	// AnonPeak is the highest anonymous resident memory sampled (the heap,
+	// stacks and runtime; RssAnon). VmRSS adds file pages on top — the
+	// binary's text and the store's mapped pages — which the kernel can drop
+	// and how many are mapped depends on its readahead and page-cache folio
+	// sizes. Zero when the source cannot tell them apart (/metrics).
+	AnonPeak int64
 }
 
-// probe reads the node's cumulative CPU seconds and current RSS bytes.
-type probe func(ctx context.Context) (cpu float64, rss int64, err error)
+// memSample is one reading of resident memory: VmRSS, and RssAnon where
+// known (0 otherwise).
+type memSample struct{ rss, anon int64 }
+
+// probe reads the node's cumulative CPU seconds and current memory.
+type probe func(ctx context.Context) (cpu float64, mem memSample, err error)
 
 // ProcProbe reads /proc/<pid>/stat and /proc/<pid>/status of a local node.
 func ProcProbe(pid int) (probe, string, error) {
 	dir := fmt.Sprintf("/proc/%d", pid)
-	p := func(context.Context) (float64, int64, error) {
+	p := func(context.Context) (float64, memSample, error) {
 		raw, err := os.ReadFile(dir + "/stat")
 		if err != nil {
-			return 0, 0, err
+			return 0, memSample{}, err
 		}
 		// The command name may hold spaces: fields start after its ")".
 		s := string(raw)
 		i := strings.LastIndexByte(s, ')')
 		if i < 0 {
-			return 0, 0, fmt.Errorf("%s/stat: unexpected format", dir)
+			return 0, memSample{}, fmt.Errorf("%s/stat: unexpected format", dir)
 		}
 		f := strings.Fields(s[i+1:])
 		// After ")": state(0) ... utime is field 14 of stat, index 11 here.
 		if len(f) < 13 {
-			return 0, 0, fmt.Errorf("%s/stat: too few fields", dir)
+			return 0, memSample{}, fmt.Errorf("%s/stat: too few fields", dir)
 		}
 		ut, err1 := strconv.ParseFloat(f[11], 64)
 		st, err2 := strconv.ParseFloat(f[12], 64)
 		if err1 != nil || err2 != nil {
-			return 0, 0, fmt.Errorf("%s/stat: bad utime/stime", dir)
+			return 0, memSample{}, fmt.Errorf("%s/stat: bad utime/stime", dir)
 		}
-		rss, err := statusRSS(dir + "/status")
-		return (ut + st) / clockTicks, rss, err
+		mem, err := statusMem(dir + "/status")
+		return (ut + st) / clockTicks, mem, err
 	}
 	if _, _, err := p(context.Background()); err != nil {
 		return nil, "", err
@@ -64,45 +74,56 @@ func ProcProbe(pid int) (probe, string, error) {
 	return p, dir, nil
 }
 
-func statusRSS(path string) (int64, error) {
+// statusMem reads VmRSS and RssAnon (both in kB) from /proc/<pid>/status.
+func statusMem(path string) (memSample, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, err
+		return memSample{}, err
 	}
 	defer f.Close()
+	var m memSample
+	seenRSS := false
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			fs := strings.Fields(rest)
-			if len(fs) < 1 {
-				break
-			}
-			kb, err := strconv.ParseInt(fs[0], 10, 64)
-			if err != nil {
-				return 0, err
-			}
-			return kb << 10, nil
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok || (name != "VmRSS" && name != "RssAnon") {
+			continue
+		}
+		fs := strings.Fields(rest)
+		if len(fs) < 1 {
+			continue
+		}
+		kb, err := strconv.ParseInt(fs[0], 10, 64)
+		if err != nil {
+			return memSample{}, fmt.Errorf("%s: %s: %w", path, name, err)
+		}
+		if name == "VmRSS" {
+			m.rss, seenRSS = kb<<10, true
+		} else {
+			m.anon = kb << 10
 		}
 	}
-	return 0, fmt.Errorf("%s: no VmRSS", path)
+	if !seenRSS {
+		return memSample{}, fmt.Errorf("%s: no VmRSS", path)
+	}
+	return m, nil
 }
 
 // MetricsProbe scrapes process_cpu_seconds_total and
 // process_resident_memory_bytes from a node's /metrics.
 func MetricsProbe(hc *http.Client, metricsURL string) (probe, string, error) {
-	p := func(ctx context.Context) (float64, int64, error) {
+	p := func(ctx context.Context) (float64, memSample, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
 		if err != nil {
-			return 0, 0, err
+			return 0, memSample{}, err
 		}
 		resp, err := hc.Do(req)
 		if err != nil {
-			return 0, 0, err
+			return 0, memSample{}, err
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return 0, 0, fmt.Errorf("%s: status %d", metricsURL, resp.StatusCode)
+			return 0, memSample{}, fmt.Errorf("%s: status %d", metricsURL, resp.StatusCode)
 		}
 		cpu, rss, seen := 0.0, int64(0), 0
 		sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
@@ -119,13 +140,13 @@ func MetricsProbe(hc *http.Client, metricsURL string) (probe, string, error) {
 				seen++
 			}
 			if err != nil {
-				return 0, 0, fmt.Errorf("%s: %w", metricsURL, err)
+				return 0, memSample{}, fmt.Errorf("%s: %w", metricsURL, err)
 			}
 		}
 		if seen < 2 {
-			return 0, 0, fmt.Errorf("%s: no process_cpu_seconds_total / process_resident_memory_bytes", metricsURL)
+			return 0, memSample{}, fmt.Errorf("%s: no process_cpu_seconds_total / process_resident_memory_bytes", metricsURL)
 		}
-		return cpu, rss, nil
+		return cpu, memSample{rss: rss}, nil
 	}
 	if _, _, err := p(context.Background()); err != nil {
 		return nil, "", err
@@ -153,12 +174,13 @@ func (w *watcher) start() {
 	if w == nil || w.probe == nil {
 		return
 	}
-	cpu, rss, err := w.probe(context.Background())
+	cpu, mem, err := w.probe(context.Background())
 	if err != nil {
 		return
 	}
 	w.cpu0 = cpu
-	w.stats = NodeStats{Source: w.source, RSSStart: rss, RSSPeak: rss}
+	w.stats = NodeStats{Source: w.source, RSSStart: mem.rss}
+	w.note(mem)
 	w.stop, w.done = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(w.done)
@@ -169,9 +191,9 @@ func (w *watcher) start() {
 			case <-w.stop:
 				return
 			case <-t.C:
-				if _, rss, err := w.probe(context.Background()); err == nil {
+				if _, mem, err := w.probe(context.Background()); err == nil {
 					w.mu.Lock()
-					w.stats.RSSPeak = max(w.stats.RSSPeak, rss)
+					w.note(mem)
 					w.mu.Unlock()
 				}
 			}
@@ -186,14 +208,21 @@ func (w *watcher) finish() NodeStats {
 	}
 	close(w.stop)
 	<-w.done
-	cpu, rss, err := w.probe(context.Background())
+	cpu, mem, err := w.probe(context.Background())
 	if err != nil {
 		return NodeStats{}
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.stats.CPUSeconds = cpu - w.cpu0
-	w.stats.RSSEnd = rss
-	w.stats.RSSPeak = max(w.stats.RSSPeak, rss)
+	w.stats.RSSEnd = mem.rss
+	w.note(mem)
 	return w.stats
+}
+
+// note folds one memory reading into the peaks (callers hold mu once the
+// sampler runs).
+func (w *watcher) note(m memSample) {
+	w.stats.RSSPeak = max(w.stats.RSSPeak, m.rss)
+	w.stats.AnonPeak = max(w.stats.AnonPeak, m.anon)
 }

@@ -94,7 +94,11 @@ func (r Report) Print(w io.Writer) {
 		return
 	}
 	fmt.Fprintf(w, "node cpu    %.2f s in the window = %s per request (%s)\n", r.Node.CPUSeconds, fmtDur(r.CPUPerRequest), r.Node.Source)
-	fmt.Fprintf(w, "node rss    start %s   peak %s   end %s\n", fmtMiB(r.Node.RSSStart), fmtMiB(r.Node.RSSPeak), fmtMiB(r.Node.RSSEnd))
+	fmt.Fprintf(w, "node rss    start %s   peak %s   end %s", fmtMiB(r.Node.RSSStart), fmtMiB(r.Node.RSSPeak), fmtMiB(r.Node.RSSEnd))
+	if r.Node.AnonPeak > 0 {
+		fmt.Fprintf(w, "   (anonymous peak %s; the rest is file pages: the binary, the store's mapped pages)", fmtMiB(r.Node.AnonPeak))
+	}
+	fmt.Fprintln(w)
 }
 
 func fmtDur(d time.Duration) string {
