@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 )
 
 // The audit hash chain: every tenant's records form one chain in append
@@ -92,6 +93,93 @@ func SealAuditJSON(rec AuditRecord, prevHash string) (AuditRecord, []byte, error
 	out = append(out, h...)
 	out = append(out, `"}`...)
 	return rec, out, nil
+}
+
+// AuditChainTx is an adapter's access, inside one transaction, to the
+// chains an AuditBatch appends to.
+type AuditChainTx interface {
+	// LockHead reads a tenant's chain head (the newest record's hash, ""
+	// for an empty chain) and holds it against other writers until the
+	// transaction ends.
+	LockHead(tenantID string) (string, error)
+	// PutAudit stores a sealed record; raw is its JSON.
+	PutAudit(rec AuditRecord, raw []byte) error
+	// SetHead moves a tenant's chain head to hash once its records are put.
+	SetHead(tenantID, hash string) error
+}
+
+// ChainAudit seals rec onto its tenant's chain through tx and returns it
+// sealed: one record is a batch of one, without the grouping.
+func ChainAudit(tx AuditChainTx, rec AuditRecord) (AuditRecord, error) {
+	if rec.TenantID == "" {
+		return rec, fmt.Errorf("audit record without tenant_id")
+	}
+	head, err := tx.LockHead(rec.TenantID)
+	if err != nil {
+		return rec, err
+	}
+	rec, raw, err := SealAuditJSON(rec, head)
+	if err != nil {
+		return rec, err
+	}
+	if err := tx.PutAudit(rec, raw); err != nil {
+		return rec, err
+	}
+	return rec, tx.SetHead(rec.TenantID, rec.Hash)
+}
+
+// AuditBatch is a batch of audit records grouped for appending: the
+// tenants in id order (one lock order for every writer, so two batches
+// cannot deadlock on each other's chain heads), each with its records in
+// the order given, which is the order its chain takes them.
+type AuditBatch struct {
+	recs     []AuditRecord
+	tenants  []string
+	byTenant map[string][]int
+}
+
+// GroupAudits groups recs for appending. A record without a tenant fails
+// the batch before anything is written.
+func GroupAudits(recs []AuditRecord) (AuditBatch, error) {
+	b := AuditBatch{recs: recs, byTenant: map[string][]int{}}
+	for i, rec := range recs {
+		if rec.TenantID == "" {
+			return AuditBatch{}, fmt.Errorf("audit record without tenant_id")
+		}
+		if _, ok := b.byTenant[rec.TenantID]; !ok {
+			b.tenants = append(b.tenants, rec.TenantID)
+		}
+		b.byTenant[rec.TenantID] = append(b.byTenant[rec.TenantID], i)
+	}
+	slices.Sort(b.tenants)
+	return b, nil
+}
+
+// Chain seals the batch onto its tenants' chains through tx, each head
+// locked once and moved once, and returns the sealed records in the order
+// they were given.
+func (b AuditBatch) Chain(tx AuditChainTx) ([]AuditRecord, error) {
+	out := make([]AuditRecord, len(b.recs))
+	for _, tenantID := range b.tenants {
+		head, err := tx.LockHead(tenantID)
+		if err != nil {
+			return nil, err
+		}
+		for _, i := range b.byTenant[tenantID] {
+			rec, raw, err := SealAuditJSON(b.recs[i], head)
+			if err != nil {
+				return nil, err
+			}
+			if err := tx.PutAudit(rec, raw); err != nil {
+				return nil, err
+			}
+			head, out[i] = rec.Hash, rec
+		}
+		if err := tx.SetHead(tenantID, head); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // maxExactFloat is the largest integer every smaller one of which float64

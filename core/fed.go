@@ -168,6 +168,36 @@ const (
 	IngestConflict                       // another event holds that run's sequence: rejected
 )
 
+// IngestEvents applies the ingest rule to events in order, inside the
+// caller's transaction: an event whose event_id is stored is a duplicate
+// (accepted once); else one whose run sequence already holds another event
+// is a conflict; else it is stored. known reports whether an event_id is
+// stored; putIfFree stores ev unless its run sequence is taken and reports
+// whether it did. The first error stops the batch.
+func IngestEvents(events []Event, known, putIfFree func(ev Event) (bool, error)) ([]IngestOutcome, error) {
+	out := make([]IngestOutcome, len(events))
+	for i, ev := range events {
+		dup, err := known(ev)
+		if err != nil {
+			return nil, err
+		}
+		if dup {
+			out[i] = IngestDuplicate
+			continue
+		}
+		stored, err := putIfFree(ev)
+		if err != nil {
+			return nil, err
+		}
+		if !stored {
+			out[i] = IngestConflict
+			continue
+		}
+		out[i] = IngestStored
+	}
+	return out, nil
+}
+
 // IngestedEventsPort stores events that arrived from peers (ingest, or a
 // relayed remote stream), tenant-scoped and deduplicated by event_id.
 type IngestedEventsPort interface {

@@ -15,21 +15,27 @@ import (
 
 func auditHeadKey(tenantID string) []byte { return []byte("audit_head/" + tenantID) }
 
+// auditChain is core.AuditChainTx on a bbolt transaction, whose single
+// writer already holds every head.
+type auditChain struct{ tx *bolt.Tx }
+
+func (c auditChain) LockHead(tenantID string) (string, error) {
+	return string(Index(c.tx).Get(auditHeadKey(tenantID))), nil
+}
+
+func (c auditChain) PutAudit(rec core.AuditRecord, raw []byte) error {
+	return Data(c.tx).Put(TenantKey(rec.TenantID, "audit", rec.AuditID), raw)
+}
+
+func (c auditChain) SetHead(tenantID, hash string) error {
+	return Index(c.tx).Put(auditHeadKey(tenantID), []byte(hash))
+}
+
 // AppendAuditTx appends rec to its tenant's chain inside tx (sealed by
 // core.SealAudit after the head kept in the index); adapters that change a
 // record and audit it use it to commit both together.
 func AppendAuditTx(tx *bolt.Tx, rec core.AuditRecord) (core.AuditRecord, error) {
-	if rec.TenantID == "" {
-		return rec, fmt.Errorf("audit record without tenant_id")
-	}
-	rec, raw, err := core.SealAuditJSON(rec, string(Index(tx).Get(auditHeadKey(rec.TenantID))))
-	if err != nil {
-		return rec, err
-	}
-	if err := Data(tx).Put(TenantKey(rec.TenantID, "audit", rec.AuditID), raw); err != nil {
-		return rec, err
-	}
-	return rec, Index(tx).Put(auditHeadKey(rec.TenantID), []byte(rec.Hash))
+	return core.ChainAudit(auditChain{tx}, rec)
 }
 
 // AppendAudit implements core.AuditPort. Concurrent appends are coalesced
@@ -52,36 +58,15 @@ func (s *Store) AppendAudits(ctx context.Context, recs []core.AuditRecord) ([]co
 	if len(recs) == 0 {
 		return nil, nil
 	}
-	for _, rec := range recs {
-		if rec.TenantID == "" {
-			return nil, fmt.Errorf("audit record without tenant_id")
-		}
+	batch, err := core.GroupAudits(recs)
+	if err != nil {
+		return nil, err
 	}
-	out := make([]core.AuditRecord, len(recs))
-	err := s.batch(ctx, func(tx *bolt.Tx) error {
-		heads := map[string]string{}
-		data, index := Data(tx), Index(tx)
-		for i, rec := range recs {
-			head, ok := heads[rec.TenantID]
-			if !ok {
-				head = string(index.Get(auditHeadKey(rec.TenantID)))
-			}
-			sealed, raw, err := core.SealAuditJSON(rec, head)
-			if err != nil {
-				return err
-			}
-			if err := data.Put(TenantKey(sealed.TenantID, "audit", sealed.AuditID), raw); err != nil {
-				return err
-			}
-			heads[rec.TenantID] = sealed.Hash
-			out[i] = sealed
-		}
-		for tenantID, head := range heads {
-			if err := index.Put(auditHeadKey(tenantID), []byte(head)); err != nil {
-				return err
-			}
-		}
-		return nil
+	var out []core.AuditRecord
+	err = s.batch(ctx, func(tx *bolt.Tx) error {
+		var err error
+		out, err = batch.Chain(auditChain{tx})
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -243,28 +243,25 @@ func ingestedIDKey(tenantID, eventID string) []byte {
 // at once rather than wait out bbolt's batch delay: while one chunk
 // commits, the next one grows.
 func (s *Store) PutEvents(ctx context.Context, sourceStackID string, events []core.Event) ([]core.IngestOutcome, error) {
-	out := make([]core.IngestOutcome, len(events))
+	var out []core.IngestOutcome
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		d := Data(tx)
-		for i, ev := range events {
-			if d.Get(ingestedIDKey(ev.TenantID, ev.EventID)) != nil {
-				out[i] = core.IngestDuplicate
-				continue
-			}
+		known := func(ev core.Event) (bool, error) {
+			return d.Get(ingestedIDKey(ev.TenantID, ev.EventID)) != nil, nil
+		}
+		putIfFree := func(ev core.Event) (bool, error) {
 			key := ingestedEventKey(ev.TenantID, ev.RunID, ev.Sequence)
 			if d.Get(key) != nil {
-				out[i] = core.IngestConflict
-				continue
+				return false, nil
 			}
 			if err := putJSON(d, key, ev); err != nil {
-				return err
+				return false, err
 			}
-			if err := d.Put(ingestedIDKey(ev.TenantID, ev.EventID), key); err != nil {
-				return err
-			}
-			out[i] = core.IngestStored
+			return true, d.Put(ingestedIDKey(ev.TenantID, ev.EventID), key)
 		}
-		return nil
+		var err error
+		out, err = core.IngestEvents(events, known, putIfFree)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store ingested events: %w", err)

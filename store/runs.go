@@ -238,25 +238,33 @@ func (s *Store) AdvanceRun(ctx context.Context, tenantID, runID string, fn func(
 		events []core.Event
 	)
 	err := s.batch(ctx, func(tx *bolt.Tx) error {
-		rec, err := getRunTx(tx, tenantID, runID)
+		rec, evs, err := advanceRunTx(tx, tenantID, runID, fn)
 		if err != nil {
-			return noWrites(err)
-		}
-		drafts, err := fn(&rec)
-		if err != nil {
-			return noWrites(err)
-		}
-		evs, err := appendEventsTx(tx, &rec, drafts)
-		if err != nil {
-			return err
-		}
-		if err := putRunTx(tx, &rec); err != nil {
 			return err
 		}
 		out, events = rec, evs
 		return nil
 	})
 	return out, events, err
+}
+
+// advanceRunTx reads the run inside tx, lets fn change it and draft its
+// events, and writes both; an error before the first write (no such run,
+// fn's refusal) is marked noWrites.
+func advanceRunTx(tx *bolt.Tx, tenantID, runID string, fn func(*core.RunRecord) ([]core.EventDraft, error)) (core.RunRecord, []core.Event, error) {
+	rec, err := getRunTx(tx, tenantID, runID)
+	if err != nil {
+		return rec, nil, noWrites(err)
+	}
+	drafts, err := fn(&rec)
+	if err != nil {
+		return rec, nil, noWrites(err)
+	}
+	evs, err := appendEventsTx(tx, &rec, drafts)
+	if err != nil {
+		return rec, nil, err
+	}
+	return rec, evs, putRunTx(tx, &rec)
 }
 
 // AppendRun implements core.RunStatePort. Events and the record are encoded
@@ -304,19 +312,10 @@ func (s *Store) CancelRun(ctx context.Context, tenantID, runID string, audit *co
 		events []core.Event
 	)
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		rec, err := getRunTx(tx, tenantID, runID)
+		rec, evs, err := advanceRunTx(tx, tenantID, runID, func(rec *core.RunRecord) ([]core.EventDraft, error) {
+			return core.CancelRunRecord(rec, core.Now())
+		})
 		if err != nil {
-			return err
-		}
-		drafts, err := core.CancelRunRecord(&rec, core.Now())
-		if err != nil {
-			return err
-		}
-		evs, err := appendEventsTx(tx, &rec, drafts)
-		if err != nil {
-			return err
-		}
-		if err := putRunTx(tx, &rec); err != nil {
 			return err
 		}
 		out, events = rec, evs

@@ -374,12 +374,19 @@ func TenantKey(tenantID string, parts ...string) []byte {
 // SeqKey renders a sequence so that byte order is numeric order.
 func SeqKey(seq int64) string { return fmt.Sprintf("%020d", seq) }
 
-// update runs fn in a read-write transaction. It fails fast when ctx is done.
+// update runs fn in a read-write transaction of its own. It fails fast
+// when ctx is done. fn's error comes back without a noWrites mark (which
+// only the shared commits of batch act on), so fn may use helpers that
+// mark.
 func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.writeErr(s.db.Update(fn))
+	err := s.db.Update(fn)
+	if nw, ok := err.(*noWriteError); ok {
+		err = nw.err
+	}
+	return s.writeErr(err)
 }
 
 // batch runs fn in a transaction shared with concurrent writers (the

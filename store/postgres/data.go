@@ -61,25 +61,16 @@ func (s *Store) PutMemory(ctx context.Context, tenantID string, it core.MemoryIt
 
 // GetMemory implements core.MemoryPort.
 func (s *Store) GetMemory(ctx context.Context, tenantID, ns, key string) (core.MemoryItem, error) {
-	var it core.MemoryItem
-	var raw []byte
-	err := s.pool.QueryRow(ctx, `SELECT doc FROM memory WHERE tenant_id = $1 AND namespace = $2 AND key = $3`, tenantID, ns, key).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
+	it, found, err := findDoc[core.MemoryItem](ctx, s, `SELECT doc FROM memory WHERE tenant_id = $1 AND namespace = $2 AND key = $3`, tenantID, ns, key)
+	if err == nil && !found {
 		return it, core.Errorf(core.CodeNotFound, "memory %s/%s not found", ns, key).With("namespace", ns).With("key", key)
 	}
-	if err != nil {
-		return it, dbErr(err)
-	}
-	return it, decode(raw, &it)
+	return it, err
 }
 
 // ListMemory implements core.MemoryPort (ordered by key).
 func (s *Store) ListMemory(ctx context.Context, tenantID, ns string) ([]core.MemoryItem, error) {
-	rows, err := s.pool.Query(ctx, `SELECT doc FROM memory WHERE tenant_id = $1 AND namespace = $2 ORDER BY key`, tenantID, ns)
-	if err != nil {
-		return nil, dbErr(err)
-	}
-	return collectDocs[core.MemoryItem](rows)
+	return listDocs[core.MemoryItem](ctx, s, `SELECT doc FROM memory WHERE tenant_id = $1 AND namespace = $2 ORDER BY key`, tenantID, ns)
 }
 
 // MemoryUsage implements core.MemoryPort.

@@ -48,11 +48,7 @@ func (s *Store) GetPeer(ctx context.Context, stackID string) (core.Peer, error) 
 
 // ListPeers implements core.PeerRegistryPort.
 func (s *Store) ListPeers(ctx context.Context) ([]core.Peer, error) {
-	rows, err := s.pool.Query(ctx, `SELECT doc FROM peers ORDER BY stack_id`)
-	if err != nil {
-		return nil, dbErr(err)
-	}
-	return collectDocs[core.Peer](rows)
+	return listDocs[core.Peer](ctx, s, `SELECT doc FROM peers ORDER BY stack_id`)
 }
 
 // DeletePeer implements core.PeerRegistryPort.
@@ -62,16 +58,7 @@ func (s *Store) DeletePeer(ctx context.Context, stackID string) (core.Peer, erro
 
 // GetForward implements core.ForwardIndexPort.
 func (s *Store) GetForward(ctx context.Context, tenantID, idemKey string) (core.ForwardRecord, bool, error) {
-	var rec core.ForwardRecord
-	var raw []byte
-	err := s.pool.QueryRow(ctx, `SELECT doc FROM forwards WHERE tenant_id = $1 AND idempotency_key = $2`, tenantID, idemKey).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return rec, false, nil
-	}
-	if err != nil {
-		return rec, false, dbErr(err)
-	}
-	return rec, true, decode(raw, &rec)
+	return findDoc[core.ForwardRecord](ctx, s, `SELECT doc FROM forwards WHERE tenant_id = $1 AND idempotency_key = $2`, tenantID, idemKey)
 }
 
 // PutForward implements core.ForwardIndexPort: the primary key decides the
@@ -106,16 +93,7 @@ func (s *Store) PutForward(ctx context.Context, rec core.ForwardRecord, audit *c
 
 // ForwardByRemoteRun implements core.ForwardIndexPort.
 func (s *Store) ForwardByRemoteRun(ctx context.Context, tenantID, runID string) (core.ForwardRecord, error) {
-	var rec core.ForwardRecord
-	var raw []byte
-	err := s.pool.QueryRow(ctx, `SELECT doc FROM forwards WHERE tenant_id = $1 AND remote_run_id = $2`, tenantID, runID).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return rec, core.NotFound("run", runID)
-	}
-	if err != nil {
-		return rec, dbErr(err)
-	}
-	return rec, decode(raw, &rec)
+	return oneDoc[core.ForwardRecord](ctx, s, "run", runID, `SELECT doc FROM forwards WHERE tenant_id = $1 AND remote_run_id = $2`, tenantID, runID)
 }
 
 // MarkJTI implements core.ReplayGuard in one statement: the insert wins,
@@ -145,34 +123,28 @@ func (s *Store) MarkJTI(ctx context.Context, issuer, jti string, exp time.Time) 
 
 // PutEvents implements core.IngestedEventsPort.
 func (s *Store) PutEvents(ctx context.Context, sourceStackID string, events []core.Event) ([]core.IngestOutcome, error) {
-	out := make([]core.IngestOutcome, len(events))
+	var out []core.IngestOutcome
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		for i, ev := range events {
+		known := func(ev core.Event) (bool, error) {
+			var one int
+			err := tx.QueryRow(ctx, `SELECT 1 FROM ingested_events WHERE tenant_id = $1 AND event_id = $2`, ev.TenantID, ev.EventID).Scan(&one)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return false, nil
+			}
+			return err == nil, err
+		}
+		putIfFree := func(ev core.Event) (bool, error) {
 			raw, err := encode(ev)
 			if err != nil {
-				return err
-			}
-			var one int
-			err = tx.QueryRow(ctx, `SELECT 1 FROM ingested_events WHERE tenant_id = $1 AND event_id = $2`, ev.TenantID, ev.EventID).Scan(&one)
-			if err == nil {
-				out[i] = core.IngestDuplicate
-				continue
-			}
-			if !errors.Is(err, pgx.ErrNoRows) {
-				return err
+				return false, err
 			}
 			tag, err := tx.Exec(ctx, `INSERT INTO ingested_events (tenant_id, run_id, sequence, event_id, doc) VALUES ($1, $2, $3, $4, $5)
 				ON CONFLICT DO NOTHING`, ev.TenantID, ev.RunID, ev.Sequence, ev.EventID, raw)
-			if err != nil {
-				return err
-			}
-			if tag.RowsAffected() == 0 {
-				out[i] = core.IngestConflict
-				continue
-			}
-			out[i] = core.IngestStored
+			return err == nil && tag.RowsAffected() > 0, err
 		}
-		return nil
+		var err error
+		out, err = core.IngestEvents(events, known, putIfFree)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store ingested events: %w", err)
@@ -182,10 +154,6 @@ func (s *Store) PutEvents(ctx context.Context, sourceStackID string, events []co
 
 // ListIngestedEvents implements core.IngestedEventsPort.
 func (s *Store) ListIngestedEvents(ctx context.Context, tenantID, runID string, afterSeq int64) ([]core.Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT doc FROM ingested_events WHERE tenant_id = $1 AND run_id = $2 AND sequence > $3 ORDER BY sequence`,
+	return listDocs[core.Event](ctx, s, `SELECT doc FROM ingested_events WHERE tenant_id = $1 AND run_id = $2 AND sequence > $3 ORDER BY sequence`,
 		tenantID, runID, afterSeq)
-	if err != nil {
-		return nil, dbErr(err)
-	}
-	return collectDocs[core.Event](rows)
 }

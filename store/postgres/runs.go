@@ -249,31 +249,13 @@ func (s *Store) createRun(ctx context.Context, rec core.RunRecord, drafts []core
 
 // FindIdempotent implements core.RunStatePort.
 func (s *Store) FindIdempotent(ctx context.Context, tenantID, principalID, agentID, key string) (core.RunRecord, bool, error) {
-	var rec core.RunRecord
-	var raw []byte
-	err := s.pool.QueryRow(ctx, `SELECT r.doc FROM run_idempotency i JOIN runs r ON r.tenant_id = i.tenant_id AND r.run_id = i.run_id
-		WHERE i.tenant_id = $1 AND i.principal_id = $2 AND i.agent_id = $3 AND i.key = $4`, tenantID, principalID, agentID, key).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return rec, false, nil
-	}
-	if err != nil {
-		return rec, false, dbErr(err)
-	}
-	return rec, true, decode(raw, &rec)
+	return findDoc[core.RunRecord](ctx, s, `SELECT r.doc FROM run_idempotency i JOIN runs r ON r.tenant_id = i.tenant_id AND r.run_id = i.run_id
+		WHERE i.tenant_id = $1 AND i.principal_id = $2 AND i.agent_id = $3 AND i.key = $4`, tenantID, principalID, agentID, key)
 }
 
 // GetRun implements core.RunStatePort.
 func (s *Store) GetRun(ctx context.Context, tenantID, runID string) (core.RunRecord, error) {
-	var rec core.RunRecord
-	var raw []byte
-	err := s.pool.QueryRow(ctx, `SELECT doc FROM runs WHERE tenant_id = $1 AND run_id = $2`, tenantID, runID).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return rec, core.NotFound("run", runID)
-	}
-	if err != nil {
-		return rec, dbErr(err)
-	}
-	return rec, decode(raw, &rec)
+	return oneDoc[core.RunRecord](ctx, s, "run", runID, `SELECT doc FROM runs WHERE tenant_id = $1 AND run_id = $2`, tenantID, runID)
 }
 
 // ListRuns implements core.RunStatePort (newest first: run ids are ULIDs).
@@ -308,26 +290,40 @@ func (s *Store) AdvanceRun(ctx context.Context, tenantID, runID string, fn func(
 		events []core.Event
 	)
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		rec, err := lockRun(ctx, tx, tenantID, runID)
+		rec, evs, b, err := s.moveRun(ctx, tx, tenantID, runID, func(rec *core.RunRecord, _ time.Time) ([]core.EventDraft, error) {
+			return fn(rec)
+		})
 		if err != nil {
-			return err
-		}
-		drafts, err := fn(&rec)
-		if err != nil {
-			return err
-		}
-		evs, err := core.SequenceEvents(&rec, drafts, core.Now())
-		if err != nil {
-			return err
-		}
-		b := &pgx.Batch{}
-		if err := s.writeRun(b, &rec, evs, false); err != nil {
 			return err
 		}
 		out, events = rec, evs
 		return sendBatch(ctx, tx, b)
 	})
 	return out, events, err
+}
+
+// moveRun locks the run inside tx, lets draft change it (given the time its
+// events will carry), and queues the changed record with the sequenced
+// events on the batch it returns for the caller to finish and send.
+func (s *Store) moveRun(ctx context.Context, tx pgx.Tx, tenantID, runID string, draft func(*core.RunRecord, time.Time) ([]core.EventDraft, error)) (core.RunRecord, []core.Event, *pgx.Batch, error) {
+	rec, err := lockRun(ctx, tx, tenantID, runID)
+	if err != nil {
+		return rec, nil, nil, err
+	}
+	now := core.Now()
+	drafts, err := draft(&rec, now)
+	if err != nil {
+		return rec, nil, nil, err
+	}
+	evs, err := core.SequenceEvents(&rec, drafts, now)
+	if err != nil {
+		return rec, nil, nil, err
+	}
+	b := &pgx.Batch{}
+	if err := s.writeRun(b, &rec, evs, false); err != nil {
+		return rec, nil, nil, err
+	}
+	return rec, evs, b, nil
 }
 
 // appendRunSQL is AppendRun's one statement (one round trip, one implicit
@@ -408,21 +404,8 @@ func (s *Store) CancelRun(ctx context.Context, tenantID, runID string, audit *co
 		events []core.Event
 	)
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		rec, err := lockRun(ctx, tx, tenantID, runID)
+		rec, evs, b, err := s.moveRun(ctx, tx, tenantID, runID, core.CancelRunRecord)
 		if err != nil {
-			return err
-		}
-		now := core.Now()
-		drafts, err := core.CancelRunRecord(&rec, now)
-		if err != nil {
-			return err
-		}
-		evs, err := core.SequenceEvents(&rec, drafts, now)
-		if err != nil {
-			return err
-		}
-		b := &pgx.Batch{}
-		if err := s.writeRun(b, &rec, evs, false); err != nil {
 			return err
 		}
 		notify(b, s.channel, core.NoticeCancel, rec.TenantID, rec.RunID, rec.LastSequence)

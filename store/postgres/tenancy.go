@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/agentos/agentos/core"
@@ -43,31 +42,44 @@ func getDoc(ctx context.Context, q pgx.Tx, v any, sql string, args ...any) (bool
 	return true, decode(raw, v)
 }
 
-// appendAudit appends rec to its tenant's chain inside tx: the head row is
-// locked (created on first use), so concurrent appends, from this node or
-// another, chain in order.
-func appendAudit(ctx context.Context, tx pgx.Tx, rec core.AuditRecord) (core.AuditRecord, error) {
-	if rec.TenantID == "" {
-		return rec, fmt.Errorf("audit record without tenant_id")
+// auditChain is core.AuditChainTx inside a PostgreSQL transaction: a
+// head row is locked (created on first use) so concurrent appends, from
+// this node or another, chain in order, and a tenant's records and its
+// head's move go in one round trip.
+type auditChain struct {
+	ctx context.Context
+	tx  pgx.Tx
+	seq int64
+	b   *pgx.Batch
+}
+
+func (c *auditChain) LockHead(tenantID string) (string, error) {
+	if _, err := c.tx.Exec(c.ctx, `INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, '') ON CONFLICT DO NOTHING`, tenantID); err != nil {
+		return "", err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, '') ON CONFLICT DO NOTHING`, rec.TenantID); err != nil {
-		return rec, err
-	}
-	var seq int64
 	var head string
-	if err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 FOR UPDATE`, rec.TenantID).Scan(&seq, &head); err != nil {
-		return rec, err
+	if err := c.tx.QueryRow(c.ctx, `SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 FOR UPDATE`, tenantID).Scan(&c.seq, &head); err != nil {
+		return "", err
 	}
-	rec, raw, err := core.SealAuditJSON(rec, head)
-	if err != nil {
-		return rec, err
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO audit (tenant_id, seq, audit_id, at, action, doc) VALUES ($1, $2, $3, $4, $5, $6)`,
-		rec.TenantID, seq+1, rec.AuditID, rec.Time, rec.Action, raw); err != nil {
-		return rec, err
-	}
-	_, err = tx.Exec(ctx, `UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant_id = $1`, rec.TenantID, seq+1, rec.Hash)
-	return rec, err
+	c.b = &pgx.Batch{}
+	return head, nil
+}
+
+func (c *auditChain) PutAudit(rec core.AuditRecord, raw []byte) error {
+	c.seq++
+	c.b.Queue(`INSERT INTO audit (tenant_id, seq, audit_id, at, action, doc) VALUES ($1, $2, $3, $4, $5, $6)`,
+		rec.TenantID, c.seq, rec.AuditID, rec.Time, rec.Action, raw)
+	return nil
+}
+
+func (c *auditChain) SetHead(tenantID, hash string) error {
+	c.b.Queue(`UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant_id = $1`, tenantID, c.seq, hash)
+	return c.tx.SendBatch(c.ctx, c.b).Close()
+}
+
+// appendAudit appends rec to its tenant's chain inside tx.
+func appendAudit(ctx context.Context, tx pgx.Tx, rec core.AuditRecord) (core.AuditRecord, error) {
+	return core.ChainAudit(&auditChain{ctx: ctx, tx: tx}, rec)
 }
 
 func appendAuditIf(ctx context.Context, tx pgx.Tx, audit *core.AuditRecord) error {
@@ -97,46 +109,15 @@ func (s *Store) AppendAudits(ctx context.Context, recs []core.AuditRecord) ([]co
 	if len(recs) == 0 {
 		return nil, nil
 	}
-	byTenant := map[string][]int{}
-	for i, rec := range recs {
-		if rec.TenantID == "" {
-			return nil, fmt.Errorf("audit record without tenant_id")
-		}
-		byTenant[rec.TenantID] = append(byTenant[rec.TenantID], i)
+	batch, err := core.GroupAudits(recs)
+	if err != nil {
+		return nil, err
 	}
-	tenants := make([]string, 0, len(byTenant))
-	for t := range byTenant {
-		tenants = append(tenants, t)
-	}
-	slices.Sort(tenants)
-	out := make([]core.AuditRecord, len(recs))
-	err := s.tx(ctx, func(tx pgx.Tx) error {
-		for _, tenantID := range tenants {
-			if _, err := tx.Exec(ctx, `INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, '') ON CONFLICT DO NOTHING`, tenantID); err != nil {
-				return err
-			}
-			var seq int64
-			var head string
-			if err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 FOR UPDATE`, tenantID).Scan(&seq, &head); err != nil {
-				return err
-			}
-			var b pgx.Batch
-			for _, i := range byTenant[tenantID] {
-				rec, raw, err := core.SealAuditJSON(recs[i], head)
-				if err != nil {
-					return err
-				}
-				seq++
-				b.Queue(`INSERT INTO audit (tenant_id, seq, audit_id, at, action, doc) VALUES ($1, $2, $3, $4, $5, $6)`,
-					rec.TenantID, seq, rec.AuditID, rec.Time, rec.Action, raw)
-				head, out[i] = rec.Hash, rec
-			}
-			b.Queue(`UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant_id = $1`, tenantID, seq, head)
-			if err := tx.SendBatch(ctx, &b).Close(); err != nil {
-				return err
-			}
-		}
-		return nil
+	var out []core.AuditRecord
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		out, err = batch.Chain(&auditChain{ctx: ctx, tx: tx})
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -151,13 +132,9 @@ func (s *Store) ListAudit(ctx context.Context, tenantID string, f core.AuditFilt
 	if !f.Since.IsZero() {
 		since = &f.Since
 	}
-	rows, err := s.pool.Query(ctx, `SELECT doc FROM audit WHERE tenant_id = $1
+	return listDocs[core.AuditRecord](ctx, s, `SELECT doc FROM audit WHERE tenant_id = $1
 		AND ($2::text = '' OR action = $2) AND ($3::timestamptz IS NULL OR at >= $3)
 		ORDER BY seq DESC LIMIT $4`, tenantID, f.Action, since, limit)
-	if err != nil {
-		return nil, dbErr(err)
-	}
-	return collectDocs[core.AuditRecord](rows)
 }
 
 // VerifyAudit implements core.AuditPort with core.AuditChainCheck.
@@ -234,19 +211,28 @@ func collectDocs[T any](rows pgx.Rows) ([]T, error) {
 	return out, dbErr(rows.Err())
 }
 
+// findDoc reads the document query selects (one doc column); found is
+// false, with no error, when there is none.
+func findDoc[T any](ctx context.Context, s *Store, query string, args ...any) (v T, found bool, err error) {
+	var raw []byte
+	err = s.pool.QueryRow(ctx, query, args...).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return v, false, nil
+	}
+	if err != nil {
+		return v, false, dbErr(err)
+	}
+	return v, true, decode(raw, &v)
+}
+
 // oneDoc reads the document query selects (one doc column), not_found
 // naming kind and id when there is none.
 func oneDoc[T any](ctx context.Context, s *Store, kind, id, query string, args ...any) (T, error) {
-	var v T
-	var raw []byte
-	err := s.pool.QueryRow(ctx, query, args...).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
+	v, found, err := findDoc[T](ctx, s, query, args...)
+	if err == nil && !found {
 		return v, core.NotFound(kind, id)
 	}
-	if err != nil {
-		return v, dbErr(err)
-	}
-	return v, decode(raw, &v)
+	return v, err
 }
 
 // listDocs reads the documents query selects (one doc column).
@@ -278,25 +264,12 @@ func (s *Store) CreateTenant(ctx context.Context, t core.Tenant, audit *core.Aud
 
 // GetTenant implements core.TenantPort.
 func (s *Store) GetTenant(ctx context.Context, tenantID string) (core.Tenant, error) {
-	var t core.Tenant
-	var raw []byte
-	err := s.pool.QueryRow(ctx, `SELECT doc FROM tenants WHERE tenant_id = $1`, tenantID).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return t, core.NotFound("tenant", tenantID)
-	}
-	if err != nil {
-		return t, dbErr(err)
-	}
-	return t, decode(raw, &t)
+	return oneDoc[core.Tenant](ctx, s, "tenant", tenantID, `SELECT doc FROM tenants WHERE tenant_id = $1`, tenantID)
 }
 
 // ListTenants implements core.TenantPort.
 func (s *Store) ListTenants(ctx context.Context) ([]core.Tenant, error) {
-	rows, err := s.pool.Query(ctx, `SELECT doc FROM tenants ORDER BY tenant_id`)
-	if err != nil {
-		return nil, dbErr(err)
-	}
-	return collectDocs[core.Tenant](rows)
+	return listDocs[core.Tenant](ctx, s, `SELECT doc FROM tenants ORDER BY tenant_id`)
 }
 
 // UpdateTenant implements core.TenantPort.
