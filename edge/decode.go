@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"reflect"
 	"strings"
+	"sync"
 
 	"github.com/agentos/agentos/core"
 	"github.com/labstack/echo/v4"
@@ -89,4 +91,53 @@ func decodeError(err error) error {
 		return core.Invalid(field, "unknown field %s", field)
 	}
 	return core.Invalid("", "malformed JSON: %v", err)
+}
+
+// DecodeEnvelope decodes a body that wraps one object under key, as
+// {"agent": {...}}, and returns the object. Decoding is DecodeJSON's (the
+// top level and the object are open); a body without key, or with key
+// null, is invalid_request "<key> is required" naming key.
+func DecodeEnvelope[T any](c echo.Context, key string) (T, error) {
+	return decodeEnvelope[T](c, key, false)
+}
+
+// DecodeStrictEnvelope is DecodeEnvelope for closed objects: a field the
+// envelope or T does not name is invalid_request, as with
+// DecodeStrictJSON.
+func DecodeStrictEnvelope[T any](c echo.Context, key string) (T, error) {
+	return decodeEnvelope[T](c, key, true)
+}
+
+// envelopeTypes holds, per object type and key, the struct type
+// {Value *T `json:"<key>"`} an envelope decodes into. Building it with
+// reflect (once) keeps encoding/json doing the work: a wrong type is named
+// by its whole path ("agent.version") and an unknown field is refused, as
+// when each handler declared that struct itself.
+var envelopeTypes sync.Map // envelopeType → reflect.Type
+
+type envelopeType struct {
+	of  reflect.Type
+	key string
+}
+
+func decodeEnvelope[T any](c echo.Context, key string, strict bool) (T, error) {
+	var zero T
+	k := envelopeType{of: reflect.TypeFor[T](), key: key}
+	st, ok := envelopeTypes.Load(k)
+	if !ok {
+		st, _ = envelopeTypes.LoadOrStore(k, reflect.StructOf([]reflect.StructField{{
+			Name: "Value",
+			Type: reflect.PointerTo(k.of),
+			Tag:  reflect.StructTag(`json:"` + key + `"`),
+		}}))
+	}
+	env := reflect.New(st.(reflect.Type))
+	if err := decode(c, env.Interface(), strict); err != nil {
+		return zero, err
+	}
+	v := env.Elem().Field(0)
+	if v.IsNil() {
+		return zero, core.Invalid(key, "%s is required", key)
+	}
+	return *v.Interface().(*T), nil
 }

@@ -77,16 +77,11 @@ func (n *Node) handleForward(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var body struct {
-		Forward *ForwardRequest `json:"forward"`
-	}
-	if err := edge.DecodeJSON(c, &body); err != nil {
+	fr, err := edge.DecodeEnvelope[ForwardRequest](c, "forward")
+	if err != nil {
 		return err
 	}
-	if body.Forward == nil {
-		return core.Invalid("forward", "forward is required")
-	}
-	f, replayed, err := n.Forward(ctx, a, *body.Forward, c.Request().Header.Get("Idempotency-Key"))
+	f, replayed, err := n.Forward(ctx, a, fr, c.Request().Header.Get("Idempotency-Key"))
 	if err != nil {
 		return err
 	}
@@ -252,16 +247,11 @@ func (n *Node) handlePutPeer(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var body struct {
-		Peer *core.Peer `json:"peer"`
-	}
-	if err := edge.DecodeJSON(c, &body); err != nil {
+	peer, err := edge.DecodeEnvelope[core.Peer](c, "peer")
+	if err != nil {
 		return err
 	}
-	if body.Peer == nil {
-		return core.Invalid("peer", "peer is required")
-	}
-	p, err := n.RegisterPeer(ctx, a, *body.Peer)
+	p, err := n.RegisterPeer(ctx, a, peer)
 	if err != nil {
 		return err
 	}

@@ -70,21 +70,16 @@ func (s *Service) handleGetAgent(c echo.Context) error {
 
 func (s *Service) handlePutAgent(c echo.Context) error {
 	a := authOf(c)
-	var body struct {
-		Agent *core.Agent `json:"agent"`
-	}
-	if err := edge.DecodeJSON(c, &body); err != nil {
+	in, err := edge.DecodeEnvelope[core.Agent](c, "agent")
+	if err != nil {
 		return err
 	}
-	if body.Agent == nil {
-		return core.Invalid("agent", "agent is required")
-	}
 	id := c.Param("agent_id")
-	if body.Agent.AgentID != "" && body.Agent.AgentID != id {
+	if in.AgentID != "" && in.AgentID != id {
 		return core.Invalid("agent.agent_id", "agent.agent_id differs from the path")
 	}
-	body.Agent.AgentID = id
-	ag, err := s.PutAgent(c.Request().Context(), a, *body.Agent)
+	in.AgentID = id
+	ag, err := s.PutAgent(c.Request().Context(), a, in)
 	if err != nil {
 		return err
 	}
@@ -178,20 +173,14 @@ func (s *Service) handleListTools(c echo.Context) error {
 
 func (s *Service) handlePutTool(c echo.Context) error {
 	a := authOf(c)
-	var body struct {
-		Tool *core.ToolDescriptor `json:"tool"`
-	}
-	if err := edge.DecodeJSON(c, &body); err != nil {
+	td, err := edge.DecodeEnvelope[core.ToolDescriptor](c, "tool")
+	if err != nil {
 		return err
 	}
-	if body.Tool == nil {
-		return core.Invalid("tool", "tool is required")
-	}
 	id := c.Param("tool_id")
-	if body.Tool.ToolID != "" && body.Tool.ToolID != id {
+	if td.ToolID != "" && td.ToolID != id {
 		return core.Invalid("tool.tool_id", "tool.tool_id differs from the path")
 	}
-	td := *body.Tool
 	td.ToolID, td.TenantID = id, a.TenantID
 	if err := validateTool(&td); err != nil {
 		return err

@@ -125,16 +125,11 @@ func reply(c echo.Context, status int, body map[string]any) error {
 
 func (a *AdminAPI) handleCreateTenant(c echo.Context) error {
 	au := auth(c)
-	var body struct {
-		TenantCreate *TenantCreate `json:"tenant_create"`
-	}
-	if err := edge.DecodeStrictJSON(c, &body); err != nil {
+	tc, err := edge.DecodeStrictEnvelope[TenantCreate](c, "tenant_create")
+	if err != nil {
 		return err
 	}
-	if body.TenantCreate == nil {
-		return core.Invalid("tenant_create", "tenant_create is required")
-	}
-	t, err := a.CreateTenant(c.Request().Context(), au, *body.TenantCreate)
+	t, err := a.CreateTenant(c.Request().Context(), au, tc)
 	if err != nil {
 		return err
 	}
@@ -303,16 +298,11 @@ func (a *AdminAPI) handleUpdateTenant(c echo.Context) error {
 	if err := requireTenantsAdmin(au); err != nil {
 		return err
 	}
-	var body struct {
-		TenantUpdate map[string]json.RawMessage `json:"tenant_update"`
-	}
-	if err := edge.DecodeStrictJSON(c, &body); err != nil {
+	patch, err := edge.DecodeStrictEnvelope[map[string]json.RawMessage](c, "tenant_update")
+	if err != nil {
 		return err
 	}
-	if body.TenantUpdate == nil {
-		return core.Invalid("tenant_update", "tenant_update is required")
-	}
-	t, err := a.UpdateTenant(c.Request().Context(), au, id, body.TenantUpdate)
+	t, err := a.UpdateTenant(c.Request().Context(), au, id, patch)
 	if err != nil {
 		return err
 	}
@@ -423,16 +413,11 @@ func (a *AdminAPI) handleIssueToken(c echo.Context) error {
 	if err := tokenAdmin(au, tenantID); err != nil {
 		return err
 	}
-	var body struct {
-		TokenCreate *TokenCreate `json:"token_create"`
-	}
-	if err := edge.DecodeStrictJSON(c, &body); err != nil {
+	tc, err := edge.DecodeStrictEnvelope[TokenCreate](c, "token_create")
+	if err != nil {
 		return err
 	}
-	if body.TokenCreate == nil {
-		return core.Invalid("token_create", "token_create is required")
-	}
-	tok, secret, err := a.IssueToken(c.Request().Context(), au, tenantID, *body.TokenCreate)
+	tok, secret, err := a.IssueToken(c.Request().Context(), au, tenantID, tc)
 	if err != nil {
 		return err
 	}
