@@ -117,25 +117,20 @@ func (n *Node) callPeerOnce(ctx context.Context, a core.Auth, peer core.Peer, me
 		return false, err
 	}
 	err = jsonhttp.Do(ctx, n.client, jsonhttp.Call{Method: method, URL: peerURL(peer, path), Header: h, Body: body, Limit: 4 << 20}, out)
-	var (
-		te *jsonhttp.TransportError
-		se *jsonhttp.StatusError
-		de *jsonhttp.DecodeError
-	)
-	switch {
-	case err == nil:
-		return false, nil
-	case errors.As(err, &te):
-		return true, te.Err
-	case errors.As(err, &se) && se.Status >= 500:
-		return true, core.Errorf(core.CodeDependencyUnavailable, "answered %d", se.Status)
-	case errors.As(err, &se):
-		return false, decodeRemoteError(peer, se.Status, se.Body)
-	case errors.As(err, &de):
-		return false, core.Errorf(core.CodeDependencyUnavailable, "peer %s answered an undecodable body", peer.StackID).With("peer_stack_id", peer.StackID)
-	default:
-		return false, fmt.Errorf("build peer request: %w", err)
-	}
+	return jsonhttp.Retryable(err), jsonhttp.Failures{
+		// callPeer retries a transport failure, then peerDown words it.
+		Transport: func(cause error) error { return cause },
+		Status: func(r jsonhttp.Response) error {
+			if r.Status >= 500 {
+				return core.Errorf(core.CodeDependencyUnavailable, "answered %d", r.Status)
+			}
+			return decodeRemoteError(peer, r.Status, r.Body)
+		},
+		Decode: func(error) error {
+			return core.Errorf(core.CodeDependencyUnavailable, "peer %s answered an undecodable body", peer.StackID).With("peer_stack_id", peer.StackID)
+		},
+		Build: func(err error) error { return fmt.Errorf("build peer request: %w", err) },
+	}.Map(err)
 }
 
 // decodeRemoteError turns a peer's error answer into a *core.Error with the

@@ -112,23 +112,14 @@ func (c *Client) do(ctx context.Context, method, path string, a core.Auth, h htt
 	// No bound on the answer: Stack A trusts its own Stack B, and an
 	// embedding answer may be large.
 	err := jsonhttp.Do(ctx, c.hc, jsonhttp.Call{Method: method, URL: c.base + path, Header: h, Body: body, Limit: -1}, out)
-	var (
-		te *jsonhttp.TransportError
-		se *jsonhttp.StatusError
-		de *jsonhttp.DecodeError
-	)
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &te):
-		return transportError(ctx, te.Err)
-	case errors.As(err, &se):
-		return errorFrom(se.Response)
-	case errors.As(err, &de):
-		return core.Errorf(core.CodeDependencyUnavailable, "stack b: undecodable answer: %v", de.Err)
-	default:
-		return core.Errorf(core.CodeDependencyUnavailable, "stack b url: %v", err)
-	}
+	return jsonhttp.Failures{
+		Transport: func(cause error) error { return transportError(ctx, cause) },
+		Status:    errorFrom,
+		Decode: func(cause error) error {
+			return core.Errorf(core.CodeDependencyUnavailable, "stack b: undecodable answer: %v", cause)
+		},
+		Build: func(err error) error { return core.Errorf(core.CodeDependencyUnavailable, "stack b url: %v", err) },
+	}.Map(err)
 }
 
 func transportError(ctx context.Context, err error) error {
