@@ -56,6 +56,31 @@ func caller(c echo.Context) (core.Auth, error) {
 	return a, nil
 }
 
+// callerAndBody is the caller and the raw body of a request whose handler
+// decodes its closed objects itself (models:invoke, policy:check).
+func callerAndBody(c echo.Context) (core.Auth, []byte, error) {
+	a, err := caller(c)
+	if err != nil {
+		return a, nil, err
+	}
+	raw, err := edge.ReadBody(c)
+	return a, raw, err
+}
+
+// bodyAuth decodes the optional "auth" of a body's top level (nil when
+// absent), which effectiveAuth then weighs against the caller.
+func bodyAuth(top map[string]json.RawMessage) (*core.Auth, error) {
+	raw, ok := top["auth"]
+	if !ok {
+		return nil, nil
+	}
+	a := new(core.Auth)
+	if err := decodeInto(raw, "auth", a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
 // effectiveAuth applies the body auth rule of §4: the body's tenant must
 // be the caller's unless the caller may act as another tenant, in which
 // case the body auth governs. A missing body auth means the caller's.
@@ -133,12 +158,9 @@ func decodeInvoke(raw []byte) (*core.Auth, core.ModelRequest, string, error) {
 	if err != nil {
 		return nil, req, "", err
 	}
-	var auth *core.Auth
-	if a, ok := top["auth"]; ok {
-		auth = new(core.Auth)
-		if err := decodeInto(a, "auth", auth); err != nil {
-			return nil, req, "", err
-		}
+	auth, err := bodyAuth(top)
+	if err != nil {
+		return nil, req, "", err
 	}
 	var tp string
 	if err := decodeInto(top["traceparent"], "traceparent", &tp); err != nil {
@@ -203,11 +225,7 @@ type invokeResponse struct {
 
 func (g *Gateway) handleInvoke(c echo.Context) error {
 	ctx := c.Request().Context()
-	ca, err := caller(c)
-	if err != nil {
-		return err
-	}
-	raw, err := edge.ReadBody(c)
+	ca, raw, err := callerAndBody(c)
 	if err != nil {
 		return err
 	}
@@ -232,11 +250,7 @@ func (g *Gateway) handleInvoke(c echo.Context) error {
 
 func (g *Gateway) handlePolicyCheck(c echo.Context) error {
 	ctx := c.Request().Context()
-	ca, err := caller(c)
-	if err != nil {
-		return err
-	}
-	raw, err := edge.ReadBody(c)
+	ca, raw, err := callerAndBody(c)
 	if err != nil {
 		return err
 	}
@@ -244,12 +258,9 @@ func (g *Gateway) handlePolicyCheck(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var body *core.Auth
-	if ar, ok := top["auth"]; ok {
-		body = new(core.Auth)
-		if err := decodeInto(ar, "auth", body); err != nil {
-			return err
-		}
+	body, err := bodyAuth(top)
+	if err != nil {
+		return err
 	}
 	pc, ok := top["policy_check"]
 	if !ok {
