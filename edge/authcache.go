@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/agentos/agentos/core"
@@ -25,23 +24,10 @@ import (
 // or tenant is read again each time (unknown keys are limited per client
 // address by the failure limiter).
 type credentialCache struct {
-	ttl time.Duration
-	now func() time.Time
-
-	mu      sync.RWMutex
-	gen     uint64
-	tokens  map[string]cachedToken  // secret hash → token
-	tenants map[string]cachedTenant // tenant id → tenant
-}
-
-type cachedToken struct {
-	tok     core.Token
-	expires time.Time
-}
-
-type cachedTenant struct {
-	t       core.Tenant
-	expires time.Time
+	// now is the clock entries expire by (tests move it).
+	now     func() time.Time
+	tokens  *core.Cache[string, core.Token]  // secret hash → token
+	tenants *core.Cache[string, core.Tenant] // tenant id → tenant
 }
 
 // DefaultCredentialCacheTTL bounds how long an entry is reused without a
@@ -54,85 +40,27 @@ const DefaultCredentialCacheTTL = time.Second
 const credentialCacheMax = 10000
 
 func newCredentialCache(ttl time.Duration) *credentialCache {
-	return &credentialCache{ttl: ttl, now: time.Now, tokens: map[string]cachedToken{}, tenants: map[string]cachedTenant{}}
+	c := &credentialCache{now: time.Now}
+	clock := func() time.Time { return c.now() }
+	c.tokens = core.NewCache[string, core.Token](ttl, credentialCacheMax, clock)
+	c.tenants = core.NewCache[string, core.Tenant](ttl, credentialCacheMax, clock)
+	return c
 }
 
 // invalidate drops what c names; it is the change feed subscriber.
 func (c *credentialCache) invalidate(ch core.Change) {
 	switch ch.Kind {
-	case core.ChangeToken, core.ChangeTenant, core.ChangeAll:
-	default:
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.gen++
-	switch ch.Kind {
 	case core.ChangeAll:
-		clear(c.tokens)
-		clear(c.tenants)
+		c.tokens.ForgetAll()
+		c.tenants.ForgetAll()
 	case core.ChangeToken:
 		// A rotated token may be cached under its old and its new hash.
-		for h, e := range c.tokens {
-			if e.tok.TokenID == ch.ID && (e.tok.TenantID == ch.TenantID || ch.TenantID == "") {
-				delete(c.tokens, h)
-			}
-		}
+		c.tokens.ForgetWhere(func(_ string, tok core.Token) bool {
+			return tok.TokenID == ch.ID && (tok.TenantID == ch.TenantID || ch.TenantID == "")
+		})
 	case core.ChangeTenant:
-		delete(c.tenants, ch.TenantID)
+		c.tenants.Forget(ch.TenantID)
 	}
-}
-
-// generation is the count of invalidations so far; a fill started at one
-// generation is stored only if it is still current.
-func (c *credentialCache) generation() uint64 {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.gen
-}
-
-func (c *credentialCache) token(hash string) (core.Token, bool) {
-	c.mu.RLock()
-	e, ok := c.tokens[hash]
-	c.mu.RUnlock()
-	if !ok || !c.now().Before(e.expires) {
-		return core.Token{}, false
-	}
-	return e.tok, true
-}
-
-func (c *credentialCache) putToken(gen uint64, hash string, tok core.Token) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if gen != c.gen {
-		return
-	}
-	if len(c.tokens) >= credentialCacheMax {
-		clear(c.tokens)
-	}
-	c.tokens[hash] = cachedToken{tok: tok, expires: c.now().Add(c.ttl)}
-}
-
-func (c *credentialCache) tenant(id string) (core.Tenant, bool) {
-	c.mu.RLock()
-	e, ok := c.tenants[id]
-	c.mu.RUnlock()
-	if !ok || !c.now().Before(e.expires) {
-		return core.Tenant{}, false
-	}
-	return e.t, true
-}
-
-func (c *credentialCache) putTenant(gen uint64, t core.Tenant) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if gen != c.gen {
-		return
-	}
-	if len(c.tenants) >= credentialCacheMax {
-		clear(c.tenants)
-	}
-	c.tenants[t.TenantID] = cachedTenant{t: t, expires: c.now().Add(c.ttl)}
 }
 
 // tokenByHash is TokenBySecretHash through the cache.
@@ -140,15 +68,7 @@ func (a *Authenticator) tokenByHash(ctx context.Context, hash string) (core.Toke
 	if a.cache == nil {
 		return a.tokens.TokenBySecretHash(ctx, hash)
 	}
-	if tok, ok := a.cache.token(hash); ok {
-		return tok, nil
-	}
-	gen := a.cache.generation()
-	tok, err := a.tokens.TokenBySecretHash(ctx, hash)
-	if err == nil {
-		a.cache.putToken(gen, hash, tok)
-	}
-	return tok, err
+	return a.cache.tokens.Load(hash, func() (core.Token, error) { return a.tokens.TokenBySecretHash(ctx, hash) })
 }
 
 // getTenant is GetTenant through the cache.
@@ -156,15 +76,7 @@ func (a *Authenticator) getTenant(ctx context.Context, id string) (core.Tenant, 
 	if a.cache == nil {
 		return a.tenants.GetTenant(ctx, id)
 	}
-	if t, ok := a.cache.tenant(id); ok {
-		return t, nil
-	}
-	gen := a.cache.generation()
-	t, err := a.tenants.GetTenant(ctx, id)
-	if err == nil {
-		a.cache.putTenant(gen, t)
-	}
-	return t, err
+	return a.cache.tenants.Load(id, func() (core.Tenant, error) { return a.tenants.GetTenant(ctx, id) })
 }
 
 // Watch turns on the credential cache, fed by feed: from now on keys and

@@ -2,80 +2,56 @@ package stacka
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/agentos/agentos/core"
 )
 
 // readCache keeps recently read tenants, agents and tool descriptors so the
-// executor's hot path does not open a store read per step.
+// executor's hot path does not open a store read per step. A not_found
+// answer is kept too (an unknown id asked again and again costs no reads);
+// any other failure is not.
 //
 // Config.CacheTTL bounds how stale a cached tenant, agent or tool may be
 // when no change feed is wired; with one (Deps.Changes), every write
 // invalidates at once, and the TTL only bounds a lost notification.
 type readCache struct {
-	ttl     time.Duration
-	mu      sync.Mutex
-	entries map[string]cacheEntry
-	// gen counts invalidations: a value loaded across one is not kept
-	// (it may predate the write the invalidation announced).
-	gen uint64
+	c *core.Cache[string, readResult]
 }
 
-type cacheEntry struct {
+// readResult is what a load answered: a value, or not_found.
+type readResult struct {
 	val any
 	err error
-	at  time.Time
 }
 
+// readCacheMax bounds the entries; past it the cache starts over.
+const readCacheMax = 10000
+
 func newReadCache(ttl time.Duration) *readCache {
-	return &readCache{ttl: ttl, entries: map[string]cacheEntry{}}
+	return &readCache{c: core.NewCache[string, readResult](ttl, readCacheMax, nil)}
 }
 
 func (c *readCache) get(key string, load func() (any, error)) (any, error) {
-	now := time.Now()
-	c.mu.Lock()
-	e, ok := c.entries[key]
-	c.mu.Unlock()
-	if ok && now.Sub(e.at) < c.ttl {
-		return e.val, e.err
+	if r, ok := c.c.Get(key); ok {
+		return r.val, r.err
 	}
-	c.mu.Lock()
-	gen := c.gen
-	c.mu.Unlock()
+	gen := c.c.Generation()
 	v, err := load()
 	if err != nil && !core.IsCode(err, core.CodeNotFound) {
 		return v, err // do not cache transient failures
 	}
-	c.mu.Lock()
-	if c.gen != gen {
-		c.mu.Unlock()
-		return v, err
-	}
-	if len(c.entries) > 10000 {
-		c.entries = map[string]cacheEntry{}
-	}
-	c.entries[key] = cacheEntry{val: v, err: err, at: now}
-	c.mu.Unlock()
+	c.c.Put(gen, key, readResult{val: v, err: err})
 	return v, err
 }
 
-func (c *readCache) forget(key string) {
-	c.mu.Lock()
-	delete(c.entries, key)
-	c.gen++
-	c.mu.Unlock()
-}
+func (c *readCache) forget(key string) { c.c.Forget(key) }
 
 // invalidate drops what a change made stale.
 func (c *readCache) invalidate(ch core.Change) {
 	switch ch.Kind {
 	case core.ChangeAll:
-		c.mu.Lock()
-		c.entries = map[string]cacheEntry{}
-		c.gen++
-		c.mu.Unlock()
+		c.c.ForgetAll()
 	case core.ChangeTenant:
 		c.forget("t/" + ch.TenantID)
 	case core.ChangeAgent:

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/agentos/agentos/core"
@@ -81,7 +80,9 @@ type Gateway struct {
 	meter   *meter
 	audit   *auditWriter
 	metrics *gatewayMetrics
-	tenants *tenantCache
+	// tenants keeps tenants read on the request path for TenantCacheTTL,
+	// so a model call does not decode the tenant from the store every time.
+	tenants *core.Cache[string, core.Tenant]
 	// responses keeps Responses API conversations for previous_response_id.
 	responses *responseStore
 	// started is when the gateway came up (the "created" of listed models).
@@ -148,7 +149,7 @@ func New(deps Deps) (*Gateway, error) {
 	}
 	log := deps.Log.With().Str("component", "stackb").Logger()
 	g := &Gateway{deps: deps, log: log, now: deps.Now, cat: cat, policy: eng, metrics: met, ownClient: ownClient,
-		tenants: &tenantCache{ttl: deps.TenantCacheTTL, entries: map[string]tenantEntry{}}}
+		tenants: core.NewCache[string, core.Tenant](deps.TenantCacheTTL, tenantCacheMax, nil)}
 	g.health = newBackendHealth(cat.backends, deps.HealthFailures, deps.HealthCooldown, deps.Now, func(b string, up bool) {
 		v := 0.0
 		if up {
@@ -167,9 +168,9 @@ func New(deps Deps) (*Gateway, error) {
 		g.unsubscribe = deps.Changes.Subscribe(func(ch core.Change) {
 			switch ch.Kind {
 			case core.ChangeTenant:
-				g.tenants.forget(ch.TenantID)
+				g.tenants.Forget(ch.TenantID)
 			case core.ChangeAll:
-				g.tenants.forgetAll()
+				g.tenants.ForgetAll()
 			}
 		})
 	}
@@ -177,6 +178,9 @@ func New(deps Deps) (*Gateway, error) {
 	g.audit = newAuditWriter(deps.Audit, log, deps.FlushInterval)
 	return g, nil
 }
+
+// tenantCacheMax bounds the cached tenants; past it the cache starts over.
+const tenantCacheMax = 10000
 
 // upstreamTransport is the pool the gateway calls backends through. With
 // 64 idle connections per host (and the default 100 in all), past that many
@@ -218,15 +222,7 @@ func (g *Gateway) BackendHealth() map[string]bool { return g.health.snapshot() }
 // tenant loads the governing tenant: not_found when unknown, forbidden
 // when disabled.
 func (g *Gateway) tenant(ctx context.Context, tenantID string) (core.Tenant, error) {
-	t, ok := g.tenants.get(tenantID)
-	var err error
-	if !ok {
-		gen := g.tenants.generation()
-		t, err = g.deps.Tenants.GetTenant(ctx, tenantID)
-		if err == nil {
-			g.tenants.put(t, gen)
-		}
-	}
+	t, err := g.tenants.Load(tenantID, func() (core.Tenant, error) { return g.deps.Tenants.GetTenant(ctx, tenantID) })
 	if err != nil {
 		if core.IsCode(err, core.CodeNotFound) {
 			return t, core.NotFound("tenant", tenantID)
@@ -237,72 +233,6 @@ func (g *Gateway) tenant(ctx context.Context, tenantID string) (core.Tenant, err
 		return t, core.Errorf(core.CodeForbidden, "tenant %s is disabled", tenantID).With("tenant_id", tenantID)
 	}
 	return t, nil
-}
-
-// tenantCache keeps tenants read on the request path for a short TTL, so a
-// model call does not decode the tenant from the store every time.
-type tenantCache struct {
-	ttl     time.Duration
-	mu      sync.RWMutex
-	entries map[string]tenantEntry
-	// gen counts invalidations: a tenant read before one is not cached
-	// (it may predate the write the invalidation announced).
-	gen uint64
-}
-
-type tenantEntry struct {
-	t       core.Tenant
-	expires time.Time
-}
-
-func (c *tenantCache) get(id string) (core.Tenant, bool) {
-	if c.ttl < 0 {
-		return core.Tenant{}, false
-	}
-	c.mu.RLock()
-	e, ok := c.entries[id]
-	c.mu.RUnlock()
-	if !ok || time.Now().After(e.expires) {
-		return core.Tenant{}, false
-	}
-	return e.t, true
-}
-
-func (c *tenantCache) forget(id string) {
-	c.mu.Lock()
-	delete(c.entries, id)
-	c.gen++
-	c.mu.Unlock()
-}
-
-func (c *tenantCache) forgetAll() {
-	c.mu.Lock()
-	c.entries = map[string]tenantEntry{}
-	c.gen++
-	c.mu.Unlock()
-}
-
-func (c *tenantCache) generation() uint64 {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.gen
-}
-
-// put caches t, read when the generation was gen, unless an invalidation
-// came since.
-func (c *tenantCache) put(t core.Tenant, gen uint64) {
-	if c.ttl < 0 {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.gen != gen {
-		return
-	}
-	if len(c.entries) > 10000 {
-		clear(c.entries)
-	}
-	c.entries[t.TenantID] = tenantEntry{t: t, expires: time.Now().Add(c.ttl)}
 }
 
 // ruleset picks the tenant's ruleset: metadata "policy_ruleset", then
