@@ -149,6 +149,22 @@ func decodeInto(raw json.RawMessage, field string, v any) error {
 	return nil
 }
 
+// optionalClosed decodes raw, an optional closed object (absent or null:
+// nil), into a new T, refusing keys outside allowed; field is its JSON path.
+func optionalClosed[T any](raw json.RawMessage, field string, allowed ...string) (*T, error) {
+	if raw == nil || string(raw) == "null" {
+		return nil, nil
+	}
+	if _, err := closedObject(raw, field, allowed...); err != nil {
+		return nil, err
+	}
+	v := new(T)
+	if err := decodeInto(raw, field, v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
 // decodeInvoke decodes a models:invoke body keeping the closed objects
 // closed: the top level, requirements, generation and the chat or embed
 // input.
@@ -182,23 +198,11 @@ func decodeInvoke(raw []byte) (*core.Auth, core.ModelRequest, string, error) {
 		return nil, req, "", err
 	}
 	req = core.ModelRequest{RequestID: r.RequestID, Operation: r.Operation, ModelRef: r.ModelRef}
-	if r.Requirements != nil && string(r.Requirements) != "null" {
-		if _, err := closedObject(r.Requirements, "request.requirements", "max_latency_ms", "max_cost_usd", "min_context_tokens"); err != nil {
-			return nil, req, "", err
-		}
-		req.Requirements = new(core.Requirements)
-		if err := decodeInto(r.Requirements, "request.requirements", req.Requirements); err != nil {
-			return nil, req, "", err
-		}
+	if req.Requirements, err = optionalClosed[core.Requirements](r.Requirements, "request.requirements", "max_latency_ms", "max_cost_usd", "min_context_tokens"); err != nil {
+		return nil, req, "", err
 	}
-	if r.Generation != nil && string(r.Generation) != "null" {
-		if _, err := closedObject(r.Generation, "request.generation", "temperature", "top_p", "max_output_tokens"); err != nil {
-			return nil, req, "", err
-		}
-		req.Generation = new(core.Generation)
-		if err := decodeInto(r.Generation, "request.generation", req.Generation); err != nil {
-			return nil, req, "", err
-		}
+	if req.Generation, err = optionalClosed[core.Generation](r.Generation, "request.generation", "temperature", "top_p", "max_output_tokens"); err != nil {
+		return nil, req, "", err
 	}
 	if r.Input == nil {
 		return nil, req, "", core.Invalid("request.input", "input is required")
