@@ -48,10 +48,39 @@ func cardLocation(raw string) (base, path string) {
 	return u.String(), path
 }
 
+// invoke is four stages: connect (read the card, open a client), stream
+// the message and follow the remote task, settle a task whose stream
+// ended early from its stored state, and answer from the final state.
 func (a2aKind) invoke(ctx context.Context, s *Service, c toolCall) (toolResult, error) {
-	secret, err := s.toolSecret(ctx, c.Run, c.Tool, c.CallID, cfgString(c.Tool, "secret_ref"), "a2a credential")
+	ctx, card, client, err := a2aConnect(ctx, s, c)
 	if err != nil {
 		return toolResult{}, err
+	}
+	defer client.Destroy()
+	call := newA2ACall(card.Name)
+	streamCtx, stopStream := call.streamContext(ctx)
+	defer stopStream()
+	if err := call.stream(ctx, streamCtx, client, a2aMessage(c)); err != nil {
+		cancelRemote(ctx, client, call.remote)
+		return toolResult{Remote: call.remote}, a2aError(c.Tool, "send the message", err)
+	}
+	if ctx.Err() != nil {
+		cancelRemote(ctx, client, call.remote)
+		return toolResult{Remote: call.remote}, toolError(ctx.Err())
+	}
+	if err := call.settle(ctx, client); err != nil {
+		return toolResult{Remote: call.remote}, a2aError(c.Tool, "read the remote task", err)
+	}
+	return call.result()
+}
+
+// a2aConnect reads the remote agent's card and opens a client on it. With
+// a secret, card and calls carry it as a bearer (the returned context
+// holds it for the calls).
+func a2aConnect(ctx context.Context, s *Service, c toolCall) (context.Context, *a2a.AgentCard, *a2aclient.Client, error) {
+	secret, err := s.toolSecret(ctx, c.Run, c.Tool, c.CallID, cfgString(c.Tool, "secret_ref"), "a2a credential")
+	if err != nil {
+		return ctx, nil, nil, err
 	}
 	httpClient := withTraceparent(s.egress)
 	base, path := cardLocation(cfgString(c.Tool, "card_url"))
@@ -62,35 +91,61 @@ func (a2aKind) invoke(ctx context.Context, s *Service, c toolCall) (toolResult, 
 	}
 	card, err := agentcard.NewResolver(httpClient).Resolve(ctx, base, opts...)
 	if err != nil {
-		return toolResult{}, a2aError(c.Tool, "read the agent card", err)
+		return ctx, nil, nil, a2aError(c.Tool, "read the agent card", err)
 	}
 	client, err := a2aclient.NewFromCard(ctx, card, a2aclient.WithJSONRPCTransport(httpClient))
 	if err != nil {
-		return toolResult{}, core.Errorf(core.CodeDependencyUnavailable, "tool %s: no usable interface on the agent card: %v", c.Tool.ToolID, err)
+		return ctx, nil, nil, core.Errorf(core.CodeDependencyUnavailable, "tool %s: no usable interface on the agent card: %v", c.Tool.ToolID, err)
 	}
-	defer client.Destroy()
+	return ctx, card, client, nil
+}
 
+// a2aMessage is the message a call sends: its input as parts, its id the
+// tool call id, so a retried delivery of the same call is recognisably the
+// same message on the remote side.
+func a2aMessage(c toolCall) *a2a.Message {
 	msg := a2a.NewMessage(a2a.MessageRoleUser, a2aInputParts(c.Input)...)
-	// The message id is the tool call id, so a retried delivery of the same
-	// call is recognisably the same message on the remote side.
 	msg.ID = c.CallID
 	msg.SetMeta("agentos.run_id", c.Run.RunID)
-	remote := map[string]any{"protocol": "a2a", "agent": card.Name}
-	var task *a2a.Task
-	idKnown, known := make(chan struct{}), false
-	track := func(info a2a.TaskInfo) {
-		if info.TaskID != "" {
-			remote["task_id"], remote["context_id"] = string(info.TaskID), info.ContextID
-			if !known {
-				known = true
-				close(idKnown)
-			}
+	return msg
+}
+
+// a2aCall is one call's view of the remote task, as its stream (and, when
+// that ends early, the stored task) reports it.
+type a2aCall struct {
+	agent string // the card's name
+	// remote is what the tool.call.completed event says of the remote
+	// side: protocol, agent, task_id, context_id, state, canceled.
+	remote    map[string]any
+	task      *a2a.Task
+	idKnown   chan struct{} // closed once the remote task id arrived
+	known     bool
+	texts     []string
+	artifacts []map[string]any
+	state     a2a.TaskState
+}
+
+func newA2ACall(agent string) *a2aCall {
+	return &a2aCall{agent: agent, remote: map[string]any{"protocol": "a2a", "agent": agent},
+		idKnown: make(chan struct{}), artifacts: []map[string]any{}, state: a2a.TaskStateUnspecified}
+}
+
+// track notes the remote task's ids the first time an event names them.
+func (a *a2aCall) track(info a2a.TaskInfo) {
+	if info.TaskID != "" {
+		a.remote["task_id"], a.remote["context_id"] = string(info.TaskID), info.ContextID
+		if !a.known {
+			a.known = true
+			close(a.idKnown)
 		}
 	}
-	// The stream is not cut the instant the run stops: it stays open until
-	// the remote task's id has arrived (at most 5 s), so the task the call
-	// started can be canceled too, even when the stop came before the
-	// first event.
+}
+
+// streamContext is the context the stream runs on. It is not cut the
+// instant the run (ctx) stops: it stays open until the remote task's id
+// has arrived (at most 5 s), so the task the call started can be canceled
+// too, even when the stop came before the first event. stop ends it.
+func (a *a2aCall) streamContext(ctx context.Context) (streamCtx context.Context, stop func()) {
 	streamCtx, stopStream := context.WithCancel(context.WithoutCancel(ctx))
 	watched := make(chan struct{})
 	go func() {
@@ -101,83 +156,98 @@ func (a2aKind) invoke(ctx context.Context, s *Service, c toolCall) (toolResult, 
 		case <-ctx.Done():
 		}
 		select {
-		case <-idKnown:
+		case <-a.idKnown:
 		case <-streamCtx.Done():
 		case <-time.After(5 * time.Second):
 		}
 		stopStream()
 	}()
-	defer func() { stopStream(); <-watched }()
-	var texts []string
-	artifacts := []map[string]any{}
-	state := a2a.TaskStateUnspecified
+	return streamCtx, func() { stopStream(); <-watched }
+}
+
+// stream sends msg and follows the answer to its end. Its error is the
+// stream failing while the run still wanted it; a run that stopped only
+// ends the loop (the caller cancels the remote task).
+func (a *a2aCall) stream(ctx, streamCtx context.Context, client *a2aclient.Client, msg *a2a.Message) error {
 	for ev, err := range client.SendStreamingMessage(streamCtx, &a2a.SendMessageRequest{Message: msg}) {
 		if err != nil {
 			if ctx.Err() != nil {
-				break // the run stopped: canceled below
+				return nil
 			}
-			cancelRemote(ctx, client, remote)
-			return toolResult{Remote: remote}, a2aError(c.Tool, "send the message", err)
+			return err
 		}
-		switch e := ev.(type) {
-		case *a2a.Task:
-			task = e
-			track(e.TaskInfo())
-			state = e.Status.State
-			for _, art := range e.Artifacts {
-				texts, artifacts = addArtifact(texts, artifacts, art)
-			}
-		case *a2a.TaskStatusUpdateEvent:
-			track(e.TaskInfo())
-			state = e.Status.State
-			if e.Status.Message != nil && (state == a2a.TaskStateFailed || state == a2a.TaskStateRejected) {
-				texts = append(texts, partsText(e.Status.Message.Parts))
-			}
-		case *a2a.TaskArtifactUpdateEvent:
-			track(e.TaskInfo())
-			texts, artifacts = addArtifact(texts, artifacts, e.Artifact)
-		case *a2a.Message:
-			// A direct answer without a task.
-			texts = append(texts, partsText(e.Parts))
-			state = a2a.TaskStateCompleted
-		}
+		a.apply(ev)
 	}
-	if ctx.Err() != nil {
-		cancelRemote(ctx, client, remote)
-		return toolResult{Remote: remote}, toolError(ctx.Err())
-	}
-	if !state.Terminal() && task != nil || !state.Terminal() && remote["task_id"] != nil {
-		// The stream ended early; the task's stored state is the answer.
-		t, err := client.GetTask(ctx, &a2a.GetTaskRequest{ID: a2a.TaskID(remote["task_id"].(string))})
-		if err != nil {
-			return toolResult{Remote: remote}, a2aError(c.Tool, "read the remote task", err)
+	return nil
+}
+
+// apply takes in one event of the stream.
+func (a *a2aCall) apply(ev a2a.Event) {
+	switch e := ev.(type) {
+	case *a2a.Task:
+		a.task = e
+		a.track(e.TaskInfo())
+		a.state = e.Status.State
+		for _, art := range e.Artifacts {
+			a.texts, a.artifacts = addArtifact(a.texts, a.artifacts, art)
 		}
-		state = t.Status.State
-		texts, artifacts = nil, []map[string]any{}
-		for _, art := range t.Artifacts {
-			texts, artifacts = addArtifact(texts, artifacts, art)
+	case *a2a.TaskStatusUpdateEvent:
+		a.track(e.TaskInfo())
+		a.state = e.Status.State
+		if e.Status.Message != nil && (a.state == a2a.TaskStateFailed || a.state == a2a.TaskStateRejected) {
+			a.texts = append(a.texts, partsText(e.Status.Message.Parts))
 		}
+	case *a2a.TaskArtifactUpdateEvent:
+		a.track(e.TaskInfo())
+		a.texts, a.artifacts = addArtifact(a.texts, a.artifacts, e.Artifact)
+	case *a2a.Message:
+		// A direct answer without a task.
+		a.texts = append(a.texts, partsText(e.Parts))
+		a.state = a2a.TaskStateCompleted
 	}
-	remote["state"] = string(state)
-	text := strings.Join(texts, "\n")
-	switch state {
+}
+
+// settle reads the task's stored state when the stream ended before a
+// terminal one: that state and its artifacts are then the answer.
+func (a *a2aCall) settle(ctx context.Context, client *a2aclient.Client) error {
+	if a.state.Terminal() || a.task == nil && a.remote["task_id"] == nil {
+		return nil
+	}
+	t, err := client.GetTask(ctx, &a2a.GetTaskRequest{ID: a2a.TaskID(a.remote["task_id"].(string))})
+	if err != nil {
+		return err
+	}
+	a.state = t.Status.State
+	a.texts, a.artifacts = nil, []map[string]any{}
+	for _, art := range t.Artifacts {
+		a.texts, a.artifacts = addArtifact(a.texts, a.artifacts, art)
+	}
+	return nil
+}
+
+// result is the call's answer from the final state: the text and
+// artifacts of a completed task, else an error saying how it ended.
+func (a *a2aCall) result() (toolResult, error) {
+	a.remote["state"] = string(a.state)
+	text := strings.Join(a.texts, "\n")
+	switch a.state {
 	case a2a.TaskStateCompleted:
-		out := map[string]any{"text": text, "artifacts": artifacts, "state": string(state)}
-		if id, ok := remote["task_id"]; ok {
-			out["task_id"], out["context_id"] = id, remote["context_id"]
+		out := map[string]any{"text": text, "artifacts": a.artifacts, "state": string(a.state)}
+		if id, ok := a.remote["task_id"]; ok {
+			out["task_id"], out["context_id"] = id, a.remote["context_id"]
 		}
-		return toolResult{Output: out, Remote: remote}, nil
+		return toolResult{Output: out, Remote: a.remote}, nil
 	case a2a.TaskStateInputRequired, a2a.TaskStateAuthRequired:
-		return toolResult{Remote: remote}, core.Errorf(core.CodeDependencyUnavailable, "remote agent %s needs more input (%s): %s", card.Name, state, text).
-			With("remote_task_id", remote["task_id"])
+		return toolResult{Remote: a.remote}, core.Errorf(core.CodeDependencyUnavailable, "remote agent %s needs more input (%s): %s", a.agent, a.state, text).
+			With("remote_task_id", a.remote["task_id"])
 	case a2a.TaskStateCanceled:
-		return toolResult{Remote: remote}, core.Errorf(core.CodeDependencyUnavailable, "remote task of %s was canceled", card.Name).
-			With("remote_task_id", remote["task_id"])
+		return toolResult{Remote: a.remote}, core.Errorf(core.CodeDependencyUnavailable, "remote task of %s was canceled", a.agent).
+			With("remote_task_id", a.remote["task_id"])
 	case a2a.TaskStateFailed, a2a.TaskStateRejected:
-		return toolResult{Remote: remote}, core.Errorf(core.CodeDependencyUnavailable, "remote task of %s %s: %s", card.Name, state, text).
-			With("remote_task_id", remote["task_id"])
+		return toolResult{Remote: a.remote}, core.Errorf(core.CodeDependencyUnavailable, "remote task of %s %s: %s", a.agent, a.state, text).
+			With("remote_task_id", a.remote["task_id"])
 	}
-	return toolResult{Remote: remote}, core.Errorf(core.CodeDependencyUnavailable, "remote agent %s ended without a terminal task state (%s)", card.Name, state)
+	return toolResult{Remote: a.remote}, core.Errorf(core.CodeDependencyUnavailable, "remote agent %s ended without a terminal task state (%s)", a.agent, a.state)
 }
 
 // a2aInputParts turns a tool input into message parts: its text as a text
