@@ -2,9 +2,6 @@ package app_test
 
 import (
 	"context"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -91,23 +88,7 @@ func TestCluster_OneInstallationTwoNodeIDs(t *testing.T) {
 }
 
 func TestCluster_StreamOnOtherNodeAndCancelAcrossNodes(t *testing.T) {
-	release := make(chan struct{})
-	defer close(release)
-	slowHit, slowGone := make(chan struct{}, 16), make(chan struct{}, 16)
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Reading the body lets the server notice the client hanging up.
-		io.Copy(io.Discard, r.Body)
-		slowHit <- struct{}{}
-		select {
-		case <-release:
-		case <-r.Context().Done():
-			slowGone <- struct{}{}
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"output":{"slow":true}}`)
-	}))
-	defer slow.Close()
+	slow := testkit.StartHeldWebhook(t)
 	ns := startClusterNodes(t, 3, 2*time.Second)
 	a, b, c := ns[0], ns[1], ns[2]
 	key, admin := a.creds.TenantAdmin.APIKey, a.creds.PlatformAdmin.APIKey
@@ -132,7 +113,7 @@ func TestCluster_StreamOnOtherNodeAndCancelAcrossNodes(t *testing.T) {
 	expectStatus(t, r, 201, "create slow run on A")
 	slowID := r.JSON(t)["run"].(map[string]any)["run_id"].(string)
 	select {
-	case <-slowHit:
+	case <-slow.Hit:
 	case <-time.After(20 * time.Second):
 		t.Fatalf("the slow tool was never called: %s", do(t, "GET", a.URL(app.StackA)+"/v1/runs/"+slowID+"/events", key, nil, "Accept", "application/json").Body)
 	}
@@ -146,7 +127,7 @@ func TestCluster_StreamOnOtherNodeAndCancelAcrossNodes(t *testing.T) {
 	// The executing node drops the webhook call: the slow server sees the
 	// request's connection end.
 	select {
-	case <-slowGone:
+	case <-slow.Gone:
 	case <-time.After(2 * time.Second):
 		t.Fatalf("the slow call was still running 2 s after the cancel")
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -347,17 +346,7 @@ func TestHardening_StreamCapKeepsProbesAnswering(t *testing.T) {
 	n := MustStartNode(t, func(c *app.Config) { c.MaxEventStreams, c.MaxEventStreamsPerTenant = 3, 3 })
 	a := n.URL(app.StackA)
 	key := n.creds.TenantAdmin.APIKey
-	release := make(chan struct{})
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"ok":true}`)
-	}))
-	defer hook.Close()
-	defer close(release)
+	hook := testkit.StartHeldWebhook(t)
 	if r := do(t, "PUT", a+"/v1/tools/tool.block", key, map[string]any{"tool": map[string]any{"name": "block", "kind": "http", "config": map[string]any{"url": hook.URL}}}); r.Status != 200 && r.Status != 201 {
 		t.Fatalf("put tool: %d %s", r.Status, r.Body)
 	}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
-	"github.com/agentos/agentos/stacka"
 )
 
 // Opening a stream reads the run's events, not its record: the read is the
@@ -82,13 +81,7 @@ func TestEvents_QueuedRunPositionedAtEndWaits(t *testing.T) {
 // With every stream slot taken, a stream of an unknown or foreign run is
 // still 404 (the store read comes first), and a known run's is 429.
 func TestEvents_NotFoundBeforeStreamCap(t *testing.T) {
-	n := newNodeAt(t, filepath.Join(t.TempDir(), "agentos.db"), false, func(c *stacka.Config, _ map[string]*core.Tenant) {
-		c.MaxEventStreams, c.MaxEventStreamsPerTenant = 1, 1
-	})
-	n.putAgent("tok-a", "agt_a")
-	n.putAgent("tok-b", "agt_b")
-	runA := n.createRun("tok-a", "agt_a", "x")["run_id"].(string)
-	runB := n.createRun("tok-b", "agt_b", "x")["run_id"].(string)
+	n, runA, runB := streamCapNode(t, 1, 1)
 	_, resp, cancel := n.stream("tok-a", runA)
 	defer cancel()
 	if resp.StatusCode != 200 {

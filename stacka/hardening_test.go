@@ -10,18 +10,27 @@ import (
 	"github.com/agentos/agentos/stacka"
 )
 
+// streamCapNode starts a node that allows perNode event streams, perTenant
+// of them per tenant, with one run for tok-a (runA) and one for tok-b
+// (runB). Its workers are not started: the runs stay queued, so their
+// streams stay open.
+func streamCapNode(t *testing.T, perNode, perTenant int) (n *testNode, runA, runB string) {
+	t.Helper()
+	n = newNodeAt(t, filepath.Join(t.TempDir(), "agentos.db"), false, func(c *stacka.Config, _ map[string]*core.Tenant) {
+		c.MaxEventStreams, c.MaxEventStreamsPerTenant = perNode, perTenant
+	})
+	n.putAgent("tok-a", "agt_a")
+	n.putAgent("tok-b", "agt_b")
+	runA = n.createRun("tok-a", "agt_a", "x")["run_id"].(string)
+	runB = n.createRun("tok-b", "agt_b", "x")["run_id"].(string)
+	return n, runA, runB
+}
+
 // Issue 14 item 5: event streams are capped per tenant and per node; the
 // next one answers 429 rate_limited with Retry-After, a closed stream frees
 // its slot, and the service keeps answering other requests meanwhile.
 func TestHardening_StreamCapPerTenant(t *testing.T) {
-	// Workers not started: runs stay queued, so their streams stay open.
-	n := newNodeAt(t, filepath.Join(t.TempDir(), "agentos.db"), false, func(c *stacka.Config, _ map[string]*core.Tenant) {
-		c.MaxEventStreams, c.MaxEventStreamsPerTenant = 4, 3
-	})
-	n.putAgent("tok-a", "agt_a")
-	n.putAgent("tok-b", "agt_b")
-	runA := n.createRun("tok-a", "agt_a", "x")["run_id"].(string)
-	runB := n.createRun("tok-b", "agt_b", "x")["run_id"].(string)
+	n, runA, runB := streamCapNode(t, 4, 3)
 
 	refused := func(token, runID, appliesTo string) {
 		t.Helper()

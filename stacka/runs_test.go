@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -192,17 +191,7 @@ func TestRun_ToolSetIntersectionAndDryRun(t *testing.T) {
 func asSlice(v any) []any { s, _ := v.([]any); return s }
 
 func TestEvents_ResumeFromMiddleOfLiveStream(t *testing.T) {
-	release := make(chan struct{})
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.ReadAll(r.Body) // the server notices a gone client only once the body is read
-		select {
-		case <-release:
-		case <-r.Context().Done():
-			return
-		}
-		_, _ = w.Write([]byte(`{"output":{"ok":true}}`))
-	}))
-	defer hook.Close()
+	hook := testkit.StartHeldWebhook(t)
 	n := newNode(t)
 	if c, _, b := n.do("PUT", "/v1/tools/tool.hook", "tok-a", map[string]any{"tool": map[string]any{"kind": "http",
 		"config": map[string]any{"url": hook.URL}}}); c != 201 {
@@ -216,7 +205,7 @@ func TestEvents_ResumeFromMiddleOfLiveStream(t *testing.T) {
 	last := first[len(first)-1].id
 	ch2, _, cancel2 := n.stream("tok-a", id, "Last-Event-ID", last)
 	defer cancel2()
-	close(release)
+	hook.Release()
 	rest := collect(t, ch2, 10*time.Second)
 	all := append(first, rest...)
 	for i, m := range all {
@@ -244,16 +233,7 @@ func TestEvents_ResumeFromMiddleOfLiveStream(t *testing.T) {
 }
 
 func TestCancel_SlowWebhookStopsWithin2s(t *testing.T) {
-	var aborted atomic.Bool
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.ReadAll(r.Body) // the server notices a gone client only once the body is read
-		select {
-		case <-time.After(30 * time.Second):
-		case <-r.Context().Done():
-			aborted.Store(true)
-		}
-	}))
-	defer hook.Close()
+	hook := testkit.StartHeldWebhook(t)
 	n := newNode(t)
 	n.do("PUT", "/v1/tools/tool.slow", "tok-a", map[string]any{"tool": map[string]any{"kind": "http",
 		"config": map[string]any{"url": hook.URL, "timeout_ms": 60000}}})
@@ -271,7 +251,7 @@ func TestCancel_SlowWebhookStopsWithin2s(t *testing.T) {
 	if rest[len(rest)-1].data.Event.Type != core.EventRunCanceled {
 		t.Fatalf("last event %s", rest[len(rest)-1].data.Event.Type)
 	}
-	testkit.WaitFor(t, "the webhook call aborted within 2 s of the cancel", time.Until(start.Add(2*time.Second)), aborted.Load)
+	testkit.Await(t, "the webhook call aborted within 2 s of the cancel", time.Until(start.Add(2*time.Second)), hook.Gone)
 	if c, _, b := n.do("POST", "/v1/runs/"+id+":cancel", "tok-a", nil); c != 409 {
 		t.Fatalf("second cancel: %d %v", c, b)
 	}
@@ -350,16 +330,7 @@ func TestQuota_RateLimitAnswers429WithRetryAfter(t *testing.T) {
 		}
 	}
 	// max_concurrent_runs: a run blocked in a slow model holds the slot.
-	block := make(chan struct{})
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.ReadAll(r.Body) // the server notices a gone client only once the body is read
-		select {
-		case <-block:
-		case <-r.Context().Done():
-		}
-	}))
-	defer hook.Close()
-	defer close(block) // runs first: frees the handler so Close does not wait
+	hook := testkit.StartHeldWebhook(t)
 	n.do("PUT", "/v1/tools/tool.slow", "tok-b", map[string]any{"tool": map[string]any{"kind": "http", "config": map[string]any{"url": hook.URL}}})
 	n.putAgent("tok-b", "agt_slow", "tool.slow")
 	n.createRun("tok-b", "agt_slow", "x")

@@ -8,9 +8,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os/exec"
 	"sort"
 	"strings"
@@ -101,21 +99,7 @@ func checkRun(id string, evs []seen) error {
 
 func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 	slow := testkit.StartSlowWebhook(t, 400*time.Millisecond)
-	hangHit, hangGone := make(chan struct{}, 4), make(chan time.Time, 4)
-	release := make(chan struct{})
-	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		hangHit <- struct{}{}
-		select {
-		case <-release:
-		case <-r.Context().Done():
-			hangGone <- time.Now()
-			return
-		}
-		io.WriteString(w, `{"output":{}}`)
-	}))
-	defer hang.Close()
-	defer close(release)
+	hang := testkit.StartHeldWebhook(t)
 
 	store := pgtest.URL(t)
 	lease := 3 * time.Second
@@ -156,7 +140,7 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 	}
 	hangID := created.Run.RunID
 	select {
-	case <-hangHit:
+	case <-hang.Hit:
 	case <-time.After(20 * time.Second):
 		t.Fatal("the hanging tool was never called")
 	}
@@ -170,7 +154,7 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 		t.Fatalf("cancel on the third node: %d", s)
 	}
 	select {
-	case at := <-hangGone:
+	case at := <-hang.Gone:
 		t.Logf("cancel on node 3 stopped the tool call on node 1 after %v", at.Sub(canceledAt))
 		if at.Sub(canceledAt) > 2*time.Second {
 			t.Fatalf("the call stopped %v after the cancel, want within 2 s", at.Sub(canceledAt))
