@@ -18,9 +18,22 @@ import (
 	"github.com/agentos/agentos/internal/testkit"
 )
 
-func newTestDirect() (*directTransport, *http.Client) {
-	t := newDirectTransport(upstreamTransport())
-	return t, &http.Client{Transport: t}
+// newTestDirect returns a direct transport and a client on it; its idle
+// connections are closed when the test ends.
+func newTestDirect(t *testing.T) (*directTransport, *http.Client) {
+	tr := newDirectTransport(upstreamTransport())
+	t.Cleanup(tr.CloseIdleConnections)
+	return tr, &http.Client{Transport: tr}
+}
+
+// serveCounted starts h on a test server, closed when the test ends, and
+// counts the connections it accepts.
+func serveCounted(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int64) {
+	srv := httptest.NewUnstartedServer(h)
+	conns := countConns(srv)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, conns
 }
 
 // countConns counts the connections a test server accepted.
@@ -47,16 +60,12 @@ func post(t *testing.T, hc *http.Client, ctx context.Context, url, body string) 
 // Calls in sequence share one connection; the server sees each request
 // whole (method, path, headers, body) and the caller each answer whole.
 func TestDirectTransport_ReusesOneConnection(t *testing.T) {
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := serveCounted(t, func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		w.Header().Set("X-Echo-Type", r.Header.Get("Content-Type"))
 		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.Path, b)
-	}))
-	conns := countConns(srv)
-	srv.Start()
-	defer srv.Close()
-	tr, hc := newTestDirect()
-	defer tr.CloseIdleConnections()
+	})
+	_, hc := newTestDirect(t)
 	for i := range 20 {
 		resp, err := post(t, hc, context.Background(), srv.URL+"/v1/chat/completions", fmt.Sprintf(`{"n":%d}`, i))
 		if err != nil {
@@ -76,15 +85,11 @@ func TestDirectTransport_ReusesOneConnection(t *testing.T) {
 // A connection the server closed while it was idle is noticed before use:
 // the next call dials a new one and succeeds.
 func TestDirectTransport_ServerClosedIdleConnection(t *testing.T) {
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := serveCounted(t, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		_, _ = io.WriteString(w, "ok")
-	}))
-	conns := countConns(srv)
-	srv.Start()
-	defer srv.Close()
-	tr, hc := newTestDirect()
-	defer tr.CloseIdleConnections()
+	})
+	tr, hc := newTestDirect(t)
 	for i := range 3 {
 		resp, err := post(t, hc, context.Background(), srv.URL, "{}")
 		if err != nil {
@@ -114,15 +119,11 @@ func TestDirectTransport_ServerClosedIdleConnection(t *testing.T) {
 
 // A server that answers Connection: close gets a new connection per call.
 func TestDirectTransport_ConnectionCloseIsNotReused(t *testing.T) {
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := serveCounted(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 		_, _ = io.WriteString(w, "ok")
-	}))
-	conns := countConns(srv)
-	srv.Start()
-	defer srv.Close()
-	tr, hc := newTestDirect()
-	defer tr.CloseIdleConnections()
+	})
+	_, hc := newTestDirect(t)
 	for range 3 {
 		resp, err := post(t, hc, context.Background(), srv.URL, "{}")
 		if err != nil {
@@ -140,7 +141,7 @@ func TestDirectTransport_ConnectionCloseIsNotReused(t *testing.T) {
 // middle of a streamed body, and its connection is not reused.
 func TestDirectTransport_CancelInterrupts(t *testing.T) {
 	release := make(chan struct{})
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := serveCounted(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/stream" {
 			w.Header().Set("Content-Type", "text/event-stream")
 			_, _ = io.WriteString(w, "data: first\n\n")
@@ -150,13 +151,9 @@ func TestDirectTransport_CancelInterrupts(t *testing.T) {
 		case <-release:
 		case <-r.Context().Done():
 		}
-	}))
-	conns := countConns(srv)
-	srv.Start()
-	defer srv.Close()
+	})
 	defer close(release)
-	tr, hc := newTestDirect()
-	defer tr.CloseIdleConnections()
+	tr, hc := newTestDirect(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -203,8 +200,7 @@ func TestDirectTransport_ConcurrentAndEarlyClose(t *testing.T) {
 		_, _ = w.Write(bytes.Repeat(b, 1000))
 	}))
 	defer srv.Close()
-	tr, hc := newTestDirect()
-	defer tr.CloseIdleConnections()
+	_, hc := newTestDirect(t)
 	var wg sync.WaitGroup
 	for i := range 16 {
 		wg.Go(func() {

@@ -9,11 +9,7 @@ import (
 
 // Anthropic starts a fake Anthropic Messages upstream named name.
 func Anthropic(name string) (*Server, error) {
-	var s *Server
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/messages", func(w http.ResponseWriter, r *http.Request) { s.messages(w, r) })
-	s, err := start(name, mux)
-	return s, err
+	return start(name, routes{"POST /v1/messages": (*Server).messages})
 }
 
 func anthropicErr(typ, msg string) string {

@@ -46,13 +46,21 @@ func (s *Server) LastBody() []byte {
 // Close stops the server.
 func (s *Server) Close() { _ = s.srv.Close() }
 
-func start(name string, h http.Handler) (*Server, error) {
+// routes maps a request pattern to the Server method that answers it.
+type routes map[string]func(*Server, http.ResponseWriter, *http.Request)
+
+// start serves routes on 127.0.0.1:0 as the fake upstream name.
+func start(name string, rs routes) (*Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{Name: name, ln: ln, URL: "http://" + ln.Addr().String() + "/v1"}
-	s.srv = &http.Server{Handler: h}
+	mux := http.NewServeMux()
+	for pattern, h := range rs {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) { h(s, w, r) })
+	}
+	s.srv = &http.Server{Handler: mux}
 	go s.srv.Serve(ln)
 	return s, nil
 }

@@ -11,12 +11,10 @@ import (
 
 // OpenAI starts a fake OpenAI-compatible upstream named name.
 func OpenAI(name string) (*Server, error) {
-	var s *Server
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) { s.openAIChat(w, r) })
-	mux.HandleFunc("POST /v1/embeddings", func(w http.ResponseWriter, r *http.Request) { s.openAIEmbed(w, r) })
-	s, err := start(name, mux)
-	return s, err
+	return start(name, routes{
+		"POST /v1/chat/completions": (*Server).openAIChat,
+		"POST /v1/embeddings":       (*Server).openAIEmbed,
+	})
 }
 
 func openAIErr(typ, msg string) string {
