@@ -472,6 +472,9 @@ func (e *Edge) Validate(next echo.HandlerFunc) echo.HandlerFunc {
 			fe = e.Validator.ValidateRequest(r)
 		}
 		if fe != nil {
+			if fe.Unavailable != nil {
+				return fe.Unavailable // the document's defect, not the client's: 500
+			}
 			return core.Invalid(fe.Field, "%s", fe.Error())
 		}
 		return next(c)

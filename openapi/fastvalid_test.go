@@ -24,6 +24,9 @@ func TestFastPath_AcceptsOnlyWhatTheLibraryAccepts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if err := v.CompileAll(); err != nil {
+			t.Fatal(err)
+		}
 		for _, o := range v.ops {
 			if o.body == nil {
 				continue
@@ -78,6 +81,9 @@ func TestFastPath_CompiledForTheHotRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := v.CompileAll(); err != nil {
+		t.Fatal(err)
+	}
 	for _, id := range []string{"createChatCompletion", "createOpenAIChatCompletion", "invokeModel"} {
 		o := v.byID[id]
 		if o == nil {
@@ -94,6 +100,9 @@ func TestFastPath_CompiledForTheHotRoutes(t *testing.T) {
 func TestFastPath_ErrorsAreTheLibrarys(t *testing.T) {
 	v, err := NewValidator(StackB)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.CompileAll(); err != nil {
 		t.Fatal(err)
 	}
 	o := v.byID["createOpenAIChatCompletion"]
@@ -242,6 +251,9 @@ func BenchmarkChatBody(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	if err := v.CompileAll(); err != nil {
+		b.Fatal(err)
+	}
 	o := v.byID["createOpenAIChatCompletion"]
 	body := []byte(`{"model":"fake/bench-1","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"bench request 1"}],"max_tokens":16,"temperature":0.2}`)
 	for _, c := range []struct {
@@ -249,7 +261,8 @@ func BenchmarkChatBody(b *testing.B) {
 		fast *fastSchema
 	}{{"fast", o.fast}, {"library", nil}} {
 		b.Run(c.name, func(b *testing.B) {
-			oc := &operation{body: o.body, fast: c.fast}
+			oc := &operation{hasBody: true, body: o.body, fast: c.fast}
+			oc.bodyOnce.Do(func() {}) // compiled above: body and fast are final
 			b.ReportAllocs()
 			for b.Loop() {
 				if fe := oc.validateBody(body); fe != nil {

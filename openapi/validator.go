@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"weak"
 
 	"github.com/pb33f/jsonschema/v6"
 	"github.com/pb33f/jsonschema/v6/kind"
@@ -33,6 +34,11 @@ import (
 type FieldError struct {
 	Field   string
 	Message string
+	// Unavailable, when set, says the body could not be checked at all:
+	// the operation's schema did not compile, a defect of the embedded
+	// document that CompileAll catches in tests. It is the server's error,
+	// not the client's (the edge answers 500).
+	Unavailable error
 }
 
 func (e *FieldError) Error() string {
@@ -67,9 +73,13 @@ type Validator struct {
 	// byMethod holds the operations of each method, most specific path
 	// template first.
 	byMethod map[string][]*operation
-	// spec is the document, parsed again when response schemas are first
-	// needed (responsesOf).
+	// spec is the document, parsed again when a schema is first needed
+	// (a request body's on the operation's first request, the responses'
+	// in tests). The parsed model is held weakly: several MiB of heap that
+	// only a burst of first uses shares, and that an idle node gives back.
 	spec     []byte
+	modelMu  sync.Mutex
+	model    weak.Pointer[libopenapi.DocumentModel[v3.Document]]
 	respOnce sync.Once
 	respAll  map[string]map[string]map[string]*jsonschema.Schema
 	respErr  error
@@ -79,10 +89,18 @@ type operation struct {
 	Operation
 	segs         []pathSeg
 	literalChars int
-	body         *jsonschema.Schema // nil: no JSON request body
-	fast         *fastSchema        // body's fast path; nil: the library decides every body
+	hasBody      bool // the operation takes a JSON request body
 	bodyRequired bool
-	query        []queryParam
+	// The request body's schema is compiled on the operation's first
+	// request (bodySchema), not on the node's startup path: compiling all
+	// of a document's bodies allocates tens of MiB and leaves ~4 MiB of
+	// schemas resident for operations a node may never serve.
+	bodyOnce    sync.Once
+	body        *jsonschema.Schema // after bodyOnce; nil when hasBody is false
+	fast        *fastSchema        // body's fast path; nil: the library decides every body
+	bodyErr     error
+	compileBody func() (*jsonschema.Schema, error)
+	query       []queryParam
 	// responses maps a status ("200", "4XX", "default") to media type to
 	// schema; a nil schema means the media type is declared with no JSON
 	// schema to check (SSE, text, YAML). Response schemas only serve tests
@@ -92,6 +110,20 @@ type operation struct {
 	respOnce         sync.Once
 	respErr          error
 	compileResponses func() (map[string]map[string]*jsonschema.Schema, error)
+}
+
+// bodySchema compiles the operation's request body schema (and its fast
+// path) once, on first use.
+func (o *operation) bodySchema() (*jsonschema.Schema, *fastSchema, error) {
+	o.bodyOnce.Do(func() {
+		if !o.hasBody {
+			return
+		}
+		if o.body, o.bodyErr = o.compileBody(); o.bodyErr == nil {
+			o.fast = compileFast(o.body)
+		}
+	})
+	return o.body, o.fast, o.bodyErr
 }
 
 // resp compiles the operation's response schemas once.
@@ -118,8 +150,8 @@ var (
 )
 
 // NewValidator returns the validator of stack. Building one parses the
-// document and compiles every schema (tens of milliseconds), so it is done
-// once per stack and shared: the Validator is immutable.
+// document (tens of milliseconds), so it is done once per stack and shared.
+// Schemas are compiled on first use; CompileAll compiles them all now.
 func NewValidator(stack string) (*Validator, error) {
 	validatorsMu.Lock()
 	defer validatorsMu.Unlock()
@@ -149,6 +181,39 @@ func buildModel(stack string, spec []byte) (*libopenapi.DocumentModel[v3.Documen
 		return nil, fmt.Errorf("openapi %s: build model: %w", stack, err)
 	}
 	return model, nil
+}
+
+// doc returns the parsed document: the one a recent first use built if the
+// GC has not reclaimed it yet, else a fresh parse.
+func (v *Validator) doc() (*libopenapi.DocumentModel[v3.Document], error) {
+	v.modelMu.Lock()
+	defer v.modelMu.Unlock()
+	if m := v.model.Value(); m != nil {
+		return m, nil
+	}
+	m, err := buildModel(v.stack, v.spec)
+	if err != nil {
+		return nil, err
+	}
+	v.model = weak.Make(m)
+	return m, nil
+}
+
+// requestBodyOf finds the JSON request body of method path in a document.
+func requestBodyOf(model *libopenapi.DocumentModel[v3.Document], method, path string) (*v3.RequestBody, *base.SchemaProxy) {
+	item, ok := model.Model.Paths.PathItems.Get(path)
+	if !ok || item == nil {
+		return nil, nil
+	}
+	op, ok := item.GetOperations().Get(strings.ToLower(method))
+	if !ok || op == nil || op.RequestBody == nil || op.RequestBody.Content == nil {
+		return nil, nil
+	}
+	mt, ok := op.RequestBody.Content.Get("application/json")
+	if !ok || mt.Schema == nil {
+		return op.RequestBody, nil
+	}
+	return op.RequestBody, mt.Schema
 }
 
 // compilerFor returns the schema compiler of a stack's document.
@@ -191,13 +256,19 @@ func buildValidator(stack string, spec []byte) (*Validator, error) {
 			}
 			o := &operation{Operation: Operation{OperationID: op.OperationId, Method: method, Path: path}}
 			o.segs, o.literalChars = parseTemplate(path)
-			if rb := op.RequestBody; rb != nil && rb.Content != nil {
-				if mt, ok := rb.Content.Get("application/json"); ok && mt.Schema != nil {
-					if o.body, err = compile(mt.Schema, schema_validation.SchemaValidationPurposeRequestBody, where+" request"); err != nil {
+			if rb, sp := requestBodyOf(model, method, path); sp != nil {
+				if sp.Schema() == nil {
+					return nil, fmt.Errorf("openapi %s: %s request: schema does not resolve: %v", stack, where, sp.GetBuildError())
+				}
+				o.hasBody = true
+				o.bodyRequired = rb.Required != nil && *rb.Required
+				o.compileBody = func() (*jsonschema.Schema, error) {
+					model, err := v.doc()
+					if err != nil {
 						return nil, err
 					}
-					o.fast = compileFast(o.body)
-					o.bodyRequired = rb.Required != nil && *rb.Required
+					_, sp := requestBodyOf(model, method, path)
+					return compile(sp, schema_validation.SchemaValidationPurposeRequestBody, where+" request")
 				}
 			}
 			for _, prm := range append(append([]*v3.Parameter{}, item.Parameters...), op.Parameters...) {
@@ -229,7 +300,14 @@ func buildValidator(stack string, spec []byte) (*Validator, error) {
 // alive for the node's lifetime (several MiB of heap every GC cycle marks,
 // and a good part of an idle node's memory).
 func (v *Validator) responsesOf(operationID string) (map[string]map[string]*jsonschema.Schema, error) {
-	v.respOnce.Do(func() { v.respAll, v.respErr = compileAllResponses(v.stack, v.spec) })
+	v.respOnce.Do(func() {
+		model, err := v.doc()
+		if err != nil {
+			v.respErr = err
+			return
+		}
+		v.respAll, v.respErr = compileAllResponses(v.stack, model)
+	})
 	if v.respErr != nil {
 		return nil, v.respErr
 	}
@@ -238,11 +316,7 @@ func (v *Validator) responsesOf(operationID string) (map[string]map[string]*json
 
 // compileAllResponses compiles the response schemas of every operation
 // of a document: operation id → status → media type → schema.
-func compileAllResponses(stack string, spec []byte) (map[string]map[string]map[string]*jsonschema.Schema, error) {
-	model, err := buildModel(stack, spec)
-	if err != nil {
-		return nil, err
-	}
+func compileAllResponses(stack string, model *libopenapi.DocumentModel[v3.Document]) (map[string]map[string]map[string]*jsonschema.Schema, error) {
 	compile := compilerFor(stack)
 	all := map[string]map[string]map[string]*jsonschema.Schema{}
 	for p := model.Model.Paths.PathItems.First(); p != nil; p = p.Next() {
@@ -388,7 +462,7 @@ func (v *Validator) Match(method, path string) (Operation, bool) {
 // HasRequestBody reports whether the operation takes a JSON body.
 func (v *Validator) HasRequestBody(operationID string) bool {
 	o := v.byID[operationID]
-	return o != nil && o.body != nil
+	return o != nil && o.hasBody
 }
 
 // ResponseStatuses lists the documented statuses of an operation ("200",
@@ -440,7 +514,7 @@ func (v *Validator) validateRequest(r *http.Request, body []byte, buffered bool)
 			return fe
 		}
 	}
-	if o.body == nil {
+	if !o.hasBody {
 		return nil
 	}
 	if buffered && len(body) == 0 || !buffered && (r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0) {
@@ -532,7 +606,7 @@ func (v *Validator) ValidateRequestBody(operationID string, body []byte) *FieldE
 	if o == nil {
 		return &FieldError{Message: fmt.Sprintf("unknown operation %s in %s", operationID, v.stack)}
 	}
-	if o.body == nil {
+	if !o.hasBody {
 		return &FieldError{Message: fmt.Sprintf("operation %s takes no JSON body", operationID)}
 	}
 	return o.validateBody(body)
@@ -541,14 +615,18 @@ func (v *Validator) ValidateRequestBody(operationID string, body []byte) *FieldE
 // validateBody decodes body and checks it: the fast path accepts what it
 // can tell fits; everything else (and every error) is the library's.
 func (o *operation) validateBody(body []byte) *FieldError {
+	schema, fast, err := o.bodySchema()
+	if err != nil {
+		return &FieldError{Message: "request schema unavailable", Unavailable: err}
+	}
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
 	if err != nil {
 		return &FieldError{Message: "malformed JSON: " + err.Error()}
 	}
-	if o.fast != nil && o.fast.check(inst, 0) == fits {
+	if fast != nil && fast.check(inst, 0) == fits {
 		return nil
 	}
-	if err := o.body.Validate(inst); err != nil {
+	if err := schema.Validate(inst); err != nil {
 		return fieldErrorOf(err, inst)
 	}
 	return nil
@@ -765,10 +843,14 @@ func describeAll(err error, inst any) string {
 	return strings.Join(out, "; ")
 }
 
-// CompileResponses compiles every response schema now (they are otherwise
-// compiled on first use) and reports the first that does not compile.
-func (v *Validator) CompileResponses() error {
+// CompileAll compiles every schema now — request bodies and responses, which
+// are otherwise compiled on first use — and reports the first that does not
+// compile.
+func (v *Validator) CompileAll() error {
 	for _, o := range v.ops {
+		if _, _, err := o.bodySchema(); err != nil {
+			return err
+		}
 		if _, err := o.resp(); err != nil {
 			return err
 		}
