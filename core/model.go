@@ -85,6 +85,14 @@ type ModelRequest struct {
 	// back to another backend, so no text is ever sent twice. In-process
 	// only.
 	OnDelta func(d ModelDelta) error `json:"-"`
+	// Once, set by an in-process caller that never sends this request_id
+	// again (Stack A: every model call of a run, a resumed one included,
+	// gets a new id, and the run's own events record the call durably),
+	// skips keeping the answer for request_id replay, and the lookup of a
+	// stored one: the id still names the call in audit, metering and
+	// traces. Not on the wire: a remote caller's request_id always
+	// replays.
+	Once bool `json:"-"`
 }
 
 // ModelDelta is one piece of a streamed chat answer. The first delta of an

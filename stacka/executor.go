@@ -320,8 +320,10 @@ func (x *runExec) modelStep(ctx context.Context) (bool, error) {
 	r.Open = &core.OpenStep{StepID: stepID, Kind: "model", Name: r.ModelRef, StartedAt: core.Now()}
 	r.Summary.StepsTotal++
 	r.Summary.ModelCallsTotal++
+	// A new request id per call, never sent again (a resumed run asks
+	// anew), so Stack B keeps no answer for replay.
 	req := core.ModelRequest{RequestID: core.NewID(core.PrefixRequest), Operation: core.OpChat, ModelRef: r.ModelRef,
-		Input: core.ModelInput{Messages: r.Messages, Tools: tools}, AgentID: r.AgentID}
+		Input: core.ModelInput{Messages: r.Messages, Tools: tools}, AgentID: r.AgentID, Once: true}
 	if len(tools) > 0 {
 		req.Input.ToolChoice = "auto"
 	}

@@ -58,7 +58,7 @@ func (s *Service) putMemory(ctx context.Context, a core.Auth, ns, key string, va
 
 func (s *Service) embed(ctx context.Context, a core.Auth, texts []string) ([][]float64, error) {
 	resp, err := s.models.Embed(ctx, a, core.ModelRequest{RequestID: core.NewID(core.PrefixRequest), Operation: core.OpEmbed,
-		ModelRef: s.cfg.EmbedModelRef, Input: core.ModelInput{Texts: texts, EncodingFormat: "float"}})
+		ModelRef: s.cfg.EmbedModelRef, Input: core.ModelInput{Texts: texts, EncodingFormat: "float"}, Once: true})
 	if err != nil {
 		return nil, modelError(ctx, err)
 	}

@@ -357,6 +357,9 @@ func (g *Gateway) Invoke(ctx context.Context, a core.Auth, req core.ModelRequest
 		req.RequestID = core.NewID(core.PrefixRequest)
 		return g.invoke(ctx, a, t, req, false)
 	}
+	if req.Once {
+		return g.invoke(ctx, a, t, req, false)
+	}
 	done, err := g.meter.begin(ctx, t.TenantID, req.RequestID)
 	if err != nil {
 		return core.ModelResponse{}, err

@@ -145,6 +145,56 @@ func TestGateway_Replay_MeteredOnce(t *testing.T) {
 	}
 }
 
+// TestGateway_Once_KeepsNoAnswerForReplay: a request marked Once (Stack
+// A's calls, whose ids are never sent again) is answered, metered and
+// audited under its request_id like any other, but leaves no stored answer;
+// the same id without Once is kept and replays.
+func TestGateway_Once_KeepsNoAnswerForReplay(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	ctx := context.Background()
+	once := chatReq("tier:fast", "first")
+	once.RequestID, once.Once = "req_once_1", true
+	r, err := e.gw.Chat(ctx, e.auth, once)
+	if err != nil || r.RequestID != "req_once_1" || r.Output.Message.Content != "echo: first" {
+		t.Fatalf("once: %+v, %v", r, err)
+	}
+	e.gw.Flush()
+	if _, err := e.st.GetReplay(ctx, e.auth.TenantID, "req_once_1"); !core.IsCode(err, core.CodeNotFound) {
+		t.Fatalf("stored answer of a Once request: err = %v, want not_found", err)
+	}
+	cur, _ := e.gw.CurrentUsage(ctx, e.auth)
+	if cur.Requests != 1 {
+		t.Fatalf("metered %d requests, want 1", cur.Requests)
+	}
+	recs, err := e.st.ListAudit(ctx, e.auth.TenantID, core.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	audited := false
+	for _, a := range recs {
+		audited = audited || a.Action == "model.invoke" && a.ObjectID == "req_once_1"
+	}
+	if !audited {
+		t.Fatalf("no model.invoke audit record for req_once_1 in %d records", len(recs))
+	}
+	// Without Once the answer is kept, and the same id replays it (a new
+	// text would be answered differently if it were computed again).
+	kept := chatReq("tier:fast", "second")
+	kept.RequestID = "req_kept_1"
+	if _, err := e.gw.Chat(ctx, e.auth, kept); err != nil {
+		t.Fatal(err)
+	}
+	e.gw.Flush()
+	if _, err := e.st.GetReplay(ctx, e.auth.TenantID, "req_kept_1"); err != nil {
+		t.Fatalf("stored answer of a request with an id: %v", err)
+	}
+	kept.Input.Messages = []core.ChatMessage{{Role: "user", Content: "changed"}}
+	r, err = e.gw.Chat(ctx, e.auth, kept)
+	if err != nil || r.Output.Message.Content != "echo: second" {
+		t.Fatalf("replay: %+v, %v; want the stored answer", r.Output, err)
+	}
+}
+
 func providersJSON(upstream string, extra string) string {
 	return fmt.Sprintf(`{"providers":[{"name":"local-vllm","kind":"openai","base_url":%q,"api_key_env":"STACKB_TEST_KEY","timeout_ms":2000,
   "models":[{"model_id":"qwen2.5:7b","capabilities":["chat"],"tier":"balanced","context_window_tokens":32768,"max_output_tokens":2048,
