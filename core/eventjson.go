@@ -20,16 +20,9 @@ func (ev *Event) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `,"sequence":`...)
 	b = strconv.AppendInt(b, ev.Sequence, 10)
 	b = append(b, `,"time":`...)
-	if y := ev.Time.Year(); y < 0 || y > 9999 {
-		raw, err := json.Marshal(ev.Time)
-		if err != nil {
-			return b, err
-		}
-		b = append(b, raw...)
-	} else {
-		b = append(b, '"')
-		b = ev.Time.AppendFormat(b, time.RFC3339Nano)
-		b = append(b, '"')
+	b, err := appendTime(b, ev.Time)
+	if err != nil {
+		return b, err
 	}
 	b = append(b, `,"type":`...)
 	b = appendJSONString(b, ev.Type)
@@ -58,13 +51,63 @@ func (ev *Event) AppendJSON(b []byte) ([]byte, error) {
 		b = appendJSONString(b, ev.Trace.SpanID)
 	}
 	b = append(b, `},"payload":`...)
+	return appendPayload(b, ev.Payload)
+}
+
+// AppendRelativeJSON appends ev's JSON without the fields its run holds
+// once for all of its events: sequence, tenant_id, agent_id, run_id and
+// trace.traceparent, about a third of an event's bytes. A store that keeps
+// events this way keeps those fields in the run (and the event's key) and
+// puts them back when it reads the event; the absence of tenant_id is what
+// tells such an event from a whole one. What remains is written as
+// AppendJSON writes it, in the same order.
+func (ev *Event) AppendRelativeJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"event_id":`...)
+	b = appendJSONString(b, ev.EventID)
+	b = append(b, `,"time":`...)
+	b, err := appendTime(b, ev.Time)
+	if err != nil {
+		return b, err
+	}
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, ev.Type)
+	if ev.StepID != nil {
+		b = append(b, `,"step_id":`...)
+		b = appendJSONString(b, *ev.StepID)
+	}
+	b = append(b, `,"trace":{`...)
+	if ev.Trace.SpanID != "" {
+		b = append(b, `"span_id":`...)
+		b = appendJSONString(b, ev.Trace.SpanID)
+	}
+	b = append(b, `},"payload":`...)
+	return appendPayload(b, ev.Payload)
+}
+
+// appendTime appends t as encoding/json writes a time.Time.
+func appendTime(b []byte, t time.Time) ([]byte, error) {
+	if y := t.Year(); y < 0 || y > 9999 {
+		raw, err := json.Marshal(t)
+		if err != nil {
+			return b, err
+		}
+		return append(b, raw...), nil
+	}
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"'), nil
+}
+
+// appendPayload appends an event's payload and the closing brace of the
+// event.
+func appendPayload(b []byte, p json.RawMessage) ([]byte, error) {
 	switch {
-	case len(ev.Payload) == 0:
+	case len(p) == 0:
 		b = append(b, "null"...)
-	case canonicalJSON(ev.Payload):
-		b = append(b, ev.Payload...)
+	case canonicalJSON(p):
+		b = append(b, p...)
 	default:
-		raw, err := json.Marshal(ev.Payload)
+		raw, err := json.Marshal(p)
 		if err != nil {
 			return b, err
 		}

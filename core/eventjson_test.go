@@ -56,6 +56,7 @@ func TestEventAppendJSON_SameBytesAsMarshal(t *testing.T) {
 		ev := base
 		mod(&ev)
 		checkSameAsMarshal(t, ev)
+		checkRelative(t, ev)
 	}
 	// Every single byte in a string field.
 	for c := 0; c < 256; c++ {
@@ -81,5 +82,60 @@ func FuzzEventAppendJSON(f *testing.F) {
 		ev := core.Event{EventID: s, Sequence: seq, Time: time.Unix(seq%1e10, seq%1e9).UTC(), Type: typ, TenantID: s,
 			AgentID: typ, RunID: s, StepID: &typ, Trace: core.EventTrace{Traceparent: s}, Payload: json.RawMessage(payload)}
 		checkSameAsMarshal(t, ev)
+		checkRelative(t, ev)
 	})
+}
+
+// checkRelative fails unless AppendRelativeJSON writes AppendJSON's bytes
+// without sequence, tenant_id, agent_id, run_id and trace.traceparent: the
+// same JSON once those are taken out of the whole event.
+func checkRelative(t *testing.T, ev core.Event) {
+	t.Helper()
+	whole, werr := ev.AppendJSON(nil)
+	got, gerr := ev.AppendRelativeJSON([]byte("prefix"))
+	if (werr == nil) != (gerr == nil) {
+		t.Fatalf("errors differ: whole %v, relative %v", werr, gerr)
+	}
+	if werr != nil {
+		return
+	}
+	if !bytes.HasPrefix(got, []byte("prefix")) {
+		t.Fatalf("relative form lost the prefix: %q", got)
+	}
+	got = got[len("prefix"):]
+	var m map[string]any
+	if err := json.Unmarshal(whole, &m); err != nil {
+		t.Fatalf("whole event does not decode: %v", err)
+	}
+	for _, k := range []string{"sequence", "tenant_id", "agent_id", "run_id"} {
+		delete(m, k)
+	}
+	delete(m["trace"].(map[string]any), "traceparent")
+	want, _ := json.Marshal(m)
+	var gm map[string]any
+	if err := json.Unmarshal(got, &gm); err != nil {
+		t.Fatalf("relative form is not JSON: %v\n%s", err, got)
+	}
+	again, _ := json.Marshal(gm)
+	if !bytes.Equal(again, want) {
+		t.Fatalf("relative form holds other fields:\n got  %s\n want %s", got, want)
+	}
+	// Decoded into an event and given back its run's fields, it is the
+	// event (as the whole form decodes).
+	var back, full core.Event
+	if err := json.Unmarshal(got, &back); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(whole, &full); err != nil {
+		t.Fatal(err)
+	}
+	if back.TenantID != "" || back.Sequence != 0 || back.Trace.Traceparent != "" {
+		t.Fatalf("relative form carried a run field: %+v", back)
+	}
+	back.Sequence, back.TenantID, back.AgentID, back.RunID, back.Trace.Traceparent = full.Sequence, full.TenantID, full.AgentID, full.RunID, full.Trace.Traceparent
+	b1, _ := json.Marshal(back)
+	b2, _ := json.Marshal(full)
+	if !bytes.Equal(b1, b2) {
+		t.Fatalf("relative form reads back as\n %s\nwant\n %s", b1, b2)
+	}
 }

@@ -374,6 +374,9 @@ func TenantKey(tenantID string, parts ...string) []byte {
 // SeqKey renders a sequence so that byte order is numeric order.
 func SeqKey(seq int64) string { return fmt.Sprintf("%020d", seq) }
 
+// seqKeyLen is the length of a SeqKey.
+const seqKeyLen = 20
+
 // update runs fn in a read-write transaction of its own. It fails fast
 // when ctx is done. fn's error comes back without a noWrites mark (which
 // only the shared commits of batch act on), so fn may use helpers that
