@@ -1,12 +1,9 @@
 package openapi
 
 import (
-	"encoding/json"
 	"math"
 	"math/big"
 	"strconv"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/pb33f/jsonschema/v6"
 )
@@ -222,233 +219,15 @@ func simpleValue(v any) bool {
 	return false
 }
 
-// maxFastDepth bounds the fast check's nesting (a schema that refers to
-// itself without going into the value would otherwise not end); past it
-// the library decides.
-const maxFastDepth = 64
-
-// check answers whether v (as jsonschema.UnmarshalJSON decodes it: maps,
-// slices, strings, booleans, nil and json.Number) fits f.
-func (f *fastSchema) check(v any, depth int) verdict {
-	if depth > maxFastDepth {
-		return unknown
-	}
-	if f.boolean != nil {
-		if *f.boolean {
-			return fits
-		}
-		return misfits
-	}
-	k, num := kindOf(v)
-	if k == 0 {
-		return unknown
-	}
-	out := fits
-	// and folds a sub-answer into out: a misfit decides, an unknown is
-	// kept unless a misfit comes.
-	and := func(r verdict) bool {
-		if r == misfits {
-			out = misfits
-			return false
-		}
-		if r == unknown {
-			out = unknown
-		}
-		return true
-	}
-	if f.types != 0 && f.types&k == 0 {
-		if !(k == kNumber && f.types&kInteger != 0) {
-			return misfits
-		}
-		isInt, ok := integral(num)
-		if !ok {
-			return unknown
-		}
-		if !isInt {
-			return misfits
-		}
-	}
-	if f.hasEnum && !inEnum(f.enum, v) {
-		return misfits
-	}
-	if f.format != nil && f.format.Validate(v) != nil {
-		return misfits
-	}
-	if f.ref != nil && !and(f.ref.check(v, depth+1)) {
-		return misfits
-	}
-	switch x := v.(type) {
-	case map[string]any:
-		if !and(f.checkObject(x, depth)) {
-			return misfits
-		}
-	case []any:
-		if !and(f.checkArray(x, depth)) {
-			return misfits
-		}
-	case string:
-		if f.minLen != nil || f.maxLen != nil {
-			n := utf8.RuneCountInString(x)
-			if f.minLen != nil && n < *f.minLen || f.maxLen != nil && n > *f.maxLen {
-				return misfits
-			}
-		}
-		if f.pattern != nil && !f.pattern.MatchString(x) {
-			return misfits
-		}
-	case json.Number:
-		if !and(f.checkNumber(num)) {
-			return misfits
-		}
-	}
-	for _, sub := range f.allOf {
-		if !and(sub.check(v, depth+1)) {
-			return misfits
-		}
-	}
-	if len(f.anyOf) > 0 {
-		anyv := misfits
-		for _, sub := range f.anyOf {
-			r := sub.check(v, depth+1)
-			if r == fits {
-				anyv = fits
-				break
-			}
-			if r == unknown {
-				anyv = unknown
-			}
-		}
-		if !and(anyv) {
-			return misfits
-		}
-	}
-	if len(f.oneOf) > 0 {
-		matched := 0
-		for _, sub := range f.oneOf {
-			switch sub.check(v, depth+1) {
-			case fits:
-				matched++
-			case unknown:
-				return unknown
-			}
-		}
-		if matched != 1 {
-			return misfits
-		}
-	}
-	if f.cond != nil {
-		var r verdict
-		switch f.cond.check(v, depth+1) {
-		case fits:
-			r = fits
-			if f.then != nil {
-				r = f.then.check(v, depth+1)
-			}
-		case misfits:
-			r = fits
-			if f.els != nil {
-				r = f.els.check(v, depth+1)
-			}
-		}
-		if !and(r) {
-			return misfits
-		}
-	}
-	if f.not != nil {
-		switch f.not.check(v, depth+1) {
-		case fits:
-			return misfits
-		case unknown:
-			out = unknown
-		}
-	}
-	return out
-}
-
-func (f *fastSchema) checkObject(obj map[string]any, depth int) verdict {
-	if f.minProps != nil && len(obj) < *f.minProps || f.maxProps != nil && len(obj) > *f.maxProps {
-		return misfits
-	}
-	for _, name := range f.required {
-		if _, ok := obj[name]; !ok {
-			return misfits
-		}
-	}
-	out := fits
-	for name, val := range obj {
-		named := false
-		if sub, ok := f.props[name]; ok {
-			named = true
-			switch sub.check(val, depth+1) {
-			case misfits:
-				return misfits
-			case unknown:
-				out = unknown
-			}
-		}
-		for _, p := range f.patterns {
-			if p.re.MatchString(name) {
-				named = true
-				switch p.s.check(val, depth+1) {
-				case misfits:
-					return misfits
-				case unknown:
-					out = unknown
-				}
-			}
-		}
-		if named {
-			continue
-		}
-		if f.noAdditional {
-			return misfits
-		}
-		if f.additional != nil {
-			switch f.additional.check(val, depth+1) {
-			case misfits:
-				return misfits
-			case unknown:
-				out = unknown
-			}
-		}
-	}
-	return out
-}
-
-func (f *fastSchema) checkArray(arr []any, depth int) verdict {
-	if f.minItems != nil && len(arr) < *f.minItems || f.maxItems != nil && len(arr) > *f.maxItems {
-		return misfits
-	}
-	out := fits
-	for i, item := range arr {
-		var sub *fastSchema
-		switch {
-		case i < len(f.prefix):
-			sub = f.prefix[i]
-		case f.items != nil:
-			sub = f.items
-		default:
-			continue
-		}
-		switch sub.check(item, depth+1) {
-		case misfits:
-			return misfits
-		case unknown:
-			out = unknown
-		}
-	}
-	return out
-}
-
 // checkNumber applies the bounds in float64 where that decides exactly: a
 // float64 rounding of the value that differs from the bound's orders the
 // two as exact arithmetic would (rounding to nearest keeps order); equal
 // roundings go to big.Rat.
-func (f *fastSchema) checkNumber(num string) verdict {
+func (f *fastSchema) checkNumber(num []byte) verdict {
 	if f.minimum == nil && f.maximum == nil && f.exclMin == nil && f.exclMax == nil {
 		return fits
 	}
-	x, err := strconv.ParseFloat(num, 64)
+	x, err := strconv.ParseFloat(string(num), 64)
 	if err != nil || math.IsInf(x, 0) {
 		return unknown
 	}
@@ -460,7 +239,7 @@ func (f *fastSchema) checkNumber(num string) verdict {
 		case x > b.f:
 			return 1
 		}
-		r, ok := new(big.Rat).SetString(num)
+		r, ok := new(big.Rat).SetString(string(num))
 		if !ok {
 			return 2 // cannot tell
 		}
@@ -497,56 +276,11 @@ func (f *fastSchema) checkNumber(num string) verdict {
 	return fits
 }
 
-// kindOf is the JSON type of a decoded value (0 for a Go value JSON does
-// not produce) and, for a number, its text.
-func kindOf(v any) (jsonKind, string) {
-	switch x := v.(type) {
-	case nil:
-		return kNull, ""
-	case bool:
-		return kBool, ""
-	case json.Number:
-		return kNumber, string(x)
-	case string:
-		return kString, ""
-	case []any:
-		return kArray, ""
-	case map[string]any:
-		return kObject, ""
-	}
-	return 0, ""
-}
-
-// integral reports whether a JSON number is an integer (1, -3, 1e2, 2.0
-// are; 1.5 is not), as the library decides it; ok is false when it
-// cannot be told cheaply.
-func integral(num string) (isInt, ok bool) {
-	if !strings.ContainsAny(num, ".eE") {
-		return true, true
-	}
+// integralText is integral for a number with a fraction or exponent.
+func integralText(num string) (isInt, ok bool) {
 	r, ok := new(big.Rat).SetString(num)
 	if !ok {
 		return false, false
 	}
 	return r.IsInt(), true
-}
-
-func inEnum(enum []any, v any) bool {
-	for _, e := range enum {
-		switch e := e.(type) {
-		case nil:
-			if v == nil {
-				return true
-			}
-		case bool:
-			if b, ok := v.(bool); ok && b == e {
-				return true
-			}
-		case string:
-			if s, ok := v.(string); ok && s == e {
-				return true
-			}
-		}
-	}
-	return false
 }

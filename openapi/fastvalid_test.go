@@ -44,14 +44,14 @@ func TestFastPath_AcceptsOnlyWhatTheLibraryAccepts(t *testing.T) {
 			if err := o.body.Validate(example); err != nil {
 				t.Fatalf("%s: the golden example does not fit: %v", o.OperationID, err)
 			}
-			if got := o.fast.check(example, 0); got != fits {
+			if got := o.fast.checkJSON(raw); got != fits {
 				t.Errorf("%s: the fast path does not accept the golden example (verdict %d): it would never be used", o.OperationID, got)
 			}
 			accepted, rejected := 0, 0
 			for _, body := range mutations(example) {
 				inst := decodeInstance(t, body)
 				libOK := o.body.Validate(inst) == nil
-				verdict := o.fast.check(inst, 0)
+				verdict := o.fast.checkJSON(body)
 				if verdict == fits && !libOK {
 					t.Errorf("%s: fast path accepts a body the library rejects: %s", o.OperationID, body)
 				}
@@ -119,7 +119,7 @@ func TestFastPath_ErrorsAreTheLibrarys(t *testing.T) {
 		`{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":"yes"}`,        // wrong type
 	} {
 		inst := decodeInstance(t, []byte(body))
-		if o.fast.check(inst, 0) == fits {
+		if o.fast.checkJSON([]byte(body)) == fits {
 			t.Errorf("fast path accepts %s", body)
 		}
 		lib := o.body.Validate(inst)
@@ -271,4 +271,106 @@ func BenchmarkChatBody(b *testing.B) {
 			}
 		})
 	}
+}
+
+// The fast path reads bytes, so what the decoder does to bytes must not
+// fool it: a repeated member (the decoder keeps the last), escapes in
+// names and values, invalid UTF-8, whitespace, trailing data. For each
+// body the fast path may say "fits" only where the library accepts; the
+// ordinary spellings (whitespace, escaped values) must still take it.
+func TestFastPath_BytesAsTheDecoderReadsThem(t *testing.T) {
+	v, err := NewValidator(StackB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.CompileAll(); err != nil {
+		t.Fatal(err)
+	}
+	o := v.byID["createOpenAIChatCompletion"]
+	const msgs = `"messages":[{"role":"user","content":"hi"}]`
+	for _, c := range []struct {
+		body string
+		fast bool // the fast path must accept it (the library does)
+	}{
+		{`{"model":"m",` + msgs + `}`, true},
+		{" \r\n\t{ \"model\" : \"m\" ,\n " + msgs + " } \n", true},
+		{`{"model":"m","messages":[{"role":"\u0075ser","content":"line\nbreak \"quoted\" \u00e9"}]}`, true},
+		{`{"model":"m\u00e9",` + msgs + `,"temperature":2.0e0,"top_p":-0,"max_tokens":1E1}`, true},
+		{`{"model":"m",` + msgs + `,"stream":null,"stop":["a","b"],"tool_choice":"auto"}`, true},
+		{`{"model":"\uFFFD",` + msgs + `}`, true},
+		// A repeated name: the decoder keeps the last.
+		{`{"model":"m","model":"",` + msgs + `}`, false},
+		{`{"model":"","model":"m",` + msgs + `}`, false},
+		{`{"model":"m",` + msgs + `,"messages":[]}`, false},
+		// Escaped and odd names.
+		{`{"m\u006fdel":"m",` + msgs + `}`, false},
+		{`{"model":"m",` + msgs + `,"n\u0000":2}`, false},
+		// Escapes and bytes in values.
+		{`{"model":"m","messages":[{"role":"us\u0000er","content":"hi"}]}`, false},
+		{`{"model":"m","messages":[{"role":"\u0055SER","content":"hi"}]}`, false},
+		{`{"model":"\ud800",` + msgs + `}`, false},
+		{"{\"model\":\"\xff\"," + msgs + "}", false},
+		{"{\"model\":\"m\",\"messages\":[{\"role\":\"user\xff\",\"content\":\"hi\"}]}", false},
+		{`{"model":"",` + msgs + `}`, false},
+		// Not one JSON value.
+		{`{"model":"m",` + msgs + `} {}`, false},
+		{`{"model":"m",` + msgs + `}x`, false},
+		{`{"model":"m",` + msgs + ``, false},
+		{`{"model":"m",` + msgs + `,}`, false},
+		{`{"model":"m",` + msgs + `,"temperature":01}`, false},
+		{`{"model":"m",` + msgs + `,"temperature":2.0000000000000000001}`, false},
+		{`{"model":"m",` + msgs + `,"max_tokens":1.5}`, false},
+		{`{"model":"m",` + msgs + `,"max_tokens":1e400}`, false},
+	} {
+		body := []byte(c.body)
+		got := o.fast.checkJSON(body)
+		inst, derr := jsonschema.UnmarshalJSON(bytes.NewReader(body))
+		libOK := derr == nil && o.body.Validate(inst) == nil
+		if got == fits && !libOK {
+			t.Errorf("fast path accepts %q, which the library rejects", c.body)
+		}
+		if c.fast && got != fits {
+			t.Errorf("fast path does not accept %q (verdict %d; library accepts: %v)", c.body, got, libOK)
+		}
+		if c.fast && !libOK {
+			t.Fatalf("case %q: the library rejects it; the case is wrong", c.body)
+		}
+	}
+}
+
+// FuzzFastPath_Bytes: whatever the bytes, the fast path says "fits" only
+// where the library decodes and accepts them. Seeded with the hot routes'
+// golden examples; `go test -fuzz FuzzFastPath_Bytes ./openapi/` explores.
+func FuzzFastPath_Bytes(f *testing.F) {
+	v, err := NewValidator(StackB)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := v.CompileAll(); err != nil {
+		f.Fatal(err)
+	}
+	ops := []*operation{v.byID["createOpenAIChatCompletion"], v.byID["invokeModel"], v.byID["createOpenAIEmbedding"]}
+	for _, o := range ops {
+		if o == nil || o.fast == nil {
+			f.Fatal("a hot route has no fast path")
+		}
+		if raw, err := os.ReadFile(filepath.Join("..", "examples", o.OperationID+".request.json")); err == nil {
+			f.Add(raw)
+		}
+	}
+	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"a\tb"}],"model":"","n":1,"stop":null}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, o := range ops {
+			if o.fast.checkJSON(body) != fits {
+				continue
+			}
+			inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
+			if err != nil {
+				t.Fatalf("%s: fast path accepts %q, which does not decode: %v", o.OperationID, body, err)
+			}
+			if err := o.body.Validate(inst); err != nil {
+				t.Fatalf("%s: fast path accepts %q, which the library rejects: %v", o.OperationID, body, err)
+			}
+		}
+	})
 }
