@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agentos/agentos/core"
 	"github.com/rs/zerolog"
 )
 
@@ -15,33 +16,18 @@ import (
 // section on a memory append) and reach the writer when the buffer passes
 // flushAt, every interval, on a warning or worse at once, and on Close.
 type logBuffer struct {
-	w        io.Writer
-	mu       sync.Mutex
-	buf      []byte
-	spare    []byte
-	flushMu  sync.Mutex // one writer to w at a time, in order
-	flushAt  int
-	stop     chan struct{}
-	done     chan struct{}
-	stopOnce sync.Once
+	w       io.Writer
+	mu      sync.Mutex
+	buf     []byte
+	spare   []byte
+	flushMu sync.Mutex // one writer to w at a time, in order
+	flushAt int
+	flusher *core.Flusher
 }
 
 func newLogBuffer(w io.Writer, interval time.Duration) *logBuffer {
-	b := &logBuffer{w: w, flushAt: 32 << 10, stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(b.done)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				b.Flush()
-			case <-b.stop:
-				b.Flush()
-				return
-			}
-		}
-	}()
+	b := &logBuffer{w: w, flushAt: 32 << 10}
+	b.flusher = core.StartFlusher(interval, b.Flush)
 	return b
 }
 
@@ -87,11 +73,8 @@ func (b *logBuffer) Flush() {
 
 // Close flushes and stops the timer; later writes go straight through.
 func (b *logBuffer) Close() {
-	b.stopOnce.Do(func() {
-		close(b.stop)
-		<-b.done
-		b.mu.Lock()
-		b.flushAt = 0
-		b.mu.Unlock()
-	})
+	b.flusher.Stop()
+	b.mu.Lock()
+	b.flushAt = 0
+	b.mu.Unlock()
 }

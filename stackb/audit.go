@@ -15,14 +15,12 @@ import (
 // A failed flush (the store unavailable) keeps the records queued for the
 // next one, up to maxQueuedAudit records.
 type auditWriter struct {
-	port     core.AuditPort
-	log      zerolog.Logger
-	mu       sync.Mutex
-	buf      []core.AuditRecord
-	flushMu  sync.Mutex
-	stop     chan struct{}
-	done     chan struct{}
-	interval time.Duration
+	port    core.AuditPort
+	log     zerolog.Logger
+	mu      sync.Mutex
+	buf     []core.AuditRecord
+	flushMu sync.Mutex
+	flusher *core.Flusher
 }
 
 // maxQueuedAudit bounds the records held while the store refuses writes;
@@ -30,8 +28,8 @@ type auditWriter struct {
 const maxQueuedAudit = 100_000
 
 func newAuditWriter(port core.AuditPort, log zerolog.Logger, interval time.Duration) *auditWriter {
-	w := &auditWriter{port: port, log: log, stop: make(chan struct{}), done: make(chan struct{}), interval: interval}
-	go w.loop()
+	w := &auditWriter{port: port, log: log}
+	w.flusher = core.StartFlusher(interval, w.flush)
 	return w
 }
 
@@ -50,21 +48,6 @@ func (w *auditWriter) add(rec core.AuditRecord) {
 	w.mu.Lock()
 	w.buf = append(w.buf, rec)
 	w.mu.Unlock()
-}
-
-func (w *auditWriter) loop() {
-	defer close(w.done)
-	t := time.NewTicker(w.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			w.flush()
-		case <-w.stop:
-			w.flush()
-			return
-		}
-	}
 }
 
 // flush appends everything queued so far in one transaction; it returns
@@ -91,7 +74,4 @@ func (w *auditWriter) flush() {
 	}
 }
 
-func (w *auditWriter) close() {
-	close(w.stop)
-	<-w.done
-}
+func (w *auditWriter) close() { w.flusher.Stop() }

@@ -36,8 +36,7 @@ type meter struct {
 	flushMu  sync.Mutex
 	inflight map[string]chan struct{} // tenant|request_id being computed
 
-	stop chan struct{}
-	done chan struct{}
+	flusher *core.Flusher
 }
 
 type tenantLimiter struct {
@@ -60,9 +59,8 @@ func newMeter(usage core.UsagePort, limits core.LimitsPort, now func() time.Time
 		limits = core.NewLocalLimits(usage)
 	}
 	m := &meter{usage: usage, limits: limits, now: now, log: log, limiters: map[string]*tenantLimiter{},
-		deltas: map[string]*core.UsageDelta{}, pending: map[string]core.ModelReplay{}, inflight: map[string]chan struct{}{},
-		stop: make(chan struct{}), done: make(chan struct{})}
-	go m.loop(interval)
+		deltas: map[string]*core.UsageDelta{}, pending: map[string]core.ModelReplay{}, inflight: map[string]chan struct{}{}}
+	m.flusher = core.StartFlusher(interval, m.flush)
 	return m
 }
 
@@ -204,21 +202,6 @@ func (m *meter) begin(ctx context.Context, tenantID, requestID string) (func(), 
 	}
 }
 
-func (m *meter) loop(interval time.Duration) {
-	defer close(m.done)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			m.flush()
-		case <-m.stop:
-			m.flush()
-			return
-		}
-	}
-}
-
 // flush writes the queued deltas and replays in one store transaction.
 func (m *meter) flush() {
 	m.flushMu.Lock()
@@ -262,7 +245,4 @@ func (m *meter) flush() {
 	m.bufMu.Unlock()
 }
 
-func (m *meter) close() {
-	close(m.stop)
-	<-m.done
-}
+func (m *meter) close() { m.flusher.Stop() }
