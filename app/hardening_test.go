@@ -108,6 +108,24 @@ func readStatus(t *testing.T, c net.Conn, d time.Duration) (int, error) {
 	return resp.StatusCode, nil
 }
 
+// holdAtCap opens n raw connections to base, sends on each what send
+// writes (nothing when send is nil), and waits until counted reports it,
+// so the caller holds the cap's worth. what names the count in failures.
+func holdAtCap(t *testing.T, base string, n int, limit time.Duration, what string, counted func() int64, send func(net.Conn)) []net.Conn {
+	t.Helper()
+	var held []net.Conn
+	for i := 1; i <= n; i++ {
+		c := rawConn(t, base)
+		if send != nil {
+			send(c)
+		}
+		held = append(held, c)
+		testkit.WaitFor(t, fmt.Sprintf("%s %d counted", what, i), limit, func() bool { return counted() == int64(i) },
+			func() string { return fmt.Sprintf("(%d counted)", counted()) })
+	}
+	return held
+}
+
 // Issue 14 item 4: a body is read only after the credential checks out.
 // Clients that announce 1 MiB bodies without a valid key are answered at
 // once, having sent a few bytes, and the node's heap does not grow with
@@ -214,21 +232,16 @@ func TestHardening_BodyBudgetBoundsBufferedBodies(t *testing.T) {
 	})
 	base := n.URL(app.StackA)
 	key := n.creds.TenantAdmin.APIKey
-	open := func() net.Conn {
-		c := rawConn(t, base)
+	upload := func(c net.Conn) {
 		fmt.Fprintf(c, "PUT /v1/memory/ns/k HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{", key, 64<<10)
-		return c
 	}
-	var held []net.Conn
-	for i := 1; i <= 4; i++ {
-		held = append(held, open())
-		// Wait until the server reserved this body and is reading it.
-		testkit.WaitFor(t, fmt.Sprintf("body %d reserved", i), 20*time.Second, func() bool {
-			return n.BodyBytesBuffered() == int64(i)*(64<<10)
-		}, func() string { return fmt.Sprintf("(%d bytes reserved)", n.BodyBytesBuffered()) })
-	}
+	// Each held upload counts once the server reserved its body and is
+	// reading it.
+	held := holdAtCap(t, base, 4, 20*time.Second, "64 KiB body reserved", func() int64 { return n.BodyBytesBuffered() / (64 << 10) }, upload)
 	start := time.Now()
-	if st, err := readStatus(t, open(), 10*time.Second); st != 429 {
+	fifth := rawConn(t, base)
+	upload(fifth)
+	if st, err := readStatus(t, fifth, 10*time.Second); st != 429 {
 		t.Fatalf("a fifth 64 KiB body over a 256 KiB budget: status %d (%v), want 429", st, err)
 	}
 	if took := time.Since(start); took > 5*time.Second {
