@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 
 	"github.com/agentos/agentos/core"
 	bolt "go.etcd.io/bbolt"
@@ -37,32 +35,10 @@ func (s *Store) PutAgent(ctx context.Context, ag core.Agent) (core.Agent, error)
 
 // GetAgent implements core.AgentPort.
 func (s *Store) GetAgent(ctx context.Context, tenantID, agentID string) (core.Agent, error) {
-	var out core.Agent
-	err := s.view(func(tx *bolt.Tx) error {
-		ok, err := getJSON(Data(tx), agentKey(tenantID, agentID), &out)
-		if err == nil && !ok {
-			err = core.NotFound("agent", agentID)
-		}
-		return err
-	})
-	return out, err
+	return getOne[core.Agent](s, Data, agentKey(tenantID, agentID), "agent", agentID)
 }
 
 // ListAgents implements core.AgentPort.
 func (s *Store) ListAgents(ctx context.Context, tenantID string) ([]core.Agent, error) {
-	out := []core.Agent{}
-	var derr error
-	err := s.view(func(tx *bolt.Tx) error {
-		scanPrefix(Data(tx), TenantKey(tenantID, "agents", ""), false, func(k, v []byte) bool {
-			var a core.Agent
-			if err := json.Unmarshal(v, &a); err != nil {
-				derr = fmt.Errorf("decode %s: %w", k, err)
-				return false
-			}
-			out = append(out, a)
-			return true
-		})
-		return derr
-	})
-	return out, err
+	return listJSON[core.Agent](s, Data, TenantKey(tenantID, "agents", ""))
 }

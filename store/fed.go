@@ -62,37 +62,12 @@ func (s *Store) PutPeer(ctx context.Context, p core.Peer) (bool, error) {
 
 // GetPeer implements core.PeerRegistryPort.
 func (s *Store) GetPeer(ctx context.Context, stackID string) (core.Peer, error) {
-	var p core.Peer
-	err := s.view(func(tx *bolt.Tx) error {
-		found, err := getJSON(Index(tx), peerKey(stackID), &p)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return core.NotFound("peer", stackID)
-		}
-		return nil
-	})
-	return p, err
+	return getOne[core.Peer](s, Index, peerKey(stackID), "peer", stackID)
 }
 
 // ListPeers implements core.PeerRegistryPort.
 func (s *Store) ListPeers(ctx context.Context) ([]core.Peer, error) {
-	out := []core.Peer{}
-	var derr error
-	err := s.view(func(tx *bolt.Tx) error {
-		scanPrefix(Index(tx), []byte("fed_peer/"), false, func(k, v []byte) bool {
-			var p core.Peer
-			if err := json.Unmarshal(v, &p); err != nil {
-				derr = fmt.Errorf("decode %s: %w", k, err)
-				return false
-			}
-			out = append(out, p)
-			return true
-		})
-		return derr
-	})
-	return out, err
+	return listJSON[core.Peer](s, Index, []byte("fed_peer/"))
 }
 
 // DeletePeer implements core.PeerRegistryPort.

@@ -73,21 +73,7 @@ func (s *Store) GetMemory(ctx context.Context, tenantID, ns, key string) (core.M
 
 // ListMemory implements core.MemoryPort.
 func (s *Store) ListMemory(ctx context.Context, tenantID, ns string) ([]core.MemoryItem, error) {
-	out := []core.MemoryItem{}
-	var derr error
-	err := s.view(func(tx *bolt.Tx) error {
-		scanPrefix(Data(tx), TenantKey(tenantID, "memory", ns, ""), false, func(k, v []byte) bool {
-			var it core.MemoryItem
-			if err := json.Unmarshal(v, &it); err != nil {
-				derr = fmt.Errorf("decode %s: %w", k, err)
-				return false
-			}
-			out = append(out, it)
-			return true
-		})
-		return derr
-	})
-	return out, err
+	return listJSON[core.MemoryItem](s, Data, TenantKey(tenantID, "memory", ns, ""))
 }
 
 // MemoryUsage implements core.MemoryPort.

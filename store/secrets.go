@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 
 	"github.com/agentos/agentos/core"
 	bolt "go.etcd.io/bbolt"
@@ -81,21 +79,7 @@ func (s *Store) DeleteSecret(ctx context.Context, tenantID, name string, audit *
 
 // ListSecrets implements core.SecretPort.
 func (s *Store) ListSecrets(ctx context.Context, tenantID string) ([]core.TenantSecret, error) {
-	out := []core.TenantSecret{}
-	var derr error
-	err := s.view(func(tx *bolt.Tx) error {
-		scanPrefix(Data(tx), TenantKey(tenantID, "secrets", ""), false, func(k, v []byte) bool {
-			var rec secretRecord
-			if err := json.Unmarshal(v, &rec); err != nil {
-				derr = fmt.Errorf("decode %s: %w", k, err)
-				return false
-			}
-			out = append(out, rec.TenantSecret)
-			return true
-		})
-		return derr
-	})
-	return out, err
+	return listJSONAs(s, Data, TenantKey(tenantID, "secrets", ""), func(rec secretRecord) core.TenantSecret { return rec.TenantSecret })
 }
 
 // SecretValue implements core.SecretPort.

@@ -423,6 +423,46 @@ func getJSON(b *bolt.Bucket, key []byte, v any) (bool, error) {
 	return true, nil
 }
 
+// getOne reads the JSON record at key of the bucket that bucket picks,
+// not_found naming kind and id when there is none.
+func getOne[T any](s *Store, bucket func(*bolt.Tx) *bolt.Bucket, key []byte, kind, id string) (T, error) {
+	var out T
+	err := s.view(func(tx *bolt.Tx) error {
+		ok, err := getJSON(bucket(tx), key, &out)
+		if err == nil && !ok {
+			err = core.NotFound(kind, id)
+		}
+		return err
+	})
+	return out, err
+}
+
+// listJSON decodes every JSON record under prefix of the bucket that
+// bucket picks, in key order.
+func listJSON[T any](s *Store, bucket func(*bolt.Tx) *bolt.Bucket, prefix []byte) ([]T, error) {
+	return listJSONAs(s, bucket, prefix, func(v T) T { return v })
+}
+
+// listJSONAs is listJSON for records stored as R and listed as what conv
+// makes of each.
+func listJSONAs[R, T any](s *Store, bucket func(*bolt.Tx) *bolt.Bucket, prefix []byte, conv func(R) T) ([]T, error) {
+	out := []T{}
+	var derr error
+	err := s.view(func(tx *bolt.Tx) error {
+		scanPrefix(bucket(tx), prefix, false, func(k, v []byte) bool {
+			var rec R
+			if err := json.Unmarshal(v, &rec); err != nil {
+				derr = fmt.Errorf("decode %s: %w", k, err)
+				return false
+			}
+			out = append(out, conv(rec))
+			return true
+		})
+		return derr
+	})
+	return out, err
+}
+
 // putJSON writes v as JSON under key of b.
 func putJSON(b *bolt.Bucket, key []byte, v any) error {
 	raw, err := json.Marshal(v)

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -97,22 +96,10 @@ func (s *Store) GetToken(ctx context.Context, tenantID, tokenID string) (core.To
 
 // ListTokens implements core.TokenPort.
 func (s *Store) ListTokens(ctx context.Context, tenantID string) ([]core.Token, error) {
-	out := []core.Token{}
-	var derr error
-	err := s.view(func(tx *bolt.Tx) error {
-		scanPrefix(Data(tx), TenantKey(tenantID, "tokens", ""), false, func(k, v []byte) bool {
-			var rec tokenRecord
-			if err := json.Unmarshal(v, &rec); err != nil {
-				derr = fmt.Errorf("decode %s: %w", k, err)
-				return false
-			}
-			rec.Token.SecretHash = rec.SecretHash
-			out = append(out, rec.Token)
-			return true
-		})
-		return derr
+	return listJSONAs(s, Data, TenantKey(tenantID, "tokens", ""), func(rec tokenRecord) core.Token {
+		rec.Token.SecretHash = rec.SecretHash
+		return rec.Token
 	})
-	return out, err
 }
 
 // RotateToken implements core.TokenPort.

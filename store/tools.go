@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 
 	"github.com/agentos/agentos/core"
 	bolt "go.etcd.io/bbolt"
@@ -39,32 +37,10 @@ func (s *Store) PutTool(ctx context.Context, td core.ToolDescriptor) (core.ToolD
 
 // GetTool implements core.ToolRegistryPort.
 func (s *Store) GetTool(ctx context.Context, tenantID, toolID string) (core.ToolDescriptor, error) {
-	var out core.ToolDescriptor
-	err := s.view(func(tx *bolt.Tx) error {
-		ok, err := getJSON(Data(tx), toolKey(tenantID, toolID), &out)
-		if err == nil && !ok {
-			err = core.NotFound("tool", toolID)
-		}
-		return err
-	})
-	return out, err
+	return getOne[core.ToolDescriptor](s, Data, toolKey(tenantID, toolID), "tool", toolID)
 }
 
 // ListTools implements core.ToolRegistryPort.
 func (s *Store) ListTools(ctx context.Context, tenantID string) ([]core.ToolDescriptor, error) {
-	out := []core.ToolDescriptor{}
-	var derr error
-	err := s.view(func(tx *bolt.Tx) error {
-		scanPrefix(Data(tx), TenantKey(tenantID, "tools", ""), false, func(k, v []byte) bool {
-			var t core.ToolDescriptor
-			if err := json.Unmarshal(v, &t); err != nil {
-				derr = fmt.Errorf("decode %s: %w", k, err)
-				return false
-			}
-			out = append(out, t)
-			return true
-		})
-		return derr
-	})
-	return out, err
+	return listJSON[core.ToolDescriptor](s, Data, TenantKey(tenantID, "tools", ""))
 }
