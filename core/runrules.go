@@ -86,11 +86,12 @@ func CheckAppend(runID, storedStatus string, storedSeq, expectSeq int64) error {
 }
 
 // StepCompletedPayload is the payload of agentos.run.step.completed.
+// Its fields are in alphabetical order, as a map of them would encode.
 type StepCompletedPayload struct {
-	StepKind   string `json:"step_kind"`
+	DurationMS int64  `json:"duration_ms"`
 	Name       string `json:"name"`
 	Status     string `json:"status"`
-	DurationMS int64  `json:"duration_ms"`
+	StepKind   string `json:"step_kind"`
 }
 
 // RunStatusPayload is the payload of the run lifecycle events that carry

@@ -224,19 +224,19 @@ func (x *runExec) run(ctx context.Context) bool {
 		r.StartedAt = &now
 		d := now.Add(time.Duration(r.TimeoutMS) * time.Millisecond)
 		r.Deadline = &d
-		x.add(core.EventRunStarted, "", map[string]any{"status": core.RunRunning})
+		x.add(core.EventRunStarted, "", core.RunStatusPayload{Status: core.RunRunning})
 	} else if o := r.Open; o != nil {
 		// Resume after a crash: the call in flight is lost; close its step
 		// as an error and run it again from the stored conversation.
-		lost := map[string]any{"code": core.CodeInternal, "message": "interrupted by a node restart or a takeover by another node; the step is retried"}
+		lost := toolErrorBody{Code: core.CodeInternal, Message: "interrupted by a node restart or a takeover by another node; the step is retried"}
 		if o.Kind == "tool" {
-			x.add(core.EventToolCallCompleted, o.StepID, map[string]any{"tool_call_id": o.ToolCallID, "tool_id": o.Name,
-				"status": "error", "output": nil, "duration_ms": 0, "error": lost})
+			x.add(core.EventToolCallCompleted, o.StepID, toolCallCompletedPayload{ToolCallID: o.ToolCallID, ToolID: o.Name,
+				Status: "error", Error: lost})
 		} else {
-			x.add(core.EventModelCompleted, o.StepID, map[string]any{"model_ref": r.ModelRef, "operation": core.OpChat,
-				"status": "error", "usage": core.Usage{}, "latency_ms": 0, "policy_outcome": nil, "route": nil, "error": lost})
+			x.add(core.EventModelCompleted, o.StepID, modelCompletedPayload{ModelRef: r.ModelRef, Operation: core.OpChat,
+				Status: "error", Error: lost})
 		}
-		x.add(core.EventStepCompleted, o.StepID, map[string]any{"step_kind": o.Kind, "name": o.Name, "status": "error", "duration_ms": 0})
+		x.add(core.EventStepCompleted, o.StepID, core.StepCompletedPayload{StepKind: o.Kind, Name: o.Name, Status: "error"})
 		r.Open = nil
 	}
 	if r.Deadline != nil {
@@ -297,7 +297,7 @@ func (x *runExec) fail(ctx context.Context, err error) bool {
 	now := core.Now()
 	// The conversation is only needed to resume; a finished run drops it.
 	r.Status, r.Error, r.CompletedAt, r.Open, r.PendingCalls, r.Messages = core.RunFailed, body, &now, nil, nil, nil
-	x.add(core.EventRunFailed, "", map[string]any{"status": core.RunFailed, "error": body})
+	x.add(core.EventRunFailed, "", runFailedPayload{Status: core.RunFailed, Error: body})
 	if cerr := x.commit(); cerr != nil && !errors.Is(cerr, core.ErrRunFinished) {
 		x.log.Error().Err(cerr).Msg("commit failed run")
 		return false
@@ -314,9 +314,9 @@ func (x *runExec) modelStep(ctx context.Context) (bool, error) {
 	}
 	stepID := core.NewID(core.PrefixStep)
 	started := time.Now()
-	x.add(core.EventStepStarted, stepID, map[string]any{"step_kind": "model", "name": r.ModelRef})
-	x.add(core.EventModelRequested, stepID, map[string]any{"model_ref": r.ModelRef, "operation": core.OpChat,
-		"requirements": map[string]any{}, "input_summary": map[string]any{"messages": len(r.Messages), "has_tools": len(tools) > 0}})
+	x.add(core.EventStepStarted, stepID, stepStartedPayload{StepKind: "model", Name: r.ModelRef})
+	x.add(core.EventModelRequested, stepID, modelRequestedPayload{ModelRef: r.ModelRef, Operation: core.OpChat,
+		InputSummary: inputSummary{Messages: len(r.Messages), HasTools: len(tools) > 0}})
 	r.Open = &core.OpenStep{StepID: stepID, Kind: "model", Name: r.ModelRef, StartedAt: core.Now()}
 	r.Summary.StepsTotal++
 	r.Summary.ModelCallsTotal++
@@ -351,10 +351,10 @@ func (x *runExec) modelStep(ctx context.Context) (bool, error) {
 		merr = modelError(ctx, merr)
 		status, body = "error", core.ErrorBodyOf(merr)
 	}
-	x.add(core.EventModelCompleted, stepID, map[string]any{"model_ref": r.ModelRef, "operation": core.OpChat,
-		"status": status, "usage": resp.Usage, "latency_ms": dur, "policy_outcome": resp.PolicyOutcome,
-		"route": resp.Route, "error": body})
-	x.add(core.EventStepCompleted, stepID, map[string]any{"step_kind": "model", "name": r.ModelRef, "status": status, "duration_ms": dur})
+	x.add(core.EventModelCompleted, stepID, modelCompletedPayload{ModelRef: r.ModelRef, Operation: core.OpChat,
+		Status: status, Usage: resp.Usage, LatencyMS: dur, PolicyOutcome: &resp.PolicyOutcome,
+		Route: &resp.Route, Error: body})
+	x.add(core.EventStepCompleted, stepID, core.StepCompletedPayload{StepKind: "model", Name: r.ModelRef, Status: status, DurationMS: dur})
 	r.Open = nil
 	if merr != nil {
 		return false, merr
@@ -372,7 +372,7 @@ func (x *runExec) modelStep(ctx context.Context) (bool, error) {
 	now := core.Now()
 	out := &core.RunInput{Type: "text", Text: msg.Content}
 	r.Status, r.Output, r.CompletedAt, r.Messages = core.RunCompleted, out, &now, nil
-	x.add(core.EventRunCompleted, "", map[string]any{"status": core.RunCompleted, "output": out})
+	x.add(core.EventRunCompleted, "", runCompletedPayload{Status: core.RunCompleted, Output: out})
 	return true, x.commit()
 }
 
@@ -405,9 +405,9 @@ func (x *runExec) toolStep(ctx context.Context) error {
 	}
 	td, terr := x.s.resolveTool(ctx, r, toolID)
 	timeout := toolTimeout(td, r)
-	x.add(core.EventStepStarted, stepID, map[string]any{"step_kind": "tool", "name": toolID})
-	x.add(core.EventToolCallRequested, stepID, map[string]any{"tool_call_id": callID, "tool_id": toolID,
-		"input": input, "timeout_ms": timeout.Milliseconds()})
+	x.add(core.EventStepStarted, stepID, stepStartedPayload{StepKind: "tool", Name: toolID})
+	x.add(core.EventToolCallRequested, stepID, toolCallRequestedPayload{ToolCallID: callID, ToolID: toolID,
+		Input: input, TimeoutMS: timeout.Milliseconds()})
 	r.Open = &core.OpenStep{StepID: stepID, Kind: "tool", Name: toolID, ToolCallID: callID, StartedAt: core.Now()}
 	r.Summary.StepsTotal++
 	r.Summary.ToolCallsTotal++
@@ -449,15 +449,15 @@ func (x *runExec) toolStep(ctx context.Context) error {
 		x.s.metrics.toolErrs.Inc()
 		terr = toolError(terr)
 		e := core.AsError(terr)
-		status, errObj, output = "error", map[string]any{"code": e.Code, "message": e.Message}, nil
+		status, errObj, output = "error", toolErrorBody{Code: e.Code, Message: e.Message}, nil
 	}
-	completed := map[string]any{"tool_call_id": callID, "tool_id": toolID, "status": status,
-		"output": output, "duration_ms": dur, "error": errObj}
+	completed := toolCallCompletedPayload{ToolCallID: callID, ToolID: toolID, Status: status,
+		Output: output, DurationMS: dur, Error: errObj}
 	if remote != nil {
-		completed["remote"] = remote
+		completed.Remote = remote
 	}
 	x.add(core.EventToolCallCompleted, stepID, completed)
-	x.add(core.EventStepCompleted, stepID, map[string]any{"step_kind": "tool", "name": toolID, "status": status, "duration_ms": dur})
+	x.add(core.EventStepCompleted, stepID, core.StepCompletedPayload{StepKind: "tool", Name: toolID, Status: status, DurationMS: dur})
 	r.Open = nil
 	r.PendingCalls = r.PendingCalls[1:]
 	if terr != nil {

@@ -197,12 +197,12 @@ func (s *Service) CreateRun(ctx context.Context, a core.Auth, agentID string, re
 		IdempotencyKey: key, BodyHash: hash, Messages: msgs,
 		MaxSteps: *opts.MaxSteps, TimeoutMS: *opts.TimeoutMS, Priority: opts.Priority,
 	}
-	drafts := []core.EventDraft{{Type: core.EventRunCreated, Payload: map[string]any{"status": core.RunQueued}}}
+	drafts := []core.EventDraft{{Type: core.EventRunCreated, Payload: core.RunStatusPayload{Status: core.RunQueued}}}
 	if dry {
 		rec.Status, rec.StartedAt, rec.CompletedAt = core.RunCompleted, &now, &now
 		rec.Messages = nil
 		drafts = append(drafts, core.EventDraft{Type: core.EventRunCompleted,
-			Payload: map[string]any{"status": core.RunCompleted, "output": nil, "dry_run": true}})
+			Payload: dryRunCompletedPayload{Status: core.RunCompleted, DryRun: true}})
 	}
 	audit := core.NewAudit(a, "run.create", "run", runID, "success", map[string]any{"agent_id": agentID, "dry_run": dry,
 		"origin": rec.Origin, "correlation_id": cid})
