@@ -43,7 +43,10 @@ func createRun(t *testing.T, s *postgres.Store, key string) core.RunRecord {
 func TestPostgres_LeaseClaimRenewTakeover(t *testing.T) {
 	a, b := openTwo(t)
 	ctx := context.Background()
-	lease := 300 * time.Millisecond
+	// Leases that must hold while the test looks are long, so a loaded
+	// machine cannot expire them between two statements; only the lease
+	// n1 dies with is short.
+	lease, short := time.Minute, 300*time.Millisecond
 	rec := createRun(t, a, "k1")
 	if ok, err := a.ClaimRun(ctx, "n1", "tnt_a", rec.RunID, lease, 0); err != nil || !ok {
 		t.Fatalf("n1 claim: %v %v", ok, err)
@@ -57,10 +60,11 @@ func TestPostgres_LeaseClaimRenewTakeover(t *testing.T) {
 	if refs, err := b.ClaimRuns(ctx, "n2", lease, 10, false, nil); err != nil || len(refs) != 0 {
 		t.Fatalf("n2 claimed %v (%v) while n1's lease is live", refs, err)
 	}
-	if lost, err := a.RenewLeases(ctx, "n1", []string{rec.RunID}, lease); err != nil || len(lost) != 0 {
+	if lost, err := a.RenewLeases(ctx, "n1", []string{rec.RunID}, short); err != nil || len(lost) != 0 {
 		t.Fatalf("renew: lost %v (%v)", lost, err)
 	}
-	// n1 stops renewing (it died): after the lease n2 takes the run over.
+	// n1 stops renewing (it died): after its short lease n2 takes the run
+	// over (with a long lease of its own).
 	var refs []core.RunRef
 	testkit.WaitFor(t, "n2 to take the run over", 5*time.Second, func() bool {
 		var err error
