@@ -428,8 +428,8 @@ func (iv *invocation) warn() *zerolog.Event {
 func (g *Gateway) invoke(ctx context.Context, a core.Auth, t core.Tenant, req core.ModelRequest, store bool) (core.ModelResponse, error) {
 	iv := &invocation{a: a, t: t, req: req, store: store, start: time.Now(), limits: t.EffectiveLimits(),
 		base: g.log, corr: core.CorrelationID(ctx)}
-	for _, stage := range []func(context.Context, *invocation) error{g.resolve, g.limit, g.screen, g.budget} {
-		if err := stage(ctx, iv); err != nil {
+	for _, stage := range stages {
+		if err := stage(g, ctx, iv); err != nil {
 			code := core.ErrorCode(err)
 			g.metrics.requests.WithLabelValues("none", code).Inc()
 			g.metrics.errors.WithLabelValues(code).Inc()
@@ -443,6 +443,10 @@ func (g *Gateway) invoke(ctx context.Context, a core.Auth, t core.Tenant, req co
 	g.auditAnswer(iv)
 	return iv.resp, nil
 }
+
+// stages are invoke's steps before the call, in order (method
+// expressions: a list of bound methods would be built per request).
+var stages = [...]func(*Gateway, context.Context, *invocation) error{(*Gateway).resolve, (*Gateway).limit, (*Gateway).screen, (*Gateway).budget}
 
 // resolve finds the candidates: the model_ref's chain (a canary first when
 // the request falls in its share), kept to what can do the operation, what

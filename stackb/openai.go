@@ -142,18 +142,31 @@ func generation(temp, topP *float64, maxTok *int) *core.Generation {
 // governanceHeaders sets X-AgentOS-Route ("<backend>/<model>", plus
 // ";fallback" when a fallback answered) and X-AgentOS-Policy (the
 // decision); the policy reasons go in X-AgentOS-Policy-Reasons.
+//
+// The keys are written in net/http's canonical form, as Set would store
+// them, so a request does not canonicalize (and allocate) each name again;
+// the four values share one backing array.
 func governanceHeaders(h http.Header, requestID string, route core.Route, policy core.PolicyOutcome) {
 	r := routeName(route)
 	if route.FallbackUsed {
 		r += ";fallback"
 	}
-	h.Set("X-AgentOS-Route", r)
-	h.Set("X-AgentOS-Policy", policy.Decision)
+	vals := make([]string, 4)
+	vals[0], vals[1], vals[2] = r, policy.Decision, requestID
+	h[hdrRoute], h[hdrPolicy], h[hdrRequestID] = vals[0:1:1], vals[1:2:2], vals[2:3:3]
 	if len(policy.Reasons) > 0 {
-		h.Set("X-AgentOS-Policy-Reasons", strings.Join(policy.Reasons, ","))
+		vals[3] = strings.Join(policy.Reasons, ",")
+		h[hdrPolicyReasons] = vals[3:4:4]
 	}
-	h.Set("X-AgentOS-Request-Id", requestID)
 }
+
+// The governance headers' names in canonical form (http.CanonicalHeaderKey).
+const (
+	hdrRoute         = "X-Agentos-Route"
+	hdrPolicy        = "X-Agentos-Policy"
+	hdrPolicyReasons = "X-Agentos-Policy-Reasons"
+	hdrRequestID     = "X-Agentos-Request-Id"
+)
 
 func routeName(r core.Route) string { return r.Backend + "/" + r.Model }
 

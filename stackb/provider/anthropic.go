@@ -113,15 +113,15 @@ func (p *Anthropic) send(ctx context.Context, body *wire.MessagesRequest) (*http
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
 	}
-	h := http.Header{}
-	h.Set("anthropic-version", AnthropicVersion)
-	if body.Stream {
-		h.Set("Accept", "text/event-stream")
-	}
-	if p.APIKey != "" {
-		h.Set("x-api-key", p.APIKey)
-	}
-	return postJSON(ctx, p.Client, p.Name, p.url(), raw, h)
+	return postJSON(ctx, p.Client, p.Name, p.url(), raw, func(h http.Header) {
+		h.Set("anthropic-version", AnthropicVersion)
+		if body.Stream {
+			h.Set("Accept", "text/event-stream")
+		}
+		if p.APIKey != "" {
+			h.Set("x-api-key", p.APIKey)
+		}
+	})
 }
 
 // Chat implements Provider. With call.OnDelta set it asks for the event
@@ -139,7 +139,7 @@ func (p *Anthropic) Chat(ctx context.Context, call ChatCall) (ChatResult, error)
 		if err := p.stream(ctx, resp.Body, call.OnDelta, &ar); err != nil {
 			return ChatResult{}, err
 		}
-	} else if err := json.NewDecoder(resp.Body).Decode(&ar); err != nil {
+	} else if err := decodeAnswer(resp.Body, &ar); err != nil {
 		if ctx.Err() != nil {
 			return ChatResult{}, transportError(ctx, p.Name, ctx.Err())
 		}

@@ -47,14 +47,14 @@ func (p *OpenAI) send(ctx context.Context, path string, body any, accept string)
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
 	}
-	h := http.Header{}
-	if accept != "" {
-		h.Set("Accept", accept)
-	}
-	if p.APIKey != "" {
-		h.Set("Authorization", "Bearer "+p.APIKey)
-	}
-	return postJSON(ctx, p.client(), p.Name, strings.TrimRight(p.BaseURL, "/")+path, raw, h)
+	return postJSON(ctx, p.client(), p.Name, strings.TrimRight(p.BaseURL, "/")+path, raw, func(h http.Header) {
+		if accept != "" {
+			h.Set("Accept", accept)
+		}
+		if p.APIKey != "" {
+			h.Set("Authorization", "Bearer "+p.APIKey)
+		}
+	})
 }
 
 // post sends body as JSON to path and decodes a 2xx answer into out.
@@ -64,7 +64,7 @@ func (p *OpenAI) post(ctx context.Context, path string, body, out any) error {
 		return err
 	}
 	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	if err := decodeAnswer(resp.Body, out); err != nil {
 		if ctx.Err() != nil {
 			return transportError(ctx, p.Name, ctx.Err())
 		}

@@ -6,6 +6,7 @@ package provider
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"sync"
 
 	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/internal/jsonhttp"
@@ -131,20 +133,23 @@ func statusError(backend string, status int, msg string) error {
 	}
 }
 
-// postJSON sends body (JSON, already encoded) to url with h, adding
+// postJSON sends body (JSON, already encoded) to url with the headers
+// header sets (on the request's own header map), adding
 // Content-Type and the caller's traceparent, and returns a 2xx response
 // (the caller closes its body). Other statuses become statusError with
 // the upstream's error.message (OpenAI's and Anthropic's error shapes
 // both carry one), transport failures transportError.
-func postJSON(ctx context.Context, hc *http.Client, backend, url string, body []byte, h http.Header) (*http.Response, error) {
+func postJSON(ctx context.Context, hc *http.Client, backend, url string, body []byte, header func(http.Header)) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, core.Errorf(core.CodeDependencyUnavailable, "backend %s: bad base_url: %v", backend, err)
 	}
-	maps.Copy(req.Header, h)
+	if header != nil {
+		header(req.Header)
+	}
 	req.Header.Set("Content-Type", "application/json")
 	if tp := core.Traceparent(ctx); tp != "" {
-		req.Header.Set("traceparent", tp)
+		req.Header["Traceparent"] = []string{tp} // canonical: Set would rebuild the name
 	}
 	if hc == nil {
 		hc = http.DefaultClient
@@ -167,3 +172,26 @@ func decodeErr(backend string, err error) error {
 }
 
 var errNoEmbed = fmt.Errorf("embeddings not supported")
+
+// answerBufs hold upstream answers while they are decoded (json.Unmarshal
+// copies what it keeps, so a buffer is free again once decoded).
+var answerBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// decodeAnswer reads a whole upstream answer and decodes its JSON into
+// out, as json.Decoder.Decode would: only the first value counts, so an
+// answer with bytes after it (which json.Unmarshal refuses before it
+// writes anything into out) is decoded again by a Decoder.
+func decodeAnswer(r io.Reader, out any) error {
+	buf := answerBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer answerBufs.Put(buf)
+	if _, err := buf.ReadFrom(r); err != nil {
+		return err
+	}
+	err := json.Unmarshal(buf.Bytes(), out)
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return json.NewDecoder(bytes.NewReader(buf.Bytes())).Decode(out)
+	}
+	return err
+}
