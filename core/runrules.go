@@ -119,7 +119,7 @@ func CancelRunRecord(rec *RunRecord, now time.Time) ([]EventDraft, error) {
 	drafts = append(drafts, EventDraft{Type: EventRunCanceled, Payload: RunStatusPayload{Status: RunCanceled}})
 	rec.Status = RunCanceled
 	rec.CompletedAt = &now
-	rec.PendingCalls, rec.Messages = nil, nil
+	rec.DropResumeState()
 	return drafts, nil
 }
 

@@ -22,7 +22,7 @@ type OpenStep struct {
 // tool set) and what idempotency needs (key and body hash).
 type RunRecord struct {
 	Run
-	Auth           Auth          `json:"auth"`
+	Auth           Auth          `json:"auth,omitzero"` // absent once the run is finished
 	ModelRef       string        `json:"model_ref"`
 	Instructions   string        `json:"instructions,omitempty"`
 	Traceparent    string        `json:"traceparent,omitempty"`
@@ -36,6 +36,16 @@ type RunRecord struct {
 	MaxSteps     int        `json:"max_steps_effective"`
 	TimeoutMS    int64      `json:"timeout_ms_effective"`
 	Priority     string     `json:"priority_effective"`
+}
+
+// DropResumeState clears what only executing the run needs, for a run
+// that has just become terminal: the conversation, the pending tool calls,
+// the open step, the creator's credentials and the agent's instructions.
+// A finished run's record keeps the public run and what idempotency needs
+// (key and body hash), and is that much smaller to store.
+func (rec *RunRecord) DropResumeState() {
+	rec.Messages, rec.PendingCalls, rec.Open = nil, nil, nil
+	rec.Auth, rec.Instructions = Auth{}, ""
 }
 
 // EventDraft is an event before the store sequences it.

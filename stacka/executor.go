@@ -296,7 +296,8 @@ func (x *runExec) fail(ctx context.Context, err error) bool {
 	body := core.ErrorBodyOf(err)
 	now := core.Now()
 	// The conversation is only needed to resume; a finished run drops it.
-	r.Status, r.Error, r.CompletedAt, r.Open, r.PendingCalls, r.Messages = core.RunFailed, body, &now, nil, nil, nil
+	r.Status, r.Error, r.CompletedAt = core.RunFailed, body, &now
+	r.DropResumeState()
 	x.add(core.EventRunFailed, "", runFailedPayload{Status: core.RunFailed, Error: body})
 	if cerr := x.commit(); cerr != nil && !errors.Is(cerr, core.ErrRunFinished) {
 		x.log.Error().Err(cerr).Msg("commit failed run")
@@ -371,7 +372,8 @@ func (x *runExec) modelStep(ctx context.Context) (bool, error) {
 	}
 	now := core.Now()
 	out := &core.RunInput{Type: "text", Text: msg.Content}
-	r.Status, r.Output, r.CompletedAt, r.Messages = core.RunCompleted, out, &now, nil
+	r.Status, r.Output, r.CompletedAt = core.RunCompleted, out, &now
+	r.DropResumeState()
 	x.add(core.EventRunCompleted, "", runCompletedPayload{Status: core.RunCompleted, Output: out})
 	return true, x.commit()
 }

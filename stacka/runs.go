@@ -200,7 +200,7 @@ func (s *Service) CreateRun(ctx context.Context, a core.Auth, agentID string, re
 	drafts := []core.EventDraft{{Type: core.EventRunCreated, Payload: core.RunStatusPayload{Status: core.RunQueued}}}
 	if dry {
 		rec.Status, rec.StartedAt, rec.CompletedAt = core.RunCompleted, &now, &now
-		rec.Messages = nil
+		rec.DropResumeState()
 		drafts = append(drafts, core.EventDraft{Type: core.EventRunCompleted,
 			Payload: dryRunCompletedPayload{Status: core.RunCompleted, DryRun: true}})
 	}

@@ -504,3 +504,45 @@ func TestEvents_HeartbeatPing(t *testing.T) {
 		t.Fatal("no heartbeat within 3 s")
 	}
 }
+
+// TestRun_FinishedRecordKeepsNoResumeState: a finished run's stored record
+// holds no conversation, credentials or instructions (only executing it
+// needed them) and no "auth" at all, while the run reads whole and its
+// idempotency key still replays it.
+func TestRun_FinishedRecordKeepsNoResumeState(t *testing.T) {
+	n := newNode(t)
+	n.putAgent("tok-a", "agt_x", "tool.echo")
+	body := map[string]any{"input": map[string]any{"type": "text", "text": "hi"}, "idempotency_key": "idem_finish"}
+	code, _, created := n.do("POST", "/v1/agents/agt_x/runs", "tok-a", body)
+	if code != 201 {
+		t.Fatalf("create: %d %v", code, created)
+	}
+	id := created["run"].(map[string]any)["run_id"].(string)
+	running, err := n.st.GetRun(context.Background(), "tnt_a", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if running.Status == core.RunQueued && (running.Auth.Principal.PrincipalID == "" || len(running.Messages) == 0) {
+		t.Fatalf("a queued run's record lacks what executing it needs: %+v", running)
+	}
+	final := waitStatus(t, n, "tok-a", id, "completed", 5*time.Second)
+	if final["output"] == nil || final["principal_id"] == "" {
+		t.Fatalf("finished run reads %v", final)
+	}
+	rec, err := n.st.GetRun(context.Background(), "tnt_a", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Auth.TenantID != "" || rec.Auth.Principal.PrincipalID != "" || rec.Messages != nil || rec.PendingCalls != nil ||
+		rec.Open != nil || rec.Instructions != "" {
+		t.Fatalf("finished record keeps resume state: %+v", rec)
+	}
+	raw, _ := json.Marshal(rec)
+	if strings.Contains(string(raw), `"auth"`) {
+		t.Fatalf("finished record still encodes auth: %s", raw)
+	}
+	code, h, again := n.do("POST", "/v1/agents/agt_x/runs", "tok-a", body)
+	if code != 201 || h.Get("Idempotent-Replayed") != "true" || again["run"].(map[string]any)["run_id"] != id {
+		t.Fatalf("replay after finishing: %d %v %v", code, h, again)
+	}
+}
