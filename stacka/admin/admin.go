@@ -101,21 +101,28 @@ func canSeeTenant(a core.Auth, tenantID string) error {
 	return adminOfTenant(a, tenantID, "requires role tenant_admin")
 }
 
-// adminOfTenant is the one rule behind canSeeTenant and tokenAdmin:
-// platform admins and tenants:admin act on every tenant, a tenant admin on
-// its own; another tenant is not_found, and anyone else is refused with
-// refusal.
+// adminOfTenant is canSeeTenant's and tokenAdmin's rule, tenantReach,
+// refusing anyone else with refusal.
 func adminOfTenant(a core.Auth, tenantID, refusal string) error {
-	if isTenantsAdmin(a) {
-		return nil
-	}
-	if a.TenantID != tenantID {
-		return core.NotFound("tenant", tenantID)
-	}
-	if a.HasRole(core.RoleTenantAdmin) {
-		return nil
+	if ok, err := tenantReach(a, tenantID); ok || err != nil {
+		return err
 	}
 	return core.Errorf(core.CodeForbidden, "%s", refusal).With("scope", core.ScopeTenantsAdmin)
+}
+
+// tenantReach is the one rule behind canSeeTenant, tokenAdmin and
+// secretAdmin: platform admins and tenants:admin act on every tenant, a
+// tenant admin on its own (ok); another tenant is not_found (err). Neither
+// means a caller of the tenant who is not its admin, whom each check
+// refuses in its own words.
+func tenantReach(a core.Auth, tenantID string) (ok bool, err error) {
+	if isTenantsAdmin(a) {
+		return true, nil
+	}
+	if a.TenantID != tenantID {
+		return false, core.NotFound("tenant", tenantID)
+	}
+	return a.HasRole(core.RoleTenantAdmin), nil
 }
 
 func reply(c echo.Context, status int, body map[string]any) error {
@@ -633,17 +640,10 @@ func (a *AdminAPI) handleListAudit(c echo.Context) error {
 }
 
 // secretAdmin checks the caller may manage the secrets of tenantID: the
-// same reach as for tokens (platform admin or tenants:admin anywhere, a
-// tenant_admin in its own tenant; another tenant is not_found).
+// same reach as for tokens (tenantReach).
 func secretAdmin(au core.Auth, tenantID string) error {
-	if isTenantsAdmin(au) {
-		return nil
-	}
-	if au.TenantID != tenantID {
-		return core.NotFound("tenant", tenantID)
-	}
-	if au.HasRole(core.RoleTenantAdmin) {
-		return nil
+	if ok, err := tenantReach(au, tenantID); ok || err != nil {
+		return err
 	}
 	return core.Errorf(core.CodeForbidden, "managing secrets requires role tenant_admin").With("role", core.RoleTenantAdmin)
 }
