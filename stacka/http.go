@@ -68,17 +68,25 @@ func (s *Service) handleGetAgent(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"agent": ag, "correlation_id": cid(c)})
 }
 
+// pathID is the id the path parameter param names. The body may repeat
+// it in field (its JSON path) or leave it out, never name another.
+func pathID(c echo.Context, param, field, inBody string) (string, error) {
+	id := c.Param(param)
+	if inBody != "" && inBody != id {
+		return "", core.Invalid(field, "%s differs from the path", field)
+	}
+	return id, nil
+}
+
 func (s *Service) handlePutAgent(c echo.Context) error {
 	a := authOf(c)
 	in, err := edge.DecodeEnvelope[core.Agent](c, "agent")
 	if err != nil {
 		return err
 	}
-	id := c.Param("agent_id")
-	if in.AgentID != "" && in.AgentID != id {
-		return core.Invalid("agent.agent_id", "agent.agent_id differs from the path")
+	if in.AgentID, err = pathID(c, "agent_id", "agent.agent_id", in.AgentID); err != nil {
+		return err
 	}
-	in.AgentID = id
 	ag, err := s.PutAgent(c.Request().Context(), a, in)
 	if err != nil {
 		return err
@@ -177,11 +185,10 @@ func (s *Service) handlePutTool(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	id := c.Param("tool_id")
-	if td.ToolID != "" && td.ToolID != id {
-		return core.Invalid("tool.tool_id", "tool.tool_id differs from the path")
+	if td.ToolID, err = pathID(c, "tool_id", "tool.tool_id", td.ToolID); err != nil {
+		return err
 	}
-	td.ToolID, td.TenantID = id, a.TenantID
+	td.TenantID = a.TenantID
 	if err := validateTool(&td); err != nil {
 		return err
 	}
