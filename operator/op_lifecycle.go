@@ -92,16 +92,7 @@ func (o *operator) redeploy(ctx context.Context, cfg app.Config, l launch) error
 	pr := &progress{out: o.out, report: rep, total: 6}
 	begin := time.Now()
 	if err := pr.run("stop", func(ph *phase) error {
-		return ph.check("graceful stop", func() (string, error) {
-			pid, err := stopNode(cfg, cfg.ShutdownTimeout+5*time.Second)
-			if err != nil {
-				return "", err
-			}
-			if pid == 0 {
-				return "no node was running", nil
-			}
-			return fmt.Sprintf("pid %d stopped (SIGTERM)", pid), nil
-		})
+		return ph.check("graceful stop", stopCheck(cfg, " (SIGTERM)"))
 	}); err != nil {
 		return o.failAction(rep, cfg, err, "agentos status; kill the pid shown, then `agentos redeploy`")
 	}
@@ -146,16 +137,7 @@ func (o *operator) nuke(cfg app.Config, yes, hard bool) error {
 	fmt.Fprintf(o.out, "agentos nuke%s — data dir %s\n", map[bool]string{true: " --hard"}[hard], cfg.DataDir)
 	pr := &progress{out: o.out, report: rep, total: 2}
 	if err := pr.run("stop", func(ph *phase) error {
-		return ph.check("stop node", func() (string, error) {
-			pid, err := stopNode(cfg, cfg.ShutdownTimeout+5*time.Second)
-			if err != nil {
-				return "", err
-			}
-			if pid == 0 {
-				return "no node was running", nil
-			}
-			return fmt.Sprintf("pid %d stopped", pid), nil
-		})
+		return ph.check("stop node", stopCheck(cfg, ""))
 	}); err != nil {
 		return o.failAction(rep, cfg, err, "kill the node's pid by hand, then `agentos nuke --yes-really` again")
 	}

@@ -181,6 +181,22 @@ func waitReady(ctx context.Context, urls map[string]string) (int, error) {
 	}
 }
 
+// stopCheck is the check that stops the node (redeploy, nuke): it gives
+// the node its shutdown timeout plus 5 s before SIGKILL, and says "no node
+// was running" or which pid it stopped, then note.
+func stopCheck(cfg app.Config, note string) func() (string, error) {
+	return func() (string, error) {
+		pid, err := stopNode(cfg, cfg.ShutdownTimeout+5*time.Second)
+		if err != nil {
+			return "", err
+		}
+		if pid == 0 {
+			return "no node was running", nil
+		}
+		return fmt.Sprintf("pid %d stopped%s", pid, note), nil
+	}
+}
+
 // stopNode sends SIGTERM to the data dir's node and waits for it to exit,
 // then SIGKILL after grace. It reports whether a process was stopped.
 func stopNode(cfg app.Config, grace time.Duration) (int, error) {
