@@ -44,18 +44,7 @@ func BenchmarkEdgeGatewayChat(b *testing.B) {
 	}
 	cfg := testnode.Config(b)
 	cfg.ProvidersFile = prov
-	n := app.NewNode(cfg, app.BuildInfo{Version: "bench"}, zerolog.New(io.Discard).Level(zerolog.InfoLevel).With().Timestamp().Logger())
-	if err := n.Open(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { n.Close() })
-	if _, err := n.Seed(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	creds, err := app.ReadCredentials(cfg.DataDir)
-	if err != nil {
-		b.Fatal(err)
-	}
+	n, creds := startBenchNode(b, cfg)
 	hc := bench.NewClient(64)
 	base, _ := url.Parse(n.URL(app.StackA))
 	fx, err := bench.Setup(context.Background(), hc, base, creds.PlatformAdmin.APIKey, 5000, "fake")
@@ -135,4 +124,24 @@ func processCPU() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// startBenchNode opens and seeds a node for an in-process benchmark, with
+// the access log formatted as in production but discarded, and returns it
+// with the seeded credentials.
+func startBenchNode(b *testing.B, cfg app.Config) (*app.Node, app.Credentials) {
+	b.Helper()
+	n := app.NewNode(cfg, app.BuildInfo{Version: "bench"}, zerolog.New(io.Discard).Level(zerolog.InfoLevel).With().Timestamp().Logger())
+	if err := n.Open(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { n.Close() })
+	if _, err := n.Seed(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	creds, err := app.ReadCredentials(cfg.DataDir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n, creds
 }

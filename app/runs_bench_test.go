@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"io"
 	"net/url"
 	"runtime"
 	"sync"
@@ -13,7 +12,6 @@ import (
 	"github.com/agentos/agentos/bench"
 	"github.com/agentos/agentos/internal/testkit/testnode"
 	"github.com/agentos/agentos/store"
-	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -30,18 +28,7 @@ import (
 func BenchmarkEdgeRuns(b *testing.B) {
 	cfg := testnode.Config(b)
 	cfg.MaxEventStreams, cfg.MaxEventStreamsPerTenant = 1000, 1000
-	n := app.NewNode(cfg, app.BuildInfo{Version: "bench"}, zerolog.New(io.Discard).Level(zerolog.InfoLevel).With().Timestamp().Logger())
-	if err := n.Open(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { n.Close() })
-	if _, err := n.Seed(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	creds, err := app.ReadCredentials(cfg.DataDir)
-	if err != nil {
-		b.Fatal(err)
-	}
+	n, creds := startBenchNode(b, cfg)
 	st, ok := n.Store().(*store.Store)
 	if !ok {
 		b.Fatalf("store is %T, want bbolt", n.Store())
