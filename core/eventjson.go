@@ -14,45 +14,7 @@ import (
 // json.Marshal produces it, and as stored events decode), and goes through
 // encoding/json otherwise; it is trusted to be valid JSON, as it comes from
 // json.Marshal or from the store.
-func (ev *Event) AppendJSON(b []byte) ([]byte, error) {
-	b = append(b, `{"event_id":`...)
-	b = appendJSONString(b, ev.EventID)
-	b = append(b, `,"sequence":`...)
-	b = strconv.AppendInt(b, ev.Sequence, 10)
-	b = append(b, `,"time":`...)
-	b, err := appendTime(b, ev.Time)
-	if err != nil {
-		return b, err
-	}
-	b = append(b, `,"type":`...)
-	b = appendJSONString(b, ev.Type)
-	b = append(b, `,"tenant_id":`...)
-	b = appendJSONString(b, ev.TenantID)
-	b = append(b, `,"agent_id":`...)
-	b = appendJSONString(b, ev.AgentID)
-	b = append(b, `,"run_id":`...)
-	b = appendJSONString(b, ev.RunID)
-	if ev.StepID != nil {
-		b = append(b, `,"step_id":`...)
-		b = appendJSONString(b, *ev.StepID)
-	}
-	b = append(b, `,"trace":{`...)
-	comma := false
-	if ev.Trace.Traceparent != "" {
-		b = append(b, `"traceparent":`...)
-		b = appendJSONString(b, ev.Trace.Traceparent)
-		comma = true
-	}
-	if ev.Trace.SpanID != "" {
-		if comma {
-			b = append(b, ',')
-		}
-		b = append(b, `"span_id":`...)
-		b = appendJSONString(b, ev.Trace.SpanID)
-	}
-	b = append(b, `},"payload":`...)
-	return appendPayload(b, ev.Payload)
-}
+func (ev *Event) AppendJSON(b []byte) ([]byte, error) { return ev.appendJSON(b, false) }
 
 // AppendRelativeJSON appends ev's JSON without the fields its run holds
 // once for all of its events: sequence, tenant_id, agent_id, run_id and
@@ -61,9 +23,17 @@ func (ev *Event) AppendJSON(b []byte) ([]byte, error) {
 // puts them back when it reads the event; the absence of tenant_id is what
 // tells such an event from a whole one. What remains is written as
 // AppendJSON writes it, in the same order.
-func (ev *Event) AppendRelativeJSON(b []byte) ([]byte, error) {
+func (ev *Event) AppendRelativeJSON(b []byte) ([]byte, error) { return ev.appendJSON(b, true) }
+
+// appendJSON writes the event's fields in json.Marshal's order, leaving
+// out the run's fields when relative.
+func (ev *Event) appendJSON(b []byte, relative bool) ([]byte, error) {
 	b = append(b, `{"event_id":`...)
 	b = appendJSONString(b, ev.EventID)
+	if !relative {
+		b = append(b, `,"sequence":`...)
+		b = strconv.AppendInt(b, ev.Sequence, 10)
+	}
 	b = append(b, `,"time":`...)
 	b, err := appendTime(b, ev.Time)
 	if err != nil {
@@ -71,12 +41,29 @@ func (ev *Event) AppendRelativeJSON(b []byte) ([]byte, error) {
 	}
 	b = append(b, `,"type":`...)
 	b = appendJSONString(b, ev.Type)
+	if !relative {
+		b = append(b, `,"tenant_id":`...)
+		b = appendJSONString(b, ev.TenantID)
+		b = append(b, `,"agent_id":`...)
+		b = appendJSONString(b, ev.AgentID)
+		b = append(b, `,"run_id":`...)
+		b = appendJSONString(b, ev.RunID)
+	}
 	if ev.StepID != nil {
 		b = append(b, `,"step_id":`...)
 		b = appendJSONString(b, *ev.StepID)
 	}
 	b = append(b, `,"trace":{`...)
+	comma := false
+	if !relative && ev.Trace.Traceparent != "" {
+		b = append(b, `"traceparent":`...)
+		b = appendJSONString(b, ev.Trace.Traceparent)
+		comma = true
+	}
 	if ev.Trace.SpanID != "" {
+		if comma {
+			b = append(b, ',')
+		}
 		b = append(b, `"span_id":`...)
 		b = appendJSONString(b, ev.Trace.SpanID)
 	}
