@@ -182,6 +182,47 @@ func (b AuditBatch) Chain(tx AuditChainTx) ([]AuditRecord, error) {
 	return out, nil
 }
 
+// AuditTxFunc runs fn inside one of an adapter's write transactions,
+// giving it that transaction's chain access. AuditPort's two appends are
+// an AuditTxFunc's Append and AppendAll: the adapter writes only the
+// transaction and its AuditChainTx.
+type AuditTxFunc func(fn func(AuditChainTx) error) error
+
+// Append seals rec onto its tenant's chain in one transaction
+// (ChainAudit).
+func (run AuditTxFunc) Append(rec AuditRecord) (AuditRecord, error) {
+	var out AuditRecord
+	err := run(func(tx AuditChainTx) error {
+		var err error
+		out, err = ChainAudit(tx, rec)
+		return err
+	})
+	return out, err
+}
+
+// AppendAll seals recs onto their tenants' chains in one transaction
+// (GroupAudits, then AuditBatch.Chain) and returns them sealed, in the
+// order given; no records is nil, nil without a transaction.
+func (run AuditTxFunc) AppendAll(recs []AuditRecord) ([]AuditRecord, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	batch, err := GroupAudits(recs)
+	if err != nil {
+		return nil, err
+	}
+	var out []AuditRecord
+	err = run(func(tx AuditChainTx) error {
+		var err error
+		out, err = batch.Chain(tx)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // maxExactFloat is the largest integer every smaller one of which float64
 // holds exactly (2^53).
 const maxExactFloat = 1 << 53

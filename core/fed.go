@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -194,6 +195,36 @@ func IngestEvents(events []Event, known, putIfFree func(ev Event) (bool, error))
 			continue
 		}
 		out[i] = IngestStored
+	}
+	return out, nil
+}
+
+// IngestTx is an adapter's access, inside one transaction, to the events
+// stored from peers: what IngestEvents asks of it.
+type IngestTx interface {
+	// Known reports whether ev's event_id is stored under its tenant.
+	Known(ev Event) (bool, error)
+	// PutIfFree stores ev unless its run's sequence already holds an
+	// event, and reports whether it did.
+	PutIfFree(ev Event) (bool, error)
+}
+
+// IngestTxFunc runs fn inside one of an adapter's write transactions,
+// giving it that transaction's IngestTx. IngestedEventsPort.PutEvents is
+// an IngestTxFunc's Ingest.
+type IngestTxFunc func(fn func(IngestTx) error) error
+
+// Ingest applies IngestEvents to events in one transaction: one outcome
+// per event, in order, or an error and nothing stored.
+func (run IngestTxFunc) Ingest(events []Event) ([]IngestOutcome, error) {
+	var out []IngestOutcome
+	err := run(func(tx IngestTx) error {
+		var err error
+		out, err = IngestEvents(events, tx.Known, tx.PutIfFree)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store ingested events: %w", err)
 	}
 	return out, nil
 }

@@ -38,40 +38,24 @@ func AppendAuditTx(tx *bolt.Tx, rec core.AuditRecord) (core.AuditRecord, error) 
 	return core.ChainAudit(auditChain{tx}, rec)
 }
 
-// AppendAudit implements core.AuditPort. Concurrent appends are coalesced
-// into shared transactions; the chain stays linear because bbolt runs one
-// writer at a time.
-func (s *Store) AppendAudit(ctx context.Context, rec core.AuditRecord) (core.AuditRecord, error) {
-	var out core.AuditRecord
-	err := s.batch(ctx, func(tx *bolt.Tx) error {
-		var err error
-		out, err = AppendAuditTx(tx, rec)
-		return err
-	})
-	return out, err
+// auditTx runs a chain's transaction as a write coalesced with concurrent
+// writers (AppendAudit and AppendAudits both); the chain stays linear
+// because bbolt runs one writer at a time.
+func (s *Store) auditTx(ctx context.Context) core.AuditTxFunc {
+	return func(fn func(core.AuditChainTx) error) error {
+		return s.batch(ctx, func(tx *bolt.Tx) error { return fn(auditChain{tx}) })
+	}
 }
 
-// AppendAudits implements core.AuditPort: one transaction (coalesced
-// with concurrent writers like AppendAudit), each tenant's head read once
-// and written once.
+// AppendAudit implements core.AuditPort.
+func (s *Store) AppendAudit(ctx context.Context, rec core.AuditRecord) (core.AuditRecord, error) {
+	return s.auditTx(ctx).Append(rec)
+}
+
+// AppendAudits implements core.AuditPort: one transaction, each tenant's
+// head read once and written once.
 func (s *Store) AppendAudits(ctx context.Context, recs []core.AuditRecord) ([]core.AuditRecord, error) {
-	if len(recs) == 0 {
-		return nil, nil
-	}
-	batch, err := core.GroupAudits(recs)
-	if err != nil {
-		return nil, err
-	}
-	var out []core.AuditRecord
-	err = s.batch(ctx, func(tx *bolt.Tx) error {
-		var err error
-		out, err = batch.Chain(auditChain{tx})
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return s.auditTx(ctx).AppendAll(recs)
 }
 
 // ListAudit implements core.AuditPort (newest first).

@@ -213,35 +213,33 @@ func ingestedIDKey(tenantID, eventID string) []byte {
 	return TenantKey(tenantID, "federation", "event_ids", eventID)
 }
 
+// ingestTx is core.IngestTx on a bbolt transaction: an event lives at
+// its run's sequence, and its event_id names that key.
+type ingestTx struct{ d *bolt.Bucket }
+
+func (t ingestTx) Known(ev core.Event) (bool, error) {
+	return t.d.Get(ingestedIDKey(ev.TenantID, ev.EventID)) != nil, nil
+}
+
+func (t ingestTx) PutIfFree(ev core.Event) (bool, error) {
+	key := ingestedEventKey(ev.TenantID, ev.RunID, ev.Sequence)
+	if t.d.Get(key) != nil {
+		return false, nil
+	}
+	if err := putJSON(t.d, key, ev); err != nil {
+		return false, err
+	}
+	return true, t.d.Put(ingestedIDKey(ev.TenantID, ev.EventID), key)
+}
+
 // PutEvents implements core.IngestedEventsPort. Callers already send
 // chunks (an ingest body, or a relay's coalesced backlog), so this commits
 // at once rather than wait out bbolt's batch delay: while one chunk
 // commits, the next one grows.
 func (s *Store) PutEvents(ctx context.Context, sourceStackID string, events []core.Event) ([]core.IngestOutcome, error) {
-	var out []core.IngestOutcome
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		d := Data(tx)
-		known := func(ev core.Event) (bool, error) {
-			return d.Get(ingestedIDKey(ev.TenantID, ev.EventID)) != nil, nil
-		}
-		putIfFree := func(ev core.Event) (bool, error) {
-			key := ingestedEventKey(ev.TenantID, ev.RunID, ev.Sequence)
-			if d.Get(key) != nil {
-				return false, nil
-			}
-			if err := putJSON(d, key, ev); err != nil {
-				return false, err
-			}
-			return true, d.Put(ingestedIDKey(ev.TenantID, ev.EventID), key)
-		}
-		var err error
-		out, err = core.IngestEvents(events, known, putIfFree)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store ingested events: %w", err)
-	}
-	return out, nil
+	return core.IngestTxFunc(func(fn func(core.IngestTx) error) error {
+		return s.update(ctx, func(tx *bolt.Tx) error { return fn(ingestTx{Data(tx)}) })
+	}).Ingest(events)
 }
 
 // ListIngestedEvents implements core.IngestedEventsPort.

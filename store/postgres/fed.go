@@ -121,35 +121,38 @@ func (s *Store) MarkJTI(ctx context.Context, issuer, jti string, exp time.Time) 
 	return fresh, err
 }
 
+// ingestTx is core.IngestTx inside a PostgreSQL transaction: the
+// primary key (tenant, run, sequence) and the unique (tenant, event_id)
+// decide who wins when two writers meet.
+type ingestTx struct {
+	ctx context.Context
+	tx  pgx.Tx
+}
+
+func (t ingestTx) Known(ev core.Event) (bool, error) {
+	var one int
+	err := t.tx.QueryRow(t.ctx, `SELECT 1 FROM ingested_events WHERE tenant_id = $1 AND event_id = $2`, ev.TenantID, ev.EventID).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (t ingestTx) PutIfFree(ev core.Event) (bool, error) {
+	raw, err := encode(ev)
+	if err != nil {
+		return false, err
+	}
+	tag, err := t.tx.Exec(t.ctx, `INSERT INTO ingested_events (tenant_id, run_id, sequence, event_id, doc) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT DO NOTHING`, ev.TenantID, ev.RunID, ev.Sequence, ev.EventID, raw)
+	return err == nil && tag.RowsAffected() > 0, err
+}
+
 // PutEvents implements core.IngestedEventsPort.
 func (s *Store) PutEvents(ctx context.Context, sourceStackID string, events []core.Event) ([]core.IngestOutcome, error) {
-	var out []core.IngestOutcome
-	err := s.tx(ctx, func(tx pgx.Tx) error {
-		known := func(ev core.Event) (bool, error) {
-			var one int
-			err := tx.QueryRow(ctx, `SELECT 1 FROM ingested_events WHERE tenant_id = $1 AND event_id = $2`, ev.TenantID, ev.EventID).Scan(&one)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return false, nil
-			}
-			return err == nil, err
-		}
-		putIfFree := func(ev core.Event) (bool, error) {
-			raw, err := encode(ev)
-			if err != nil {
-				return false, err
-			}
-			tag, err := tx.Exec(ctx, `INSERT INTO ingested_events (tenant_id, run_id, sequence, event_id, doc) VALUES ($1, $2, $3, $4, $5)
-				ON CONFLICT DO NOTHING`, ev.TenantID, ev.RunID, ev.Sequence, ev.EventID, raw)
-			return err == nil && tag.RowsAffected() > 0, err
-		}
-		var err error
-		out, err = core.IngestEvents(events, known, putIfFree)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store ingested events: %w", err)
-	}
-	return out, nil
+	return core.IngestTxFunc(func(fn func(core.IngestTx) error) error {
+		return s.tx(ctx, func(tx pgx.Tx) error { return fn(ingestTx{ctx, tx}) })
+	}).Ingest(events)
 }
 
 // ListIngestedEvents implements core.IngestedEventsPort.

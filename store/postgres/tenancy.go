@@ -90,15 +90,16 @@ func appendAuditIf(ctx context.Context, tx pgx.Tx, audit *core.AuditRecord) erro
 	return err
 }
 
+// auditTx runs a chain's transaction (AppendAudit and AppendAudits both).
+func (s *Store) auditTx(ctx context.Context) core.AuditTxFunc {
+	return func(fn func(core.AuditChainTx) error) error {
+		return s.tx(ctx, func(tx pgx.Tx) error { return fn(&auditChain{ctx: ctx, tx: tx}) })
+	}
+}
+
 // AppendAudit implements core.AuditPort.
 func (s *Store) AppendAudit(ctx context.Context, rec core.AuditRecord) (core.AuditRecord, error) {
-	var out core.AuditRecord
-	err := s.tx(ctx, func(tx pgx.Tx) error {
-		var err error
-		out, err = appendAudit(ctx, tx, rec)
-		return err
-	})
-	return out, err
+	return s.auditTx(ctx).Append(rec)
 }
 
 // AppendAudits implements core.AuditPort in one transaction: each
@@ -106,23 +107,7 @@ func (s *Store) AppendAudit(ctx context.Context, rec core.AuditRecord) (core.Aud
 // batches cannot deadlock on each other), its records sealed in the order
 // given and inserted in one round trip, and the head moved once.
 func (s *Store) AppendAudits(ctx context.Context, recs []core.AuditRecord) ([]core.AuditRecord, error) {
-	if len(recs) == 0 {
-		return nil, nil
-	}
-	batch, err := core.GroupAudits(recs)
-	if err != nil {
-		return nil, err
-	}
-	var out []core.AuditRecord
-	err = s.tx(ctx, func(tx pgx.Tx) error {
-		var err error
-		out, err = batch.Chain(&auditChain{ctx: ctx, tx: tx})
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return s.auditTx(ctx).AppendAll(recs)
 }
 
 // ListAudit implements core.AuditPort (newest first).
