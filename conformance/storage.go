@@ -93,12 +93,14 @@ func toolSuite(t *testing.T, s core.Storage) {
 	ctx := context.Background()
 	td := core.ToolDescriptor{TenantID: "tnt_a", ToolID: "tool.web", Name: "web", Kind: "http",
 		InputSchema: map[string]any{"type": "object"}, Config: map[string]any{"url": "http://127.0.0.1:1/x"}}
-	if _, err := s.PutTool(ctx, td); err != nil {
-		t.Fatal(err)
+	first, err := s.PutTool(ctx, td)
+	if err != nil || first.CreatedAt == nil || first.UpdatedAt == nil {
+		t.Fatalf("create: %+v %v", first, err)
 	}
 	td.Description = "changed"
-	if _, err := s.PutTool(ctx, td); err != nil {
-		t.Fatal(err)
+	second, err := s.PutTool(ctx, td)
+	if err != nil || second.CreatedAt == nil || !second.CreatedAt.Equal(*first.CreatedAt) || second.UpdatedAt.Before(*first.UpdatedAt) {
+		t.Fatalf("replace: %+v (created_at must be kept from %v) %v", second, first.CreatedAt, err)
 	}
 	got, err := s.GetTool(ctx, "tnt_a", "tool.web")
 	if err != nil || got.Description != "changed" || got.Config["url"] != "http://127.0.0.1:1/x" {

@@ -136,6 +136,31 @@ func NextAgentVersion(prev *Agent, ag Agent, now time.Time) Agent {
 	return a
 }
 
+// NextToolDescriptor is what storing td makes of it: created_at kept
+// from the previous descriptor when there is one (and it has one), else
+// now; updated_at now.
+func NextToolDescriptor(prev *ToolDescriptor, td ToolDescriptor, now time.Time) ToolDescriptor {
+	t := td
+	t.CreatedAt, t.UpdatedAt = &now, &now
+	if prev != nil && prev.CreatedAt != nil {
+		t.CreatedAt = prev.CreatedAt
+	}
+	return t
+}
+
+// NextPeer is what registering p makes of it: created_at kept from the
+// previous record when there is one (and it has one), else p's own or
+// now; updated_at now.
+func NextPeer(prev *Peer, p Peer, now time.Time) Peer {
+	p.UpdatedAt = now
+	if prev != nil && !prev.CreatedAt.IsZero() {
+		p.CreatedAt = prev.CreatedAt
+	} else if p.CreatedAt.IsZero() {
+		p.CreatedAt = now
+	}
+	return p
+}
+
 // CheckMemoryBudget is the tenant memory byte budget: replacing an item of
 // oldSize bytes (0 when new) with one of newSize moves the tenant from used
 // to the returned total, or quota_exceeded when that passes maxBytes (0:

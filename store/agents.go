@@ -13,22 +13,15 @@ var _ core.AgentPort = (*Store)(nil)
 
 func agentKey(tenantID, agentID string) []byte { return TenantKey(tenantID, "agents", agentID) }
 
-// PutAgent implements core.AgentPort.
+// PutAgent implements core.AgentPort (core.NextAgentVersion).
 func (s *Store) PutAgent(ctx context.Context, ag core.Agent) (core.Agent, error) {
 	var out core.Agent
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		var prev core.Agent
-		ok, err := getJSON(Data(tx), agentKey(ag.TenantID, ag.AgentID), &prev)
-		if err != nil {
-			return err
-		}
-		var before *core.Agent
-		if ok {
-			before = &prev
-		}
-		a := core.NextAgentVersion(before, ag, core.Now())
-		out = a
-		return putJSON(Data(tx), agentKey(a.TenantID, a.AgentID), a)
+		var err error
+		out, _, err = replaceJSON(Data(tx), agentKey(ag.TenantID, ag.AgentID), func(prev *core.Agent) core.Agent {
+			return core.NextAgentVersion(prev, ag, core.Now())
+		})
+		return err
 	})
 	return out, err
 }

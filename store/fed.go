@@ -42,20 +42,11 @@ func (s *Store) PutPeer(ctx context.Context, p core.Peer) (bool, error) {
 	}
 	created := false
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		var old core.Peer
-		found, err := getJSON(Index(tx), peerKey(p.StackID), &old)
-		if err != nil {
-			return err
-		}
-		now := core.Now()
-		p.UpdatedAt = now
-		if found && !old.CreatedAt.IsZero() {
-			p.CreatedAt = old.CreatedAt
-		} else if p.CreatedAt.IsZero() {
-			p.CreatedAt = now
-		}
+		_, found, err := replaceJSON(Index(tx), peerKey(p.StackID), func(prev *core.Peer) core.Peer {
+			return core.NextPeer(prev, p, core.Now())
+		})
 		created = !found
-		return putJSON(Index(tx), peerKey(p.StackID), p)
+		return err
 	})
 	return created, err
 }

@@ -423,6 +423,25 @@ func getJSON(b *bolt.Bucket, key []byte, v any) (bool, error) {
 	return true, nil
 }
 
+// replaceJSON stores at key of b what next makes of the record stored
+// there (prev nil when there is none) and returns it, and whether there
+// was one; the caller's write transaction keeps other writers out between
+// the read and the write.
+func replaceJSON[T any](b *bolt.Bucket, key []byte, next func(prev *T) T) (T, bool, error) {
+	var prev T
+	found, err := getJSON(b, key, &prev)
+	if err != nil {
+		var zero T
+		return zero, false, err
+	}
+	var before *T
+	if found {
+		before = &prev
+	}
+	v := next(before)
+	return v, found, putJSON(b, key, v)
+}
+
 // getOne reads the JSON record at key of the bucket that bucket picks,
 // not_found naming kind and id when there is none.
 func getOne[T any](s *Store, bucket func(*bolt.Tx) *bolt.Bucket, key []byte, kind, id string) (T, error) {

@@ -13,24 +13,15 @@ var _ core.ToolRegistryPort = (*Store)(nil)
 
 func toolKey(tenantID, toolID string) []byte { return TenantKey(tenantID, "tools", toolID) }
 
-// PutTool implements core.ToolRegistryPort.
+// PutTool implements core.ToolRegistryPort (core.NextToolDescriptor).
 func (s *Store) PutTool(ctx context.Context, td core.ToolDescriptor) (core.ToolDescriptor, error) {
 	var out core.ToolDescriptor
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		var prev core.ToolDescriptor
-		ok, err := getJSON(Data(tx), toolKey(td.TenantID, td.ToolID), &prev)
-		if err != nil {
-			return err
-		}
-		now := core.Now()
-		t := td
-		t.CreatedAt = &now
-		if ok && prev.CreatedAt != nil {
-			t.CreatedAt = prev.CreatedAt
-		}
-		t.UpdatedAt = &now
-		out = t
-		return putJSON(Data(tx), toolKey(t.TenantID, t.ToolID), t)
+		var err error
+		out, _, err = replaceJSON(Data(tx), toolKey(td.TenantID, td.ToolID), func(prev *core.ToolDescriptor) core.ToolDescriptor {
+			return core.NextToolDescriptor(prev, td, core.Now())
+		})
+		return err
 	})
 	return out, err
 }

@@ -17,20 +17,8 @@ func (s *Store) PutPeer(ctx context.Context, p core.Peer) (bool, error) {
 	}
 	created := false
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		var old core.Peer
-		found, err := getDoc(ctx, tx, &old, `SELECT doc FROM peers WHERE stack_id = $1 FOR UPDATE`, p.StackID)
-		if err != nil {
-			return err
-		}
-		q := p
-		now := core.Now()
-		q.UpdatedAt = now
-		if found && !old.CreatedAt.IsZero() {
-			q.CreatedAt = old.CreatedAt
-		} else if q.CreatedAt.IsZero() {
-			q.CreatedAt = now
-		}
-		raw, err := encode(q)
+		q, raw, found, err := nextDoc(ctx, tx, func(prev *core.Peer) core.Peer { return core.NextPeer(prev, p, core.Now()) },
+			`SELECT doc FROM peers WHERE stack_id = $1 FOR UPDATE`, p.StackID)
 		if err != nil {
 			return err
 		}

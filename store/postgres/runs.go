@@ -15,17 +15,8 @@ import (
 func (s *Store) PutAgent(ctx context.Context, ag core.Agent) (core.Agent, error) {
 	var out core.Agent
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		var prev core.Agent
-		found, err := getDoc(ctx, tx, &prev, `SELECT doc FROM agents WHERE tenant_id = $1 AND agent_id = $2 FOR UPDATE`, ag.TenantID, ag.AgentID)
-		if err != nil {
-			return err
-		}
-		var before *core.Agent
-		if found {
-			before = &prev
-		}
-		a := core.NextAgentVersion(before, ag, core.Now())
-		raw, err := encode(a)
+		a, raw, found, err := nextDoc(ctx, tx, func(prev *core.Agent) core.Agent { return core.NextAgentVersion(prev, ag, core.Now()) },
+			`SELECT doc FROM agents WHERE tenant_id = $1 AND agent_id = $2 FOR UPDATE`, ag.TenantID, ag.AgentID)
 		if err != nil {
 			return err
 		}
@@ -53,22 +44,15 @@ func (s *Store) ListAgents(ctx context.Context, tenantID string) ([]core.Agent, 
 	return listDocs[core.Agent](ctx, s, `SELECT doc FROM agents WHERE tenant_id = $1 ORDER BY agent_id`, tenantID)
 }
 
-// PutTool implements core.ToolRegistryPort (created_at kept on replace).
+// PutTool implements core.ToolRegistryPort (core.NextToolDescriptor
+// under the row lock).
 func (s *Store) PutTool(ctx context.Context, td core.ToolDescriptor) (core.ToolDescriptor, error) {
 	var out core.ToolDescriptor
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		var prev core.ToolDescriptor
-		found, err := getDoc(ctx, tx, &prev, `SELECT doc FROM tools WHERE tenant_id = $1 AND tool_id = $2 FOR UPDATE`, td.TenantID, td.ToolID)
-		if err != nil {
-			return err
-		}
-		now := core.Now()
-		t := td
-		t.CreatedAt, t.UpdatedAt = &now, &now
-		if found && prev.CreatedAt != nil {
-			t.CreatedAt = prev.CreatedAt
-		}
-		raw, err := encode(t)
+		t, raw, _, err := nextDoc(ctx, tx, func(prev *core.ToolDescriptor) core.ToolDescriptor {
+			return core.NextToolDescriptor(prev, td, core.Now())
+		},
+			`SELECT doc FROM tools WHERE tenant_id = $1 AND tool_id = $2 FOR UPDATE`, td.TenantID, td.ToolID)
 		if err != nil {
 			return err
 		}

@@ -42,6 +42,24 @@ func getDoc(ctx context.Context, q pgx.Tx, v any, sql string, args ...any) (bool
 	return true, decode(raw, v)
 }
 
+// nextDoc reads the doc query selects (a SELECT … FOR UPDATE, so the row
+// stays locked until the transaction ends) and returns what next makes of
+// it (prev nil when no row matched), encoded, and whether a row matched:
+// the caller writes raw with an UPDATE or an INSERT accordingly.
+func nextDoc[T any](ctx context.Context, tx pgx.Tx, next func(prev *T) T, query string, args ...any) (v T, raw []byte, found bool, err error) {
+	var prev T
+	if found, err = getDoc(ctx, tx, &prev, query, args...); err != nil {
+		return v, nil, false, err
+	}
+	var before *T
+	if found {
+		before = &prev
+	}
+	v = next(before)
+	raw, err = encode(v)
+	return v, raw, found, err
+}
+
 // auditChain is core.AuditChainTx inside a PostgreSQL transaction: a
 // head row is locked (created on first use) so concurrent appends, from
 // this node or another, chain in order, and a tenant's records and its
