@@ -5,131 +5,22 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/mail"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/agentos/agentos/alerts"
 	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/internal/testkit"
-	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
 )
-
-// ---------- a real SMTP server for the tests ----------
-
-type receivedMail struct {
-	From    string
-	To      []string
-	Subject string
-	Body    string
-}
-
-// mailSink is an SMTP server on 127.0.0.1:0 that hands every accepted
-// message to a channel.
-type mailSink struct {
-	host string
-	port int
-	got  chan receivedMail
-	// refuse makes DATA fail while set (a server that rejects mail).
-	mu     sync.Mutex
-	refuse bool
-}
-
-type sinkSession struct {
-	sink *mailSink
-	from string
-	to   []string
-}
-
-func (s *sinkSession) Reset()        { s.from, s.to = "", nil }
-func (s *sinkSession) Logout() error { return nil }
-func (s *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
-	s.from = from
-	return nil
-}
-func (s *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	s.to = append(s.to, to)
-	return nil
-}
-func (s *sinkSession) Data(r io.Reader) error {
-	raw, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	s.sink.mu.Lock()
-	refuse := s.sink.refuse
-	s.sink.mu.Unlock()
-	if refuse {
-		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
-	}
-	msg, err := mail.ReadMessage(strings.NewReader(string(raw)))
-	if err != nil {
-		return err
-	}
-	subject, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
-	if err != nil {
-		return err
-	}
-	body, _ := io.ReadAll(msg.Body)
-	s.sink.got <- receivedMail{From: s.from, To: s.to, Subject: subject, Body: string(body)}
-	return nil
-}
-
-func startMailSink(t *testing.T) *mailSink {
-	t.Helper()
-	sink := &mailSink{got: make(chan receivedMail, 32)}
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &sinkSession{sink: sink}, nil }))
-	srv.Domain = "localhost"
-	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	sink.host = "127.0.0.1"
-	sink.port = ln.Addr().(*net.TCPAddr).Port
-	return sink
-}
-
-func (s *mailSink) setRefuse(v bool) {
-	s.mu.Lock()
-	s.refuse = v
-	s.mu.Unlock()
-}
-
-// waitMail returns the first mail whose subject contains every part,
-// failing after timeout; other mails are returned in skipped.
-func (s *mailSink) waitMail(t *testing.T, timeout time.Duration, parts ...string) (m receivedMail, skipped []receivedMail) {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case m := <-s.got:
-			ok := true
-			for _, p := range parts {
-				ok = ok && strings.Contains(m.Subject, p)
-			}
-			if ok {
-				return m, skipped
-			}
-			skipped = append(skipped, m)
-		case <-deadline:
-			t.Fatalf("no mail with %q within %s (other mails: %+v)", parts, timeout, skipped)
-		}
-	}
-}
 
 // fakeOpenAI answers /v1/chat/completions like an OpenAI-compatible server.
 func fakeOpenAI() http.Handler {
@@ -143,7 +34,7 @@ func fakeOpenAI() http.Handler {
 	})
 }
 
-func startAlertTestNode(t *testing.T, providersFile string, sink *mailSink) *Node {
+func startAlertTestNode(t *testing.T, providersFile string, sink *testkit.MailSink) *Node {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
@@ -151,7 +42,7 @@ func startAlertTestNode(t *testing.T, providersFile string, sink *mailSink) *Nod
 	cfg.ShutdownTimeout = 5 * time.Second
 	cfg.ProvidersFile = providersFile
 	if sink != nil {
-		cfg.SMTP = SMTPConfig{Host: sink.host, Port: sink.port, From: "agentos@test.local", To: []string{"ops@test.local"}, StartTLS: "off"}
+		cfg.SMTP = SMTPConfig{Host: sink.Host, Port: sink.Port, From: "agentos@test.local", To: []string{"ops@test.local"}, StartTLS: "off"}
 	}
 	n := NewNode(cfg, BuildInfo{Version: "test"}, zerolog.Nop())
 	if err := n.Open(context.Background()); err != nil {
@@ -185,7 +76,7 @@ func TestAlerts_ModelBackendUnreachable_MailsFiringThenResolved(t *testing.T) {
 	if err := os.WriteFile(pf, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sink := startMailSink(t)
+	sink := testkit.StartMailSink(t)
 	n := startAlertTestNode(t, pf, sink)
 
 	stop := startAlertsWith(n, alerts.Config{Interval: 100 * time.Millisecond,
@@ -207,7 +98,7 @@ func TestAlerts_ModelBackendUnreachable_MailsFiringThenResolved(t *testing.T) {
 	if n.stacks.gateway.BackendHealth()["edge-llm"] {
 		t.Fatal("edge-llm still marked up after failed calls")
 	}
-	m, _ := sink.waitMail(t, 10*time.Second, "[AgentOS FIRING]", alerts.AlertModelBackendUnreachable, "backend=edge-llm")
+	m, _ := sink.WaitMail(t, 10*time.Second, "[AgentOS FIRING]", alerts.AlertModelBackendUnreachable, "backend=edge-llm")
 	if !strings.Contains(m.Body, "out of routing") || !slices.Contains(m.To, "ops@test.local") || m.From != "agentos@test.local" {
 		t.Fatalf("firing mail: %+v", m)
 	}
@@ -243,7 +134,7 @@ func TestAlerts_ModelBackendUnreachable_MailsFiringThenResolved(t *testing.T) {
 		engine.Evaluate(context.Background())
 	}
 	select {
-	case extra := <-sink.got:
+	case extra := <-sink.Got:
 		t.Fatalf("second mail in one firing episode: %+v", extra)
 	default:
 	}
@@ -267,7 +158,7 @@ func TestAlerts_ModelBackendUnreachable_MailsFiringThenResolved(t *testing.T) {
 		return false
 	})
 	t.Logf("%s: edge-llm back in routing", time.Since(start))
-	m, _ = sink.waitMail(t, 10*time.Second, "[AgentOS RESOLVED]", alerts.AlertModelBackendUnreachable, "backend=edge-llm")
+	m, _ = sink.WaitMail(t, 10*time.Second, "[AgentOS RESOLVED]", alerts.AlertModelBackendUnreachable, "backend=edge-llm")
 	t.Logf("%s: resolved mail received", time.Since(start))
 	if !strings.Contains(m.Body, "Resolved:") {
 		t.Fatalf("resolved mail body: %q", m.Body)
@@ -291,7 +182,7 @@ func TestAlerts_ModelBackendUnreachable_MailsFiringThenResolved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, _ = sink.waitMail(t, 10*time.Second, "[AgentOS FIRING]", alerts.AlertTenantBudgetExceeded, "tenant="+DemoTenantID)
+	m, _ = sink.WaitMail(t, 10*time.Second, "[AgentOS FIRING]", alerts.AlertTenantBudgetExceeded, "tenant="+DemoTenantID)
 	if !strings.Contains(m.Body, fmt.Sprintf("used %d of %d tokens", used.TotalTokens, used.TotalTokens)) {
 		t.Fatalf("budget mail body: %q", m.Body)
 	}

@@ -3,9 +3,6 @@ package app_test
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,32 +39,17 @@ func TestMetrics_TenantLabelStaysBounded(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	h := n.Handler(app.StackA)
+	a := n.URL(app.StackA)
 	for i := 0; i < tenants; i++ {
 		claims := jwt.MapClaims{"sub": "usr_x", "tenant_id": fmt.Sprintf("tnt_card_%04d", i), "scope": "audit:read", "exp": time.Now().Add(time.Minute).Unix()}
 		tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(n.Secret())
-		req := httptest.NewRequest("GET", "/v1/audit?limit=1", nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		if rec.Code != http.StatusOK {
-			t.Fatalf("tenant %d: %d %s", i, rec.Code, rec.Body)
-		}
+		do(t, "GET", a+"/v1/audit?limit=1", tok, nil).Expect(t, fmt.Sprintf("tenant %d", i), 200)
 	}
-	r := do(t, "GET", n.URL(app.StackA)+"/metrics", "", nil)
-	values := map[string]bool{}
-	series := 0
-	for _, line := range strings.Split(string(r.Body), "\n") {
-		if !strings.HasPrefix(line, "agentos_http_requests_total{") {
-			continue
-		}
-		series++
-		i := strings.Index(line, `tenant="`)
-		if i < 0 {
-			t.Fatalf("series without tenant label: %s", line)
-		}
-		rest := line[i+len(`tenant="`):]
-		values[rest[:strings.IndexByte(rest, '"')]] = true
+	m := scrape(t, n)
+	series := len(m.Series("agentos_http_requests_total"))
+	values, without := m.LabelValues("agentos_http_requests_total", "tenant")
+	if without > 0 {
+		t.Fatalf("%d series of agentos_http_requests_total without a tenant label", without)
 	}
 	if len(values) > limit+2 {
 		t.Fatalf("tenant label has %d values for %d tenants, want <= %d", len(values), tenants, limit+2)

@@ -1,8 +1,7 @@
 package app_test
 
 import (
-	"bufio"
-	"strconv"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,45 +10,10 @@ import (
 	"github.com/agentos/agentos/internal/testkit"
 )
 
-// scrape reads a router's /metrics into series → value.
-func scrape(t *testing.T, n *testNode) map[string]float64 {
+// scrape reads Stack A's /metrics.
+func scrape(t *testing.T, n *testNode) testkit.Metrics {
 	t.Helper()
-	r := do(t, "GET", n.URL(app.StackA)+"/metrics", "", nil)
-	out := map[string]float64{}
-	sc := bufio.NewScanner(strings.NewReader(string(r.Body)))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") || !strings.HasPrefix(line, "agentos_") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return out
-}
-
-// sum adds the series of name whose labels contain every given pair.
-func sum(m map[string]float64, name string, labels ...string) float64 {
-	total := 0.0
-	for k, v := range m {
-		if k != name && !strings.HasPrefix(k, name+"{") {
-			continue
-		}
-		ok := true
-		for _, l := range labels {
-			if !strings.Contains(k, l) {
-				ok = false
-			}
-		}
-		if ok {
-			total += v
-		}
-	}
-	return total
+	return testkit.Scrape(t, nil, n.URL(app.StackA)+"/metrics")
 }
 
 // TestMetrics_RunAndModelCallMoveCounters runs the sample agent once and
@@ -84,36 +48,23 @@ func TestMetrics_RunAndModelCallMoveCounters(t *testing.T) {
 		{"agentos_redactions_total", []string{`kind="email"`}, 1},
 		{"agentos_http_requests_total", []string{`stack="stack-a"`, `tenant="tnt_demo"`}, 2},
 	}
-	moved := func(after map[string]float64) bool {
+	var after testkit.Metrics
+	unmoved := func() (out []string) {
 		for _, c := range checks {
-			if sum(after, c.name, c.labels...)-sum(before, c.name, c.labels...) < c.min {
-				return false
+			if d := after.Sum(c.name, c.labels...) - before.Sum(c.name, c.labels...); d < c.min {
+				out = append(out, fmt.Sprintf("%s%v moved by %v, want >= %v", c.name, c.labels, d, c.min))
 			}
 		}
-		return true
+		return out
 	}
-	// Metering is batched: scrape until every counter moved, or give up
-	// after 10s and report which did not.
-	after := scrape(t, n)
-	for deadline := time.Now().Add(10 * time.Second); !moved(after) && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
+	// Metering is batched: scrape until every counter moved.
+	testkit.WaitFor(t, "every counter to move", 10*time.Second, func() bool {
 		after = scrape(t, n)
-	}
-	for _, c := range checks {
-		d := sum(after, c.name, c.labels...) - sum(before, c.name, c.labels...)
-		if d < c.min {
-			t.Errorf("%s%v moved by %v, want >= %v", c.name, c.labels, d, c.min)
-		}
-	}
+		return len(unmoved()) == 0
+	}, func() string { return strings.Join(unmoved(), "; ") })
 	for _, name := range []string{"agentos_queue_depth", "agentos_active_runs", "agentos_backend_up", "agentos_cost_usd_total",
 		"agentos_policy_blocks_total", "agentos_tool_errors_total", "agentos_auth_failures_total"} {
-		found := false
-		for k := range after {
-			if k == name || strings.HasPrefix(k, name+"{") {
-				found = true
-			}
-		}
-		if !found {
+		if !after.Has(name) {
 			t.Errorf("metric %s is not exported", name)
 		}
 	}

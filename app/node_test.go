@@ -153,8 +153,7 @@ func TestNode_JWT(t *testing.T) {
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	der, _ := x509.MarshalPKIXPublicKey(pub)
 	dir := t.TempDir()
-	pemFile := filepath.Join(dir, "jwt.pub")
-	os.WriteFile(pemFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600)
+	pemFile := testkit.WriteFile(t, filepath.Join(dir, "jwt.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600)
 	n := MustStartNode(t, func(c *app.Config) { c.JWTPublicKeyFiles = []string{pemFile} })
 	a := n.URL(app.StackA)
 	claims := jwt.MapClaims{"sub": "usr_jwt", "tenant_id": "tnt_demo", "scope": "audit:read", "exp": time.Now().Add(time.Minute).Unix()}
@@ -232,8 +231,7 @@ func TestNode_JWKSAndES256(t *testing.T) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}}
 	raw, _ := json.Marshal(set)
-	file := filepath.Join(t.TempDir(), "jwks.json")
-	os.WriteFile(file, raw, 0o600)
+	file := testkit.WriteFile(t, filepath.Join(t.TempDir(), "jwks.json"), raw, 0o600)
 	n := MustStartNode(t, func(c *app.Config) {
 		c.JWTJWKSFile = file
 		c.JWTIssuer = "https://idp.example"

@@ -2,13 +2,13 @@ package app_test
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/agentos/agentos/app"
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/testkit"
 )
 
 // TestNode_SecretReadsAreAudited: a provider key from a file, one from the
@@ -16,16 +16,14 @@ import (
 // by reference, never by value.
 func TestNode_SecretReadsAreAudited(t *testing.T) {
 	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "vllm.key")
-	os.WriteFile(keyFile, []byte("sk-file-secret\n"), 0o600)
+	keyFile := testkit.WriteFile(t, filepath.Join(dir, "vllm.key"), "sk-file-secret\n", 0o600)
 	t.Setenv("AGENTOS_TEST_UPSTREAM_KEY", "sk-env-secret")
-	providers := filepath.Join(dir, "providers.json")
-	os.WriteFile(providers, []byte(`{"providers": [
+	providers := testkit.WriteFile(t, filepath.Join(dir, "providers.json"), `{"providers": [
 	  {"name": "local-a", "kind": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key_file": "`+keyFile+`",
 	   "models": [{"model_id": "m-a", "capabilities": ["chat"], "tier": "balanced"}]},
 	  {"name": "local-b", "kind": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "AGENTOS_TEST_UPSTREAM_KEY",
 	   "models": [{"model_id": "m-b", "capabilities": ["chat"], "tier": "premium"}]}],
-	  "tiers": {"fast": ["builtin/echo-1"]}}`), 0o600)
+	  "tiers": {"fast": ["builtin/echo-1"]}}`, 0o600)
 	n := MustStartNode(t, func(c *app.Config) {
 		c.ProvidersFile = providers
 		c.SMTP.Password = "smtp-secret"

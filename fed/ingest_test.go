@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/fed"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -207,8 +208,7 @@ func TestTLSConfig_MissingFilesNamed(t *testing.T) {
 	if _, err := fed.ClientTLSConfig("", "", missing); err == nil || !strings.Contains(err.Error(), missing) {
 		t.Fatalf("client config with missing CA: %v", err)
 	}
-	bad := filepath.Join(dir, "bad.pem")
-	os.WriteFile(bad, []byte("not pem"), 0o600)
+	bad := testkit.WriteFile(t, filepath.Join(dir, "bad.pem"), "not pem", 0o600)
 	if _, err := fed.ClientTLSConfig("", "", bad); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
 		t.Fatalf("client config with bad CA: %v", err)
 	}
@@ -233,8 +233,7 @@ func TestPeersFile_LoadAndErrorsNameTheField(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			path := filepath.Join(dir, "peers.json")
-			os.WriteFile(path, []byte(tc.doc), 0o600)
+			path := testkit.WriteFile(t, filepath.Join(dir, "peers.json"), tc.doc, 0o600)
 			n := startNode(t, nodeOpts{stackID: "stk_self"})
 			err := n.node.LoadPeersFile(context.Background(), path)
 			if tc.wantErr == "" {
@@ -301,8 +300,7 @@ func TestNew_RefusesBadDepsAndBadPeersFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	bad := filepath.Join(dir, "peers.json")
-	os.WriteFile(bad, []byte(`{"peers":[{"stack_id":"stk_b","federation_url":"http://x","public_key":"ed25519:AAAA"}]}`), 0o600)
+	bad := testkit.WriteFile(t, filepath.Join(dir, "peers.json"), `{"peers":[{"stack_id":"stk_b","federation_url":"http://x","public_key":"ed25519:AAAA"}]}`, 0o600)
 	full := fed.Deps{DataDir: dir, StackID: "stk_a", Peers: st, Forward: st, JTIs: st, Events: st, Tenants: st, Audit: st,
 		Runs: newMemRuns(1, 0), Metrics: prometheus.NewRegistry()}
 	tests := []struct {
