@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bufio"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
@@ -111,30 +110,17 @@ func TestHardening_RunOmitsUnsetTimestamps(t *testing.T) {
 	for _, e := range evs {
 		check("json", e.(map[string]any))
 	}
-	req, _ := http.NewRequest("GET", a+"/v1/runs/"+id+"/events", nil)
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	seen := 0
-	for sc.Scan() {
-		data, ok := strings.CutPrefix(sc.Text(), "data: ")
-		if !ok {
-			continue
-		}
+	testkit.Stream(t, nil, a+"/v1/runs/"+id+"/events", key, 10*time.Second, func(m testkit.SSE) {
 		var env struct {
 			Event map[string]any `json:"event"`
 		}
-		if err := json.Unmarshal([]byte(data), &env); err != nil {
+		if err := json.Unmarshal([]byte(m.Data), &env); err != nil {
 			t.Fatal(err)
 		}
 		check("sse", env.Event)
 		seen++
-	}
+	})
 	if seen != len(evs) {
 		t.Errorf("stream carried %d events, store %d", seen, len(evs))
 	}

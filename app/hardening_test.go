@@ -373,27 +373,14 @@ func TestHardening_StreamCapKeepsProbesAnswering(t *testing.T) {
 	expectStatus(t, r, 201, "create run")
 	runID := r.JSON(t)["run"].(map[string]any)["run_id"].(string)
 
-	openStream := func() (*http.Response, context.CancelFunc) {
-		ctx, cancel := context.WithCancel(context.Background())
-		req, _ := http.NewRequestWithContext(ctx, "GET", a+"/v1/runs/"+runID+"/events", nil)
-		req.Header.Set("Authorization", "Bearer "+key)
-		req.Header.Set("Accept", "text/event-stream")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-		return resp, cancel
-	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	for i := 0; i < 3; i++ {
-		resp, cancel := openStream()
-		defer cancel()
-		if resp.StatusCode != 200 {
+		if resp := testkit.OpenStream(t, ctx, nil, a+"/v1/runs/"+runID+"/events", key); resp.StatusCode != 200 {
 			t.Fatalf("stream %d: %d", i, resp.StatusCode)
 		}
 	}
-	resp, cancel := openStream()
-	defer cancel()
+	resp := testkit.OpenStream(t, ctx, nil, a+"/v1/runs/"+runID+"/events", key)
 	raw, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(raw), `"event_streams"`) {
 		t.Fatalf("stream over the cap: %d %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), raw)

@@ -239,14 +239,7 @@ func readSSE(t testing.TB, body io.Reader, each func(sseEvent)) ([]sseEvent, int
 // stream opens the federation events stream of runID on tn.
 func (tn *testNode) stream(runID, key string, after int64) *http.Response {
 	tn.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, tn.url+"/v1/federation/runs/"+runID+"/events?after_sequence="+strconv.FormatInt(after, 10), nil)
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := tn.client.Do(req)
-	if err != nil {
-		tn.t.Fatalf("open stream: %v", err)
-	}
-	return resp
+	return testkit.OpenStream(tn.t, context.Background(), tn.client, tn.url+"/v1/federation/runs/"+runID+"/events?after_sequence="+strconv.FormatInt(after, 10), key)
 }
 
 // assertGapless checks sequences after..after+len rise by one with unique

@@ -128,13 +128,9 @@ func TestIngest_DedupeTrustAndBothForms(t *testing.T) {
 // streamWith opens an events stream with arbitrary auth headers.
 func (tn *testNode) streamWith(runID string, hdr ...string) *http.Response {
 	tn.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, tn.url+"/v1/federation/runs/"+runID+"/events", nil)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := tn.client.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		tn.t.Fatalf("open stream: %v %v", err, resp)
+	resp := testkit.OpenStream(tn.t, context.Background(), tn.client, tn.url+"/v1/federation/runs/"+runID+"/events", "", hdr...)
+	if resp.StatusCode != 200 {
+		tn.t.Fatalf("open stream: %d", resp.StatusCode)
 	}
 	return resp
 }

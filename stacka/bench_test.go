@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/store"
 	"github.com/agentos/agentos/store/postgres"
 	"github.com/agentos/agentos/store/postgres/pgtest"
@@ -33,13 +34,11 @@ func benchTenants(c *stackaConfig, ts tenants) {
 }
 
 func waitIdle(tb testing.TB, n *testNode) {
-	for {
+	tb.Helper()
+	testkit.WaitEvery(tb, "an empty queue and no active run", 2*time.Minute, 2*time.Millisecond, func() bool {
 		st, _ := n.svc.Stats(context.Background())
-		if st.QueueDepth == 0 && st.ActiveRuns == 0 {
-			return
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		return st.QueueDepth == 0 && st.ActiveRuns == 0
+	})
 }
 
 // createRuns creates count runs of agent from conc goroutines.
@@ -152,13 +151,10 @@ func BenchmarkSSE_DeliveryLatency1000Streams(b *testing.B) {
 		ch := release
 		relMu.Unlock()
 		id := n.createRun("tok-a", "agt_h", "x")["run_id"].(string)
-		for {
+		testkit.WaitEvery(b, "the run to hold in its tool call", time.Minute, time.Millisecond, func() bool {
 			r, _ := n.st.GetRun(context.Background(), "tnt_a", id)
-			if r.Open != nil && r.Open.Kind == "tool" {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
+			return r.Open != nil && r.Open.Kind == "tool"
+		})
 		r, _ := n.st.GetRun(context.Background(), "tnt_a", id)
 		liveFrom := r.LastSequence
 		var (

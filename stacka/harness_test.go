@@ -279,17 +279,8 @@ type sseMsg struct {
 func (n *testNode) stream(token, runID string, hdr ...string) (<-chan sseMsg, *http.Response, func()) {
 	n.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", n.srv.URL+"/v1/runs/"+runID+"/events", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Accept", "text/event-stream")
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		cancel()
-		n.t.Fatal(err)
-	}
+	n.t.Cleanup(cancel)
+	resp := testkit.OpenStream(n.t, ctx, nil, n.srv.URL+"/v1/runs/"+runID+"/events", token, hdr...)
 	ch := make(chan sseMsg, 256)
 	if resp.StatusCode != 200 {
 		close(ch)

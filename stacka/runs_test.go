@@ -5,9 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -375,8 +372,7 @@ func TestRun_MaxStepsAndTimeout(t *testing.T) {
 	if e := run["error"].(map[string]any); e["details"].(map[string]any)["reason"] != "max_steps" {
 		t.Fatalf("error %v", e)
 	}
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.ReadAll(r.Body); <-r.Context().Done() }))
-	defer hook.Close()
+	hook := testkit.StartHeldWebhook(t) // never answers before the run's timeout
 	n.do("PUT", "/v1/tools/tool.slow", "tok-a", map[string]any{"tool": map[string]any{"kind": "http", "config": map[string]any{"url": hook.URL}}})
 	n.putAgent("tok-a", "agt_slow", "tool.slow")
 	_, _, b = n.do("POST", "/v1/agents/agt_slow/runs", "tok-a", map[string]any{"input": map[string]any{"type": "text", "text": "x"},
@@ -478,13 +474,7 @@ func TestEvents_HeartbeatPing(t *testing.T) {
 	n.putAgent("tok-a", "agt_x", "tool.echo")
 	n.model.delay.Store(int64(20 * time.Second))
 	id := n.createRun("tok-a", "agt_x", "x")["run_id"].(string)
-	req, _ := http.NewRequest("GET", n.srv.URL+"/v1/runs/"+id+"/events", nil)
-	req.Header.Set("Authorization", "Bearer tok-a")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := testkit.OpenStream(t, context.Background(), nil, n.srv.URL+"/v1/runs/"+id+"/events", "tok-a")
 	got := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(resp.Body)
@@ -495,13 +485,8 @@ func TestEvents_HeartbeatPing(t *testing.T) {
 			}
 		}
 	}()
-	select {
-	case line := <-got:
-		if line != ": ping" {
-			t.Fatalf("comment line %q", line)
-		}
-	case <-time.After(3 * time.Second):
-		t.Fatal("no heartbeat within 3 s")
+	if line := testkit.Await(t, "a heartbeat", 3*time.Second, got); line != ": ping" {
+		t.Fatalf("comment line %q", line)
 	}
 }
 

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/stackb"
 )
 
@@ -254,7 +256,7 @@ func TestGateway_Fallback_UpstreamStoppedMidTest(t *testing.T) {
 	if !e.gw.BackendHealth()["local-vllm"] || up2.calls.Load() != 1 {
 		t.Fatalf("health = %v, upstream calls %d", e.gw.BackendHealth(), up2.calls.Load())
 	}
-	if !strings.Contains(scrape(t, e), `agentos_backend_up{backend="local-vllm"} 1`) {
+	if scrape(t, e).Sum("agentos_backend_up", `backend="local-vllm"`) != 1 {
 		t.Fatalf("metrics do not show local-vllm up")
 	}
 }
@@ -336,9 +338,7 @@ func TestNew_ProvidersFileErrorsNameTheField(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
-			dir := t.TempDir()
-			p := dir + "/providers.json"
-			writeFile(t, p, tt.file)
+			p := testkit.WriteFile(t, filepath.Join(t.TempDir(), "providers.json"), tt.file, 0o600)
 			_, err := stackb.New(stackb.Deps{Tenants: nopTenants{}, Usage: nopUsage{}, ProvidersFile: p})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("New = %v, want an error naming %s", err, tt.want)

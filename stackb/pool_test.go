@@ -2,16 +2,14 @@ package stackb_test
 
 import (
 	"context"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/testkit"
 )
 
 // Past 64 calls in flight the gateway used to dial a new upstream
@@ -19,7 +17,6 @@ import (
 // pooled: a second burst of the same size dials (almost) nothing.
 func TestGateway_UpstreamPool_ReusesConnectionsOfABurst(t *testing.T) {
 	const inFlight = 100
-	var dials atomic.Int64
 	// The upstream holds every call of a burst until all of them have
 	// arrived, so each burst really has inFlight calls in flight together
 	// (and needs inFlight connections), however the scheduler runs them.
@@ -34,7 +31,7 @@ func TestGateway_UpstreamPool_ReusesConnectionsOfABurst(t *testing.T) {
 		mu.Unlock()
 	}
 	inner := newFakeOpenAI(t).srv.Config.Handler
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, dials := testkit.ServeCounting(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		g := gate
 		if arrived++; arrived == inFlight {
@@ -50,13 +47,6 @@ func TestGateway_UpstreamPool_ReusesConnectionsOfABurst(t *testing.T) {
 		}
 		inner.ServeHTTP(w, r)
 	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			dials.Add(1)
-		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
 	t.Setenv("STACKB_TEST_KEY", "sk-test")
 	providers := strings.Replace(providersJSON(srv.URL+"/v1", ""), `"timeout_ms":2000`, `"timeout_ms":60000`, 1)
 	tn := demoTenant("tnt_demo")

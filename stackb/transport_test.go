@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,27 +24,6 @@ func newTestDirect(t *testing.T) (*directTransport, *http.Client) {
 	return tr, &http.Client{Transport: tr}
 }
 
-// serveCounted starts h on a test server, closed when the test ends, and
-// counts the connections it accepts.
-func serveCounted(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int64) {
-	srv := httptest.NewUnstartedServer(h)
-	conns := countConns(srv)
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv, conns
-}
-
-// countConns counts the connections a test server accepted.
-func countConns(srv *httptest.Server) *atomic.Int64 {
-	var n atomic.Int64
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			n.Add(1)
-		}
-	}
-	return &n
-}
-
 func post(t *testing.T, hc *http.Client, ctx context.Context, url, body string) (*http.Response, error) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader([]byte(body)))
@@ -60,11 +37,11 @@ func post(t *testing.T, hc *http.Client, ctx context.Context, url, body string) 
 // Calls in sequence share one connection; the server sees each request
 // whole (method, path, headers, body) and the caller each answer whole.
 func TestDirectTransport_ReusesOneConnection(t *testing.T) {
-	srv, conns := serveCounted(t, func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := testkit.ServeCounting(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		w.Header().Set("X-Echo-Type", r.Header.Get("Content-Type"))
 		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.Path, b)
-	})
+	}))
 	_, hc := newTestDirect(t)
 	for i := range 20 {
 		resp, err := post(t, hc, context.Background(), srv.URL+"/v1/chat/completions", fmt.Sprintf(`{"n":%d}`, i))
@@ -85,10 +62,10 @@ func TestDirectTransport_ReusesOneConnection(t *testing.T) {
 // A connection the server closed while it was idle is noticed before use:
 // the next call dials a new one and succeeds.
 func TestDirectTransport_ServerClosedIdleConnection(t *testing.T) {
-	srv, conns := serveCounted(t, func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := testkit.ServeCounting(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		_, _ = io.WriteString(w, "ok")
-	})
+	}))
 	tr, hc := newTestDirect(t)
 	for i := range 3 {
 		resp, err := post(t, hc, context.Background(), srv.URL, "{}")
@@ -119,10 +96,10 @@ func TestDirectTransport_ServerClosedIdleConnection(t *testing.T) {
 
 // A server that answers Connection: close gets a new connection per call.
 func TestDirectTransport_ConnectionCloseIsNotReused(t *testing.T) {
-	srv, conns := serveCounted(t, func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := testkit.ServeCounting(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 		_, _ = io.WriteString(w, "ok")
-	})
+	}))
 	_, hc := newTestDirect(t)
 	for range 3 {
 		resp, err := post(t, hc, context.Background(), srv.URL, "{}")
@@ -141,7 +118,7 @@ func TestDirectTransport_ConnectionCloseIsNotReused(t *testing.T) {
 // middle of a streamed body, and its connection is not reused.
 func TestDirectTransport_CancelInterrupts(t *testing.T) {
 	release := make(chan struct{})
-	srv, conns := serveCounted(t, func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := testkit.ServeCounting(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/stream" {
 			w.Header().Set("Content-Type", "text/event-stream")
 			_, _ = io.WriteString(w, "data: first\n\n")
@@ -151,7 +128,7 @@ func TestDirectTransport_CancelInterrupts(t *testing.T) {
 		case <-release:
 		case <-r.Context().Done():
 		}
-	})
+	}))
 	defer close(release)
 	tr, hc := newTestDirect(t)
 
@@ -195,11 +172,10 @@ func TestDirectTransport_CancelInterrupts(t *testing.T) {
 // A body closed before its end closes its connection; concurrent calls
 // each get their own connection and their own answer.
 func TestDirectTransport_ConcurrentAndEarlyClose(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		_, _ = w.Write(bytes.Repeat(b, 1000))
-	}))
-	defer srv.Close()
+	}), nil)
 	_, hc := newTestDirect(t)
 	var wg sync.WaitGroup
 	for i := range 16 {

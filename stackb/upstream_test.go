@@ -6,13 +6,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/prometheus/common/expfmt"
 )
 
@@ -87,15 +87,10 @@ func newFakeOpenAIAt(t testing.TB, url string) *fakeOpenAI {
 	addr := strings.TrimPrefix(url, "http://")
 	var ln net.Listener
 	var err error
-	for i := 0; i < 50; i++ {
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("rebind %s: %v", addr, err)
-	}
+	testkit.WaitEvery(t, "rebinding "+addr, time.Second, 20*time.Millisecond, func() bool {
+		ln, err = net.Listen("tcp", addr)
+		return err == nil
+	}, func() string { return err.Error() })
 	srv := httptest.NewUnstartedServer(f.srv.Config.Handler)
 	srv.Listener.Close()
 	srv.Listener = ln
@@ -105,7 +100,8 @@ func newFakeOpenAIAt(t testing.TB, url string) *fakeOpenAI {
 	return f
 }
 
-func scrape(t testing.TB, e *env) string {
+// scrape reads the env's registry as /metrics would show it.
+func scrape(t testing.TB, e *env) testkit.Metrics {
 	t.Helper()
 	mfs, err := e.reg.Gather()
 	if err != nil {
@@ -117,14 +113,7 @@ func scrape(t testing.TB, e *env) string {
 			t.Fatal(err)
 		}
 	}
-	return b.String()
-}
-
-func writeFile(t testing.TB, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	return testkit.ParseMetrics([]byte(b.String()))
 }
 
 type nopTenants struct{}

@@ -8,6 +8,7 @@ package testkit
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -82,12 +83,27 @@ func Send(client *http.Client, method, url, key string, body any, hdr ...string)
 		}
 		rd = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		return Response{}, err
-	}
 	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
+		hdr = append([]string{"Content-Type", "application/json"}, hdr...)
+	}
+	resp, err := send(context.Background(), client, method, url, key, rd, hdr)
+	if err != nil {
+		return Response{}, fmt.Errorf("%s %s: %w", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return Response{}, fmt.Errorf("%s %s: read answer: %w", method, url, err)
+	}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: raw}, nil
+}
+
+// send makes one request with client (nil: http.DefaultClient): key,
+// when not empty, as a bearer, then hdr as name/value pairs.
+func send(ctx context.Context, client *http.Client, method, url, key string, body io.Reader, hdr []string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return nil, err
 	}
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
@@ -98,16 +114,7 @@ func Send(client *http.Client, method, url, key string, body any, hdr ...string)
 	if client == nil {
 		client = http.DefaultClient
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return Response{}, fmt.Errorf("%s %s: %w", method, url, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return Response{}, fmt.Errorf("%s %s: read answer: %w", method, url, err)
-	}
-	return Response{Status: resp.StatusCode, Header: resp.Header, Body: raw}, nil
+	return client.Do(req)
 }
 
 // Do is Send with http.DefaultClient that fails the test on a transport

@@ -2,8 +2,10 @@ package testkit
 
 import (
 	"crypto/tls"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 
 	"github.com/agentos/agentos/core"
@@ -42,12 +44,34 @@ func EdgeHandler(ed *edge.Edge, auth AuthFunc, register func(*echo.Echo)) *echo.
 	return e
 }
 
+// ServeCounting is Serve without TLS that also counts the connections
+// the server accepts (a pooled client reuses them; a leak dials anew).
+func ServeCounting(t testing.TB, h http.Handler) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var conns atomic.Int64
+	return serve(t, h, nil, func(srv *httptest.Server) {
+		srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		}
+	}), &conns
+}
+
 // Serve serves h on a real listener at 127.0.0.1:0, with TLS when cfg is
 // not nil, and closes the server, cutting its connections, when the test
 // ends (closing it earlier is fine).
 func Serve(t testing.TB, h http.Handler, cfg *tls.Config) *httptest.Server {
 	t.Helper()
+	return serve(t, h, cfg, nil)
+}
+
+func serve(t testing.TB, h http.Handler, cfg *tls.Config, setup func(*httptest.Server)) *httptest.Server {
+	t.Helper()
 	srv := httptest.NewUnstartedServer(h)
+	if setup != nil {
+		setup(srv)
+	}
 	if cfg != nil {
 		srv.TLS = cfg
 		srv.StartTLS()

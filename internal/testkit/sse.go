@@ -64,29 +64,31 @@ func ReadSSE(r io.Reader, each func(SSE) bool) (msgs []SSE, comments int, err er
 	return msgs, comments, sc.Err()
 }
 
-// Stream opens GET url as an event stream with key and reads it until its
-// terminal event, calling each per message; it fails the test when the
-// stream does not open with 200, ends before a terminal event or takes
-// longer than limit.
+// OpenStream opens GET url as an event stream with client (nil:
+// http.DefaultClient): Accept: text/event-stream, key (when not empty) as
+// a bearer, then hdr as name/value pairs (which may override either).
+// The request lives until ctx ends or the body is closed; the body is
+// closed when the test ends at the latest. The answer is returned
+// whatever its status; a transport error fails the test.
+func OpenStream(t testing.TB, ctx context.Context, client *http.Client, url, key string, hdr ...string) *http.Response {
+	t.Helper()
+	resp, err := send(ctx, client, http.MethodGet, url, key, nil, append([]string{"Accept", "text/event-stream"}, hdr...))
+	if err != nil {
+		t.Fatalf("stream %s: %v", url, err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// Stream opens GET url as an event stream with key (OpenStream) and reads
+// it until its terminal event, calling each per message; it fails the
+// test when the stream does not open with 200, ends before a terminal
+// event or takes longer than limit.
 func Stream(t testing.TB, client *http.Client, url, key string, limit time.Duration, each func(SSE)) []SSE {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("stream %s: %v", url, err)
-	}
+	resp := OpenStream(t, ctx, client, url, key)
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		raw, _ := io.ReadAll(resp.Body)
