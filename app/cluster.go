@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
@@ -20,13 +19,15 @@ import (
 // restarted node reclaims the runs it held.
 const NodeIDFileName = "node.id"
 
-var nodeIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+// validNodeID: 1-64 letters, digits, '.', '_' or '-', beginning with a
+// letter or digit.
+func validNodeID(id string) bool { return core.ValidName(id, 64, "._-") }
 
 // resolveNodeID returns --node-id, else the id in <data-dir>/node.id,
 // else a new one written there.
 func resolveNodeID(cfg Config) (string, error) {
 	if cfg.NodeID != "" {
-		if !nodeIDPattern.MatchString(cfg.NodeID) {
+		if !validNodeID(cfg.NodeID) {
 			return "", fmt.Errorf("config node_id: %q is not 1-64 letters, digits, '.', '_' or '-'", cfg.NodeID)
 		}
 		return cfg.NodeID, nil
@@ -35,7 +36,7 @@ func resolveNodeID(cfg Config) (string, error) {
 	raw, err := os.ReadFile(path)
 	if err == nil {
 		id := strings.TrimSpace(string(raw))
-		if !nodeIDPattern.MatchString(id) {
+		if !validNodeID(id) {
 			return "", fmt.Errorf("%s: %q is not a node id; remove the file to get a new one", path, id)
 		}
 		return id, nil

@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -39,13 +38,11 @@ const SecretRefPrefix = "secret:"
 // MaxSecretBytes bounds one secret value.
 const MaxSecretBytes = 8 << 10
 
-var secretNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
-
 // ValidSecretName reports whether name may name a tenant secret: letters,
 // digits, '_', '.', '-', starting with a letter or digit, at most 128
 // characters. It holds no path separator and cannot be "." or "..", so it
 // is safe as a file name under a directory.
-func ValidSecretName(name string) bool { return secretNamePattern.MatchString(name) }
+func ValidSecretName(name string) bool { return ValidName(name, 128, "_.-") }
 
 // ParseSecretRef returns the name of a secret:<name> reference and whether
 // ref is one with a valid name.

@@ -91,11 +91,18 @@ type operation struct {
 	literalChars int
 	hasBody      bool // the operation takes a JSON request body
 	bodyRequired bool
-	// The request body's schema, compiled once by bodySchema (for every
-	// operation when the validator is built; compileBody is then dropped).
+	// fast judges a body from its bytes (fastraw.go); nil when the schema
+	// uses a keyword it does not handle, and the library decides every body.
+	fast *fastSchema
+	// body is the library's compiled schema, which words every error. It
+	// is compiled when the validator is built (fast is derived from it); an
+	// operation with a fast path then lets it go and compiles it again, from
+	// a fresh parse of the document, for the first body the fast path does
+	// not accept — usually a client's mistake. The compiled schemas are most
+	// of an idle node's live heap (~3 MB of ~5.6 MB), and a body that fits,
+	// the normal case under load, never needs them.
 	bodyOnce    sync.Once
 	body        *jsonschema.Schema // after bodyOnce; nil when hasBody is false
-	fast        *fastSchema        // body's fast path; nil: the library decides every body
 	bodyErr     error
 	compileBody func() (*jsonschema.Schema, error)
 	query       []queryParam
@@ -110,18 +117,15 @@ type operation struct {
 	compileResponses func() (map[string]map[string]*jsonschema.Schema, error)
 }
 
-// bodySchema compiles the operation's request body schema (and its fast
-// path) once, on first use.
-func (o *operation) bodySchema() (*jsonschema.Schema, *fastSchema, error) {
+// bodySchema returns the library's schema of the request body, compiling
+// it once on first use when the validator let it go.
+func (o *operation) bodySchema() (*jsonschema.Schema, error) {
 	o.bodyOnce.Do(func() {
-		if !o.hasBody {
-			return
-		}
-		if o.body, o.bodyErr = o.compileBody(); o.bodyErr == nil {
-			o.fast = compileFast(o.body)
+		if o.hasBody {
+			o.body, o.bodyErr = o.compileBody()
 		}
 	})
-	return o.body, o.fast, o.bodyErr
+	return o.body, o.bodyErr
 }
 
 // resp compiles the operation's response schemas once.
@@ -261,8 +265,14 @@ func buildValidator(stack string, spec []byte) (*Validator, error) {
 				}
 				o.hasBody = true
 				o.bodyRequired = rb.Required != nil && *rb.Required
-				o.compileBody = func() (*jsonschema.Schema, error) {
-					return compile(sp, schema_validation.SchemaValidationPurposeRequestBody, where+" request")
+				body, err := compile(sp, schema_validation.SchemaValidationPurposeRequestBody, where+" request")
+				if err != nil {
+					return nil, err
+				}
+				if o.fast = compileFast(body); o.fast == nil {
+					o.bodyOnce.Do(func() { o.body = body }) // the library decides every body: keep it
+				} else {
+					o.compileBody = v.bodyCompiler(method, path, where+" request")
 				}
 			}
 			for _, prm := range append(append([]*v3.Parameter{}, item.Parameters...), op.Parameters...) {
@@ -285,21 +295,35 @@ func buildValidator(stack string, spec []byte) (*Validator, error) {
 	for _, ops := range v.byMethod {
 		sort.SliceStable(ops, func(i, j int) bool { return ops[i].literalChars > ops[j].literalChars })
 	}
-	// Every request body is compiled now, while the node starts, and the
-	// compiler (whose options carry libopenapi-validator's schema and
-	// rendered-document caches) and the model are let go. Compiling on each
-	// operation's first request instead saved ~4 MiB of an idle node but
-	// cost ~25 MiB under load: the compile's tens of MB of temporaries land
-	// while GOGC is raised for a small live heap (TuneGC), so the heap grows
-	// to several times the burst and is returned to the OS slowly (measured
-	// black-box at 1,000 proxied requests/s: anonymous memory 31 → 53–61 MiB).
-	for _, o := range v.ops {
-		if _, _, err := o.bodySchema(); err != nil {
+	// Every request body was compiled just now, while the node starts, and
+	// the compiler (whose options carry libopenapi-validator's schema and
+	// rendered-document caches) and the model are let go: nothing kept
+	// refers to them. Compiling on each operation's first request instead
+	// saved ~4 MiB of an idle node but cost ~25 MiB under load: the
+	// compile's tens of MB of temporaries land while GOGC is raised for a
+	// small live heap (TuneGC), so the heap grows to several times the
+	// burst and is returned to the OS slowly (measured black-box at 1,000
+	// proxied requests/s: anonymous memory 31 → 53–61 MiB). A body that
+	// fits takes the fast path, so only a misfit compiles again.
+	v.model = weak.Make(model)
+	return v, nil
+}
+
+// bodyCompiler compiles the request body schema of method path from the
+// document, parsed again unless a recent use's parse is still alive. It
+// holds nothing of the parse, so the model can be collected between uses.
+func (v *Validator) bodyCompiler(method, path, where string) func() (*jsonschema.Schema, error) {
+	return func() (*jsonschema.Schema, error) {
+		model, err := v.doc()
+		if err != nil {
 			return nil, err
 		}
-		o.compileBody = nil
+		_, sp := requestBodyOf(model, method, path)
+		if sp == nil {
+			return nil, fmt.Errorf("openapi %s: %s: no JSON body in the document", v.stack, where)
+		}
+		return compilerFor(v.stack)(sp, schema_validation.SchemaValidationPurposeRequestBody, where)
 	}
-	return v, nil
 }
 
 // responsesOf returns an operation's compiled response schemas. They only
@@ -624,12 +648,12 @@ func (v *Validator) ValidateRequestBody(operationID string, body []byte) *FieldE
 // it can tell fits; everything else is decoded and judged by the library,
 // which words every error.
 func (o *operation) validateBody(body []byte) *FieldError {
-	schema, fast, err := o.bodySchema()
+	if o.fast != nil && o.fast.checkJSON(body) == fits {
+		return nil
+	}
+	schema, err := o.bodySchema()
 	if err != nil {
 		return &FieldError{Message: "request schema unavailable", Unavailable: err}
-	}
-	if fast != nil && fast.checkJSON(body) == fits {
-		return nil
 	}
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
 	if err != nil {
@@ -857,7 +881,7 @@ func describeAll(err error, inst any) string {
 // compile.
 func (v *Validator) CompileAll() error {
 	for _, o := range v.ops {
-		if _, _, err := o.bodySchema(); err != nil {
+		if _, err := o.bodySchema(); err != nil {
 			return err
 		}
 		if _, err := o.resp(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -174,9 +175,13 @@ func serve(ctx context.Context, cfg app.Config, envFile map[string]string, build
 	if err := n.Open(ctx); err != nil {
 		return &exitError{1, "start node: " + err.Error()}
 	}
-	// Once up (start-up garbage is collected at the default pace), a
-	// serving node keeps a floor of GC headroom unless GOGC or GOMEMLIMIT
-	// is set: see app.GCHeadroom.
+	// Once up, start-up's garbage (the document parses and schema compiles,
+	// tens of MB of temporaries) is collected and its pages handed back to
+	// the OS now: with the raised GOGC below the scavenger would keep them
+	// for the node's life (~1 MiB of an idle node). Then a serving node
+	// keeps a floor of GC headroom unless GOGC or GOMEMLIMIT is set: see
+	// app.GCHeadroom.
+	debug.FreeOSMemory()
 	app.TuneGC(ctx, app.GCHeadroom, 500*time.Millisecond)
 	log.Info().Str("stack_a", n.URL(app.StackA)).Str("stack_b", n.URL(app.StackB)).Str("federation", n.URL(app.StackFed)).
 		Str("mode", cfg.Mode).Str("store", n.Store().Describe()).Str("version", build.Version).Msg("node ready")

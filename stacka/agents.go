@@ -2,17 +2,14 @@ package stacka
 
 import (
 	"context"
-	"regexp"
 	"slices"
 
 	"github.com/agentos/agentos/core"
 )
 
-var agentIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$`)
-
 // validateAgent fills defaults and checks an agent of PUT /v1/agents/{id}.
 func (s *Service) validateAgent(ag *core.Agent) error {
-	if !agentIDPattern.MatchString(ag.AgentID) {
+	if !validID(ag.AgentID) {
 		return core.Invalid("agent.agent_id", "agent_id must be 1-128 letters, digits, '.', '_' or '-'")
 	}
 	if ag.Name == "" {
@@ -31,7 +28,7 @@ func (s *Service) validateAgent(ag *core.Agent) error {
 		ag.ToolIDs = []string{}
 	}
 	for i, id := range ag.ToolIDs {
-		if !toolIDPattern.MatchString(id) {
+		if !validID(id) {
 			return core.Invalid("agent.tool_ids", "tool_ids[%d] is not a tool id", i)
 		}
 	}

@@ -4,14 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"math"
-	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/agentos/agentos/core"
 )
-
-var memNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,255}$`)
 
 // MemoryResult is one hit of a memory search.
 type MemoryResult struct {
@@ -30,7 +27,7 @@ func memText(it core.MemoryItem) string {
 }
 
 func checkMemName(field, v string) error {
-	if !memNamePattern.MatchString(v) || strings.Contains(v, "/") {
+	if !core.ValidName(v, 256, "_.:-") {
 		return core.Invalid(field, "%s must be 1-256 characters of letters, digits, '.', '_', ':' or '-'", field)
 	}
 	return nil

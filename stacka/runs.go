@@ -57,7 +57,7 @@ func validateRunRequest(req *core.RunRequest, header string) (string, error) {
 	}
 	if t := req.Tooling; t != nil {
 		for i, id := range append(append([]string{}, t.ToolAllowlist...), t.ToolDenymap...) {
-			if !toolIDPattern.MatchString(id) {
+			if !validID(id) {
 				return "", core.Invalid("tooling", "tooling entry %d (%q) is not a tool id", i, id)
 			}
 		}

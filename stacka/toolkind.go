@@ -96,7 +96,7 @@ func (s *Service) invokeTool(ctx context.Context, r *core.RunRecord, td core.Too
 
 // validateTool checks a descriptor of PUT /v1/tools/{tool_id}.
 func validateTool(td *core.ToolDescriptor) error {
-	if !toolIDPattern.MatchString(td.ToolID) {
+	if !validID(td.ToolID) {
 		return core.Invalid("tool.tool_id", "tool_id must be a dotted name of letters, digits, '.', '_' or '-'")
 	}
 	if td.Name == "" {

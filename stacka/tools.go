@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -15,7 +14,9 @@ import (
 	"github.com/agentos/agentos/core"
 )
 
-var toolIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$`)
+// validID: an agent or tool id, 1-128 letters, digits, '_', '.' or '-',
+// beginning with a letter or digit.
+func validID(id string) bool { return core.ValidName(id, 128, "_.-") }
 
 // lookupTool finds a tool in the tenant's registry, then among builtins.
 func (s *Service) lookupTool(ctx context.Context, tenantID, toolID string) (core.ToolDescriptor, error) {

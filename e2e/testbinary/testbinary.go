@@ -29,7 +29,7 @@ func Main(m *testing.M, ldflags string) {
 	Binary = filepath.Join(dir, "agentos")
 	_, self, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(self), "..", "..")
-	args := []string{"build", "-trimpath"}
+	args := []string{"build", "-trimpath", "-tags", "urfave_cli_no_docs"} // as make build does
 	if ldflags != "" {
 		args = append(args, "-ldflags", ldflags)
 	}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -75,10 +74,20 @@ type TokenCreate struct {
 	ExpiresAt     *time.Time `json:"expires_at"`
 }
 
-var (
-	tenantIDPattern    = regexp.MustCompile(`^tnt_[A-Za-z0-9_-]{1,64}$`)
-	principalIDPattern = regexp.MustCompile(`^(usr|svc)_[A-Za-z0-9_-]{1,64}$`)
-)
+// validTenantID: tnt_ and 1-64 letters, digits, '_' or '-'.
+func validTenantID(id string) bool {
+	rest, ok := strings.CutPrefix(id, "tnt_")
+	return ok && core.ValidChars(rest, 1, 64, "_-")
+}
+
+// validPrincipalID: usr_ or svc_ and 1-64 letters, digits, '_' or '-'.
+func validPrincipalID(id string) bool {
+	rest, ok := strings.CutPrefix(id, "usr_")
+	if !ok {
+		rest, ok = strings.CutPrefix(id, "svc_")
+	}
+	return ok && core.ValidChars(rest, 1, 64, "_-")
+}
 
 func auth(c echo.Context) core.Auth {
 	a, _ := core.AuthFrom(c.Request().Context())
@@ -149,7 +158,7 @@ func (a *AdminAPI) CreateTenant(ctx context.Context, au core.Auth, tc TenantCrea
 	if tc.TenantID == "" {
 		tc.TenantID = core.NewID(core.PrefixTenant)
 	}
-	if !tenantIDPattern.MatchString(tc.TenantID) {
+	if !validTenantID(tc.TenantID) {
 		return core.Tenant{}, core.Invalid("tenant_create.tenant_id", "tenant_id must look like tnt_<letters, digits, _ or ->")
 	}
 	if strings.TrimSpace(tc.Name) == "" {
@@ -434,7 +443,7 @@ func (a *AdminAPI) handleIssueToken(c echo.Context) error {
 // IssueToken validates tc and stores a new key; the secret is returned
 // once and only its hash is kept.
 func (a *AdminAPI) IssueToken(ctx context.Context, au core.Auth, tenantID string, tc TokenCreate) (core.Token, string, error) {
-	if !principalIDPattern.MatchString(tc.PrincipalID) {
+	if !validPrincipalID(tc.PrincipalID) {
 		return core.Token{}, "", core.Invalid("token_create.principal_id", "principal_id must look like usr_… or svc_…")
 	}
 	if tc.PrincipalType != "user" && tc.PrincipalType != "service" {
