@@ -183,18 +183,6 @@ func (c *rawChecker) check(f *fastSchema, v []byte, depth int) verdict {
 	}
 	k := rawKind(v)
 	out := fits
-	// and folds a sub-answer into out: a misfit decides, an unknown is
-	// kept unless a misfit comes.
-	and := func(r verdict) bool {
-		if r == misfits {
-			out = misfits
-			return false
-		}
-		if r == unknown {
-			out = unknown
-		}
-		return true
-	}
 	// text is a string's text, read once when a keyword needs it (read:
 	// 0 not yet, 1 read, 2 unreadable).
 	var text []byte
@@ -248,16 +236,18 @@ func (c *rawChecker) check(f *fastSchema, v []byte, depth int) verdict {
 			return misfits
 		}
 	}
-	if f.ref != nil && !and(c.check(f.ref, v, depth+1)) {
-		return misfits
+	if f.ref != nil {
+		if out = out.and(c.check(f.ref, v, depth+1)); out == misfits {
+			return misfits
+		}
 	}
 	switch k {
 	case kObject:
-		if !and(c.checkObject(f, v, depth)) {
+		if out = out.and(c.checkObject(f, v, depth)); out == misfits {
 			return misfits
 		}
 	case kArray:
-		if !and(c.checkArray(f, v, depth)) {
+		if out = out.and(c.checkArray(f, v, depth)); out == misfits {
 			return misfits
 		}
 	case kString:
@@ -276,12 +266,12 @@ func (c *rawChecker) check(f *fastSchema, v []byte, depth int) verdict {
 			}
 		}
 	case kNumber:
-		if !and(f.checkNumber(v)) {
+		if out = out.and(f.checkNumber(v)); out == misfits {
 			return misfits
 		}
 	}
 	for _, sub := range f.allOf {
-		if !and(c.check(sub, v, depth+1)) {
+		if out = out.and(c.check(sub, v, depth+1)); out == misfits {
 			return misfits
 		}
 	}
@@ -297,7 +287,7 @@ func (c *rawChecker) check(f *fastSchema, v []byte, depth int) verdict {
 				anyv = unknown
 			}
 		}
-		if !and(anyv) {
+		if out = out.and(anyv); out == misfits {
 			return misfits
 		}
 	}
@@ -329,7 +319,7 @@ func (c *rawChecker) check(f *fastSchema, v []byte, depth int) verdict {
 				r = c.check(f.els, v, depth+1)
 			}
 		}
-		if !and(r) {
+		if out = out.and(r); out == misfits {
 			return misfits
 		}
 	}
@@ -401,11 +391,8 @@ func (c *rawChecker) object(f *fastSchema, v []byte, base, depth int) verdict {
 		named := false
 		if sub, ok := f.props[string(m.name)]; ok {
 			named = true
-			switch c.check(sub, m.value, depth+1) {
-			case misfits:
+			if out = out.and(c.check(sub, m.value, depth+1)); out == misfits {
 				return misfits
-			case unknown:
-				out = unknown
 			}
 		}
 		if len(f.patterns) > 0 {
@@ -413,11 +400,8 @@ func (c *rawChecker) object(f *fastSchema, v []byte, base, depth int) verdict {
 			for _, p := range f.patterns {
 				if p.re.MatchString(name) {
 					named = true
-					switch c.check(p.s, m.value, depth+1) {
-					case misfits:
+					if out = out.and(c.check(p.s, m.value, depth+1)); out == misfits {
 						return misfits
-					case unknown:
-						out = unknown
 					}
 				}
 			}
@@ -429,11 +413,8 @@ func (c *rawChecker) object(f *fastSchema, v []byte, base, depth int) verdict {
 			return misfits
 		}
 		if f.additional != nil {
-			switch c.check(f.additional, m.value, depth+1) {
-			case misfits:
+			if out = out.and(c.check(f.additional, m.value, depth+1)); out == misfits {
 				return misfits
-			case unknown:
-				out = unknown
 			}
 		}
 	}
@@ -455,11 +436,8 @@ func (c *rawChecker) checkArray(f *fastSchema, v []byte, depth int) verdict {
 			sub = f.items
 		}
 		if sub != nil {
-			switch c.check(sub, v[i:end], depth+1) {
-			case misfits:
+			if out = out.and(c.check(sub, v[i:end], depth+1)); out == misfits {
 				return misfits
-			case unknown:
-				out = unknown
 			}
 		}
 		i = skipSpace(v, end)

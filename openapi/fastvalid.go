@@ -28,6 +28,19 @@ const (
 	misfits
 )
 
+// and is the verdict of "v and r both hold": a misfit decides, else an
+// unknown stays unknown. A check folds each keyword's answer into its own
+// with it and stops at the first misfit.
+func (v verdict) and(r verdict) verdict {
+	if v == misfits || r == misfits {
+		return misfits
+	}
+	if v == unknown || r == unknown {
+		return unknown
+	}
+	return fits
+}
+
 // jsonKind is a JSON value's type as a bit, so a schema's types are a mask.
 type jsonKind uint8
 

@@ -20,13 +20,7 @@ import (
 func TestFastPath_AcceptsOnlyWhatTheLibraryAccepts(t *testing.T) {
 	compiled, total := 0, 0
 	for _, stack := range Stacks() {
-		v, err := NewValidator(stack)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := v.CompileAll(); err != nil {
-			t.Fatal(err)
-		}
+		v := compiledValidator(t, stack)
 		for _, o := range v.ops {
 			if o.body == nil {
 				continue
@@ -77,13 +71,7 @@ func TestFastPath_AcceptsOnlyWhatTheLibraryAccepts(t *testing.T) {
 
 // The hot routes must take the fast path, or it saves nothing.
 func TestFastPath_CompiledForTheHotRoutes(t *testing.T) {
-	v, err := NewValidator(StackB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := v.CompileAll(); err != nil {
-		t.Fatal(err)
-	}
+	v := compiledValidator(t, StackB)
 	for _, id := range []string{"createChatCompletion", "createOpenAIChatCompletion", "invokeModel"} {
 		o := v.byID[id]
 		if o == nil {
@@ -98,13 +86,7 @@ func TestFastPath_CompiledForTheHotRoutes(t *testing.T) {
 // Every misfit the fast path sees still gets the library's error, word
 // for word: ValidateRequestBody answers what the library answers.
 func TestFastPath_ErrorsAreTheLibrarys(t *testing.T) {
-	v, err := NewValidator(StackB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := v.CompileAll(); err != nil {
-		t.Fatal(err)
-	}
+	v := compiledValidator(t, StackB)
 	o := v.byID["createOpenAIChatCompletion"]
 	for _, body := range []string{
 		`{"messages":[{"role":"user","content":"hi"}]}`,                                   // model missing
@@ -147,6 +129,30 @@ func TestFastPath_ErrorsAreTheLibrarys(t *testing.T) {
 			t.Errorf("%s: accepted %v (library %v), want %v", body, got, lib, ok)
 		}
 	}
+}
+
+// compiledValidator is stack's validator with every request body schema
+// compiled, so each operation's fast path is built.
+func compiledValidator(tb testing.TB, stack string) *Validator {
+	tb.Helper()
+	v, err := NewValidator(stack)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := v.CompileAll(); err != nil {
+		tb.Fatal(err)
+	}
+	return v
+}
+
+// libraryError is the library's answer for body on o: nil when body
+// decodes and fits, else the decode or validation error.
+func libraryError(o *operation, body []byte) error {
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	return o.body.Validate(inst)
 }
 
 func decodeInstance(t *testing.T, raw []byte) any {
@@ -247,13 +253,7 @@ func setAt(root any, path []any, val any) any {
 // BenchmarkChatBody is the gateway's hot route body, checked by the fast
 // path (as served) and by the library alone (as before it).
 func BenchmarkChatBody(b *testing.B) {
-	v, err := NewValidator(StackB)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := v.CompileAll(); err != nil {
-		b.Fatal(err)
-	}
+	v := compiledValidator(b, StackB)
 	o := v.byID["createOpenAIChatCompletion"]
 	body := []byte(`{"model":"fake/bench-1","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"bench request 1"}],"max_tokens":16,"temperature":0.2}`)
 	for _, c := range []struct {
@@ -279,13 +279,7 @@ func BenchmarkChatBody(b *testing.B) {
 // body the fast path may say "fits" only where the library accepts; the
 // ordinary spellings (whitespace, escaped values) must still take it.
 func TestFastPath_BytesAsTheDecoderReadsThem(t *testing.T) {
-	v, err := NewValidator(StackB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := v.CompileAll(); err != nil {
-		t.Fatal(err)
-	}
+	v := compiledValidator(t, StackB)
 	o := v.byID["createOpenAIChatCompletion"]
 	const msgs = `"messages":[{"role":"user","content":"hi"}]`
 	for _, c := range []struct {
@@ -324,8 +318,7 @@ func TestFastPath_BytesAsTheDecoderReadsThem(t *testing.T) {
 	} {
 		body := []byte(c.body)
 		got := o.fast.checkJSON(body)
-		inst, derr := jsonschema.UnmarshalJSON(bytes.NewReader(body))
-		libOK := derr == nil && o.body.Validate(inst) == nil
+		libOK := libraryError(o, body) == nil
 		if got == fits && !libOK {
 			t.Errorf("fast path accepts %q, which the library rejects", c.body)
 		}
@@ -342,13 +335,7 @@ func TestFastPath_BytesAsTheDecoderReadsThem(t *testing.T) {
 // where the library decodes and accepts them. Seeded with the hot routes'
 // golden examples; `go test -fuzz FuzzFastPath_Bytes ./openapi/` explores.
 func FuzzFastPath_Bytes(f *testing.F) {
-	v, err := NewValidator(StackB)
-	if err != nil {
-		f.Fatal(err)
-	}
-	if err := v.CompileAll(); err != nil {
-		f.Fatal(err)
-	}
+	v := compiledValidator(f, StackB)
 	ops := []*operation{v.byID["createOpenAIChatCompletion"], v.byID["invokeModel"], v.byID["createOpenAIEmbedding"]}
 	for _, o := range ops {
 		if o == nil || o.fast == nil {
@@ -364,12 +351,8 @@ func FuzzFastPath_Bytes(f *testing.F) {
 			if o.fast.checkJSON(body) != fits {
 				continue
 			}
-			inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
-			if err != nil {
-				t.Fatalf("%s: fast path accepts %q, which does not decode: %v", o.OperationID, body, err)
-			}
-			if err := o.body.Validate(inst); err != nil {
-				t.Fatalf("%s: fast path accepts %q, which the library rejects: %v", o.OperationID, body, err)
+			if err := libraryError(o, body); err != nil {
+				t.Fatalf("%s: fast path accepts %q, which the library does not decode or rejects: %v", o.OperationID, body, err)
 			}
 		}
 	})
