@@ -84,33 +84,15 @@ func DefaultConfig() Config {
 // withDefaults fills zero fields from DefaultConfig.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.Interval <= 0 {
-		c.Interval = d.Interval
-	}
-	if c.RateWindow <= 0 {
-		c.RateWindow = d.RateWindow
-	}
-	if c.HTTP5xxRatio <= 0 {
-		c.HTTP5xxRatio = d.HTTP5xxRatio
-	}
-	if c.HTTPMinRequests <= 0 {
-		c.HTTPMinRequests = d.HTTPMinRequests
-	}
-	if c.RunP95LatencyMS <= 0 {
-		c.RunP95LatencyMS = d.RunP95LatencyMS
-	}
-	if c.LatencyMinRuns <= 0 {
-		c.LatencyMinRuns = d.LatencyMinRuns
-	}
-	if c.QueueDepth <= 0 {
-		c.QueueDepth = d.QueueDepth
-	}
-	if c.DiskFreeRatio <= 0 {
-		c.DiskFreeRatio = d.DiskFreeRatio
-	}
-	if c.ConcurrencyWindow <= 0 {
-		c.ConcurrencyWindow = d.ConcurrencyWindow
-	}
+	c.Interval = core.PositiveOr(c.Interval, d.Interval)
+	c.RateWindow = core.PositiveOr(c.RateWindow, d.RateWindow)
+	c.HTTP5xxRatio = core.PositiveOr(c.HTTP5xxRatio, d.HTTP5xxRatio)
+	c.HTTPMinRequests = core.PositiveOr(c.HTTPMinRequests, d.HTTPMinRequests)
+	c.RunP95LatencyMS = core.PositiveOr(c.RunP95LatencyMS, d.RunP95LatencyMS)
+	c.LatencyMinRuns = core.PositiveOr(c.LatencyMinRuns, d.LatencyMinRuns)
+	c.QueueDepth = core.PositiveOr(c.QueueDepth, d.QueueDepth)
+	c.DiskFreeRatio = core.PositiveOr(c.DiskFreeRatio, d.DiskFreeRatio)
+	c.ConcurrencyWindow = core.PositiveOr(c.ConcurrencyWindow, d.ConcurrencyWindow)
 	merged := map[string]time.Duration{}
 	maps.Copy(merged, d.For)
 	maps.Copy(merged, c.For)

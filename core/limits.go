@@ -182,3 +182,13 @@ func (l *LocalLimits) CountInWindow(_ context.Context, tenantID, name, window st
 	l.counts[k] = n
 	return n, true, nil
 }
+
+// PositiveOr is v when it is above zero, else def: the rule for a count,
+// size or interval setting that is left zero (or set below zero) taking
+// its default.
+func PositiveOr[T ~int | ~int64 | ~float64](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
+}

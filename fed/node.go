@@ -139,24 +139,12 @@ func New(d Deps) (*Node, error) {
 	if d.Now == nil {
 		d.Now = core.Now
 	}
-	if d.PingInterval <= 0 {
-		d.PingInterval = 15 * time.Second
-	}
-	if d.RetryBase <= 0 {
-		d.RetryBase = 100 * time.Millisecond
-	}
-	if d.Retries <= 0 {
-		d.Retries = 3
-	}
-	if d.RelayGiveUp <= 0 {
-		d.RelayGiveUp = 60 * time.Second
-	}
-	if d.MaxEventStreams <= 0 {
-		d.MaxEventStreams = 1000
-	}
-	if d.MaxConcurrentRuns <= 0 {
-		d.MaxConcurrentRuns = 100
-	}
+	d.PingInterval = core.PositiveOr(d.PingInterval, 15*time.Second)
+	d.RetryBase = core.PositiveOr(d.RetryBase, 100*time.Millisecond)
+	d.Retries = core.PositiveOr(d.Retries, 3)
+	d.RelayGiveUp = core.PositiveOr(d.RelayGiveUp, 60*time.Second)
+	d.MaxEventStreams = core.PositiveOr(d.MaxEventStreams, 1000)
+	d.MaxConcurrentRuns = core.PositiveOr(d.MaxConcurrentRuns, 100)
 	if d.Region == "" {
 		d.Region = "local"
 	}

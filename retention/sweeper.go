@@ -72,12 +72,8 @@ type Sweeper struct {
 // store several nodes share), a pass runs only on the node that gets the
 // lock. reg receives the sweeper's metrics (nil: none registered).
 func New(cfg Config, st Store, reg prometheus.Registerer, log zerolog.Logger) (*Sweeper, error) {
-	if cfg.Interval <= 0 {
-		cfg.Interval = time.Hour
-	}
-	if cfg.Batch <= 0 {
-		cfg.Batch = 500
-	}
+	cfg.Interval = core.PositiveOr(cfg.Interval, time.Hour)
+	cfg.Batch = core.PositiveOr(cfg.Batch, 500)
 	if cfg.PrincipalID == "" {
 		cfg.PrincipalID = "svc_agentos_retention"
 	}

@@ -87,48 +87,24 @@ func DefaultConfig() Config {
 
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.Workers <= 0 {
-		c.Workers = d.Workers
-	}
-	if c.MaxQueued <= 0 {
-		c.MaxQueued = d.MaxQueued
-	}
-	if c.DefaultTimeoutMS <= 0 {
-		c.DefaultTimeoutMS = d.DefaultTimeoutMS
-	}
-	if c.DefaultMaxSteps <= 0 {
-		c.DefaultMaxSteps = d.DefaultMaxSteps
-	}
-	if c.HeartbeatInterval <= 0 {
-		c.HeartbeatInterval = d.HeartbeatInterval
-	}
-	if c.FetchMaxBytes <= 0 {
-		c.FetchMaxBytes = d.FetchMaxBytes
-	}
-	if c.FetchTimeout <= 0 {
-		c.FetchTimeout = d.FetchTimeout
-	}
+	c.Workers = core.PositiveOr(c.Workers, d.Workers)
+	c.MaxQueued = core.PositiveOr(c.MaxQueued, d.MaxQueued)
+	c.DefaultTimeoutMS = core.PositiveOr(c.DefaultTimeoutMS, d.DefaultTimeoutMS)
+	c.DefaultMaxSteps = core.PositiveOr(c.DefaultMaxSteps, d.DefaultMaxSteps)
+	c.HeartbeatInterval = core.PositiveOr(c.HeartbeatInterval, d.HeartbeatInterval)
+	c.FetchMaxBytes = core.PositiveOr(c.FetchMaxBytes, d.FetchMaxBytes)
+	c.FetchTimeout = core.PositiveOr(c.FetchTimeout, d.FetchTimeout)
 	if c.StepCommitDelay == 0 {
 		c.StepCommitDelay = d.StepCommitDelay
 	}
-	if c.CacheTTL <= 0 {
-		c.CacheTTL = d.CacheTTL
-	}
-	if c.MCPSessions <= 0 {
-		c.MCPSessions = d.MCPSessions
-	}
-	if c.MCPSessionIdle <= 0 {
-		c.MCPSessionIdle = d.MCPSessionIdle
-	}
+	c.CacheTTL = core.PositiveOr(c.CacheTTL, d.CacheTTL)
+	c.MCPSessions = core.PositiveOr(c.MCPSessions, d.MCPSessions)
+	c.MCPSessionIdle = core.PositiveOr(c.MCPSessionIdle, d.MCPSessionIdle)
 	if c.EmbedModelRef == "" {
 		c.EmbedModelRef = d.EmbedModelRef
 	}
-	if c.MaxEventStreams <= 0 {
-		c.MaxEventStreams = d.MaxEventStreams
-	}
-	if c.MaxEventStreamsPerTenant <= 0 {
-		c.MaxEventStreamsPerTenant = d.MaxEventStreamsPerTenant
-	}
+	c.MaxEventStreams = core.PositiveOr(c.MaxEventStreams, d.MaxEventStreams)
+	c.MaxEventStreamsPerTenant = core.PositiveOr(c.MaxEventStreamsPerTenant, d.MaxEventStreamsPerTenant)
 	if c.MaxEventStreamsPerTenant > c.MaxEventStreams {
 		c.MaxEventStreamsPerTenant = c.MaxEventStreams
 	}
