@@ -222,18 +222,13 @@ func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	return c
 }
 
-// Run evaluates every interval until ctx ends.
+// Run evaluates now and then every interval until ctx ends.
 func (e *Engine) Run(ctx context.Context) {
-	t := time.NewTicker(e.cfg.Interval)
-	defer t.Stop()
-	for {
+	e.Evaluate(ctx)
+	core.Every(ctx, 0, e.cfg.Interval, func(ctx context.Context) bool {
 		e.Evaluate(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+		return true
+	})
 }
 
 func labelKey(name string, labels map[string]string) string {

@@ -6,6 +6,8 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
+
+	"github.com/agentos/agentos/core"
 )
 
 // GCHeadroom is the least garbage a serving node lets accumulate between
@@ -43,17 +45,11 @@ func TuneGC(ctx context.Context, headroom uint64, interval time.Duration) {
 	}
 	apply()
 	go func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				debug.SetGCPercent(100)
-				return
-			case <-t.C:
-				apply()
-			}
-		}
+		core.Every(ctx, 0, interval, func(context.Context) bool {
+			apply()
+			return true
+		})
+		debug.SetGCPercent(100)
 	}()
 }
 

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -43,4 +44,24 @@ func (f *Flusher) Stop() {
 		close(f.stop)
 		<-f.done
 	})
+}
+
+// Every calls fn after first (zero or less: after interval), then again
+// interval after each call returns, until ctx ends or fn returns false:
+// the loop of a node's periodic work (a sweep, an evaluation, a keep-alive
+// ping). It returns when it stops; interval must be positive.
+func Every(ctx context.Context, first, interval time.Duration, fn func(ctx context.Context) bool) {
+	t := time.NewTimer(PositiveOr(first, interval))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !fn(ctx) {
+			return
+		}
+		t.Reset(interval)
+	}
 }

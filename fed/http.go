@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/edge"
@@ -183,19 +182,13 @@ func (n *Node) handleEvents(c echo.Context) error {
 }
 
 func (n *Node) pingLoop(ctx context.Context, cancel context.CancelFunc, w *sseWriter) {
-	t := time.NewTicker(n.d.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := w.ping(); err != nil {
-				cancel()
-				return
-			}
+	core.Every(ctx, 0, n.d.PingInterval, func(context.Context) bool {
+		if err := w.ping(); err != nil {
+			cancel()
+			return false
 		}
-	}
+		return true
+	})
 }
 
 // IngestRequest is the body of POST /v1/federation/events:ingest, in either

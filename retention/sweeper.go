@@ -114,23 +114,12 @@ func (s *Sweeper) Start() {
 			<-s.stop
 			cancel()
 		}()
-		wait := s.cfg.FirstDelay
-		if wait <= 0 {
-			wait = s.cfg.Interval
-		}
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+		core.Every(ctx, s.cfg.FirstDelay, s.cfg.Interval, func(ctx context.Context) bool {
 			if _, err := s.Sweep(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				s.log.Error().Err(err).Msg("retention sweep failed; the next one retries")
 			}
-			t.Reset(s.cfg.Interval)
-		}
+			return true
+		})
 	}()
 }
 
