@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"bytes"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -40,17 +39,7 @@ func TestNode_BadInputs(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest("POST", tc.url, strings.NewReader(tc.body))
-			req.Header.Set("Content-Type", tc.ctype)
-			req.Header.Set("Authorization", "Bearer "+tc.key)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			var buf bytes.Buffer
-			buf.ReadFrom(resp.Body)
-			r := response{Status: resp.StatusCode, Header: resp.Header, Body: buf.Bytes()}
+			r := do(t, "POST", tc.url, tc.key, tc.body, "Content-Type", tc.ctype)
 			if r.Status != tc.status {
 				t.Fatalf("status %d, want %d: %s", r.Status, tc.status, r.Body)
 			}

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,19 +30,10 @@ func TestCluster_IdempotencyKeyRaceAcrossNodes(t *testing.T) {
 	for round := 0; round < rounds; round++ {
 		idem := fmt.Sprintf("race-%d-%d", round, time.Now().UnixNano())
 		body := map[string]any{"input": map[string]any{"type": "text", "text": "same"}}
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		answers := make([]response, 2)
-		for i, n := range ns {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				answers[i] = do(t, "POST", n.URL(app.StackA)+"/v1/agents/"+app.SampleAgentID+"/runs", key, body, "Idempotency-Key", idem)
-			}()
-		}
-		close(start)
-		wg.Wait()
+		answers := make([]response, len(ns))
+		testkit.AtOnce(len(ns), func(i int) {
+			answers[i] = do(t, "POST", ns[i].URL(app.StackA)+"/v1/agents/"+app.SampleAgentID+"/runs", key, body, "Idempotency-Key", idem)
+		})
 		ids, replays := map[string]bool{}, 0
 		for i, r := range answers {
 			expectStatus(t, r, 201, fmt.Sprintf("round %d, node %d", round, i))
@@ -77,40 +67,28 @@ func TestCluster_BudgetHoldsAcrossThreeNodes(t *testing.T) {
 	// is billed 11 tokens.
 	const perCall = 11
 	text := strings.Repeat("abcd", 10)
-	var (
-		wg                 sync.WaitGroup
-		used, oks, refused atomic.Int64
-	)
-	start := make(chan struct{})
-	for i := 0; i < 32; i++ {
-		n := ns[i%3]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			r := do(t, "POST", n.URL(app.StackB)+"/v1/chat/completions", key, map[string]any{"model": "tier:fast", "max_tokens": 1,
-				"messages": []any{map[string]any{"role": "user", "content": text}}})
-			switch {
-			case r.Status == 200:
-				var out struct {
-					Usage struct {
-						TotalTokens int64 `json:"total_tokens"`
-					} `json:"usage"`
-				}
-				if err := json.Unmarshal(r.Body, &out); err != nil {
-					t.Errorf("answer: %v", err)
-				}
-				oks.Add(1)
-				used.Add(out.Usage.TotalTokens)
-			case strings.Contains(string(r.Body), "quota_exceeded"):
-				refused.Add(1)
-			default:
-				t.Errorf("unexpected answer %d %s", r.Status, r.Body)
+	var used, oks, refused atomic.Int64
+	testkit.AtOnce(32, func(i int) {
+		r := do(t, "POST", ns[i%3].URL(app.StackB)+"/v1/chat/completions", key, map[string]any{"model": "tier:fast", "max_tokens": 1,
+			"messages": []any{map[string]any{"role": "user", "content": text}}})
+		switch {
+		case r.Status == 200:
+			var out struct {
+				Usage struct {
+					TotalTokens int64 `json:"total_tokens"`
+				} `json:"usage"`
 			}
-		}()
-	}
-	close(start)
-	wg.Wait()
+			if err := json.Unmarshal(r.Body, &out); err != nil {
+				t.Errorf("answer: %v", err)
+			}
+			oks.Add(1)
+			used.Add(out.Usage.TotalTokens)
+		case strings.Contains(string(r.Body), "quota_exceeded"):
+			refused.Add(1)
+		default:
+			t.Errorf("unexpected answer %d %s", r.Status, r.Body)
+		}
+	})
 	t.Logf("32 calls over 3 nodes: %d answered (%d tokens), %d refused, budget %d", oks.Load(), used.Load(), refused.Load(), budget)
 	if oks.Load() == 0 || refused.Load() == 0 {
 		t.Fatalf("answered %d, refused %d: want both (32 calls of %d tokens against %d)", oks.Load(), refused.Load(), perCall, budget)

@@ -1,13 +1,11 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/agentos/agentos/app"
 	"github.com/agentos/agentos/bench"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/internal/testkit/testnode"
 	"github.com/rs/zerolog"
 )
@@ -36,14 +35,9 @@ func BenchmarkEdgeGatewayChat(b *testing.B) {
 	}
 	go func() { _ = up.Serve() }()
 	b.Cleanup(func() { _ = up.Close() })
-	dir := b.TempDir()
-	prov := filepath.Join(dir, "providers.json")
-	if err := os.WriteFile(prov, []byte(`{"providers":[{"name":"fake","kind":"openai","base_url":"`+up.URL()+
-		`","timeout_ms":30000,"models":[{"model_id":"bench-1","capabilities":["chat"],"tier":"balanced"}]}]}`), 0o600); err != nil {
-		b.Fatal(err)
-	}
 	cfg := testnode.Config(b)
-	cfg.ProvidersFile = prov
+	cfg.ProvidersFile = testkit.WriteFile(b, filepath.Join(b.TempDir(), "providers.json"), `{"providers":[{"name":"fake","kind":"openai","base_url":"`+up.URL()+
+		`","timeout_ms":30000,"models":[{"model_id":"bench-1","capabilities":["chat"],"tier":"balanced"}]}]}`, 0o600)
 	n, creds := startBenchNode(b, cfg)
 	hc := bench.NewClient(64)
 	base, _ := url.Parse(n.URL(app.StackA))
@@ -54,12 +48,7 @@ func BenchmarkEdgeGatewayChat(b *testing.B) {
 	body := []byte(`{"model":"fake/bench-1","messages":[{"role":"user","content":"bench request 1"}],"max_tokens":16}`)
 	direct := []byte(`{"model":"bench-1","messages":[{"role":"user","content":"bench request 1"}],"max_tokens":16}`)
 	send := func(url, key string, body []byte) {
-		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		if key != "" {
-			req.Header.Set("Authorization", "Bearer "+key)
-		}
-		resp, err := hc.Do(req)
+		r, err := testkit.Send(hc, http.MethodPost, url, key, body)
 		if err != nil {
 			b.Error(err)
 			return
@@ -67,10 +56,9 @@ func BenchmarkEdgeGatewayChat(b *testing.B) {
 		var out struct {
 			Choices []json.RawMessage `json:"choices"`
 		}
-		err = json.NewDecoder(resp.Body).Decode(&out)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || err != nil || len(out.Choices) != 1 {
-			b.Errorf("%s: status %d, %v", url, resp.StatusCode, err)
+		err = json.Unmarshal(r.Body, &out)
+		if r.Status != http.StatusOK || err != nil || len(out.Choices) != 1 {
+			b.Errorf("%s: status %d, %v", url, r.Status, err)
 		}
 	}
 	// run sends count requests from 8 senders and returns the process CPU
@@ -131,17 +119,5 @@ func processCPU() time.Duration {
 // with the seeded credentials.
 func startBenchNode(b *testing.B, cfg app.Config) (*app.Node, app.Credentials) {
 	b.Helper()
-	n := app.NewNode(cfg, app.BuildInfo{Version: "bench"}, zerolog.New(io.Discard).Level(zerolog.InfoLevel).With().Timestamp().Logger())
-	if err := n.Open(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { n.Close() })
-	if _, err := n.Seed(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	creds, err := app.ReadCredentials(cfg.DataDir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return n, creds
+	return testnode.StartLogging(b, cfg, zerolog.New(io.Discard).Level(zerolog.InfoLevel).With().Timestamp().Logger()).Parts()
 }

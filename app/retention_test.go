@@ -68,11 +68,15 @@ func TestRetention_TenantOverrideSweepsOnlyItsOwnFinishedRuns(t *testing.T) {
 	if recs, _ := st.ListAudit(ctx, "tnt_long", core.AuditFilter{Action: "retention.sweep"}); len(recs) != 0 {
 		t.Fatalf("tnt_long audited a sweep that removed nothing of it: %+v", recs)
 	}
-	metrics := string(do(t, "GET", base+"/metrics", "", nil).Body)
-	for _, want := range []string{`agentos_retention_removed_total{kind="runs"} 1`, `agentos_retention_sweeps_total{outcome="ok"} 1`, "agentos_retention_last_sweep_timestamp_seconds "} {
-		if !strings.Contains(metrics, want) {
-			t.Fatalf("metrics lack %q", want)
-		}
+	m := scrape(t, n)
+	if got := m.Sum("agentos_retention_removed_total", `kind="runs"`); got != 1 {
+		t.Fatalf(`agentos_retention_removed_total{kind="runs"} = %v, want 1`, got)
+	}
+	if got := m.Sum("agentos_retention_sweeps_total", `outcome="ok"`); got != 1 {
+		t.Fatalf(`agentos_retention_sweeps_total{outcome="ok"} = %v, want 1`, got)
+	}
+	if !m.Has("agentos_retention_last_sweep_timestamp_seconds") {
+		t.Fatal("metrics lack agentos_retention_last_sweep_timestamp_seconds")
 	}
 	// The swept run answers 404 over the API like any unknown run.
 	pa := n.creds.PlatformAdmin.APIKey

@@ -1,18 +1,15 @@
 package operator_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"testing"
 
 	"github.com/agentos/agentos/app"
 	"github.com/agentos/agentos/bench"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/internal/testkit/testnode"
-	"github.com/agentos/agentos/operator"
 )
 
 // The CI-sized smoke of `agentos bench`: both drivers against a real node,
@@ -22,18 +19,16 @@ func TestBenchCommand_SmokeAgainstNode(t *testing.T) {
 	n, creds := testnode.Start(t).Parts()
 	for _, kind := range []string{"runs", "gateway"} {
 		t.Run(kind, func(t *testing.T) {
-			var out bytes.Buffer
-			cli := operator.NewCLI(app.BuildInfo{Version: "test"}, &out, &out)
-			args := []string{"agentos", "bench", kind, "--data-dir", t.TempDir(),
+			code, out, errw := runCLI(t, "bench", kind, "--data-dir", t.TempDir(),
 				"--url-a", n.URL(app.StackA), "--url-b", n.URL(app.StackB), "--pid", fmt.Sprint(os.Getpid()),
 				"--admin-key", creds.PlatformAdmin.APIKey,
-				"--rate", "20", "--duration", "1s", "--warmup", "0s", "--timeout", "20s", "--json"}
-			if err := cli.Run(args); err != nil {
-				t.Fatalf("bench %s: %v\n%s", kind, err, out.String())
+				"--rate", "20", "--duration", "1s", "--warmup", "0s", "--timeout", "20s", "--json")
+			if code != 0 {
+				t.Fatalf("bench %s: exit %d\n%s\n%s", kind, code, out, errw)
 			}
 			var rep bench.Report
-			if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-				t.Fatalf("report is not JSON: %v\n%s", err, out.String())
+			if err := json.Unmarshal([]byte(out), &rep); err != nil {
+				t.Fatalf("report is not JSON: %v\n%s", err, out)
 			}
 			if rep.Sent != 20 || rep.OK != 20 || len(rep.Errors) != 0 {
 				t.Fatalf("want 20 sent, 20 ok: %+v", rep)
@@ -50,29 +45,17 @@ func TestBenchCommand_SmokeAgainstNode(t *testing.T) {
 		})
 	}
 	// The bench tenant's key is revoked after each run.
-	req, _ := http.NewRequest(http.MethodGet, n.URL(app.StackA)+"/v1/admin/tenants/"+bench.TenantID+"/tokens", nil)
-	req.Header.Set("Authorization", "Bearer "+creds.PlatformAdmin.APIKey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("list bench tokens: %d %s", resp.StatusCode, body)
-	}
 	var list struct {
 		Tokens []struct {
 			TokenID   string  `json:"token_id"`
 			RevokedAt *string `json:"revoked_at"`
 		} `json:"tokens"`
 	}
-	if err := json.Unmarshal(body, &list); err != nil {
-		t.Fatal(err)
-	}
+	r := testkit.Do(t, "GET", n.URL(app.StackA)+"/v1/admin/tenants/"+bench.TenantID+"/tokens", creds.PlatformAdmin.APIKey, nil)
+	r.Expect(t, "list bench tokens", 200).Decode(t, &list)
 	for _, tok := range list.Tokens {
 		if tok.RevokedAt == nil {
-			t.Fatalf("bench key %s is still active: %s", tok.TokenID, body)
+			t.Fatalf("bench key %s is still active: %s", tok.TokenID, r.Body)
 		}
 	}
 }
@@ -84,11 +67,8 @@ func TestBenchCommand_RefusesBadOptions(t *testing.T) {
 		{"gateway", "--rate", "1000000"},
 		{"runs", "--url-a", "ftp://example.com", "--api-key", "k"},
 	} {
-		var out bytes.Buffer
-		cli := operator.NewCLI(app.BuildInfo{Version: "test"}, &out, &out)
-		err := cli.Run(append([]string{"agentos", "bench"}, append(args, "--data-dir", t.TempDir())...))
-		if err == nil {
-			t.Errorf("%v: accepted\n%s", args, out.String())
+		if code, out, errw := runCLI(t, append([]string{"bench"}, append(args, "--data-dir", t.TempDir())...)...); code == 0 {
+			t.Errorf("%v: accepted\n%s\n%s", args, out, errw)
 		}
 	}
 }

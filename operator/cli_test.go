@@ -2,34 +2,35 @@ package operator_test
 
 import (
 	"bytes"
-	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/agentos/agentos/app"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/internal/testkit/testnode"
 	"github.com/agentos/agentos/operator"
 )
 
+// runCLI runs the agentos CLI in process and returns its exit code and
+// what it printed on stdout and stderr.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errw bytes.Buffer
+	code := operator.Run(append([]string{"agentos"}, args...), app.BuildInfo{Version: "test"}, &out, &errw)
+	return code, out.String(), errw.String()
+}
+
 func TestCLI_AuditVerify(t *testing.T) {
 	n, creds := testnode.Start(t).Parts()
-	body := strings.NewReader(`{"tenant_create":{"tenant_id":"tnt_audited","name":"Audited"}}`)
-	req, _ := http.NewRequest(http.MethodPost, n.URL(app.StackA)+"/v1/admin/tenants", body)
-	req.Header.Set("Authorization", "Bearer "+creds.PlatformAdmin.APIKey)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != http.StatusCreated {
-		t.Fatalf("create tenant: %v %v", err, resp)
-	}
-	resp.Body.Close()
+	testkit.Do(t, "POST", n.URL(app.StackA)+"/v1/admin/tenants", creds.PlatformAdmin.APIKey,
+		`{"tenant_create":{"tenant_id":"tnt_audited","name":"Audited"}}`).Expect(t, "create tenant", 201)
 	dir := n.Config.DataDir
 	n.Close()
-	var out bytes.Buffer
-	cli := operator.NewCLI(app.BuildInfo{Version: "test"}, &out, &out)
-	if err := cli.Run([]string{"agentos", "audit", "verify", "--data-dir", dir}); err != nil {
-		t.Fatalf("verify: %v\n%s", err, out.String())
+	code, out, errw := runCLI(t, "audit", "verify", "--data-dir", dir)
+	if code != 0 {
+		t.Fatalf("verify: exit %d\n%s\n%s", code, out, errw)
 	}
-	if !strings.Contains(out.String(), "ok   tnt_audited: 1 records, chain intact") || !strings.Contains(out.String(), "ok   tnt_demo:") {
-		t.Fatalf("verify output:\n%s", out.String())
+	if !strings.Contains(out, "ok   tnt_audited: 1 records, chain intact") || !strings.Contains(out, "ok   tnt_demo:") {
+		t.Fatalf("verify output:\n%s", out)
 	}
 }

@@ -1,7 +1,6 @@
 package operator_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"encoding/pem"
 	"encoding/xml"
@@ -14,19 +13,11 @@ import (
 	"testing"
 
 	"github.com/agentos/agentos/app"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/internal/testkit/testnode"
 	"github.com/agentos/agentos/openapi"
 	"github.com/agentos/agentos/operator"
 )
-
-// runCLI runs the agentos CLI in process and returns its exit code and
-// what it printed on stdout and stderr.
-func runCLI(t *testing.T, args ...string) (int, string, string) {
-	t.Helper()
-	var out, errw bytes.Buffer
-	code := operator.Run(append([]string{"agentos"}, args...), app.BuildInfo{Version: "test"}, &out, &errw)
-	return code, out.String(), errw.String()
-}
 
 // jsonReport is the part of a phase report (--format json) the tests read.
 type jsonReport struct {
@@ -215,19 +206,12 @@ func TestValidate_ByURL(t *testing.T) {
 		}
 	}
 	// The probe agent is left disabled.
-	req, _ := http.NewRequest(http.MethodGet, n.URL(app.StackA)+"/v1/agents/"+operator.ProbeAgentID, nil)
-	req.Header.Set("Authorization", "Bearer "+tenant)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var got struct {
 		Agent struct {
 			Status string `json:"status"`
 		} `json:"agent"`
 	}
-	json.NewDecoder(resp.Body).Decode(&got)
+	testkit.Do(t, "GET", n.URL(app.StackA)+"/v1/agents/"+operator.ProbeAgentID, tenant, nil).Expect(t, "get the probe agent", 200).Decode(t, &got)
 	if got.Agent.Status != "disabled" {
 		t.Errorf("probe agent status %q, want disabled", got.Agent.Status)
 	}
@@ -281,8 +265,7 @@ func TestConformance_BrokenServer(t *testing.T) {
 	defer srv.Close()
 	work := t.TempDir()
 	t.Chdir(work)
-	ca := filepath.Join(work, "ca.pem")
-	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600)
+	ca := testkit.WriteFile(t, filepath.Join(work, "ca.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600)
 	args := []string{"conformance", "--api-key", "k", "--admin-key", "a", "--timeout", "5s",
 		"--target-stack-a", srv.URL, "--target-stack-b", srv.URL, "--target-fed", srv.URL}
 

@@ -273,22 +273,13 @@ func TestPostgres_ClaimCapHoldsAcrossNodes(t *testing.T) {
 // asNodes runs work concurrently as nodes n0…n(count-1), the even ones on
 // store a and the odd ones on b, all let go at once, and waits for them.
 func asNodes(count int, a, b *postgres.Store, work func(w int, s *postgres.Store, node string)) {
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for w := 0; w < count; w++ {
+	testkit.AtOnce(count, func(w int) {
 		s := a
 		if w%2 == 1 {
 			s = b
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			work(w, s, fmt.Sprintf("n%d", w))
-		}()
-	}
-	close(start)
-	wg.Wait()
+		work(w, s, fmt.Sprintf("n%d", w))
+	})
 }
 
 // claims records which node holds each claimed run and reports a run

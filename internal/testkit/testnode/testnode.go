@@ -46,7 +46,14 @@ func Start(t testing.TB, mutate ...func(*app.Config)) *Node {
 // StartWith is Start with a configuration made by the caller.
 func StartWith(t testing.TB, cfg app.Config) *Node {
 	t.Helper()
-	n := app.NewNode(cfg, app.BuildInfo{Version: "test"}, zerolog.Nop())
+	return StartLogging(t, cfg, zerolog.Nop())
+}
+
+// StartLogging is StartWith logging to log (a benchmark formats its
+// access log as in production and discards it; tests log nothing).
+func StartLogging(t testing.TB, cfg app.Config, log zerolog.Logger) *Node {
+	t.Helper()
+	n := app.NewNode(cfg, app.BuildInfo{Version: "test"}, log)
 	if err := n.Open(context.Background()); err != nil {
 		t.Fatalf("open node: %v", err)
 	}
