@@ -32,13 +32,13 @@ const (
 // unknown stays unknown. A check folds each keyword's answer into its own
 // with it and stops at the first misfit.
 func (v verdict) and(r verdict) verdict {
-	if v == misfits || r == misfits {
+	if r == fits || v == misfits { // the common case first: one comparison
+		return v
+	}
+	if r == misfits {
 		return misfits
 	}
-	if v == unknown || r == unknown {
-		return unknown
-	}
-	return fits
+	return unknown
 }
 
 // jsonKind is a JSON value's type as a bit, so a schema's types are a mask.
