@@ -114,18 +114,12 @@ func New(deps Deps) (*Gateway, error) {
 	if deps.Metrics == nil {
 		deps.Metrics = prometheus.NewRegistry()
 	}
-	if deps.FlushInterval <= 0 {
-		deps.FlushInterval = 50 * time.Millisecond
-	}
-	if deps.HealthFailures <= 0 {
-		deps.HealthFailures = 2
-	}
+	deps.FlushInterval = core.PositiveOr(deps.FlushInterval, 50*time.Millisecond)
+	deps.HealthFailures = core.PositiveOr(deps.HealthFailures, 2)
 	if deps.TenantCacheTTL == 0 {
 		deps.TenantCacheTTL = time.Second
 	}
-	if deps.HealthCooldown <= 0 {
-		deps.HealthCooldown = 10 * time.Second
-	}
+	deps.HealthCooldown = core.PositiveOr(deps.HealthCooldown, 10*time.Second)
 	cat, err := loadCatalog(deps.ProvidersFile, deps.HTTPClient)
 	if err != nil {
 		return nil, err
