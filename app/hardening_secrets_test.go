@@ -2,17 +2,11 @@ package app_test
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,44 +14,6 @@ import (
 	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/internal/testkit"
 )
-
-// hookRecorder is a webhook tool endpoint that records each call's body
-// and signature.
-type hookRecorder struct {
-	mu    sync.Mutex
-	calls []hookCall
-	srv   *httptest.Server
-}
-
-type hookCall struct {
-	body []byte
-	sig  string
-}
-
-func newHookRecorder(t *testing.T) *hookRecorder {
-	h := &hookRecorder{}
-	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		raw, _ := io.ReadAll(r.Body)
-		h.mu.Lock()
-		h.calls = append(h.calls, hookCall{body: raw, sig: r.Header.Get("X-AgentOS-Signature")})
-		h.mu.Unlock()
-		_, _ = w.Write([]byte(`{"output":{"ok":true}}`))
-	}))
-	t.Cleanup(h.srv.Close)
-	return h
-}
-
-func (h *hookRecorder) snapshot() []hookCall {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]hookCall(nil), h.calls...)
-}
-
-func signedWith(c hookCall, secret string) bool {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write(c.body)
-	return c.sig == "sha256="+hex.EncodeToString(m.Sum(nil))
-}
 
 // entitleTool lets tnt_demo call toolID (platform admin).
 func entitleTool(t *testing.T, n *testNode, toolID string) {
@@ -101,7 +57,7 @@ func runToolAgent(t *testing.T, n *testNode, toolID string) map[string]any {
 func TestHardening_ToolSecretRefCannotNameHostSecrets(t *testing.T) {
 	n := MustStartNode(t)
 	a, key := n.URL(app.StackA), n.creds.TenantAdmin.APIKey
-	hook := newHookRecorder(t)
+	hook := testkit.StartWebhook(t, nil)
 	nodeSecret := filepath.Join(n.Config.DataDir, "node.secret")
 	if _, err := os.Stat(nodeSecret); err != nil {
 		t.Fatalf("the node secret is not where the attack aims: %v", err)
@@ -110,7 +66,7 @@ func TestHardening_ToolSecretRefCannotNameHostSecrets(t *testing.T) {
 	for _, ref := range []string{"file:" + nodeSecret, "file:/etc/passwd", "env:AGENTOS_HARDENING_HOST_VAR", "env:HOME",
 		"secret:../node.secret", "secret:a/b", "secret:", "vault:x", "secret:missing"} {
 		r := do(t, "PUT", a+"/v1/tools/tool.steal", key, map[string]any{"tool": map[string]any{"kind": "http", "name": "hook",
-			"config": map[string]any{"url": hook.srv.URL, "secret_ref": ref}}})
+			"config": map[string]any{"url": hook.URL, "secret_ref": ref}}})
 		expectStatus(t, r, http.StatusBadRequest, "secret_ref "+ref)
 		e := r.JSON(t)["error"].(map[string]any)
 		if e["code"] != "invalid_request" || e["details"].(map[string]any)["field"] != "tool.config.secret_ref" {
@@ -121,13 +77,13 @@ func TestHardening_ToolSecretRefCannotNameHostSecrets(t *testing.T) {
 	// A tool stored before the rule (written straight into the store) is
 	// refused when called: no request goes out signed with the node secret.
 	if _, err := n.Store().PutTool(context.Background(), core.ToolDescriptor{TenantID: app.DemoTenantID, ToolID: "tool.legacy",
-		Name: "legacy", Kind: "http", Config: map[string]any{"url": hook.srv.URL, "secret_ref": "file:" + nodeSecret}}); err != nil {
+		Name: "legacy", Kind: "http", Config: map[string]any{"url": hook.URL, "secret_ref": "file:" + nodeSecret}}); err != nil {
 		t.Fatal(err)
 	}
 	entitleTool(t, n, "tool.legacy")
 	run := runToolAgent(t, n, "tool.legacy")
-	if calls := hook.snapshot(); len(calls) != 0 {
-		t.Fatalf("the legacy tool was called %d times (signature %s)", len(calls), calls[0].sig)
+	if calls := hook.Calls(); len(calls) != 0 {
+		t.Fatalf("the legacy tool was called %d times (signature %s)", len(calls), calls[0].Header.Get("X-AgentOS-Signature"))
 	}
 	evs := do(t, "GET", a+"/v1/runs/"+run["run_id"].(string)+"/events", key, nil, "Accept", "application/json")
 	if !strings.Contains(string(evs.Body), "secret_ref") || !strings.Contains(string(evs.Body), "invalid_request") {
@@ -189,15 +145,15 @@ func TestHardening_TenantSecretStore(t *testing.T) {
 	expectStatus(t, r, http.StatusBadRequest, "other tenant names demo's secret")
 
 	// The secret signs the webhook call.
-	hook := newHookRecorder(t)
+	hook := testkit.StartWebhook(t, nil)
 	expectStatus(t, do(t, "PUT", a+"/v1/tools/tool.signed", tadmin, map[string]any{"tool": map[string]any{"kind": "http", "name": "hook",
-		"config": map[string]any{"url": hook.srv.URL, "secret_ref": "secret:hook"}}}), http.StatusCreated, "put tool")
+		"config": map[string]any{"url": hook.URL, "secret_ref": "secret:hook"}}}), http.StatusCreated, "put tool")
 	if run := runToolAgent(t, n, "tool.signed"); run["status"] != "completed" {
 		t.Fatalf("run: %v", run)
 	}
-	calls := hook.snapshot()
-	if len(calls) != 1 || !signedWith(calls[0], value) {
-		t.Fatalf("webhook calls %d, signed with the stored secret: %v", len(calls), len(calls) == 1 && signedWith(calls[0], value))
+	calls := hook.Calls()
+	if len(calls) != 1 || !calls[0].SignedWith(value) {
+		t.Fatalf("webhook calls %d, signed with the stored secret: %v", len(calls), len(calls) == 1 && calls[0].SignedWith(value))
 	}
 
 	// Audited by name, never by value; delete removes it.
@@ -245,14 +201,14 @@ func TestHardening_TenantSecretsDirRefusesTraversal(t *testing.T) {
 	expectStatus(t, putTool("secret:escape"), http.StatusBadRequest, "symlink out of the directory")
 	expectStatus(t, putTool("secret:../tnt_other/theirs"), http.StatusBadRequest, "traversal in the name")
 
-	hook := newHookRecorder(t)
+	hook := testkit.StartWebhook(t, nil)
 	entitleTool(t, n, "tool.dir")
 	expectStatus(t, do(t, "PUT", a+"/v1/tools/tool.dir", key, map[string]any{"tool": map[string]any{"kind": "http", "name": "hook",
-		"config": map[string]any{"url": hook.srv.URL, "secret_ref": "secret:dirhook"}}}), http.StatusCreated, "own subdirectory")
+		"config": map[string]any{"url": hook.URL, "secret_ref": "secret:dirhook"}}}), http.StatusCreated, "own subdirectory")
 	if run := runToolAgent(t, n, "tool.dir"); run["status"] != "completed" {
 		t.Fatalf("run: %v", run)
 	}
-	if calls := hook.snapshot(); len(calls) != 1 || !signedWith(calls[0], "dir-secret") {
+	if calls := hook.Calls(); len(calls) != 1 || !calls[0].SignedWith("dir-secret") {
 		t.Fatalf("webhook calls: %d", len(calls))
 	}
 }

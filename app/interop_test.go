@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -24,56 +22,26 @@ import (
 
 const sampleAgent = "agt_sample_echo_v1"
 
-// gate is a webhook tool that holds each call until released, so a test
-// can act while a run is in flight.
-type gate struct {
-	srv     *httptest.Server
-	entered chan string // run ids of calls that arrived
-	release chan struct{}
-	once    sync.Once
-}
-
-func newGate(t *testing.T) *gate {
-	g := &gate{entered: make(chan string, 16), release: make(chan struct{})}
-	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body struct {
-			RunID string `json:"run_id"`
-		}
-		_ = json.NewDecoder(r.Body).Decode(&body)
-		g.entered <- body.RunID
-		select {
-		case <-g.release:
-		case <-r.Context().Done():
-			return
-		}
-		_, _ = io.WriteString(w, `{"output":{"released":true}}`)
-	}))
-	t.Cleanup(func() { g.open(); g.srv.Close() })
-	return g
-}
-
-func (g *gate) open() { g.once.Do(func() { close(g.release) }) }
-
 // interopNode is a seeded node with a second tenant, a gated agent in the
 // demo tenant and keys for both tenants.
 type interopNode struct {
 	*testNode
 	a, admin, demo, other, otherAudit string
-	gate                              *gate
+	gate                              *testkit.HeldWebhook // holds each call of agt_gated until released
 }
 
 func newInteropNode(t *testing.T) *interopNode {
 	t.Helper()
 	n := MustStartNode(t)
 	in := &interopNode{testNode: n, a: n.URL(app.StackA), admin: n.creds.PlatformAdmin.APIKey, demo: n.creds.TenantAdmin.APIKey}
-	in.gate = newGate(t)
+	in.gate = testkit.StartHeldWebhook(t)
 	r := do(t, "GET", in.a+"/v1/admin/tenants/tnt_demo", in.admin, nil)
 	expectStatus(t, r, 200, "read demo tenant")
 	ent := r.JSON(t)["tenant"].(map[string]any)["entitlements"].(map[string]any)
 	tools := append(ent["tool_ids_allowed"].([]any), "tool.gate")
 	testkit.PatchTenant(t, in.a, in.admin, "tnt_demo", map[string]any{"entitlements": map[string]any{"tool_ids_allowed": tools}})
 	expectStatus(t, do(t, "PUT", in.a+"/v1/tools/tool.gate", in.demo, map[string]any{"tool": map[string]any{"kind": "http", "name": "gate",
-		"config": map[string]any{"url": in.gate.srv.URL, "timeout_ms": 60000}}}), 201, "put tool.gate")
+		"config": map[string]any{"url": in.gate.URL, "timeout_ms": 60000}}}), 201, "put tool.gate")
 	expectStatus(t, do(t, "PUT", in.a+"/v1/agents/agt_gated", in.demo, map[string]any{"agent": map[string]any{
 		"name": "Gated", "description": "Waits for the test.", "model_ref": "tier:fast", "tool_ids": []string{"tool.gate"}}}), 201, "put agt_gated")
 
@@ -217,7 +185,7 @@ func TestA2A_OfficialClientDiscoversSendsStreamsCancelsResubscribes(t *testing.T
 			t.Fatal(err)
 		}
 		task := res.(*a2a.Task)
-		if got := <-n.gate.entered; got != string(task.ID) {
+		if got := (<-n.gate.Hit).Field("run_id"); got != string(task.ID) {
 			t.Fatalf("gate saw run %s, want %s", got, task.ID)
 		}
 		canceled, err := gated.CancelTask(gctx, &a2a.CancelTaskRequest{ID: task.ID})
@@ -253,8 +221,8 @@ func TestA2A_OfficialClientDiscoversSendsStreamsCancelsResubscribes(t *testing.T
 			}
 		}
 		cut()
-		<-n.gate.entered
-		n.gate.open() // the run goes on while nobody listens
+		<-n.gate.Hit
+		n.gate.Release() // the run goes on while nobody listens
 		waitRun(t, n.a, n.demo, string(taskID), "completed")
 
 		rctx := a2aclient.AttachServiceParams(gctx, a2aclient.ServiceParams{"Last-Event-ID": {fmt.Sprint(lastSeen)}})
@@ -564,7 +532,7 @@ func TestMCP_AgentsAsToolsCallProgressCancelAndTenancy(t *testing.T) {
 		done <- err
 	}()
 	gatedRun := <-started
-	<-n.gate.entered
+	<-n.gate.Hit
 	ccancel()
 	if err := <-done; err == nil {
 		t.Fatal("a canceled call returned a result")

@@ -2,16 +2,13 @@ package stacka_test
 
 import (
 	"context"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/testkit"
 )
 
 // TestRecovery_AfterCrashEveryRunEndsGapless leaves runs queued (no
@@ -19,17 +16,7 @@ import (
 // stops the node without finishing them, reopens the same file and checks
 // that Start drives every run to a terminal status with gapless events.
 func TestRecovery_AfterCrashEveryRunEndsGapless(t *testing.T) {
-	var block atomic.Bool
-	block.Store(true)
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.ReadAll(r.Body)
-		if block.Load() {
-			<-r.Context().Done()
-			return
-		}
-		_, _ = w.Write([]byte(`{"output":{"ok":true}}`))
-	}))
-	defer hook.Close()
+	hook := testkit.StartHeldWebhook(t)
 	path := filepath.Join(t.TempDir(), "agentos.db")
 
 	n1 := newNodeAt(t, path, true)
@@ -53,7 +40,7 @@ func TestRecovery_AfterCrashEveryRunEndsGapless(t *testing.T) {
 	}
 	n2.close()
 
-	block.Store(false)
+	hook.Release()
 	n3 := newNodeAt(t, path, true)
 	for _, id := range append(append([]string{}, running...), queued...) {
 		run := waitStatus(t, n3, "tok-a", id, "completed", 10*time.Second)

@@ -2,7 +2,6 @@ package stacka_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"iter"
@@ -59,14 +58,9 @@ var kindFixtures = map[string]func(t *testing.T) kindFixture{
 		}
 	},
 	stacka.KindHTTP: func(t *testing.T) kindFixture {
-		hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			var body struct {
-				Input map[string]any `json:"input"`
-			}
-			_ = json.NewDecoder(r.Body).Decode(&body)
-			fmt.Fprintf(w, `{"output":{"got":%q}}`, body.Input["text"])
-		}))
-		t.Cleanup(hook.Close)
+		hook := testkit.StartWebhook(t, func(c testkit.WebhookCall) (int, string) {
+			return 200, fmt.Sprintf(`{"output":{"got":%q}}`, c.Input()["text"])
+		})
 		return kindFixture{
 			tool:     map[string]any{"tool_id": "tool.kind.http", "kind": "http", "config": map[string]any{"url": hook.URL}},
 			bad:      map[string]any{"tool_id": "tool.kind.http", "kind": "http", "config": map[string]any{}},

@@ -2,12 +2,7 @@ package stacka_test
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,34 +11,17 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 func TestTools_WebhookSignedCallAndErrorObject(t *testing.T) {
-	type call struct {
-		body map[string]any
-		sig  string
-		tp   string
-		ok   bool
-	}
-	calls := make(chan call, 4)
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		raw, _ := io.ReadAll(r.Body)
-		m := hmac.New(sha256.New, []byte("s3cret"))
-		m.Write(raw)
-		c := call{sig: r.Header.Get("X-AgentOS-Signature"), tp: r.Header.Get("traceparent")}
-		c.ok = c.sig == "sha256="+hex.EncodeToString(m.Sum(nil))
-		_ = json.Unmarshal(raw, &c.body)
-		calls <- c
-		in, _ := c.body["input"].(map[string]any)
-		if in["text"] == "fail please" {
-			w.WriteHeader(http.StatusBadGateway)
-			_, _ = w.Write([]byte(`{"error":{"code":"dependency_unavailable","message":"crm down","retryable":true,"details":{}}}`))
-			return
+	hook := testkit.StartWebhook(t, func(c testkit.WebhookCall) (int, string) {
+		if text := c.Input()["text"].(string); text != "fail please" {
+			return 200, `{"output":{"shouted":"` + strings.ToUpper(text) + `"}}`
 		}
-		_, _ = w.Write([]byte(`{"output":{"shouted":"` + strings.ToUpper(in["text"].(string)) + `"}}`))
-	}))
-	defer hook.Close()
+		return http.StatusBadGateway, `{"error":{"code":"dependency_unavailable","message":"crm down","retryable":true,"details":{}}}`
+	})
 	n := newNode(t)
 	n.putSecret("tnt_a", "hook", "s3cret")
 	code, _, b := n.do("PUT", "/v1/tools/tool.hook", "tok-a", map[string]any{"tool": map[string]any{"kind": "http", "name": "shout",
@@ -54,10 +32,10 @@ func TestTools_WebhookSignedCallAndErrorObject(t *testing.T) {
 	n.putAgent("tok-a", "agt_h", "tool.hook")
 	id := n.createRun("tok-a", "agt_h", "hi there")["run_id"].(string)
 	run := waitStatus(t, n, "tok-a", id, "completed", 5*time.Second)
-	c := <-calls
-	if !c.ok || !strings.HasPrefix(c.tp, "00-") || c.body["run_id"] != id || c.body["tenant_id"] != "tnt_a" ||
-		c.body["tool_id"] != "tool.hook" || !strings.HasPrefix(c.body["tool_call_id"].(string), "tcall_") {
-		t.Fatalf("webhook call: %+v", c)
+	c := testkit.Await(t, "the webhook call", 5*time.Second, hook.Got)
+	if !c.SignedWith("s3cret") || !strings.HasPrefix(c.Header.Get("traceparent"), "00-") || c.Field("run_id") != id || c.Field("tenant_id") != "tnt_a" ||
+		c.Field("tool_id") != "tool.hook" || !strings.HasPrefix(c.Field("tool_call_id"), "tcall_") {
+		t.Fatalf("webhook call: %v %s", c.Header, c.Body)
 	}
 	if !strings.Contains(run["output"].(map[string]any)["text"].(string), `tool shout: {"shouted":"HI THERE"}`) {
 		t.Fatalf("output %v", run["output"])

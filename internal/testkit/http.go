@@ -1,9 +1,12 @@
 // Package testkit is the one set of test helpers every package's tests
-// use: JSON requests against a real listener (Send, Do, Call), an SSE
-// reader (ReadSSE, Stream), and polling for a condition (WaitFor) where no
-// event can be awaited. It imports nothing of ours but core, so any test
-// package, app's included, can use it; testkit/testnode starts a whole
-// node.
+// use: JSON requests against a real listener (Send, Do, Call), event
+// streams (OpenStream, ReadSSE, Stream), waiting (WaitFor, WaitEvery,
+// Await) where no event can be awaited, races let go together (AtOnce),
+// real servers to point a node at (Serve, ServeCounting, Webhook,
+// HeldWebhook, SlowWebhook, MailSink), /metrics read into samples
+// (Scrape, Metrics) and files a test writes (WriteFile). It imports
+// nothing of ours but core and edge, so any test package, app's
+// included, can use it; testkit/testnode starts a whole node.
 package testkit
 
 import (
