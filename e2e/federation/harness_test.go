@@ -5,8 +5,6 @@
 package federation_test
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
@@ -18,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -187,20 +184,7 @@ func (n *node) register(t *testing.T, other peerInfo, fedURL string, tenants ...
 // (0 when absent). name includes the label set, e.g. `x{outcome="ok"}`.
 func (n *node) metric(t *testing.T, name string) float64 {
 	t.Helper()
-	a := must(t, do(t, n.client, "GET", n.fed+"/metrics", "", nil), "metrics", 200)
-	sc := bufio.NewScanner(bytes.NewReader(a.Body))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, name+" "); ok {
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			if err != nil {
-				t.Fatalf("metric %s: %q", name, line)
-			}
-			return v
-		}
-	}
-	return 0
+	return testkit.Scrape(t, n.client, n.fed+"/metrics")[name]
 }
 
 // event is the part of an event the assertions look at.

@@ -11,8 +11,6 @@ package retention_test
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,20 +122,11 @@ func readyAfter(t *testing.T, dataDir string) (time.Duration, *exec.Cmd, *testbi
 	t.Helper()
 	start := time.Now()
 	cmd, nf, log := serve(t, dataDir)
-	for time.Since(start) < 60*time.Second {
-		resp, err := http.Get(nf.StackAURL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return time.Since(start), cmd, log
-			}
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	cmd.Process.Kill()
-	cmd.Wait()
-	t.Fatalf("not ready within 60s\n%s", log)
-	return 0, nil, nil
+	testkit.WaitEvery(t, "Stack A's /readyz to answer 200", time.Until(start.Add(60*time.Second)), 5*time.Millisecond, func() bool {
+		r, err := testkit.Send(nil, "GET", nf.StackAURL+"/readyz", "", nil)
+		return err == nil && r.Status == 200
+	}, func() string { return "\n" + log.String() })
+	return time.Since(start), cmd, log
 }
 
 // Issue 16: a restart on a store of many finished runs is ready in
@@ -195,21 +184,14 @@ func TestRestart_ManyFinishedRunsReadyFast(t *testing.T) {
 	}
 }
 
-func metric(t *testing.T, url, name string) float64 {
-	t.Helper()
-	resp, err := http.Get(url + "/metrics")
-	if err != nil {
+// metric is one sample of a node's /metrics, series written with its
+// labels (0 when absent, -1 while the node does not answer).
+func metric(url, series string) float64 {
+	r, err := testkit.Send(nil, "GET", url+"/metrics", "", nil)
+	if err != nil || r.Status != 200 {
 		return -1
 	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(raw), "\n") {
-		if strings.HasPrefix(line, name+" ") {
-			v, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, name)), 64)
-			return v
-		}
-	}
-	return 0
+	return testkit.ParseMetrics(r.Body)[series]
 }
 
 // Issue 16: the sweep, kill -9'd part way, leaves a store that passes the
@@ -243,7 +225,7 @@ func TestRetention_SweepKilledThenCompacted(t *testing.T) {
 	args := []string{"--retention-interval", "1s", "--retention-batch", "10", "--retention-audit-days", "30"}
 	cmd, nf, _ := serve(t, dataDir, args...)
 	testkit.WaitFor(t, "the sweep to start", 60*time.Second, func() bool {
-		return metric(t, nf.StackAURL, `agentos_retention_removed_total{kind="runs"}`) >= 50
+		return metric(nf.StackAURL, `agentos_retention_removed_total{kind="runs"}`) >= 50
 	})
 	cmd.Process.Kill()
 	cmd.Wait()
@@ -257,7 +239,7 @@ func TestRetention_SweepKilledThenCompacted(t *testing.T) {
 	// The restart finishes the sweep.
 	cmd, nf, _ = serve(t, dataDir, "--retention-interval", "1s", "--retention-audit-days", "30")
 	testkit.WaitFor(t, "a sweep to finish", 60*time.Second, func() bool {
-		return metric(t, nf.StackAURL, `agentos_retention_sweeps_total{outcome="ok"}`) >= 1
+		return metric(nf.StackAURL, `agentos_retention_sweeps_total{outcome="ok"}`) >= 1
 	})
 	code, out := agentos(t, "compact", "--data-dir", dataDir)
 	if code != 1 || !strings.Contains(out, "stop the node first") {
