@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -116,11 +115,19 @@ func TestAlerts_ModelBackendUnreachable_MailsFiringThenResolved(t *testing.T) {
 		return false
 	})
 
-	metrics := scrape(t, n.URL(StackA)+"/metrics")
-	for _, want := range []string{`agentos_alerts_firing{alert="AgentOSModelBackendUnreachable"} 1`, `agentos_router_ready{stack="stack-b"} 1`,
-		`agentos_store_up 1`, `agentos_tenant_budget_usage{measure="tokens_limit",tenant="tnt_demo"} 100000`} {
-		if !strings.Contains(metrics, want) {
-			t.Fatalf("/metrics lacks %q", want)
+	metrics := testkit.Scrape(t, nil, n.URL(StackA)+"/metrics")
+	for _, want := range []struct {
+		name   string
+		labels []string
+		value  float64
+	}{
+		{"agentos_alerts_firing", []string{`alert="AgentOSModelBackendUnreachable"`}, 1},
+		{"agentos_router_ready", []string{`stack="stack-b"`}, 1},
+		{"agentos_store_up", nil, 1},
+		{"agentos_tenant_budget_usage", []string{`measure="tokens_limit"`, `tenant="tnt_demo"`}, 100000},
+	} {
+		if got := metrics.Sum(want.name, want.labels...); got != want.value {
+			t.Fatalf("/metrics: %s%v = %v, want %v", want.name, want.labels, got, want.value)
 		}
 	}
 
@@ -194,17 +201,6 @@ func TestAlerts_ModelBackendUnreachable_MailsFiringThenResolved(t *testing.T) {
 		}
 		return false
 	})
-}
-
-func scrape(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return string(raw)
 }
 
 // TestOpsDocs_MatchMetricsAndRules keeps docs/ops honest: the Prometheus

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -29,14 +28,8 @@ func TestDebugAddr_ServesPprofOnLoopback(t *testing.T) {
 		t.Fatalf("debug url %q", n.DebugURL())
 	}
 	for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/debug/pprof/heap?debug=1"} {
-		resp, err := http.Get(n.DebugURL() + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || len(body) == 0 {
-			t.Fatalf("%s: %d %.200s", path, resp.StatusCode, body)
+		if r := do(t, "GET", n.DebugURL()+path, "", nil).Expect(t, path, 200); len(r.Body) == 0 {
+			t.Fatalf("%s: empty answer", path)
 		}
 	}
 }

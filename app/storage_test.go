@@ -130,12 +130,11 @@ func TestNode_PostgresLostAndBack(t *testing.T) {
 		t.Fatalf("create while the database is away: %d %s", c.Status, c.Body)
 	}
 	ready := func() int {
-		resp, err := http.Get(n.URL(app.StackA) + "/readyz")
+		r, err := testkit.Send(nil, "GET", n.URL(app.StackA)+"/readyz", "", nil)
 		if err != nil {
 			return 0
 		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return r.Status
 	}
 	if got := ready(); got != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz while the database is away: %d", got)
