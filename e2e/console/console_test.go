@@ -264,18 +264,11 @@ func TestConsole_SignInAndWatchRunLive(t *testing.T) {
 		t.Fatalf("resume sent Last-Event-ID %q, want a sequence in 1..%d", ids[1], len(seqs)-1)
 	}
 	// The stream carried every stored event.
-	evReq, _ := http.NewRequest("GET", stackA+"/v1/runs/"+runID+"/events", nil)
-	evReq.Header.Set("Authorization", "Bearer "+tenantKey)
-	evReq.Header.Set("Accept", "application/json")
-	resp, err := http.DefaultClient.Do(evReq)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var evs struct {
 		Events []any `json:"events"`
 	}
-	json.NewDecoder(resp.Body).Decode(&evs)
-	resp.Body.Close()
+	testkit.Do(t, "GET", stackA+"/v1/runs/"+runID+"/events", tenantKey, nil, "Accept", "application/json").
+		Expect(t, "stored events", 200).Decode(t, &evs)
 	if len(evs.Events) != len(seqs) {
 		t.Fatalf("timeline shows %d events, the run has %d", len(seqs), len(evs.Events))
 	}
@@ -372,20 +365,8 @@ func TestConsoleEndpoints_OnRealNode(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest("GET", stackA+tc.path, nil)
-			if tc.key != "" {
-				req.Header.Set("Authorization", "Bearer "+tc.key)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			body := map[string]any{}
-			json.NewDecoder(resp.Body).Decode(&body)
-			if resp.StatusCode != tc.want {
-				t.Fatalf("status %d, want %d: %v", resp.StatusCode, tc.want, body)
-			}
+			r := testkit.Do(t, "GET", stackA+tc.path, tc.key, nil).Expect(t, tc.path, tc.want)
+			body := r.JSON(t)
 			if tc.want >= 400 {
 				if e, _ := body["error"].(map[string]any); e == nil || e["code"] == "" {
 					t.Fatalf("error answer without the error object: %v", body)
