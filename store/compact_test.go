@@ -116,11 +116,10 @@ func TestCompact_RefusesADamagedFile(t *testing.T) {
 	fillRuns(t, s, 500)
 	crashCopy(t, s, path+".crashed")
 	s.Close()
-	raw, _ := os.ReadFile(path + ".crashed")
-	third := len(raw) / 3 / 4096 * 4096
-	clear(raw[third : 2*third])
-	os.WriteFile(path, raw, 0o600)
-	os.Remove(path + ".crashed")
+	damageMiddle(t, path+".crashed", path)
+	if err := os.Remove(path + ".crashed"); err != nil {
+		t.Fatal(err)
+	}
 	_, err := store.Compact(path, store.CompactOptions{})
 	var be *store.BrokenError
 	if !errors.As(err, &be) {

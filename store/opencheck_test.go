@@ -9,6 +9,7 @@ import (
 
 	"github.com/agentos/agentos/conformance"
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/store"
 )
 
@@ -86,9 +87,21 @@ func crashCopy(t *testing.T, s *store.Store, dst string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(dst, raw, 0o600); err != nil {
+	testkit.WriteFile(t, dst, raw, 0o600)
+}
+
+// damageMiddle writes to dst a copy of the store file src with the middle
+// third of its pages zeroed: data pages, far from the top, which only a
+// full walk reads.
+func damageMiddle(t *testing.T, src, dst string) {
+	t.Helper()
+	raw, err := os.ReadFile(src)
+	if err != nil {
 		t.Fatal(err)
 	}
+	third := len(raw) / 3 / 4096 * 4096
+	clear(raw[third : 2*third])
+	testkit.WriteFile(t, dst, raw, 0o600)
 }
 
 // crashedFile is a store file of runs finished runs as a crash leaves it
@@ -126,11 +139,7 @@ func TestOpen_AfterCrashWalksEverything(t *testing.T) {
 // (the full walk reads it), not found later by a request.
 func TestOpen_CrashedFileWithDamagedLeafRefused(t *testing.T) {
 	crashed := crashedFile(t, 2000)
-	raw, _ := os.ReadFile(crashed)
-	// Zero the middle third of the file (data pages, far from the top).
-	third := len(raw) / 3 / 4096 * 4096
-	clear(raw[third : 2*third])
-	os.WriteFile(crashed, raw, 0o600)
+	damageMiddle(t, crashed, crashed)
 	wantBroken(t, crashed, "crashed file with damaged leaves")
 }
 
@@ -147,7 +156,10 @@ func TestOpen_QuickCheckRefusesDamageNearTheTop(t *testing.T) {
 	if len(pages) < 4 {
 		t.Fatalf("top pages %v: want the freelist, the root and bucket pages", pages)
 	}
-	raw, _ := os.ReadFile(pristine)
+	raw, err := os.ReadFile(pristine)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The freelist, the root, the bucket roots, and the last first-level
 	// page (the others are alike).
 	if len(pages) > 6 {
@@ -156,8 +168,6 @@ func TestOpen_QuickCheckRefusesDamageNearTheTop(t *testing.T) {
 	for _, p := range pages {
 		b := append([]byte(nil), raw...)
 		clear(b[p*4096 : p*4096+4096])
-		path := filepath.Join(dir, "damaged.db")
-		os.WriteFile(path, b, 0o600)
-		wantBroken(t, path, "zeroed top page")
+		wantBroken(t, testkit.WriteFile(t, filepath.Join(dir, "damaged.db"), b, 0o600), "zeroed top page")
 	}
 }
