@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httputil"
 	neturl "net/url"
 	"sync"
@@ -75,21 +74,19 @@ func TestClient_ErrorMapping(t *testing.T) {
 		}
 	})
 	t.Run("unreachable", func(t *testing.T) {
-		srv := httptest.NewServer(http.NotFoundHandler())
-		url := srv.URL
+		srv := testkit.Serve(t, http.NotFoundHandler(), nil)
 		srv.Close()
-		_, err := client.New(url, "x", nil).ListModels(ctx, auth)
+		_, err := client.New(srv.URL, "x", nil).ListModels(ctx, auth)
 		if !core.IsCode(err, core.CodeDependencyUnavailable) {
 			t.Fatalf("err = %v, want dependency_unavailable", err)
 		}
 	})
 	t.Run("deadline", func(t *testing.T) {
 		// Answers only once the caller has given up.
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			io.Copy(io.Discard, r.Body) // the server notices a gone caller only once the body is read
 			<-r.Context().Done()
-		}))
-		defer srv.Close()
+		}), nil)
 		dctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
 		defer cancel()
 		_, err := client.New(srv.URL, "x", nil).Chat(dctx, auth, chatReq("tier:fast", "x"))
@@ -100,8 +97,7 @@ func TestClient_ErrorMapping(t *testing.T) {
 	t.Run("bare status", func(t *testing.T) {
 		ec := echo.New()
 		ec.GET("/v1/models", func(c echo.Context) error { return c.String(502, "bad gateway") })
-		srv := httptest.NewServer(ec)
-		defer srv.Close()
+		srv := testkit.Serve(t, ec, nil)
 		_, err := client.New(srv.URL, "x", nil).ListModels(ctx, auth)
 		if !core.IsCode(err, core.CodeDependencyUnavailable) {
 			t.Fatalf("err = %v, want dependency_unavailable", err)

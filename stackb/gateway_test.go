@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -29,34 +28,28 @@ func TestGateway_Budget_ConcurrentCallersNeverOvershoot(t *testing.T) {
 	e := newEnv(t, envOpt{tenant: &tn})
 	ctx := context.Background()
 	var (
-		wg             sync.WaitGroup
 		mu             sync.Mutex
 		okCalls, quota int
 		used           int
 	)
-	for w := 0; w < 32; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 10; i++ {
-				req := chatReq("tier:fast", "0123456789abcdef")
-				req.Generation = &core.Generation{MaxOutputTokens: core.Ptr(8)}
-				resp, err := e.gw.Chat(ctx, e.auth, req)
-				mu.Lock()
-				switch {
-				case err == nil:
-					okCalls++
-					used += resp.Usage.TotalTokens
-				case core.IsCode(err, core.CodeQuotaExceeded):
-					quota++
-				default:
-					t.Errorf("unexpected error %v", err)
-				}
-				mu.Unlock()
+	testkit.AtOnce(32, func(int) {
+		for i := 0; i < 10; i++ {
+			req := chatReq("tier:fast", "0123456789abcdef")
+			req.Generation = &core.Generation{MaxOutputTokens: core.Ptr(8)}
+			resp, err := e.gw.Chat(ctx, e.auth, req)
+			mu.Lock()
+			switch {
+			case err == nil:
+				okCalls++
+				used += resp.Usage.TotalTokens
+			case core.IsCode(err, core.CodeQuotaExceeded):
+				quota++
+			default:
+				t.Errorf("unexpected error %v", err)
 			}
-		}()
-	}
-	wg.Wait()
+			mu.Unlock()
+		}
+	})
 	if used > 505+10 {
 		t.Fatalf("used %d tokens over a 505 budget: overshoot beyond one request", used)
 	}
@@ -111,20 +104,14 @@ func TestGateway_Replay_MeteredOnce(t *testing.T) {
 	ctx := context.Background()
 	req := chatReq("tier:fast", "hello world")
 	req.RequestID = "req_replay_1"
-	var wg sync.WaitGroup
 	answers := make([]core.ModelResponse, 8)
-	for i := range answers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r, err := e.gw.Chat(ctx, e.auth, req)
-			if err != nil {
-				t.Error(err)
-			}
-			answers[i] = r
-		}()
-	}
-	wg.Wait()
+	testkit.AtOnce(len(answers), func(i int) {
+		r, err := e.gw.Chat(ctx, e.auth, req)
+		if err != nil {
+			t.Error(err)
+		}
+		answers[i] = r
+	})
 	e.gw.Flush()
 	for _, a := range answers {
 		if a.LatencyMS != answers[0].LatencyMS || a.RequestID != "req_replay_1" || a.Output.Message.Content != "echo: hello world" {
@@ -348,13 +335,12 @@ func TestNew_ProvidersFileErrorsNameTheField(t *testing.T) {
 }
 
 func TestGateway_Fallback_OnUpstreamTimeout(t *testing.T) {
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	slow := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-time.After(2 * time.Second):
 		case <-r.Context().Done():
 		}
-	}))
-	defer slow.Close()
+	}), nil)
 	file := strings.Replace(providersJSON(slow.URL+"/v1", ""), `"timeout_ms":2000`, `"timeout_ms":100`, 1)
 	e := newEnv(t, envOpt{providers: file})
 	start := time.Now()
@@ -384,34 +370,28 @@ func TestHardening_BudgetHoldsWhenBackendOverproduces(t *testing.T) {
 	// 40 characters: 10 input tokens; echo answers 12 output tokens, 1 allowed.
 	text := strings.Repeat("abcd", 10)
 	var (
-		wg        sync.WaitGroup
 		mu        sync.Mutex
 		used, oks int
 	)
-	for w := 0; w < 16; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 8; i++ {
-				req := chatReq("tier:fast", text)
-				req.Generation = &core.Generation{MaxOutputTokens: core.Ptr(1)}
-				resp, err := e.gw.Chat(ctx, e.auth, req)
-				mu.Lock()
-				switch {
-				case err == nil:
-					oks++
-					used += resp.Usage.TotalTokens
-					if resp.Usage.OutputTokens > 1 {
-						t.Errorf("billed %d output tokens, the request allowed 1", resp.Usage.OutputTokens)
-					}
-				case !core.IsCode(err, core.CodeQuotaExceeded):
-					t.Errorf("unexpected error %v", err)
+	testkit.AtOnce(16, func(int) {
+		for i := 0; i < 8; i++ {
+			req := chatReq("tier:fast", text)
+			req.Generation = &core.Generation{MaxOutputTokens: core.Ptr(1)}
+			resp, err := e.gw.Chat(ctx, e.auth, req)
+			mu.Lock()
+			switch {
+			case err == nil:
+				oks++
+				used += resp.Usage.TotalTokens
+				if resp.Usage.OutputTokens > 1 {
+					t.Errorf("billed %d output tokens, the request allowed 1", resp.Usage.OutputTokens)
 				}
-				mu.Unlock()
+			case !core.IsCode(err, core.CodeQuotaExceeded):
+				t.Errorf("unexpected error %v", err)
 			}
-		}()
-	}
-	wg.Wait()
+			mu.Unlock()
+		}
+	})
 	if oks == 0 {
 		t.Fatal("no call succeeded")
 	}

@@ -55,21 +55,13 @@ func TestGateway_UpstreamPool_ReusesConnectionsOfABurst(t *testing.T) {
 	e := newEnv(t, envOpt{tenant: &tn, providers: providers})
 	burst := func() {
 		open()
-		var wg sync.WaitGroup
-		errs := make(chan error, inFlight)
-		for i := 0; i < inFlight; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if _, err := e.gw.Chat(context.Background(), e.auth, chatReq("local-vllm/qwen2.5:7b", "hello")); err != nil {
-					errs <- err
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatalf("chat: %v", err)
+		testkit.AtOnce(inFlight, func(int) {
+			if _, err := e.gw.Chat(context.Background(), e.auth, chatReq("local-vllm/qwen2.5:7b", "hello")); err != nil {
+				t.Errorf("chat: %v", err)
+			}
+		})
+		if t.Failed() {
+			t.FailNow()
 		}
 	}
 	burst()

@@ -8,13 +8,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentos/agentos/internal/testkit"
 )
 
 // streamingUpstream speaks OpenAI's streaming wire format: it sends the
 // first piece, waits for release, then the rest (or drops the connection
 // when cut is set).
 func streamingUpstream(t *testing.T, release <-chan struct{}, cut bool) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.Contains(readAll(r), `"stream":true`) {
 			t.Errorf("upstream was not asked to stream")
 		}
@@ -37,9 +39,7 @@ func streamingUpstream(t *testing.T, release <-chan struct{}, cut bool) *httptes
 		fmt.Fprint(w, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2,\"total_tokens\":5}}\n\n")
 		fmt.Fprint(w, "data: [DONE]\n\n")
 		fl.Flush()
-	}))
-	t.Cleanup(srv.Close)
-	return srv
+	}), nil)
 }
 
 func readAll(r *http.Request) string {
@@ -92,13 +92,8 @@ func TestStream_PassesUpstreamTokensThrough(t *testing.T) {
 			}
 		}
 	}()
-	select {
-	case s := <-got:
-		if !strings.Contains(s, `"content":"Hel"`) {
-			t.Fatalf("stream ended before the first piece: %q", s)
-		}
-	case <-time.After(3 * time.Second):
-		t.Fatal("the first piece did not arrive while the upstream held the rest: the gateway buffers")
+	if s := testkit.Await(t, "the first piece while the upstream holds the rest (else the gateway buffers)", 3*time.Second, got); !strings.Contains(s, `"content":"Hel"`) {
+		t.Fatalf("stream ended before the first piece: %q", s)
 	}
 	close(release)
 	var rest strings.Builder

@@ -3,13 +3,11 @@ package stackb_test
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/internal/testkit"
@@ -74,8 +72,7 @@ func newFakeOpenAI(t testing.TB) *fakeOpenAI {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"object": "list", "data": data, "usage": map[string]int{"prompt_tokens": 2, "total_tokens": 2}})
 	})
-	f.srv = httptest.NewServer(mux)
-	t.Cleanup(f.srv.Close)
+	f.srv = testkit.Serve(t, mux, nil)
 	return f
 }
 
@@ -84,19 +81,7 @@ func newFakeOpenAIAt(t testing.TB, url string) *fakeOpenAI {
 	t.Helper()
 	f := newFakeOpenAI(t)
 	f.srv.Close()
-	addr := strings.TrimPrefix(url, "http://")
-	var ln net.Listener
-	var err error
-	testkit.WaitEvery(t, "rebinding "+addr, time.Second, 20*time.Millisecond, func() bool {
-		ln, err = net.Listen("tcp", addr)
-		return err == nil
-	}, func() string { return err.Error() })
-	srv := httptest.NewUnstartedServer(f.srv.Config.Handler)
-	srv.Listener.Close()
-	srv.Listener = ln
-	srv.Start()
-	f.srv = srv
-	t.Cleanup(srv.Close)
+	f.srv = testkit.ServeAt(t, strings.TrimPrefix(url, "http://"), f.srv.Config.Handler)
 	return f
 }
 

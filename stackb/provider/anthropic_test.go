@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/stackb/provider"
 )
 
 // messagesServer speaks the Messages wire format and records the last request.
 func messagesServer(t *testing.T, status int, answer string, last *map[string]any) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v1/messages" || r.Method != http.MethodPost {
 			http.NotFound(w, r)
 			return
@@ -34,9 +35,7 @@ func messagesServer(t *testing.T, status int, answer string, last *map[string]an
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
 		w.Write([]byte(answer))
-	}))
-	t.Cleanup(srv.Close)
-	return srv
+	}), nil)
 }
 
 func TestAnthropic_MessagesWireFormat(t *testing.T) {
@@ -117,11 +116,10 @@ func TestAnthropic_ErrorsMapToContractCodes(t *testing.T) {
 	}
 	t.Run("timeout", func(t *testing.T) {
 		// Answers only once the caller has given up.
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			io.Copy(io.Discard, r.Body) // the server notices a gone caller only once the body is read
 			<-r.Context().Done()
-		}))
-		defer srv.Close()
+		}), nil)
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
 		p := &provider.Anthropic{Name: "claude", BaseURL: srv.URL}
@@ -130,10 +128,9 @@ func TestAnthropic_ErrorsMapToContractCodes(t *testing.T) {
 		}
 	})
 	t.Run("unreachable", func(t *testing.T) {
-		srv := httptest.NewServer(http.NotFoundHandler())
-		url := srv.URL
+		srv := testkit.Serve(t, http.NotFoundHandler(), nil)
 		srv.Close()
-		p := &provider.Anthropic{Name: "claude", BaseURL: url}
+		p := &provider.Anthropic{Name: "claude", BaseURL: srv.URL}
 		if _, err := p.Chat(context.Background(), provider.ChatCall{Model: "m", Messages: []core.ChatMessage{{Role: "user", Content: "x"}}}); !core.IsCode(err, core.CodeDependencyUnavailable) {
 			t.Fatalf("err = %v, want dependency_unavailable", err)
 		}
