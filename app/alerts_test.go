@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -63,7 +61,7 @@ func chatOnce(t *testing.T, n *Node, ref string) core.ModelResponse {
 }
 
 func TestAlerts_ModelBackendUnreachable_MailsFiringThenResolved(t *testing.T) {
-	upstream := httptest.NewServer(fakeOpenAI())
+	upstream := testkit.Serve(t, fakeOpenAI(), nil)
 	addr := upstream.Listener.Addr().String()
 	providers := map[string]any{
 		"providers": []any{map[string]any{"name": "edge-llm", "kind": "openai", "base_url": upstream.URL + "/v1", "timeout_ms": 2000,
@@ -71,10 +69,7 @@ func TestAlerts_ModelBackendUnreachable_MailsFiringThenResolved(t *testing.T) {
 		"tiers": map[string]any{"fast": []string{"builtin/echo-1"}, "balanced": []string{"edge-llm/m1", "builtin/echo-1"}, "premium": []string{"builtin/echo-1"}},
 	}
 	raw, _ := json.Marshal(providers)
-	pf := filepath.Join(t.TempDir(), "providers.json")
-	if err := os.WriteFile(pf, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pf := testkit.WriteFile(t, filepath.Join(t.TempDir(), "providers.json"), raw, 0o600)
 	sink := testkit.StartMailSink(t)
 	n := startAlertTestNode(t, pf, sink)
 
@@ -148,15 +143,7 @@ func TestAlerts_ModelBackendUnreachable_MailsFiringThenResolved(t *testing.T) {
 
 	// The backend comes back on the same address; after the health
 	// cooldown one probe call puts it back in routing.
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("listen again on %s: %v", addr, err)
-	}
-	again := httptest.NewUnstartedServer(fakeOpenAI())
-	again.Listener.Close()
-	again.Listener = ln
-	again.Start()
-	defer again.Close()
+	testkit.ServeAt(t, addr, fakeOpenAI())
 	testkit.WaitEvery(t, "edge-llm back in routing", 25*time.Second, 250*time.Millisecond, func() bool {
 		if n.stacks.gateway.BackendHealth()["edge-llm"] {
 			return true

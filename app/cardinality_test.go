@@ -3,12 +3,12 @@ package app_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/agentos/agentos/app"
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -19,25 +19,18 @@ func TestMetrics_TenantLabelStaysBounded(t *testing.T) {
 	const tenants, limit = 1000, 10
 	n := MustStartNode(t, func(c *app.Config) { c.TenantLabelLimit = limit })
 	ctx := context.Background()
-	var wg sync.WaitGroup
-	errs := make(chan error, tenants)
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := w; i < tenants; i += 8 {
-				id := fmt.Sprintf("tnt_card_%04d", i)
-				now := core.Now()
-				if err := n.Store().CreateTenant(ctx, core.Tenant{TenantID: id, Name: id, Status: core.TenantActive, PlanTier: "free", CreatedAt: now, UpdatedAt: now}, nil); err != nil {
-					errs <- err
-				}
+	testkit.AtOnce(8, func(w int) {
+		for i := w; i < tenants; i += 8 {
+			id := fmt.Sprintf("tnt_card_%04d", i)
+			now := core.Now()
+			if err := n.Store().CreateTenant(ctx, core.Tenant{TenantID: id, Name: id, Status: core.TenantActive, PlanTier: "free", CreatedAt: now, UpdatedAt: now}, nil); err != nil {
+				t.Errorf("create %s: %v", id, err)
+				return
 			}
-		}(w)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
+		}
+	})
+	if t.Failed() {
+		t.FailNow()
 	}
 	a := n.URL(app.StackA)
 	for i := 0; i < tenants; i++ {

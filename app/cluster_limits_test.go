@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -116,7 +115,7 @@ func TestCluster_BudgetHoldsAcrossThreeNodes(t *testing.T) {
 func TestCluster_MaxConcurrentRunsAcrossTwoNodes(t *testing.T) {
 	const capRuns = 2
 	var inFlight, peak, calls atomic.Int64
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	slow := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		n := inFlight.Add(1)
 		for {
@@ -131,8 +130,7 @@ func TestCluster_MaxConcurrentRunsAcrossTwoNodes(t *testing.T) {
 		inFlight.Add(-1)
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"output":{"ok":true}}`)
-	}))
-	defer slow.Close()
+	}), nil)
 	ns := startClusterNodes(t, 2, 3*time.Second)
 	a, b := ns[0], ns[1]
 	key, admin := a.creds.TenantAdmin.APIKey, a.creds.PlatformAdmin.APIKey
@@ -142,31 +140,23 @@ func TestCluster_MaxConcurrentRunsAcrossTwoNodes(t *testing.T) {
 	testkit.PutWebhookAgent(t, a.URL(app.StackA), key, "tool.hold", "agt_hold", slow.URL)
 	const runs = 10
 	var ids []string
-	for i := 0; len(ids) < runs; i++ {
-		n := ns[i%2]
-		r := do(t, "POST", n.URL(app.StackA)+"/v1/agents/agt_hold/runs", key, map[string]any{
-			"input": map[string]any{"type": "text", "text": "go"}, "idempotency_key": fmt.Sprintf("cap-%d", len(ids))})
-		switch r.Status {
-		case 201:
+	for i := 0; i < runs; i++ {
+		// A 429 says the tenant's cap of active runs is held: try again
+		// until one ends.
+		testkit.WaitEvery(t, fmt.Sprintf("room for run %d", i), 30*time.Second, 20*time.Millisecond, func() bool {
+			r := do(t, "POST", ns[i%2].URL(app.StackA)+"/v1/agents/agt_hold/runs", key, map[string]any{
+				"input": map[string]any{"type": "text", "text": "go"}, "idempotency_key": fmt.Sprintf("cap-%d", i)})
+			if r.Expect(t, "create run", 201, 429).Status == 429 {
+				return false
+			}
 			ids = append(ids, r.JSON(t)["run"].(map[string]any)["run_id"].(string))
-		case 429: // this node holds the tenant's cap of active runs: try later
-			time.Sleep(20 * time.Millisecond)
-		default:
-			t.Fatalf("create run: %d %s", r.Status, r.Body)
-		}
-		if i > 2000 {
-			t.Fatalf("created only %d runs", len(ids))
-		}
+			return true
+		})
 	}
 	for _, id := range ids {
-		testkit.WaitFor(t, "run "+id+" to end", 60*time.Second, func() bool {
-			run := do(t, "GET", b.URL(app.StackA)+"/v1/runs/"+id, key, nil).JSON(t)["run"].(map[string]any)
-			st, _ := run["status"].(string)
-			if st == "failed" || st == "canceled" {
-				t.Fatalf("run %s ended %s", id, st)
-			}
-			return st == "completed"
-		})
+		if run := testkit.WaitRun(t, b.URL(app.StackA), key, id, 60*time.Second); run["status"] != "completed" {
+			t.Fatalf("run %s ended %s", id, run["status"])
+		}
 	}
 	t.Logf("%d runs over 2 nodes, %d tool calls, at most %d at once (cap %d)", runs, calls.Load(), peak.Load(), capRuns)
 	if peak.Load() > capRuns {
@@ -200,15 +190,8 @@ func TestCluster_ToolCallsPerMinuteAcrossNodes(t *testing.T) {
 	}
 	called, limited := 0, 0
 	for _, id := range ids {
-		var evs []any
-		testkit.WaitFor(t, "run "+id+" to end", 30*time.Second, func() bool {
-			run := do(t, "GET", ns[0].URL(app.StackA)+"/v1/runs/"+id, key, nil).JSON(t)["run"].(map[string]any)
-			if st, _ := run["status"].(string); st != "completed" && st != "failed" {
-				return false
-			}
-			evs = do(t, "GET", ns[0].URL(app.StackA)+"/v1/runs/"+id+"/events", key, nil, "Accept", "application/json").JSON(t)["events"].([]any)
-			return true
-		})
+		testkit.WaitRun(t, ns[0].URL(app.StackA), key, id, 30*time.Second, "completed", "failed")
+		evs := do(t, "GET", ns[0].URL(app.StackA)+"/v1/runs/"+id+"/events", key, nil, "Accept", "application/json").JSON(t)["events"].([]any)
 		for _, e := range evs {
 			ev := e.(map[string]any)
 			if ev["type"] != "agentos.tool.call.completed" {

@@ -185,10 +185,8 @@ func TestHardening_TenantSecretsDirRefusesTraversal(t *testing.T) {
 	n := MustStartNode(t, func(c *app.Config) { c.TenantSecretsDir = dir })
 	a, key := n.URL(app.StackA), n.creds.TenantAdmin.APIKey
 	for path, v := range map[string]string{"tnt_demo/dirhook": "dir-secret\n", "tnt_other/theirs": "theirs"} {
-		os.MkdirAll(filepath.Join(dir, filepath.Dir(path)), 0o700)
-		if err := os.WriteFile(filepath.Join(dir, path), []byte(v), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(path)), 0o700) // a failure fails the write
+		testkit.WriteFile(t, filepath.Join(dir, path), v, 0o600)
 	}
 	if err := os.Symlink(filepath.Join(n.Config.DataDir, "node.secret"), filepath.Join(dir, "tnt_demo", "escape")); err != nil {
 		t.Fatal(err)

@@ -58,10 +58,7 @@ func TestHardening_SecondServeKeepsNodeJSON(t *testing.T) {
 // line naming the file; --reset moves it aside and starts a new node.
 func TestHardening_EmptyDatabaseRefusedByNode(t *testing.T) {
 	cfg := testConfig(t)
-	db := filepath.Join(cfg.DataDir, "agentos.db")
-	if err := os.WriteFile(db, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	db := testkit.WriteFile(t, filepath.Join(cfg.DataDir, "agentos.db"), "", 0o600)
 	n := app.NewNode(cfg, app.BuildInfo{Version: "test"}, zerolog.Nop())
 	err := n.Open(context.Background())
 	n.Close()

@@ -127,9 +127,9 @@ func TestNode_AuthAndTenancy(t *testing.T) {
 		"principal_id": "usr_carol", "principal_type": "user", "scopes": []string{"audit:read"}, "roles": []string{}}})
 	expectStatus(t, r, 201, "issue token 2")
 	carol := r.JSON(t)["secret"].(string)
-	expectStatus(t, do(t, "PATCH", a+"/v1/admin/tenants/tnt_other", admin, map[string]any{"tenant_update": map[string]any{"status": "disabled"}}), 200, "disable")
+	testkit.PatchTenant(t, a, admin, "tnt_other", map[string]any{"status": "disabled"})
 	expectStatus(t, do(t, "GET", a+"/v1/audit", carol, nil), 403, "disabled tenant")
-	expectStatus(t, do(t, "PATCH", a+"/v1/admin/tenants/tnt_other", admin, map[string]any{"tenant_update": map[string]any{"status": "active"}}), 200, "enable")
+	testkit.PatchTenant(t, a, admin, "tnt_other", map[string]any{"status": "active"})
 	expectStatus(t, do(t, "GET", a+"/v1/audit", carol, nil), 200, "enabled tenant")
 
 	// Every change above is audited in the tenant's chain, and the chain verifies.
