@@ -215,7 +215,7 @@ func newMCPToolServer(t *testing.T, inits *atomic.Int64) *httptest.Server {
 			return nil, shoutOut{Upper: strings.ToUpper(in.Text)}, nil
 		})
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if inits != nil && r.Method == http.MethodPost {
 			raw, _ := io.ReadAll(r.Body)
 			if strings.Contains(string(raw), `"method":"initialize"`) {
@@ -224,9 +224,7 @@ func newMCPToolServer(t *testing.T, inits *atomic.Int64) *httptest.Server {
 			r.Body = io.NopCloser(strings.NewReader(string(raw)))
 		}
 		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
+	}), nil)
 }
 
 // a2aAgent is a remote A2A agent built with the official a2a-go server:
@@ -295,7 +293,7 @@ func newA2AAgent(t *testing.T, bearer string) *a2aAgent {
 	mux.Handle("/.well-known/agent-card.json", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a2asrv.NewStaticAgentCardHandler(card).ServeHTTP(w, r)
 	}))
-	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	a.srv = testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.auth.Store(r.Header.Get("Authorization"))
 		if bearer != "" && r.Header.Get("Authorization") != "Bearer "+bearer {
 			w.WriteHeader(http.StatusUnauthorized)
@@ -303,13 +301,12 @@ func newA2AAgent(t *testing.T, bearer string) *a2aAgent {
 			return
 		}
 		mux.ServeHTTP(w, r)
-	}))
+	}), nil)
 	card = &a2a.AgentCard{Name: "upper", Description: "upper-cases text", Version: "1.0.0",
 		SupportedInterfaces: []*a2a.AgentInterface{a2a.NewAgentInterface(a.srv.URL+"/rpc", a2a.TransportProtocolJSONRPC)},
 		Capabilities:        a2a.AgentCapabilities{Streaming: true},
 		DefaultInputModes:   []string{"text/plain"}, DefaultOutputModes: []string{"text/plain"},
 		Skills: []a2a.AgentSkill{{ID: "upper", Name: "upper", Description: "upper-cases", Tags: []string{"text"}}}}
-	t.Cleanup(a.srv.Close)
 	return a
 }
 
@@ -391,13 +388,8 @@ func TestTools_A2ACredentialRemoteTaskAndCancel(t *testing.T) {
 	if code, _, b := n.do("POST", "/v1/runs/"+id+":cancel", "tok-a", nil); code != 200 {
 		t.Fatalf("cancel: %d %v", code, b)
 	}
-	select {
-	case tid := <-remote.canceled:
-		if !remote.sawTask(tid) {
-			t.Fatalf("canceled unknown task %s", tid)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("canceling the run did not cancel the remote task")
+	if tid := testkit.Await(t, "the run's cancel to cancel the remote task", 10*time.Second, remote.canceled); !remote.sawTask(tid) {
+		t.Fatalf("canceled unknown task %s", tid)
 	}
 }
 
@@ -426,7 +418,7 @@ func TestTools_MCPSessionDroppedByServerIsReplacedOnce(t *testing.T) {
 	}
 	var current atomic.Value
 	current.Store(newHandler())
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
 			raw, _ := io.ReadAll(r.Body)
 			if strings.Contains(string(raw), `"method":"initialize"`) {
@@ -435,8 +427,7 @@ func TestTools_MCPSessionDroppedByServerIsReplacedOnce(t *testing.T) {
 			r.Body = io.NopCloser(strings.NewReader(string(raw)))
 		}
 		current.Load().(http.Handler).ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
+	}), nil)
 	n := newNode(t)
 	putTool(t, n, map[string]any{"tool_id": "tool.mcp.add", "kind": "mcp", "config": map[string]any{"url": srv.URL, "tool_name": "shout"}})
 	n.putAgent("tok-a", "agt_m", "tool.mcp.add")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -62,13 +61,12 @@ func TestTools_MCPToolOverStreamableHTTP(t *testing.T) {
 		})
 	var traced atomic.Int32
 	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(r.Header.Get("traceparent")) == 55 {
 			traced.Add(1)
 		}
 		mcpHandler.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
+	}), nil)
 	n := newNode(t)
 	if code, _, b := n.do("PUT", "/v1/tools/tool.mcp.add", "tok-a", map[string]any{"tool": map[string]any{"kind": "mcp", "name": "shout",
 		"config": map[string]any{"url": srv.URL, "tool_name": "shout"}}}); code != 201 {
@@ -86,10 +84,9 @@ func TestTools_MCPToolOverStreamableHTTP(t *testing.T) {
 }
 
 func TestTools_HTTPFetchEgressRules(t *testing.T) {
-	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	page := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(strings.Repeat("a", 100)))
-	}))
-	defer page.Close()
+	}), nil)
 	cases := []struct {
 		name     string
 		loopback bool
