@@ -193,14 +193,13 @@ func flakyProxy(t *testing.T, target string, fail int32) (*httptest.Server, *ato
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.FlushInterval = -1
 	var posts atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && posts.Add(1) <= fail {
 			http.Error(w, "bad gateway", http.StatusBadGateway)
 			return
 		}
 		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
+	}), nil)
 	return srv, &posts
 }
 
@@ -236,13 +235,12 @@ func cuttableProxy(t *testing.T, target string) (*httptest.Server, *atomic.Int32
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.FlushInterval = -1
 	var streams atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet && r.Header.Get("Accept") == "text/event-stream" {
 			streams.Add(1)
 		}
 		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
+	}), nil)
 	return srv, &streams
 }
 
@@ -417,7 +415,7 @@ func TestForward_LostAnswer_RetryFindsSameRun(t *testing.T) {
 	u, _ := url.Parse(b.url)
 	rp := httputil.NewSingleHostReverseProxy(u)
 	var swallowed atomic.Bool
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	proxy := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && swallowed.CompareAndSwap(false, true) {
 			rec := httptest.NewRecorder()
 			rp.ServeHTTP(rec, r)                                   // B creates the run…
@@ -425,8 +423,7 @@ func TestForward_LostAnswer_RetryFindsSameRun(t *testing.T) {
 			return
 		}
 		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(proxy.Close)
+	}), nil)
 	a.trust(b, proxy.URL, tenantDemo)
 	b.trust(a, a.url, tenantDemo)
 	f := forwarded(t, a.call(http.MethodPost, "/v1/federation/runs:forward", keyDemo,
@@ -458,11 +455,7 @@ func TestNode_CloseEndsOpenStreams(t *testing.T) {
 	testkit.Await(t, "the stream's first event", 5*time.Second, first)
 	done := make(chan struct{})
 	go func() { a.node.Close(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not end the open stream")
-	}
+	testkit.Await(t, "Close to end the open stream", 5*time.Second, done)
 	if n := <-got; n != 1 {
 		t.Fatalf("stream delivered %d events before close, want 1", n)
 	}
