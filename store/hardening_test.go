@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/store"
 	bolt "go.etcd.io/bbolt"
 )
@@ -41,10 +42,7 @@ func wantBroken(t *testing.T, path, what string) {
 
 // Issue 14 item 7: a 0-byte agentos.db used to start a new, empty node.
 func TestHardening_EmptyDatabaseRefused(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "agentos.db")
-	if err := os.WriteFile(path, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := testkit.WriteFile(t, filepath.Join(t.TempDir(), "agentos.db"), "", 0o600)
 	wantBroken(t, path, "empty file")
 	if !strings.Contains(fmt.Sprint(openErr(path)), "empty (0 bytes)") {
 		t.Fatalf("the message should say the file is empty: %v", openErr(path))
@@ -67,11 +65,7 @@ func TestHardening_GarbageDatabaseRefused(t *testing.T) {
 		"one page":   randomBytes(rng, 4096),
 		"many pages": randomBytes(rng, 64*4096),
 	} {
-		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".db")
-		if err := os.WriteFile(path, content, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		wantBroken(t, path, name)
+		wantBroken(t, testkit.WriteFile(t, filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".db"), content, 0o600), name)
 	}
 }
 
@@ -120,11 +114,7 @@ func TestHardening_CorruptPageRefused(t *testing.T) {
 	} {
 		b := append([]byte(nil), raw...)
 		damage(b)
-		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".db")
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		wantBroken(t, path, name)
+		wantBroken(t, testkit.WriteFile(t, filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".db"), b, 0o600), name)
 	}
 	// The pristine file still opens: the check refuses damage, not data.
 	s, err = store.Open(pristine, store.Options{})
@@ -180,7 +170,7 @@ func BenchmarkStore_OpenCheck(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			// A copy each time: a clean close marks the file.
 			b.StopTimer()
-			os.WriteFile(path+".crash", raw, 0o600)
+			testkit.WriteFile(b, path+".crash", raw, 0o600)
 			b.StartTimer()
 			s := mustOpen(b, path+".crash", store.Options{})
 			if !s.Opened().Full {
