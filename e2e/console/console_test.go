@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
@@ -42,40 +41,6 @@ func call(t *testing.T, method, url, key string, body any, want int) map[string]
 	out := map[string]any{}
 	_ = json.Unmarshal(r.Body, &out)
 	return out
-}
-
-// gatedTool is an http webhook tool that answers only when released, so
-// the run it belongs to stays in flight while the browser watches.
-type gatedTool struct {
-	srv     *httptest.Server
-	called  chan struct{}
-	release chan struct{}
-	once    sync.Once
-}
-
-// open lets every waiting and future call answer.
-func (g *gatedTool) open() { g.once.Do(func() { close(g.release) }) }
-
-func startGatedTool(t *testing.T) *gatedTool {
-	t.Helper()
-	g := &gatedTool{called: make(chan struct{}, 4), release: make(chan struct{})}
-	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var in struct {
-			Input map[string]any `json:"input"`
-		}
-		_ = json.NewDecoder(r.Body).Decode(&in)
-		g.called <- struct{}{}
-		select {
-		case <-g.release:
-		case <-time.After(30 * time.Second):
-		case <-r.Context().Done():
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"output": map[string]any{"looked_up": in.Input, "answer": "42"}})
-	}))
-	t.Cleanup(func() { g.open(); g.srv.Close() })
-	return g
 }
 
 // cuttingProxy stands between the browser and Stack A. It cuts the first
@@ -140,11 +105,12 @@ func TestConsole_SignInAndWatchRunLive(t *testing.T) {
 	n, creds := testnode.Start(t).Parts()
 	stackA := n.URL(app.StackA)
 	tenantKey := creds.TenantAdmin.APIKey
-	tool := startGatedTool(t)
+	// The tool holds every call until released, so the run stays in
+	// flight while the browser watches.
+	tool := testkit.StartHeldWebhook(t)
 	target, _ := url.Parse(stackA)
 	proxy := &cuttingProxy{rp: &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }, FlushInterval: -1}}
-	front := httptest.NewServer(proxy)
-	defer front.Close()
+	front := testkit.Serve(t, proxy, nil)
 
 	// A tool the demo tenant may call, and an agent that calls it.
 	allowed := append(append([]string{}, app.BuiltinToolIDs...), "tool.lookup")
@@ -152,7 +118,7 @@ func TestConsole_SignInAndWatchRunLive(t *testing.T) {
 		map[string]any{"tenant_update": map[string]any{"entitlements": map[string]any{"tool_ids_allowed": allowed}}}, 200)
 	call(t, "PUT", stackA+"/v1/tools/tool.lookup", tenantKey, map[string]any{"tool": map[string]any{
 		"tool_id": "tool.lookup", "name": "lookup", "kind": "http", "description": "Looks the question up (slowly).",
-		"input_schema": map[string]any{"type": "object"}, "config": map[string]any{"url": tool.srv.URL, "timeout_ms": 30000}}}, 201)
+		"input_schema": map[string]any{"type": "object"}, "config": map[string]any{"url": tool.URL, "timeout_ms": 30000}}}, 201)
 	call(t, "PUT", stackA+"/v1/agents/agt_console_e2e", tenantKey, map[string]any{"agent": map[string]any{
 		"name": "Console e2e agent", "model_ref": "tier:fast", "instructions": "Look it up, then answer.",
 		"tool_ids": []string{"tool.lookup"}, "status": "active"}}, 201)
@@ -213,7 +179,7 @@ func TestConsole_SignInAndWatchRunLive(t *testing.T) {
 		"input": map[string]any{"type": "text", "text": "What is the answer?"}, "idempotency_key": "idem_console_e2e"}, 201)["run"].(map[string]any)
 	runID := run["run_id"].(string)
 	select {
-	case <-tool.called:
+	case <-tool.Hit:
 	case <-ctx.Done():
 		t.Fatal("the run never called its tool")
 	}
@@ -237,7 +203,7 @@ func TestConsole_SignInAndWatchRunLive(t *testing.T) {
 	}
 
 	// Release the tool: the rest of the run arrives over the open stream.
-	tool.open()
+	tool.Release()
 	if err := chromedp.Do(browser, chromedp.WaitVisible(chromedp.CSS(`#timeline li[data-type="agentos.run.completed"]`))); err != nil {
 		t.Fatalf("watch the run complete: %v", err)
 	}
@@ -281,9 +247,7 @@ func TestConsole_SignInAndWatchRunLive(t *testing.T) {
 	if os.Getenv("AGENTOS_UPDATE_SCREENSHOT") == "1" {
 		out = filepath.Join(repoRoot(), "docs", "console.png")
 	}
-	if err := os.WriteFile(out, png, 0o644); err != nil {
-		t.Fatalf("write screenshot: %v", err)
-	}
+	testkit.WriteFile(t, out, png, 0o644)
 	t.Logf("screenshot: %s (%d bytes)", out, len(png))
 	if !bytes.HasPrefix(png, []byte("\x89PNG")) {
 		t.Fatalf("screenshot is not a PNG: %q", fmt.Sprint(png[:8]))
@@ -378,12 +342,7 @@ func TestConsoleEndpoints_OnRealNode(t *testing.T) {
 		})
 	}
 	// The page itself is public.
-	resp, err := http.Get(stackA + "/console/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
-		t.Fatalf("/console/: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	if r := testkit.Do(t, "GET", stackA+"/console/", "", nil); r.Status != 200 || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("/console/: %d %s", r.Status, r.Header.Get("Content-Type"))
 	}
 }
