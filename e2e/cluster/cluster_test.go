@@ -139,11 +139,7 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 		t.Fatalf("create hang run: %d", s)
 	}
 	hangID := created.Run.RunID
-	select {
-	case <-hang.Hit:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the hanging tool was never called")
-	}
+	testkit.Await(t, "the hanging tool's call", 20*time.Second, hang.Hit)
 	hangStream := make(chan []seen, 1)
 	go func() {
 		evs, _ := stream(context.Background(), nodes[1].StackAURL+"/v1/runs/"+hangID+"/events", key)
@@ -153,14 +149,10 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 	if s := testkit.Call(t, "POST", nodes[2].StackAURL+"/v1/runs/"+hangID+":cancel", key, nil, nil); s != 200 {
 		t.Fatalf("cancel on the third node: %d", s)
 	}
-	select {
-	case at := <-hang.Gone:
-		t.Logf("cancel on node 3 stopped the tool call on node 1 after %v", at.Sub(canceledAt))
-		if at.Sub(canceledAt) > 2*time.Second {
-			t.Fatalf("the call stopped %v after the cancel, want within 2 s", at.Sub(canceledAt))
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("the tool call was still running 2 s after the cancel on another node")
+	at := testkit.Await(t, "the tool call to stop after the cancel on another node", 2*time.Second, hang.Gone)
+	t.Logf("cancel on node 3 stopped the tool call on node 1 after %v", at.Sub(canceledAt))
+	if at.Sub(canceledAt) > 2*time.Second {
+		t.Fatalf("the call stopped %v after the cancel, want within 2 s", at.Sub(canceledAt))
 	}
 	if evs := <-hangStream; checkRun(hangID, evs) != nil || evs[len(evs)-1].typ != "agentos.run.canceled" {
 		t.Fatalf("hang run stream: %v (%v)", evs, checkRun(hangID, evs))
@@ -210,9 +202,7 @@ func TestCluster_ThreeNodesOneDatabase(t *testing.T) {
 		}()
 		if i == runs/2 {
 			// Kill the victim once its share of the work is in flight.
-			for slow.Calls.Load() < 30 && time.Since(start) < 30*time.Second {
-				time.Sleep(10 * time.Millisecond)
-			}
+			testkit.WaitFor(t, "30 slow tool calls", 30*time.Second, func() bool { return slow.Calls.Load() >= 30 })
 			killAt := time.Now()
 			if err := nodes[victim].Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
