@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -496,7 +495,7 @@ func missingCapability(t *testing.T, p *pair) {
 
 	t.Run("peer without tool_hosting", func(t *testing.T) {
 		var capsCalls atomic.Int64
-		lean := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lean := testkit.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path != "/v1/federation/peer/capabilities" || r.Header.Get("X-AgentOS-Peer-Assertion") == "" {
 				http.Error(w, `{"error":{"code":"not_found","message":"no"}}`, http.StatusNotFound)
 				return
@@ -505,8 +504,7 @@ func missingCapability(t *testing.T, p *pair) {
 			w.Header().Set("Content-Type", "application/json")
 			io.WriteString(w, `{"capabilities":{"supports":{"runs_forward":true,"events_stream":true,"tenant_isolation":true,"tool_hosting":false},`+
 				`"limits":{"max_concurrent_runs":1,"max_event_streams":1},"models":{"tiers":["fast"],"backends":["builtin"]}},"correlation_id":"c"}`)
-		}))
-		defer lean.Close()
+		}), nil)
 		pub, _, _ := ed25519.GenerateKey(rand.Reader)
 		p.a.register(t, peerInfo{StackID: "stk_lean", PublicKey: "ed25519:" + base64.StdEncoding.EncodeToString(pub)}, lean.URL, tenantDemo)
 		defer func() {
@@ -651,10 +649,8 @@ func TestFederation_MTLS(t *testing.T) {
 	noCert.Certificates = nil
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: noCert}, Timeout: 10 * time.Second}
 	defer c.CloseIdleConnections()
-	req, _ := http.NewRequest("GET", p.b.fed+"/v1/federation/health", nil)
-	if resp, err := c.Do(req); err == nil {
-		resp.Body.Close()
-		t.Fatalf("a client without a certificate got %d", resp.StatusCode)
+	if r, err := testkit.Send(c, "GET", p.b.fed+"/v1/federation/health", "", nil); err == nil {
+		t.Fatalf("a client without a certificate got %d", r.Status)
 	}
 	// And plain HTTP gets nothing useful either.
 	if resp, err := plain.Get("http://" + strings.TrimPrefix(p.b.fed, "https://") + "/v1/federation/health"); err == nil {
