@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 
@@ -41,10 +40,7 @@ func TestUpFederated(t *testing.T) {
 	w := newWorkdir(t)
 	write := func(name string, peers ...map[string]any) string {
 		raw, _ := json.Marshal(map[string]any{"peers": peers})
-		if err := os.WriteFile(w.path(name), raw, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return w.path(name)
+		return testkit.WriteFile(t, w.path(name), raw, 0o600)
 	}
 	bad := w.run("up", "--profile", "federated", "--peers-file", write("peers-bad.json", reachable, dead))
 	if bad.Code == 0 {

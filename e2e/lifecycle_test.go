@@ -309,11 +309,7 @@ func TestValidateFailsWhenStackBUnreachable(t *testing.T) {
 		for sc.Scan() {
 		}
 	}()
-	select {
-	case <-ready:
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not become ready")
-	}
+	testkit.Await(t, "serve to log node ready", 30*time.Second, ready)
 	v := w.run("validate")
 	if v.Code == 0 {
 		t.Fatalf("validate passed with Stack B unreachable: %s", v)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentos/agentos/internal/testkit"
 )
 
 // sampleLog is a node log: the edge logs component "stack-a", a stack's
@@ -24,10 +26,7 @@ func TestLogsFiltersByService(t *testing.T) {
 	if err := os.MkdirAll(w.path(".agentos", "logs"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	logPath := w.path(".agentos", "logs", "agentos.log")
-	if err := os.WriteFile(logPath, []byte(sampleLog), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	logPath := testkit.WriteFile(t, w.path(".agentos", "logs", "agentos.log"), sampleLog, 0o600)
 	cases := []struct {
 		service string
 		want    []string

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/agentos/agentos/internal/testkit"
 )
 
 // TestProdMode: prod refuses an open admin surface and plain-text secrets,
@@ -23,9 +25,7 @@ func TestProdMode(t *testing.T) {
 		{"open admin surface", nil, []string{"up", "--mode", "prod", "--stack-a-addr", "0.0.0.0:0"}, "open admin surface"},
 		{"plain-text secret in env file", nil, []string{"up", "--mode", "prod", "--env-file", "secrets.env"}, "plain-text secrets"},
 	}
-	if err := os.WriteFile(w.path("secrets.env"), []byte("AGENTOS_SMTP_PASSWORD=hunter2\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testkit.WriteFile(t, w.path("secrets.env"), "AGENTOS_SMTP_PASSWORD=hunter2\n", 0o600)
 	for _, tc := range refusals {
 		r := w.runEnv(tc.env, tc.args...)
 		if r.Code == 0 || !strings.Contains(r.Stdout, tc.want) || !strings.Contains(r.Stdout, "FAIL") {

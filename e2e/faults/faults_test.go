@@ -77,10 +77,7 @@ func TestHardening_BrokenDatabaseRefusedByServe(t *testing.T) {
 	for name, content := range map[string][]byte{"empty": nil, "garbage": bytes.Repeat([]byte("not bbolt "), 2000)} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			db := filepath.Join(dir, "agentos.db")
-			if err := os.WriteFile(db, content, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			db := testkit.WriteFile(t, filepath.Join(dir, "agentos.db"), content, 0o600)
 			code, out := runServe(t, dir)
 			if code != 1 {
 				t.Fatalf("serve on a %s database: exit %d\n%s", name, code, out)

@@ -48,13 +48,8 @@ func stop(t *testing.T, cmd *exec.Cmd) {
 	cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve did not stop cleanly: %v", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("serve did not stop")
+	if err := testkit.Await(t, "serve to stop", 60*time.Second, done); err != nil {
+		t.Fatalf("serve did not stop cleanly: %v", err)
 	}
 }
 
