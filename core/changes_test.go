@@ -18,6 +18,7 @@ type busListener struct {
 	ch    chan Change
 	state func(bool)
 	cut   chan struct{}
+	down  chan struct{} // closed once the listener has reported the cut
 }
 
 func newBus() *bus { return &bus{listeners: map[*busListener]bool{}} }
@@ -46,7 +47,7 @@ func (p *busPort) PublishChange(_ context.Context, c Change) error {
 
 func (p *busPort) ListenChanges(ctx context.Context, fn func(Change), state func(bool)) error {
 	for {
-		l := &busListener{ch: make(chan Change, 1024), state: state, cut: make(chan struct{})}
+		l := &busListener{ch: make(chan Change, 1024), state: state, cut: make(chan struct{}), down: make(chan struct{})}
 		p.b.mu.Lock()
 		p.b.listeners[l] = true
 		p.b.mu.Unlock()
@@ -63,6 +64,7 @@ func (p *busPort) ListenChanges(ctx context.Context, fn func(Change), state func
 				return nil
 			case <-l.cut:
 				state(false)
+				close(l.down)
 				select {
 				case <-p.again:
 				case <-ctx.Done():
@@ -79,14 +81,16 @@ func (p *busPort) ListenChanges(ctx context.Context, fn func(Change), state func
 	}
 }
 
-// cut drops the port's current connection: what is announced until it
-// reconnects never reaches it.
+// cut drops the port's current connection, returning once its listener
+// has reported itself down: what is announced until it reconnects never
+// reaches it.
 func (p *busPort) cut() {
 	l := <-p.conn
 	p.b.mu.Lock()
 	delete(p.b.listeners, l)
 	p.b.mu.Unlock()
 	close(l.cut)
+	<-l.down
 }
 
 func startFeed(t *testing.T, p *busPort, node string, members []string) (*SharedChanges, chan Change) {
@@ -167,8 +171,8 @@ func TestSharedChanges_ReconnectDropsEverything(t *testing.T) {
 	a, _ := startFeed(t, pa, "node-a", nil)
 	fb, gotB := startFeed(t, pb, "node-b", nil)
 	pb.cut()
-	for fb.Listening() {
-		time.Sleep(time.Millisecond)
+	if fb.Listening() {
+		t.Fatal("node B still listening after its connection was cut")
 	}
 	// Announced while B's listener is away: B never hears it...
 	a.Publish(context.Background(), Change{Kind: ChangeToken, TenantID: "tnt_x", ID: "tok_1"})
