@@ -53,7 +53,9 @@ func TestRun_OpenLoop_LatencyFromScheduledTime(t *testing.T) {
 	var calls atomic.Int64
 	stall := make(chan struct{})
 	do := func(ctx context.Context, seq int) Outcome {
-		calls.Add(1)
+		if calls.Add(1) == 40 {
+			close(stall) // most of the schedule has been sent: release the first request
+		}
 		if seq == 0 {
 			select {
 			case <-stall:
@@ -63,13 +65,6 @@ func TestRun_OpenLoop_LatencyFromScheduledTime(t *testing.T) {
 		}
 		return Outcome{Code: "ok"}
 	}
-	go func() {
-		// Release the first request once most of the schedule has been sent.
-		for calls.Load() < 40 {
-			time.Sleep(time.Millisecond)
-		}
-		close(stall)
-	}()
 	res, err := Run(context.Background(), Options{Rate: 200, Duration: 250 * time.Millisecond, Timeout: 5 * time.Second}, do, nil)
 	if err != nil {
 		t.Fatal(err)
