@@ -344,42 +344,36 @@ func TestPostgres_CreateRunClaimed(t *testing.T) {
 	var (
 		mu   sync.Mutex
 		held = map[string]string{}
-		wg   sync.WaitGroup
 	)
 	unclaimed := createRun(t, a, "free-1") // queued without a claim, for ClaimRun to race for
-	for w := 0; w < 6; w++ {
+	testkit.AtOnce(6, func(w int) {
 		s, node := a, fmt.Sprintf("w%d", w)
 		if w%2 == 1 {
 			s = b
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 4; i++ {
-				r, _, _, ok, err := s.CreateRunClaimed(ctx, conformance.NewRunRecord("tnt_cap", fmt.Sprintf("%s-%d", node, i)), created, nil, node, time.Minute, capA)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				if ok {
-					held[r.RunID] = node
-				}
-				mu.Unlock()
-			}
-			if ok, err := s.ClaimRun(ctx, node, "tnt_a", unclaimed.RunID, time.Minute, 0); err != nil {
+		for i := 0; i < 4; i++ {
+			r, _, _, ok, err := s.CreateRunClaimed(ctx, conformance.NewRunRecord("tnt_cap", fmt.Sprintf("%s-%d", node, i)), created, nil, node, time.Minute, capA)
+			if err != nil {
 				t.Error(err)
-			} else if ok {
-				mu.Lock()
-				if prev, dup := held[unclaimed.RunID]; dup && prev != node {
-					t.Errorf("run claimed by %s and %s", prev, node)
-				}
-				held[unclaimed.RunID] = node
-				mu.Unlock()
+				return
 			}
-		}()
-	}
-	wg.Wait()
+			mu.Lock()
+			if ok {
+				held[r.RunID] = node
+			}
+			mu.Unlock()
+		}
+		if ok, err := s.ClaimRun(ctx, node, "tnt_a", unclaimed.RunID, time.Minute, 0); err != nil {
+			t.Error(err)
+		} else if ok {
+			mu.Lock()
+			if prev, dup := held[unclaimed.RunID]; dup && prev != node {
+				t.Errorf("run claimed by %s and %s", prev, node)
+			}
+			held[unclaimed.RunID] = node
+			mu.Unlock()
+		}
+	})
 	n := 0
 	for id := range held {
 		if id != unclaimed.RunID {
