@@ -53,12 +53,8 @@ func TestHardening_ConnectionCapAnswers429AndRecovers(t *testing.T) {
 		// Until the server has seen the close, a new connection is refused
 		// and may be reset while the request is written: that is "not yet",
 		// not a failure.
-		resp, err := http.Get(base + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
+		r, err := testkit.Send(nil, "GET", base+"/healthz", "", nil)
+		return err == nil && r.Status == 200
 	})
 }
 

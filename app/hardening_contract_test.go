@@ -50,11 +50,6 @@ func (p fakePeer) assertion(t *testing.T, n *testNode, principal string, scopes 
 	return s
 }
 
-func waitRunDone(t *testing.T, n *testNode, key, runID string) map[string]any {
-	t.Helper()
-	return testkit.WaitRun(t, n.URL(app.StackA), key, runID, 10*time.Second)
-}
-
 // TestHardening_RunOmitsUnsetTimestamps: issue 14 item 11. started_at and
 // completed_at are absent (not null) until set, output and error are null
 // until set, and run-level events carry no step_id key at all.
@@ -79,7 +74,7 @@ func TestHardening_RunOmitsUnsetTimestamps(t *testing.T) {
 		}
 	}
 	id := run["run_id"].(string)
-	done := waitRunDone(t, n, key, id)
+	done := testkit.WaitRun(t, a, key, id, 10*time.Second)
 	for _, k := range []string{"started_at", "completed_at"} {
 		if s, _ := done[k].(string); s == "" {
 			t.Errorf("finished run lacks %s", k)
@@ -216,7 +211,7 @@ func TestHardening_ForwardWithRunsForwardScopeOnly(t *testing.T) {
 	if fw["remote_stack_id"] != n.StackID() || runID == "" {
 		t.Fatalf("forwarded: %v", fw)
 	}
-	run := waitRunDone(t, n, n.creds.TenantAdmin.APIKey, runID)
+	run := testkit.WaitRun(t, a, n.creds.TenantAdmin.APIKey, runID, 10*time.Second)
 	if run["status"] != core.RunCompleted {
 		t.Fatalf("forwarded run: %v", run)
 	}

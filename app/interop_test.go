@@ -223,7 +223,7 @@ func TestA2A_OfficialClientDiscoversSendsStreamsCancelsResubscribes(t *testing.T
 		cut()
 		<-n.gate.Hit
 		n.gate.Release() // the run goes on while nobody listens
-		waitRun(t, n.a, n.demo, string(taskID), "completed")
+		testkit.WaitRun(t, n.a, n.demo, string(taskID), 20*time.Second, "completed")
 
 		rctx := a2aclient.AttachServiceParams(gctx, a2aclient.ServiceParams{"Last-Event-ID": {fmt.Sprint(lastSeen)}})
 		var final *a2a.TaskStatusUpdateEvent
@@ -306,11 +306,6 @@ func TestA2A_SubscribeToAFinishedTaskIsItsSnapshot(t *testing.T) {
 	if !errors.Is(badErr, a2a.ErrInvalidParams) {
 		t.Fatalf("negative Last-Event-ID: %v", badErr)
 	}
-}
-
-func waitRun(t *testing.T, base, key, runID, status string) {
-	t.Helper()
-	testkit.WaitRun(t, base, key, runID, 20*time.Second, status)
 }
 
 // rpc posts one JSON-RPC request to an A2A endpoint.
@@ -537,7 +532,7 @@ func TestMCP_AgentsAsToolsCallProgressCancelAndTenancy(t *testing.T) {
 	if err := <-done; err == nil {
 		t.Fatal("a canceled call returned a result")
 	}
-	waitRun(t, n.a, n.demo, gatedRun, "canceled")
+	testkit.WaitRun(t, n.a, n.demo, gatedRun, 20*time.Second, "canceled")
 
 	// Another tenant's session sees its own agents only, and calling the
 	// demo agent answers not_found as REST does.
