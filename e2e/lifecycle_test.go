@@ -73,7 +73,9 @@ func TestLifecycle(t *testing.T) {
 		map[string]any{"input": map[string]any{"type": "text", "text": "survive a redeploy"}, "idempotency_key": "idem_e2e_redeploy"}, &created); code != http.StatusCreated {
 		t.Fatalf("create run: HTTP %d", code)
 	}
-	waitRunDone(t, nf.StackAURL, creds.TenantAdmin.APIKey, created.Run.RunID)
+	if run := testkit.WaitRun(t, nf.StackAURL, creds.TenantAdmin.APIKey, created.Run.RunID, 20*time.Second); run["status"] != "completed" {
+		t.Fatalf("run %s ended %s", created.Run.RunID, run["status"])
+	}
 
 	t.Run("redeploy keeps data", func(t *testing.T) {
 		rd := w.mustRun(t, "redeploy")
@@ -272,14 +274,6 @@ func checkUpReport(t *testing.T, w *workdir) {
 	}
 	if rep.Alerts.Configured || rep.Alerts.Hint == "" {
 		t.Errorf("alerts block: %+v", rep.Alerts)
-	}
-}
-
-// waitRunDone polls a run until it is terminal; it must have completed.
-func waitRunDone(t *testing.T, stackA, key, runID string) {
-	t.Helper()
-	if run := testkit.WaitRun(t, stackA, key, runID, 20*time.Second); run["status"] != "completed" {
-		t.Fatalf("run %s %s", runID, run["status"])
 	}
 }
 
