@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/e2e/testbinary"
 	"github.com/agentos/agentos/internal/testkit"
 )
@@ -196,10 +197,6 @@ type event struct {
 	RunID    string `json:"run_id"`
 }
 
-func terminal(typ string) bool {
-	return typ == "agentos.run.completed" || typ == "agentos.run.failed" || typ == "agentos.run.canceled"
-}
-
 // sse is one parsed server-sent event.
 type sse struct {
 	id    string
@@ -255,7 +252,7 @@ func checkGapless(t *testing.T, evs []sse, tenant, runID string) {
 		if ev.TenantID != tenant || ev.RunID != runID {
 			t.Fatalf("event %d belongs to %s/%s, want %s/%s", i, ev.TenantID, ev.RunID, tenant, runID)
 		}
-		if terminal(ev.Type) != (i == len(evs)-1) {
+		if core.EventTerminal(ev.Type) != (i == len(evs)-1) {
 			t.Fatalf("event %d (%s): terminal events must be exactly the last", i, ev.Type)
 		}
 	}
