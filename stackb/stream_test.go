@@ -3,6 +3,7 @@ package stackb_test
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -51,10 +52,14 @@ func readAll(r *http.Request) string {
 	return b.String()
 }
 
+// streamChat asks the upstream model for a streamed answer with usage.
+const streamChat = `{"model":"local-vllm/qwen2.5:7b","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`
+
+// streamRequest sends streamChat and returns the answer unread, for a test
+// that reads it piece by piece.
 func streamRequest(t *testing.T, url string) (*http.Response, *bufio.Reader) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", url+"/v1/chat/completions", strings.NewReader(
-		`{"model":"local-vllm/qwen2.5:7b","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`))
+	req, _ := http.NewRequest("POST", url+"/v1/chat/completions", strings.NewReader(streamChat))
 	req.Header.Set("Authorization", "Bearer user")
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
@@ -96,15 +101,8 @@ func TestStream_PassesUpstreamTokensThrough(t *testing.T) {
 		t.Fatalf("stream ended before the first piece: %q", s)
 	}
 	close(release)
-	var rest strings.Builder
-	for {
-		line, err := rd.ReadString('\n')
-		rest.WriteString(line)
-		if err != nil {
-			break
-		}
-	}
-	s := rest.String()
+	rest, _ := io.ReadAll(rd)
+	s := string(rest)
 	for _, want := range []string{`"content":"lo"`, `"finish_reason":"stop"`, `"total_tokens":5`, "data: [DONE]"} {
 		if !strings.Contains(s, want) {
 			t.Fatalf("stream tail lacks %s: %s", want, s)
@@ -122,17 +120,9 @@ func TestStream_MidStreamFailureEndsWithError(t *testing.T) {
 	close(release)
 	up := streamingUpstream(t, release, true)
 	e := newEnv(t, envOpt{providers: providersJSON(up.URL+"/v1", "")})
-	resp, rd := streamRequest(t, e.serve(t))
-	var all strings.Builder
-	for {
-		line, err := rd.ReadString('\n')
-		all.WriteString(line)
-		if err != nil {
-			break
-		}
-	}
-	s := all.String()
-	if resp.StatusCode != 200 || !strings.Contains(s, `"content":"Hel"`) || !strings.Contains(s, `"error":`) || !strings.HasSuffix(s, "data: [DONE]\n\n") {
+	r := testkit.Do(t, "POST", e.serve(t)+"/v1/chat/completions", "user", streamChat)
+	s := string(r.Body)
+	if r.Status != 200 || !strings.Contains(s, `"content":"Hel"`) || !strings.Contains(s, `"error":`) || !strings.HasSuffix(s, "data: [DONE]\n\n") {
 		t.Fatalf("stream %q", s)
 	}
 	if strings.Contains(s, "echo:") {
