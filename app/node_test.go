@@ -36,9 +36,7 @@ func TestNode_HealthOnThreePorts(t *testing.T) {
 				t.Fatalf("%s%s: missing correlation or request id headers", stack, path)
 			}
 		}
-		r := do(t, "GET", n.URL(stack)+"/metrics", "", nil)
-		expectStatus(t, r, 200, stack+"/metrics")
-		if !strings.Contains(string(r.Body), "agentos_http_requests_total") {
+		if !testkit.Scrape(t, nil, n.URL(stack)+"/metrics").Has("agentos_http_requests_total") {
 			t.Fatalf("%s/metrics lacks agentos_http_requests_total", stack)
 		}
 	}

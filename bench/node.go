@@ -3,14 +3,16 @@ package bench
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/agentos/agentos/internal/promtext"
 )
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat;
@@ -110,43 +112,24 @@ func statusMem(path string) (memSample, error) {
 }
 
 // MetricsProbe scrapes process_cpu_seconds_total and
-// process_resident_memory_bytes from a node's /metrics.
+// process_resident_memory_bytes from a node's /metrics. A malformed line
+// elsewhere on the page does not stop it; one of the two missing does.
 func MetricsProbe(hc *http.Client, metricsURL string) (probe, string, error) {
 	p := func(ctx context.Context) (float64, memSample, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
-		if err != nil {
+		page, err := promtext.Fetch(ctx, hc, metricsURL)
+		var malformed *promtext.SyntaxError
+		if err != nil && !errors.As(err, &malformed) {
 			return 0, memSample{}, err
 		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return 0, memSample{}, err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return 0, memSample{}, fmt.Errorf("%s: status %d", metricsURL, resp.StatusCode)
-		}
-		cpu, rss, seen := 0.0, int64(0), 0
-		sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() && seen < 2 {
-			line := sc.Text()
-			if v, ok := strings.CutPrefix(line, "process_cpu_seconds_total "); ok {
-				cpu, err = strconv.ParseFloat(strings.TrimSpace(v), 64)
-				seen++
-			} else if v, ok := strings.CutPrefix(line, "process_resident_memory_bytes "); ok {
-				var f float64
-				f, err = strconv.ParseFloat(strings.TrimSpace(v), 64)
-				rss = int64(f)
-				seen++
+		cpu, okCPU := page.Value("process_cpu_seconds_total")
+		rss, okRSS := page.Value("process_resident_memory_bytes")
+		if !okCPU || !okRSS {
+			if malformed != nil {
+				return 0, memSample{}, fmt.Errorf("%s: no process_cpu_seconds_total / process_resident_memory_bytes (%w)", metricsURL, malformed)
 			}
-			if err != nil {
-				return 0, memSample{}, fmt.Errorf("%s: %w", metricsURL, err)
-			}
-		}
-		if seen < 2 {
 			return 0, memSample{}, fmt.Errorf("%s: no process_cpu_seconds_total / process_resident_memory_bytes", metricsURL)
 		}
-		return cpu, memSample{rss: rss}, nil
+		return cpu, memSample{rss: int64(rss)}, nil
 	}
 	if _, _, err := p(context.Background()); err != nil {
 		return nil, "", err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentos/agentos/app"
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/promtext"
 )
 
 // IsolationProbeTenantID is the second tenant `validate` uses to prove
@@ -503,21 +504,24 @@ func installationMetricURLs(ctx context.Context, user *apiClient, stackA string)
 	return urls
 }
 
-// sumMetrics adds up the samples of several nodes' /metrics; the first
-// (the target's own) must answer, another node that cannot be reached
-// from here (an address behind a load balancer) is left out.
+// sumMetrics adds up the samples of each metric name (labels folded) over
+// several nodes' /metrics, enough to see counters move. The first (the
+// target's own) must answer; another node that cannot be reached from
+// here (an address behind a load balancer) is left out. A malformed line
+// costs only its own sample.
 func sumMetrics(ctx context.Context, hc *http.Client, urls []string) (map[string]float64, error) {
 	total := map[string]float64{}
 	for i, u := range urls {
-		m, err := metricsSnapshot(ctx, hc, u)
-		if err != nil {
+		page, err := promtext.Fetch(ctx, hc, u)
+		var malformed *promtext.SyntaxError
+		if err != nil && !errors.As(err, &malformed) {
 			if i == 0 {
 				return nil, err
 			}
 			continue
 		}
-		for k, v := range m {
-			total[k] += v
+		for _, s := range page.Samples() {
+			total[s.Name] += s.Value
 		}
 	}
 	return total, nil

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/promtext"
 	"github.com/agentos/agentos/internal/testkit"
 	"github.com/prometheus/common/expfmt"
 )
@@ -98,7 +99,11 @@ func scrape(t testing.TB, e *env) testkit.Metrics {
 			t.Fatal(err)
 		}
 	}
-	return testkit.ParseMetrics([]byte(b.String()))
+	m, err := promtext.Parse([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 type nopTenants struct{}

@@ -185,7 +185,8 @@ func (n *node) register(t *testing.T, other peerInfo, fedURL string, tenants ...
 // (0 when absent). name includes the label set, e.g. `x{outcome="ok"}`.
 func (n *node) metric(t *testing.T, name string) float64 {
 	t.Helper()
-	return testkit.Scrape(t, n.client, n.fed+"/metrics")[name]
+	v, _ := testkit.Scrape(t, n.client, n.fed+"/metrics").Value(name)
+	return v
 }
 
 // event is the part of an event the assertions look at.

@@ -24,6 +24,7 @@ import (
 	"github.com/agentos/agentos/conformance"
 	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/e2e/testbinary"
+	"github.com/agentos/agentos/internal/promtext"
 	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/store"
 )
@@ -180,13 +181,14 @@ func TestRestart_ManyFinishedRunsReadyFast(t *testing.T) {
 }
 
 // metric is one sample of a node's /metrics, series written with its
-// labels (0 when absent, -1 while the node does not answer).
+// labels (0 when absent, -1 while the node does not answer with a page).
 func metric(url, series string) float64 {
-	r, err := testkit.Send(nil, "GET", url+"/metrics", "", nil)
-	if err != nil || r.Status != 200 {
+	page, err := promtext.Fetch(context.Background(), nil, url+"/metrics")
+	if err != nil {
 		return -1
 	}
-	return testkit.ParseMetrics(r.Body)[series]
+	v, _ := page.Value(series)
+	return v
 }
 
 // Issue 16: the sweep, kill -9'd part way, leaves a store that passes the

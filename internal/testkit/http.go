@@ -5,8 +5,9 @@
 // real servers to point a node at (Serve, ServeCounting, Webhook,
 // HeldWebhook, SlowWebhook, MailSink), /metrics read into samples
 // (Scrape, Metrics) and files a test writes (WriteFile). It imports
-// nothing of ours but core and edge, so any test package, app's
-// included, can use it; testkit/testnode starts a whole node.
+// nothing of ours but core, edge and the internal readers (promtext), so
+// any test package, app's included, can use it; testkit/testnode starts
+// a whole node.
 package testkit
 
 import (
