@@ -63,7 +63,8 @@ func TestSweeper_SkipsWhileAnotherNodeSweeps(t *testing.T) {
 	if err != nil || rep.Skipped || rep.Removed.Runs != 1 || st.released != 1 {
 		t.Fatalf("pass with the lock: %+v %v (released %d)", rep, err, st.released)
 	}
-	if ok, skipped := counter(t, reg, "agentos_retention_sweeps_total", "ok"), counter(t, reg, "agentos_retention_sweeps_total", "skipped"); ok != 1 || skipped != 1 {
+	m := testkit.Gather(t, reg)
+	if ok, skipped := m.Sum("agentos_retention_sweeps_total", `outcome="ok"`), m.Sum("agentos_retention_sweeps_total", `outcome="skipped"`); ok != 1 || skipped != 1 {
 		t.Fatalf("sweeps: ok %v, skipped %v; want 1 and 1", ok, skipped)
 	}
 }
@@ -91,29 +92,7 @@ func TestSweeper_StartSweepsThenStops(t *testing.T) {
 		return core.IsCode(err, core.CodeNotFound)
 	})
 	sw.Stop()
-	if n := counter(t, reg, "agentos_retention_removed_total", "runs"); n != 1 {
+	if n := testkit.Gather(t, reg).Sum("agentos_retention_removed_total", `kind="runs"`); n != 1 {
 		t.Fatalf("runs removed metric: %v", n)
 	}
-}
-
-// counter reads the value of name whose one label has value label.
-func counter(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetValue() == label {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
 }

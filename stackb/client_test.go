@@ -141,7 +141,7 @@ func TestGateway_AuditAndMetrics(t *testing.T) {
 	if n, err := e.st.VerifyAudit(ctx, "tnt_demo"); err != nil || n != len(recs) {
 		t.Fatalf("audit chain: %d, %v", n, err)
 	}
-	m := scrape(t, e)
+	m := testkit.Gather(t, e.reg)
 	for _, want := range []struct {
 		name   string
 		labels []string

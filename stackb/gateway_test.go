@@ -243,7 +243,7 @@ func TestGateway_Fallback_UpstreamStoppedMidTest(t *testing.T) {
 	if !e.gw.BackendHealth()["local-vllm"] || up2.calls.Load() != 1 {
 		t.Fatalf("health = %v, upstream calls %d", e.gw.BackendHealth(), up2.calls.Load())
 	}
-	if scrape(t, e).Sum("agentos_backend_up", `backend="local-vllm"`) != 1 {
+	if testkit.Gather(t, e.reg).Sum("agentos_backend_up", `backend="local-vllm"`) != 1 {
 		t.Fatalf("metrics do not show local-vllm up")
 	}
 }

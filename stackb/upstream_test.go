@@ -10,9 +10,7 @@ import (
 	"testing"
 
 	"github.com/agentos/agentos/core"
-	"github.com/agentos/agentos/internal/promtext"
 	"github.com/agentos/agentos/internal/testkit"
-	"github.com/prometheus/common/expfmt"
 )
 
 // fakeOpenAI is a local OpenAI-compatible server: it answers chat with
@@ -84,26 +82,6 @@ func newFakeOpenAIAt(t testing.TB, url string) *fakeOpenAI {
 	f.srv.Close()
 	f.srv = testkit.ServeAt(t, strings.TrimPrefix(url, "http://"), f.srv.Config.Handler)
 	return f
-}
-
-// scrape reads the env's registry as /metrics would show it.
-func scrape(t testing.TB, e *env) testkit.Metrics {
-	t.Helper()
-	mfs, err := e.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	for _, mf := range mfs {
-		if _, err := expfmt.MetricFamilyToText(&b, mf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m, err := promtext.Parse([]byte(b.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
 }
 
 type nopTenants struct{}
