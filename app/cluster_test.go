@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/app"
+	"github.com/agentos/agentos/core"
 	"github.com/agentos/agentos/internal/testkit"
 	"github.com/agentos/agentos/store/postgres/pgtest"
 )
@@ -146,10 +147,16 @@ func TestCluster_StreamOnOtherNodeAndCancelAcrossNodes(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("the slow tool was never called: %s", do(t, "GET", a.URL(app.StackA)+"/v1/runs/"+slowID+"/events", key, nil, "Accept", "application/json").Body)
 	}
-	streamDone := make(chan [2]any, 1)
+	// The stream is opened here and read off the test's goroutine, which
+	// alone may fail the test.
+	resp := testkit.OpenStream(t, context.Background(), nil, b.URL(app.StackA)+"/v1/runs/"+slowID+"/events", key)
+	if resp.StatusCode != 200 {
+		t.Fatalf("stream the slow run on B: %d", resp.StatusCode)
+	}
+	streamDone := make(chan []testkit.SSE, 1)
 	go func() {
-		s, ty := sseEvents(t, b.URL(app.StackA)+"/v1/runs/"+slowID+"/events", key)
-		streamDone <- [2]any{s, ty}
+		msgs, _, _ := testkit.ReadSSE(resp.Body, func(m testkit.SSE) bool { return !core.EventTerminal(m.Event.Type) })
+		streamDone <- msgs
 	}()
 	start := time.Now()
 	expectStatus(t, do(t, "POST", c.URL(app.StackA)+"/v1/runs/"+slowID+":cancel", key, nil), 200, "cancel on C")
@@ -157,11 +164,10 @@ func TestCluster_StreamOnOtherNodeAndCancelAcrossNodes(t *testing.T) {
 	// request's connection end.
 	testkit.Await(t, "the slow call to stop after the cancel", 2*time.Second, slow.Gone)
 	t.Logf("cancel on node C stopped the call on the executing node in %v", time.Since(start))
-	got := <-streamDone
-	s, ty := got[0].([]int64), got[1].([]string)
+	s, ty := testkit.Sequences(testkit.Await(t, "the canceled run's stream on B to end", 30*time.Second, streamDone))
 	checkGapless(t, slowID, s, ty)
-	if ty[len(ty)-1] != "agentos.run.canceled" {
-		t.Fatalf("slow run ended %s", ty[len(ty)-1])
+	if len(ty) == 0 || ty[len(ty)-1] != "agentos.run.canceled" {
+		t.Fatalf("slow run's stream: %v", ty)
 	}
 }
 
