@@ -185,7 +185,7 @@ func TestA2A_OfficialClientDiscoversSendsStreamsCancelsResubscribes(t *testing.T
 			t.Fatal(err)
 		}
 		task := res.(*a2a.Task)
-		if got := (<-n.gate.Hit).Field("run_id"); got != string(task.ID) {
+		if got := testkit.Await(t, "the gated tool's call", 10*time.Second, n.gate.Hit).Field("run_id"); got != string(task.ID) {
 			t.Fatalf("gate saw run %s, want %s", got, task.ID)
 		}
 		canceled, err := gated.CancelTask(gctx, &a2a.CancelTaskRequest{ID: task.ID})
@@ -221,7 +221,7 @@ func TestA2A_OfficialClientDiscoversSendsStreamsCancelsResubscribes(t *testing.T
 			}
 		}
 		cut()
-		<-n.gate.Hit
+		testkit.Await(t, "the gated tool's call", 10*time.Second, n.gate.Hit)
 		n.gate.Release() // the run goes on while nobody listens
 		testkit.WaitRun(t, n.a, n.demo, string(taskID), 20*time.Second, "completed")
 
@@ -526,10 +526,10 @@ func TestMCP_AgentsAsToolsCallProgressCancelAndTenancy(t *testing.T) {
 		_, err := cs.CallTool(cctx, p)
 		done <- err
 	}()
-	gatedRun := <-started
-	<-n.gate.Hit
+	gatedRun := testkit.Await(t, "the gated run's started progress", 10*time.Second, started)
+	testkit.Await(t, "the gated tool's call", 10*time.Second, n.gate.Hit)
 	ccancel()
-	if err := <-done; err == nil {
+	if err := testkit.Await(t, "the canceled call to return", 10*time.Second, done); err == nil {
 		t.Fatal("a canceled call returned a result")
 	}
 	testkit.WaitRun(t, n.a, n.demo, gatedRun, 20*time.Second, "canceled")
