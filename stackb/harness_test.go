@@ -2,7 +2,6 @@ package stackb_test
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -63,11 +62,7 @@ func newEnv(t testing.TB, o envOpt) *env {
 	deps := stackb.Deps{Tenants: st, Audit: st, Usage: st, StackID: "stk_test", Log: zerolog.Nop(),
 		FlushInterval: 10 * time.Millisecond}
 	if o.providers != "" {
-		p := filepath.Join(dir, "providers.json")
-		if err := os.WriteFile(p, []byte(o.providers), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		deps.ProvidersFile = p
+		deps.ProvidersFile = testkit.WriteFile(t, filepath.Join(dir, "providers.json"), o.providers, 0o600)
 	}
 	reg := prometheus.NewRegistry()
 	deps.Metrics = reg
