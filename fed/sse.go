@@ -1,17 +1,16 @@
 package fed
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/sse"
 )
 
 // sseEventName is the SSE event name of every run event (§3.4).
@@ -82,55 +81,36 @@ func (s *sseWriter) ping() error {
 	return nil
 }
 
-// sseReader reads the run events of an SSE stream; comments and other
-// event names are skipped.
+// relayEventLimit bounds one line, and one event's data, of a peer's
+// stream: a peer sending more is broken, and the relay reconnects rather
+// than buffer without end.
+const relayEventLimit = 4 << 20
+
+// sseReader reads the run events of a peer's SSE stream, framed by
+// internal/sse; comments and other event names are skipped.
 type sseReader struct {
-	r *bufio.Reader
+	rd *sse.Reader
 }
 
-func newSSEReader(r io.Reader) *sseReader { return &sseReader{r: bufio.NewReaderSize(r, 64<<10)} }
+func newSSEReader(r io.Reader) *sseReader {
+	return &sseReader{rd: sse.NewReader(r, relayEventLimit)}
+}
 
 // idle reports whether nothing more is buffered: the next read may block.
-func (s *sseReader) idle() bool { return s.r.Buffered() == 0 }
+func (s *sseReader) idle() bool { return s.rd.Buffered() == 0 }
 
-// next returns the next run event; io.EOF (or the read error) when the
-// stream ends. An event whose data does not decode is an error: the relay
+// next returns the next run event (named sseEventName, or unnamed); io.EOF
+// (or the read error) when the stream ends, an event cut off by the end
+// included. An event whose data does not decode is an error: the relay
 // reconnects rather than deliver something half-read.
 func (s *sseReader) next() (core.Event, error) {
-	var data []byte
-	name := ""
 	for {
-		line, err := s.r.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			// A long data line: collect the rest of it.
-			rest, err2 := s.r.ReadBytes('\n')
-			line = append(append([]byte{}, line...), rest...)
-			err = err2
-		}
+		ev, err := s.rd.Next()
 		if err != nil {
 			return core.Event{}, err
 		}
-		line = bytes.TrimRight(line, "\r\n")
-		if len(line) == 0 {
-			if data != nil && (name == "" || name == sseEventName) {
-				return decodeEventData(data)
-			}
-			data, name = nil, ""
-			continue
-		}
-		if line[0] == ':' {
-			continue
-		}
-		field, value, _ := bytes.Cut(line, []byte(":"))
-		value = bytes.TrimPrefix(value, []byte(" "))
-		switch string(field) {
-		case "data":
-			if data != nil {
-				data = append(data, '\n')
-			}
-			data = append(data, value...)
-		case "event":
-			name = strings.TrimSpace(string(value))
+		if len(ev.Name) == 0 || string(ev.Name) == sseEventName {
+			return decodeEventData(ev.Data)
 		}
 	}
 }
