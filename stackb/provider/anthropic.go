@@ -177,7 +177,7 @@ func (p *Anthropic) stream(ctx context.Context, r io.Reader, onDelta func(string
 		}
 		return blocks[*i], inputs[*i], nil
 	}
-	err := readSSE(ctx, p.Name, r, func(_ string, data []byte) (bool, error) {
+	err := readSSE(ctx, p.Name, r, func(data []byte) (bool, error) {
 		var ev wire.Event
 		if err := json.Unmarshal(data, &ev); err != nil {
 			return false, decodeErr(p.Name, err)

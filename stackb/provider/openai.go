@@ -93,7 +93,7 @@ func (p *OpenAI) stream(ctx context.Context, body *wire.ChatRequest, onDelta fun
 	type callParts struct{ id, name, args strings.Builder }
 	var calls []*callParts
 	done := false
-	err = readSSE(ctx, p.Name, resp.Body, func(_ string, data []byte) (bool, error) {
+	err = readSSE(ctx, p.Name, resp.Body, func(data []byte) (bool, error) {
 		if string(data) == "[DONE]" {
 			done = true
 			return false, nil

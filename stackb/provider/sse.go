@@ -1,50 +1,34 @@
 package provider
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"io"
+
+	"github.com/agentos/agentos/internal/sse"
 )
 
-// readSSE reads a server-sent event stream and hands each event's name and
-// data to fn as it arrives, until fn says stop, fn fails, or the stream
-// ends. A broken stream is a transport error of backend.
-func readSSE(ctx context.Context, backend string, r io.Reader, fn func(event string, data []byte) (more bool, err error)) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	var event string
-	var data []byte
-	for sc.Scan() {
-		line := sc.Bytes()
-		switch {
-		case len(line) == 0:
-			if data == nil {
-				event = ""
-				continue
-			}
-			more, err := fn(event, data)
-			if err != nil || !more {
-				return err
-			}
-			event, data = "", nil
-		case bytes.HasPrefix(line, []byte("event:")):
-			event = string(bytes.TrimSpace(line[len("event:"):]))
-		case bytes.HasPrefix(line, []byte("data:")):
-			d := bytes.TrimPrefix(line[len("data:"):], []byte(" "))
-			if data != nil {
-				data = append(data, '\n')
-			}
-			data = append(data, d...)
+// upstreamEventLimit bounds one line, and one event's data, of an upstream
+// model stream.
+const upstreamEventLimit = 4 << 20
+
+// readSSE reads an upstream's server-sent event stream (internal/sse) and
+// hands each event's data to fn as it arrives, until fn says stop, fn
+// fails, or the stream ends. A last event without its blank line still
+// counts: upstreams end that way. A broken stream, or a line or event
+// over upstreamEventLimit, is a transport error of backend.
+func readSSE(ctx context.Context, backend string, r io.Reader, fn func(data []byte) (more bool, err error)) error {
+	rd := sse.NewReader(r, upstreamEventLimit)
+	rd.DispatchAtEOF = true
+	for {
+		ev, err := rd.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return transportError(ctx, backend, err)
+		}
+		if more, err := fn(ev.Data); err != nil || !more {
+			return err
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return transportError(ctx, backend, err)
-	}
-	if data != nil {
-		// A last event without its blank line.
-		_, err := fn(event, data)
-		return err
-	}
-	return nil
 }
