@@ -1,7 +1,6 @@
 package operator
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/agentos/agentos/app"
 	"github.com/agentos/agentos/internal/jsonhttp"
+	"github.com/agentos/agentos/internal/sse"
 )
 
 // apiClient is the operator CLI's HTTP client of a running node: it holds
@@ -66,8 +66,15 @@ type sseEvent struct {
 	Payload  map[string]any `json:"payload"`
 }
 
-// streamEvents reads a run's SSE stream until its terminal event, calling
-// fn for each event. It returns the events seen.
+// streamEventLimit bounds one line, and one event's data, of a run's
+// stream as the operator reads it.
+const streamEventLimit = 4 << 20
+
+// streamEvents reads a run's SSE stream (internal/sse) until its terminal
+// event, calling fn for each event, whatever its name. It returns the
+// events seen; an event whose data is not an envelope, a stream that ends
+// first (a last event without its blank line still counts) or one over
+// streamEventLimit is an error.
 func (c *apiClient) streamEvents(ctx context.Context, url string, fn func(sseEvent)) ([]sseEvent, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -87,18 +94,20 @@ func (c *apiClient) streamEvents(ctx context.Context, url string, fn func(sseEve
 			Response: jsonhttp.Response{Status: resp.StatusCode, Header: resp.Header, Body: raw}}
 	}
 	var events []sseEvent
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		data, ok := strings.CutPrefix(line, "data:")
-		if !ok {
-			continue
+	rd := sse.NewReader(resp.Body, streamEventLimit)
+	rd.DispatchAtEOF = true
+	for {
+		msg, err := rd.Next()
+		if err == io.EOF {
+			return events, errors.New("stream ended before a terminal event")
+		}
+		if err != nil {
+			return events, err
 		}
 		var env struct {
 			Event sseEvent `json:"event"`
 		}
-		if err := json.Unmarshal([]byte(strings.TrimSpace(data)), &env); err != nil {
+		if err := json.Unmarshal(msg.Data, &env); err != nil {
 			return events, fmt.Errorf("decode event: %w", err)
 		}
 		events = append(events, env.Event)
@@ -110,10 +119,6 @@ func (c *apiClient) streamEvents(ctx context.Context, url string, fn func(sseEve
 			return events, nil
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return events, err
-	}
-	return events, errors.New("stream ended before a terminal event")
 }
 
 // getPublic fetches url without credentials (health endpoints) and returns
