@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/agentos/agentos/internal/jsonhttp"
+	"github.com/agentos/agentos/internal/sse"
 )
 
 // NewClient is the HTTP client of a bench run: a pool wide enough for the
@@ -185,7 +185,14 @@ func eventsURL(create, follow *url.URL, raw, runID string) (string, error) {
 	return u.String(), nil
 }
 
-// follow reads the SSE stream to the run's terminal event.
+// followEventLimit bounds one line, and one event's data, of a followed
+// run stream.
+const followEventLimit = 4 << 20
+
+// follow reads the SSE stream to the run's terminal event. It is a load
+// generator's hot path: events are framed by internal/sse without
+// allocating and their data scanned for a terminal type, not decoded. A
+// last event without its blank line still counts.
 func (r *Runs) follow(ctx context.Context, events string) string {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, events, nil)
 	if err != nil {
@@ -202,24 +209,23 @@ func (r *Runs) follow(ctx context.Context, events string) string {
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		return "events " + outcomeOf(resp.StatusCode, raw)
 	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 16<<10), 4<<20)
-	for sc.Scan() {
-		line := sc.Bytes()
-		if !bytes.HasPrefix(line, []byte("data:")) {
-			continue
+	rd := sse.NewReader(resp.Body, followEventLimit)
+	rd.DispatchAtEOF = true
+	for {
+		ev, err := rd.Next()
+		if err == io.EOF {
+			return "stream ended early"
+		}
+		if err != nil {
+			return transportCode(ctx, err)
 		}
 		switch {
-		case bytes.Contains(line, []byte(`"agentos.run.completed"`)):
+		case bytes.Contains(ev.Data, []byte(`"agentos.run.completed"`)):
 			return "ok"
-		case bytes.Contains(line, []byte(`"agentos.run.failed"`)):
+		case bytes.Contains(ev.Data, []byte(`"agentos.run.failed"`)):
 			return "run failed"
-		case bytes.Contains(line, []byte(`"agentos.run.canceled"`)):
+		case bytes.Contains(ev.Data, []byte(`"agentos.run.canceled"`)):
 			return "run canceled"
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return transportCode(ctx, err)
-	}
-	return "stream ended early"
 }
