@@ -1,67 +1,60 @@
 package testkit
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/agentos/agentos/core"
+	"github.com/agentos/agentos/internal/sse"
 )
 
 // SSE is one message of a server-sent event stream.
 type SSE struct {
+	// ID is the last event ID when the message came, as a browser's
+	// EventSource reports it: the latest id field so far (the message's
+	// own or an earlier one's), "" when none came.
 	ID    string
 	Name  string // the "event:" field
 	Data  string // "data:" lines joined by newlines
 	Event core.Event
 }
 
-// ReadSSE reads an SSE stream until it ends or each returns false, and
-// returns the messages, decoding each data field as an event envelope
-// ({"event": …}) into SSE.Event when it is one, and the number of comment
-// lines (": ping") seen.
+// sseLimit bounds a line, and a message's data, of a stream a test reads.
+const sseLimit = 1 << 20
+
+// ReadSSE reads an SSE stream (internal/sse, the WHATWG framing) until it
+// ends or each returns false, and returns the messages, decoding each
+// data field as an event envelope ({"event": …}) into SSE.Event when it
+// is one, and the number of comment lines (": ping") seen. A message the
+// stream ends in the middle of is not one; a line or data over 1 MiB ends
+// the read with an error wrapping sse.ErrTooLong.
 func ReadSSE(r io.Reader, each func(SSE) bool) (msgs []SSE, comments int, err error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	var cur SSE
-	var data []string
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "":
-			if len(data) == 0 {
-				cur = SSE{}
-				continue
-			}
-			cur.Data = strings.Join(data, "\n")
-			var env struct {
-				Event *core.Event `json:"event"`
-			}
-			if json.Unmarshal([]byte(cur.Data), &env) == nil && env.Event != nil {
-				cur.Event = *env.Event
-			}
-			msgs = append(msgs, cur)
-			if each != nil && !each(cur) {
-				return msgs, comments, nil
-			}
-			cur, data = SSE{}, nil
-		case strings.HasPrefix(line, ":"):
-			comments++
-		case strings.HasPrefix(line, "id:"):
-			cur.ID = strings.TrimSpace(strings.TrimPrefix(line, "id:"))
-		case strings.HasPrefix(line, "event:"):
-			cur.Name = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
-		case strings.HasPrefix(line, "data:"):
-			data = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
+	rd := sse.NewReader(r, sseLimit)
+	for {
+		ev, err := rd.Next()
+		if err == io.EOF {
+			return msgs, rd.Comments(), nil
+		}
+		if err != nil {
+			return msgs, rd.Comments(), err
+		}
+		m := SSE{ID: string(ev.ID), Name: string(ev.Name), Data: string(ev.Data)}
+		var env struct {
+			Event *core.Event `json:"event"`
+		}
+		if json.Unmarshal(ev.Data, &env) == nil && env.Event != nil {
+			m.Event = *env.Event
+		}
+		msgs = append(msgs, m)
+		if each != nil && !each(m) {
+			return msgs, rd.Comments(), nil
 		}
 	}
-	return msgs, comments, sc.Err()
 }
 
 // OpenStream opens GET url as an event stream with client (nil:
