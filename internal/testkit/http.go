@@ -2,10 +2,11 @@
 // use: JSON requests against a real listener (Send, Do, Call), event
 // streams (OpenStream, ReadSSE, Stream), waiting (WaitFor, WaitEvery,
 // Await) where no event can be awaited, races let go together (AtOnce),
-// real servers to point a node at (Serve, ServeCounting, Webhook,
-// HeldWebhook, SlowWebhook, MailSink), /metrics read into samples
-// (Scrape, Metrics) and files a test writes (WriteFile). It imports
-// nothing of ours but core, edge and the internal readers (promtext), so
+// real servers to point a node at (Serve, ServeCounting, ServeAt, Webhook,
+// HeldWebhook, SlowWebhook, MailSink), metrics read into samples (Scrape
+// for a /metrics page, Gather for a registry, both as Metrics) and files
+// a test writes (WriteFile). It imports nothing of ours but core, edge and
+// the internal readers (sse, promtext), so
 // any test package, app's included, can use it; testkit/testnode starts
 // a whole node.
 package testkit
