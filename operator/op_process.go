@@ -48,17 +48,8 @@ func readPID(cfg app.Config) int {
 // node (on Linux its command line is checked, so a recycled pid of an
 // unrelated process does not count).
 func processAlive(pid int) bool {
-	if pid <= 0 {
+	if !processExists(pid) {
 		return false
-	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		// A zombie is not alive: field 3 is the state.
-		if i := bytes.LastIndexByte(stat, ')'); i > 0 && len(stat) > i+2 && stat[i+2] == 'Z' {
-			return false
-		}
 	}
 	if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
 		for _, arg := range bytes.Split(cmd, []byte{0}) {
@@ -67,6 +58,28 @@ func processAlive(pid int) bool {
 			}
 		}
 		return false
+	}
+	return true
+}
+
+// processExists reports whether pid is a process that has not exited: it
+// answers signal 0 and is not a zombie. Unlike processAlive it does not
+// ask what the process is, which is what waiting for a signalled node to
+// go needs: while a process exits, after its memory is released and before
+// it is a zombie, /proc/<pid>/cmdline reads empty, so processAlive already
+// says no while the process still holds its ports and store.
+func processExists(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		// A zombie has exited: field 3 is the state.
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && len(stat) > i+2 && stat[i+2] == 'Z' {
+			return false
+		}
 	}
 	return true
 }
@@ -212,21 +225,30 @@ func stopNode(cfg app.Config, grace time.Duration) (int, error) {
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		return pid, fmt.Errorf("signal pid %d: %w", pid, err)
 	}
-	deadline := time.Now().Add(grace)
-	for processAlive(pid) {
-		if time.Now().After(deadline) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			time.Sleep(100 * time.Millisecond)
-			break
+	// Signalled, the node is waited for until it has exited, not until it
+	// stops looking like a node (see processExists).
+	if !waitExit(pid, grace) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		if !waitExit(pid, 2*time.Second) {
+			return pid, fmt.Errorf("pid %d did not stop", pid)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if processAlive(pid) {
-		return pid, fmt.Errorf("pid %d did not stop", pid)
 	}
 	os.Remove(cfg.Path(PIDFileName))
 	os.Remove(cfg.Path("node.json"))
 	return pid, nil
+}
+
+// waitExit polls until pid has exited or limit has passed, and reports
+// whether it exited.
+func waitExit(pid int, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for processExists(pid) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
 }
 
 // tailLines returns the last n lines of a file (best effort).
