@@ -96,3 +96,57 @@ func BenchmarkUpToValidated(b *testing.B) {
 		}
 	}
 }
+
+// TestUpForeground_SignalDuringSetup: a SIGTERM that comes while `up
+// --foreground` is still seeding and validating (the node already booted
+// in the process) is handled, not the signal's default action: the
+// process exits on its own and the node's shutdown removes node.json and
+// the pid file, so a later `up` does not find a stale node.
+func TestUpForeground_SignalDuringSetup(t *testing.T) {
+	t.Parallel()
+	w := newWorkdir(t)
+	cmd := w.command("up", "--foreground")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	booted := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		once := false
+		for sc.Scan() {
+			if !once && strings.HasPrefix(sc.Text(), "[3/6]") {
+				once = true
+				close(booted)
+			}
+		}
+	}()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-booted:
+	case err := <-done:
+		t.Fatalf("up --foreground exited before seeding: %v", err)
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("up --foreground did not boot")
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("up --foreground did not stop on SIGTERM during setup")
+	}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		t.Fatalf("up --foreground was ended by %v, not by its own shutdown", ws.Signal())
+	}
+	for _, gone := range []string{"agentos.pid", "node.json"} {
+		if _, err := os.Stat(w.path(".agentos", gone)); !os.IsNotExist(err) {
+			t.Errorf("%s left after stop: %v", gone, err)
+		}
+	}
+}

@@ -139,6 +139,17 @@ func (o *operator) up(ctx context.Context, cfg app.Config, envFile map[string]st
 		}
 	}
 
+	// In the foreground the node lives in this process: from before it
+	// boots, Ctrl-C and SIGTERM end it through its own shutdown (node.json
+	// and the pid file removed, the store closed), never by the signal's
+	// default action. A signal during seed, wire or validate cancels them.
+	phases := ctx
+	if opts.Foreground {
+		var stop context.CancelFunc
+		phases, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+	}
+
 	var nf app.NodeFile
 	var fg *app.Node
 	if err := pr.run("boot", func(ph *phase) error {
@@ -153,7 +164,7 @@ func (o *operator) up(ctx context.Context, cfg app.Config, envFile map[string]st
 		defer fg.Close()
 		defer os.Remove(cfg.Path(PIDFileName))
 	}
-	if err := o.afterBoot(ctx, pr, rep, cfg, nf); err != nil {
+	if err := o.afterBoot(phases, pr, rep, cfg, nf); err != nil {
 		return err
 	}
 	validated := time.Since(begin)
@@ -167,10 +178,8 @@ func (o *operator) up(ctx context.Context, cfg app.Config, envFile map[string]st
 	o.summary(ctx, rep, cfg, nf, validated, md, js)
 	if fg != nil {
 		fmt.Fprintf(o.out, "\nnode running in the foreground (pid %d); Ctrl-C stops it\n", os.Getpid())
-		sctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-		defer stop()
 		select {
-		case <-sctx.Done():
+		case <-phases.Done():
 		case err := <-fg.Errors():
 			return &exitError{1, "router failed: " + err.Error()}
 		}
