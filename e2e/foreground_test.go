@@ -2,9 +2,9 @@ package e2e
 
 import (
 	"bufio"
-	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,83 +18,24 @@ import (
 func TestUpForeground(t *testing.T) {
 	t.Parallel()
 	w := newWorkdir(t)
-	cmd := w.command("up", "--foreground")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	attached := make(chan string, 1)
-	go func() {
-		var out strings.Builder
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			out.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "Ctrl-C stops it") {
-				attached <- out.String()
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	go func() { done <- cmd.Wait() }()
-	var out string
-	select {
-	case out = <-attached:
-	case err := <-done:
-		t.Fatalf("up --foreground exited early: %v", err)
-	case <-time.After(60 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("up --foreground did not attach")
-	}
+	f := startForeground(t, w)
+	out := f.waitLine(t, "Ctrl-C stops it", 60*time.Second)
 	for _, want := range []string{"services healthy 3/3", "smoke 7/7", "(foreground)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
 	nf := w.node()
-	if nf.PID != cmd.Process.Pid {
-		t.Errorf("node.json pid %d, up pid %d", nf.PID, cmd.Process.Pid)
+	if nf.PID != f.cmd.Process.Pid {
+		t.Errorf("node.json pid %d, up pid %d", nf.PID, f.cmd.Process.Pid)
 	}
 	if code := testkit.Call(t, http.MethodGet, nf.StackAURL+"/v1/agents", w.creds().TenantAdmin.APIKey, nil, nil); code != http.StatusOK {
 		t.Errorf("foreground node: GET /v1/agents HTTP %d", code)
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("up --foreground after SIGTERM: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("up --foreground did not stop on SIGTERM")
+	if err := f.stop(t); err != nil {
+		t.Errorf("up --foreground after SIGTERM: %v", err)
 	}
-	for _, gone := range []string{"agentos.pid", "node.json"} {
-		if _, err := os.Stat(w.path(".agentos", gone)); !os.IsNotExist(err) {
-			t.Errorf("%s left after stop: %v", gone, err)
-		}
-	}
-}
-
-// BenchmarkUpToValidated measures `agentos up` from a fresh data dir to
-// the validated summary (the node is nuked between iterations, outside
-// the timer).
-func BenchmarkUpToValidated(b *testing.B) {
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		w := newWorkdir(b)
-		b.StartTimer()
-		r := w.run("up")
-		b.StopTimer()
-		if r.Code != 0 {
-			b.Fatalf("up: %s", r)
-		}
-		if n := w.run("nuke", "--yes-really", "--hard"); n.Code != 0 {
-			b.Fatalf("nuke: %s", n)
-		}
-	}
+	checkCleanedUp(t, w)
 }
 
 // TestUpForeground_SignalDuringSetup: a SIGTERM that comes while `up
@@ -105,45 +46,89 @@ func BenchmarkUpToValidated(b *testing.B) {
 func TestUpForeground_SignalDuringSetup(t *testing.T) {
 	t.Parallel()
 	w := newWorkdir(t)
-	cmd := w.command("up", "--foreground")
-	stdout, err := cmd.StdoutPipe()
+	f := startForeground(t, w)
+	f.waitLine(t, "[3/6]", 60*time.Second)
+	f.stop(t) // its exit status is up's: the interrupted phase failed
+	checkCleanedUp(t, w)
+}
+
+// foreground is `up --foreground` running in a workdir: its stdout lines
+// as they come and its exit.
+type foreground struct {
+	cmd   *exec.Cmd
+	lines chan string // closed when stdout ends
+	done  chan error  // cmd.Wait's result
+	out   strings.Builder
+}
+
+func startForeground(t *testing.T, w *workdir) *foreground {
+	t.Helper()
+	f := &foreground{cmd: w.command("up", "--foreground"), lines: make(chan string, 4096), done: make(chan error, 1)}
+	stdout, err := f.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	if err := f.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	booted := make(chan struct{})
+	t.Cleanup(func() { f.cmd.Process.Kill() })
 	go func() {
 		sc := bufio.NewScanner(stdout)
-		once := false
 		for sc.Scan() {
-			if !once && strings.HasPrefix(sc.Text(), "[3/6]") {
-				once = true
-				close(booted)
+			f.lines <- sc.Text()
+		}
+		close(f.lines)
+		f.done <- f.cmd.Wait()
+	}()
+	return f
+}
+
+// waitLine returns the output up to and including the first line holding
+// want; the test fails if the process ends first or limit passes.
+func (f *foreground) waitLine(t *testing.T, want string, limit time.Duration) string {
+	t.Helper()
+	timeout := time.After(limit)
+	for {
+		select {
+		case line, ok := <-f.lines:
+			if !ok {
+				t.Fatalf("up --foreground exited before %q: %v\n%s", want, <-f.done, f.out.String())
 			}
+			f.out.WriteString(line + "\n")
+			if strings.Contains(line, want) {
+				return f.out.String()
+			}
+		case <-timeout:
+			t.Fatalf("up --foreground: no %q within %v\n%s", want, limit, f.out.String())
+		}
+	}
+}
+
+// stop sends SIGTERM and returns the exit error once the process is
+// gone; the test fails if it takes over 30 s or if the signal's default
+// action, not the process's own shutdown, ended it.
+func (f *foreground) stop(t *testing.T) error {
+	t.Helper()
+	_ = f.cmd.Process.Signal(syscall.SIGTERM)
+	go func() {
+		for range f.lines { // keep stdout drained while it shuts down
 		}
 	}()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	select {
-	case <-booted:
-	case err := <-done:
-		t.Fatalf("up --foreground exited before seeding: %v", err)
-	case <-time.After(60 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("up --foreground did not boot")
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
+	case err := <-f.done:
+		if ws, ok := f.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			t.Fatalf("up --foreground was ended by %v, not by its own shutdown", ws.Signal())
+		}
+		return err
 	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("up --foreground did not stop on SIGTERM during setup")
+		t.Fatal("up --foreground did not stop on SIGTERM")
+		return nil
 	}
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		t.Fatalf("up --foreground was ended by %v, not by its own shutdown", ws.Signal())
-	}
+}
+
+// checkCleanedUp: the node's shutdown removed its pid file and node.json.
+func checkCleanedUp(t *testing.T, w *workdir) {
+	t.Helper()
 	for _, gone := range []string{"agentos.pid", "node.json"} {
 		if _, err := os.Stat(w.path(".agentos", gone)); !os.IsNotExist(err) {
 			t.Errorf("%s left after stop: %v", gone, err)
